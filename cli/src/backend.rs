@@ -1,0 +1,87 @@
+//! Where the CLI's inventory lives: a server (`--server URL`) or a local store
+//! directory (`--inventory DIR`, the embedded mode). Both behave the same: the
+//! local mode opens the server's own sled store in-process.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use kplan_model::{ClusterSnapshot, ClusterSummary};
+use kplan_server::store::{PutOutcome, SledStore, Store};
+
+use crate::remote::Remote;
+
+#[derive(Debug)]
+pub enum Backend {
+    Local { store: SledStore, dir: PathBuf },
+    Remote(Remote),
+}
+
+/// The default local inventory when neither `--server` nor `--inventory` is given.
+pub const DEFAULT_INVENTORY: &str = ".kplan/inventory";
+
+impl Backend {
+    pub async fn connect(server: Option<&str>, inventory: Option<&Path>) -> anyhow::Result<Backend> {
+        match (server, inventory) {
+            (Some(_), Some(_)) => bail!("give either --server or --inventory, not both"),
+            (Some(url), None) => Ok(Backend::Remote(Remote::connect(url).await?)),
+            (None, inventory) => {
+                let dir = inventory.map_or_else(|| PathBuf::from(DEFAULT_INVENTORY), Path::to_path_buf);
+                let open_dir = dir.clone();
+                let store = tokio::task::spawn_blocking(move || {
+                    std::fs::create_dir_all(&open_dir)
+                        .with_context(|| format!("creating inventory directory {}", open_dir.display()))?;
+                    SledStore::open(&open_dir).with_context(|| format!("opening inventory {}", open_dir.display()))
+                })
+                .await??;
+                Ok(Backend::Local { store, dir })
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Local { dir, .. } => format!("inventory {}", dir.display()),
+            Backend::Remote(remote) => format!("server {}", remote.url()),
+        }
+    }
+
+    /// Stores a snapshot; returns whether a new generation was created.
+    pub async fn report(&mut self, snapshot: ClusterSnapshot) -> anyhow::Result<bool> {
+        match self {
+            Backend::Local { store, .. } => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let problems = kplan_server::validation::check_snapshot(&snapshot);
+                if !problems.is_empty() {
+                    bail!("snapshot refused: {}", problems.join("; "));
+                }
+                let outcome = store.put_snapshot(&snapshot, now)?;
+                Ok(outcome == PutOutcome::Created)
+            }
+            Backend::Remote(remote) => remote.report(snapshot).await,
+        }
+    }
+
+    pub async fn list_clusters(&mut self) -> anyhow::Result<Vec<ClusterSummary>> {
+        match self {
+            Backend::Local { store, .. } => Ok(store.list_clusters()?),
+            Backend::Remote(remote) => remote.list_clusters().await,
+        }
+    }
+
+    pub async fn get_cluster(
+        &mut self,
+        cluster_id: &str,
+        generation: Option<u64>,
+    ) -> anyhow::Result<(ClusterSummary, ClusterSnapshot)> {
+        let found = match self {
+            Backend::Local { store, .. } => store.get_cluster(cluster_id, generation)?,
+            Backend::Remote(remote) => remote.get_cluster(cluster_id, generation).await?,
+        };
+        found.with_context(|| match generation {
+            Some(g) => format!("cluster {cluster_id:?} has no stored generation {g}"),
+            None => format!("cluster {cluster_id:?} is not in the {}", self.describe()),
+        })
+    }
+}

@@ -1,0 +1,14 @@
+//! kplan's domain types, shared by the agent, the server, the planner and the CLI.
+//!
+//! Everything here is plain data with serde derives: no IO, no protobuf. The wire
+//! types live in `kplan-proto`; conversions between the two live in
+//! `kplan_proto::convert` and nowhere else.
+
+pub mod inventory;
+pub mod plan;
+pub mod policy;
+pub mod quantity;
+
+pub use inventory::{ClusterFacts, ClusterSnapshot, ClusterSummary, Namespace, Node, NodeRole, Resources, SlaTier};
+pub use plan::*;
+pub use policy::Policy;

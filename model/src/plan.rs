@@ -1,0 +1,238 @@
+//! A consolidation plan: what `kplan propose` prints and the planner service stores.
+//!
+//! The JSON form of these types is a user-facing contract (`kplan propose -o json`);
+//! rename fields only with a changelog entry.
+
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::{Resources, SlaTier};
+
+/// A whole plan over every (datacenter, security tier) block of an inventory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Assigned when the plan is stored (`plan-<time>-<digest>`); empty before.
+    #[serde(default)]
+    pub id: String,
+    /// Seconds since the Unix epoch when the plan was made.
+    #[serde(default)]
+    pub created_at_unix: i64,
+    /// The cluster generations the plan was made from.
+    #[serde(default)]
+    pub inventory: Vec<InventoryRef>,
+    /// A digest of the policy the plan was made with (hex).
+    #[serde(default)]
+    pub policy_digest: String,
+    pub blocks: Vec<BlockPlan>,
+    pub summary: PlanSummary,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryRef {
+    pub cluster_id: String,
+    pub generation: u64,
+}
+
+/// Totals over every block.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    pub n_blocks: u64,
+    pub n_blocks_infeasible: u64,
+    pub nodes_before: u64,
+    pub nodes_after: u64,
+    pub control_planes_retired: u64,
+    pub firewall_flows: u64,
+    pub waves: u64,
+    pub objective: f64,
+    pub lower_bound: f64,
+    pub solve_seconds: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockStatus {
+    #[default]
+    Planned,
+    Infeasible,
+}
+
+/// The plan for one (datacenter, security tier) block.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlockPlan {
+    pub datacenter: String,
+    pub security_tier: String,
+    pub status: BlockStatus,
+    /// Why the block is infeasible, in a user's words; notes for a planned block
+    /// (e.g. fewer than three firewall zones). Empty when there is nothing to say.
+    pub explanation: String,
+    pub source_clusters: Vec<String>,
+    pub target_clusters: Vec<TargetCluster>,
+    pub nodes_freed: Vec<NodeRef>,
+    pub firewall_flows: Vec<FirewallFlow>,
+    pub waves: Vec<Wave>,
+    pub namespace_renames: Vec<NamespaceRename>,
+    pub preconditions: Vec<Precondition>,
+    pub nodes_before: u64,
+    pub nodes_after: u64,
+    /// The objective value of the chosen plan (lower is better).
+    pub objective: f64,
+    /// The best lower bound proved for the objective (LP relaxation or MIP dual bound).
+    pub lower_bound: f64,
+    /// `(objective - lower_bound) / objective`, 0 when proved optimal.
+    pub gap: f64,
+    /// The objective of the greedy first-fit-decreasing plan the solve started from.
+    pub greedy_objective: f64,
+    /// `optimal`, `gap-limit`, `time-limit`, `greedy-fallback` or `infeasible`.
+    pub solver_status: String,
+    pub solve_seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeRef {
+    pub cluster_id: String,
+    pub node: String,
+    #[serde(default)]
+    pub zone: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlPlaneNode {
+    pub cluster_id: String,
+    pub node: String,
+    pub zone: String,
+}
+
+/// One cluster of the consolidated estate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetCluster {
+    pub name: String,
+    pub nodes_kept: Vec<NodeRef>,
+    /// Three nodes in three zones, or one for a small site, or fewer where the
+    /// block has fewer zones (then `control_plane_note` says so).
+    pub control_plane: Vec<ControlPlaneNode>,
+    pub control_plane_note: String,
+    /// A small site gets a lightweight single-binary distribution (K3s).
+    pub small_site: bool,
+    pub distribution: String,
+    pub kubernetes_version: String,
+    pub cni: String,
+    pub zones: Vec<String>,
+    pub allocatable: Resources,
+    pub requested: Resources,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+    /// IP protocol 4 (Calico IP-in-IP).
+    Ipip,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Ipip => "ipip",
+        }
+    }
+}
+
+/// A firewall flow that must be opened between two zones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FirewallFlow {
+    pub target_cluster: String,
+    pub from_zone: String,
+    pub to_zone: String,
+    pub protocol: Protocol,
+    /// A port (`6443`) or an inclusive range (`2379-2380`); empty for IP-in-IP.
+    pub ports: String,
+    /// Why: `api server`, `kubelet`, `etcd`, `calico bgp`, ...
+    pub purpose: String,
+}
+
+/// What happens to a node in a wave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeAction {
+    /// Drained from its source cluster and joined to the target.
+    #[default]
+    DrainAndJoin,
+    /// Drained and handed back (no longer needed).
+    Free,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeMove {
+    pub cluster_id: String,
+    pub node: String,
+    pub zone: String,
+    pub action: NodeAction,
+    pub to_cluster: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceMove {
+    pub from_cluster: String,
+    pub namespace: String,
+    pub to_cluster: String,
+    /// The name in the target (differs from `namespace` when renamed for a collision).
+    pub new_name: String,
+    pub sla_tier: SlaTier,
+    pub requests: Resources,
+}
+
+/// Allocatable and requested capacity of one cluster at one point of a wave.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterCapacity {
+    pub cluster: String,
+    pub allocatable: Resources,
+    pub requested: Resources,
+}
+
+/// One wave of the migration. A moving unit counts on both sides during its wave.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wave {
+    /// 1-based.
+    pub index: u64,
+    pub nodes: Vec<NodeMove>,
+    pub namespaces: Vec<NamespaceMove>,
+    /// Source clusters whose control plane is retired at the end of the wave.
+    pub clusters_retired: Vec<String>,
+    pub capacity_before: Vec<ClusterCapacity>,
+    pub capacity_after: Vec<ClusterCapacity>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceRename {
+    pub from_cluster: String,
+    pub namespace: String,
+    pub new_name: String,
+    pub target_cluster: String,
+    /// The other source clusters with a namespace of the same name.
+    pub collides_with: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PreconditionKind {
+    #[default]
+    KubeletUpgrade,
+    RuntimeMigration,
+    CniMigration,
+    CsiDriver,
+}
+
+/// Something that must change in a source cluster before its first wave.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Precondition {
+    pub cluster_id: String,
+    pub kind: PreconditionKind,
+    pub detail: String,
+    /// Nodes affected (empty when it concerns the whole cluster).
+    pub nodes: Vec<String>,
+    /// The first wave that touches the cluster (it must be done before).
+    pub before_wave: u64,
+}

@@ -1,0 +1,143 @@
+//! The planning policy: what an architect may change between two runs of
+//! `kplan propose`. Loaded from TOML or YAML (see `examples/bank/policy.toml`
+//! for an annotated example); every field has a documented default.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::SlaTier;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Firewall zone → the security tiers it may host. A zone that is not
+    /// listed may host only the tier of the clusters already in it, unless
+    /// `unlisted_zones_host_any_tier` is true.
+    pub zones: BTreeMap<String, ZonePolicy>,
+    /// Default false: an unlisted zone keeps hosting only what it hosts today.
+    pub unlisted_zones_host_any_tier: bool,
+    /// Flows already open between zones; these are not counted as new.
+    pub open_flows: Vec<OpenFlow>,
+    /// Fraction of every resource kept free in every cluster at every wave.
+    pub headroom: Headroom,
+    /// Capacity must hold the demand with headroom even after losing the largest zone.
+    pub survive_zone_loss: bool,
+    /// At most this much changes in one wave.
+    pub wave_budget: WaveBudget,
+    /// The order in which SLA tiers move: least critical first.
+    pub sla_order: Vec<SlaTier>,
+    /// A block with at most this many nodes is a small site: one lightweight
+    /// single-binary control plane (K3s) instead of three dedicated nodes.
+    pub small_site_max_nodes: u64,
+    /// Target Kubernetes version (`v1.30`); empty means the majority in the block.
+    pub target_kubernetes_version: String,
+    /// Target CNI (`calico`, `cilium`, ...); empty means the majority in the block.
+    pub target_cni: String,
+    /// Maximum nodes per target cluster (Kubernetes' tested limit is 5,000);
+    /// a larger block gets several target clusters.
+    pub max_nodes_per_cluster: u64,
+    /// Open the NodePort range between all zones of a target.
+    pub nodeport_flows: bool,
+    pub nodeport_range: String,
+    /// Calico's overlay: `ipip` (IP protocol 4) or `vxlan` (4789/udp).
+    pub calico_encapsulation: String,
+    /// Namespaces that exist in every cluster and merge instead of colliding.
+    /// A trailing `*` matches a prefix (`kube-*`).
+    pub platform_namespaces: Vec<String>,
+    /// Whether control-plane nodes are dedicated (their capacity does not count
+    /// for workloads). Default true.
+    pub dedicated_control_plane: bool,
+    pub solver: SolverPolicy,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            zones: BTreeMap::new(),
+            unlisted_zones_host_any_tier: false,
+            open_flows: Vec::new(),
+            headroom: Headroom::default(),
+            survive_zone_loss: false,
+            wave_budget: WaveBudget::default(),
+            sla_order: vec![SlaTier::Bronze, SlaTier::Silver, SlaTier::Gold],
+            small_site_max_nodes: 6,
+            target_kubernetes_version: String::new(),
+            target_cni: String::new(),
+            max_nodes_per_cluster: 5000,
+            nodeport_flows: false,
+            nodeport_range: "30000-32767".to_string(),
+            calico_encapsulation: "ipip".to_string(),
+            platform_namespaces: vec!["default".to_string(), "kube-*".to_string()],
+            dedicated_control_plane: true,
+            solver: SolverPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZonePolicy {
+    /// Security tiers this zone may host (`prod`, `dev`, ...).
+    pub tiers: Vec<String>,
+}
+
+/// A flow already open. An empty protocol or ports means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenFlow {
+    pub from_zone: String,
+    pub to_zone: String,
+    /// `tcp`, `udp`, `ipip`, or empty for any.
+    pub protocol: String,
+    /// A port, a range `2379-2380`, or empty for any.
+    pub ports: String,
+    /// Also open in the other direction.
+    pub bidirectional: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Headroom {
+    pub cpu: f64,
+    pub memory: f64,
+    pub pods: f64,
+}
+
+impl Default for Headroom {
+    fn default() -> Self {
+        Headroom { cpu: 0.2, memory: 0.2, pods: 0.2 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WaveBudget {
+    /// Nodes drained and joined (or freed) per wave.
+    pub nodes: u64,
+    /// Namespaces moved per wave.
+    pub namespaces: u64,
+}
+
+impl Default for WaveBudget {
+    fn default() -> Self {
+        WaveBudget { nodes: 50, namespaces: 100 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SolverPolicy {
+    /// Deadline per block; the best plan found by then is returned.
+    pub time_limit_seconds: f64,
+    /// Relative MIP gap at which the solve stops.
+    pub mip_gap: f64,
+    /// HiGHS threads per block solve (blocks also run in parallel).
+    pub threads: u32,
+}
+
+impl Default for SolverPolicy {
+    fn default() -> Self {
+        SolverPolicy { time_limit_seconds: 60.0, mip_gap: 0.005, threads: 1 }
+    }
+}

@@ -1,0 +1,641 @@
+//! Conversions between the wire types of `kplan.v1` and the domain types of
+//! `kplan-model`. This module is the only place that knows both.
+//!
+//! Wire → domain conversions that can fail (a missing required message) return
+//! [`ConvertError`] naming the field; the server maps it to INVALID_ARGUMENT.
+
+use kplan_model as model;
+
+use crate::v1;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("missing field {0}")]
+    Missing(&'static str),
+}
+
+// ---------------------------------------------------------------- resources
+
+impl From<model::Resources> for v1::Resources {
+    fn from(r: model::Resources) -> Self {
+        v1::Resources { cpu_millis: r.cpu_millis, memory_bytes: r.memory_bytes, pods: r.pods }
+    }
+}
+
+impl From<v1::Resources> for model::Resources {
+    fn from(r: v1::Resources) -> Self {
+        model::Resources { cpu_millis: r.cpu_millis, memory_bytes: r.memory_bytes, pods: r.pods }
+    }
+}
+
+fn resources(r: Option<v1::Resources>) -> model::Resources {
+    r.map(Into::into).unwrap_or_default()
+}
+
+fn sla_to_wire(tier: model::SlaTier) -> i32 {
+    match tier {
+        model::SlaTier::Bronze => v1::SlaTier::Bronze as i32,
+        model::SlaTier::Silver => v1::SlaTier::Silver as i32,
+        model::SlaTier::Gold => v1::SlaTier::Gold as i32,
+    }
+}
+
+fn sla_from_wire(tier: i32) -> model::SlaTier {
+    match v1::SlaTier::try_from(tier) {
+        Ok(v1::SlaTier::Silver) => model::SlaTier::Silver,
+        Ok(v1::SlaTier::Gold) => model::SlaTier::Gold,
+        _ => model::SlaTier::Bronze,
+    }
+}
+
+// ---------------------------------------------------------------- inventory
+
+impl From<model::Node> for v1::Node {
+    fn from(n: model::Node) -> Self {
+        v1::Node {
+            name: n.name,
+            labels: n.labels.into_iter().collect(),
+            datacenter: n.datacenter,
+            zone: n.zone,
+            role: match n.role {
+                model::NodeRole::ControlPlane => v1::NodeRole::ControlPlane as i32,
+                model::NodeRole::Worker => v1::NodeRole::Worker as i32,
+            },
+            allocatable: Some(n.allocatable.into()),
+            kubelet_version: n.kubelet_version,
+            container_runtime: n.container_runtime,
+            architecture: n.architecture,
+            unschedulable: n.unschedulable,
+        }
+    }
+}
+
+impl From<v1::Node> for model::Node {
+    fn from(n: v1::Node) -> Self {
+        model::Node {
+            name: n.name,
+            labels: n.labels.into_iter().collect(),
+            datacenter: n.datacenter,
+            zone: n.zone,
+            role: if n.role == v1::NodeRole::ControlPlane as i32 {
+                model::NodeRole::ControlPlane
+            } else {
+                model::NodeRole::Worker
+            },
+            allocatable: resources(n.allocatable),
+            kubelet_version: n.kubelet_version,
+            container_runtime: n.container_runtime,
+            architecture: n.architecture,
+            unschedulable: n.unschedulable,
+        }
+    }
+}
+
+impl From<model::Namespace> for v1::Namespace {
+    fn from(n: model::Namespace) -> Self {
+        v1::Namespace {
+            name: n.name,
+            labels: n.labels.into_iter().collect(),
+            security_tier: n.security_tier,
+            sla_tier: sla_to_wire(n.sla_tier),
+            requests: Some(n.requests.into()),
+        }
+    }
+}
+
+impl From<v1::Namespace> for model::Namespace {
+    fn from(n: v1::Namespace) -> Self {
+        model::Namespace {
+            name: n.name,
+            labels: n.labels.into_iter().collect(),
+            security_tier: n.security_tier,
+            sla_tier: sla_from_wire(n.sla_tier),
+            requests: resources(n.requests),
+        }
+    }
+}
+
+impl From<model::ClusterFacts> for v1::ClusterFacts {
+    fn from(f: model::ClusterFacts) -> Self {
+        v1::ClusterFacts {
+            datacenter: f.datacenter,
+            zone: f.zone,
+            security_tier: f.security_tier,
+            kubernetes_version: f.kubernetes_version,
+            cni: f.cni,
+            csi_drivers: f.csi_drivers,
+        }
+    }
+}
+
+impl From<v1::ClusterFacts> for model::ClusterFacts {
+    fn from(f: v1::ClusterFacts) -> Self {
+        model::ClusterFacts {
+            datacenter: f.datacenter,
+            zone: f.zone,
+            security_tier: f.security_tier,
+            kubernetes_version: f.kubernetes_version,
+            cni: f.cni,
+            csi_drivers: f.csi_drivers,
+        }
+    }
+}
+
+impl From<model::ClusterSnapshot> for v1::ClusterSnapshot {
+    fn from(s: model::ClusterSnapshot) -> Self {
+        v1::ClusterSnapshot {
+            cluster_id: s.cluster_id,
+            generation: s.generation,
+            collected_at_unix: s.collected_at_unix,
+            facts: Some(s.facts.into()),
+            nodes: s.nodes.into_iter().map(Into::into).collect(),
+            namespaces: s.namespaces.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl TryFrom<v1::ClusterSnapshot> for model::ClusterSnapshot {
+    type Error = ConvertError;
+    fn try_from(s: v1::ClusterSnapshot) -> Result<Self, ConvertError> {
+        Ok(model::ClusterSnapshot {
+            cluster_id: s.cluster_id,
+            generation: s.generation,
+            collected_at_unix: s.collected_at_unix,
+            facts: s.facts.ok_or(ConvertError::Missing("snapshot.facts"))?.into(),
+            // Label maps arrive unordered on the wire; the domain keeps them sorted,
+            // and nodes/namespaces are kept in the order the agent sent them.
+            nodes: s.nodes.into_iter().map(Into::into).collect(),
+            namespaces: s.namespaces.into_iter().map(Into::into).collect(),
+        })
+    }
+}
+
+impl From<model::ClusterSummary> for v1::ClusterSummary {
+    fn from(s: model::ClusterSummary) -> Self {
+        v1::ClusterSummary {
+            cluster_id: s.cluster_id,
+            generation: s.generation,
+            collected_at_unix: s.collected_at_unix,
+            stored_at_unix: s.stored_at_unix,
+            n_generations: s.n_generations,
+            n_nodes: s.n_nodes,
+            n_namespaces: s.n_namespaces,
+            datacenters: s.datacenters,
+            zones: s.zones,
+            security_tier: s.security_tier,
+            kubernetes_version: s.kubernetes_version,
+            cni: s.cni,
+            allocatable: Some(s.allocatable.into()),
+            requested: Some(s.requested.into()),
+        }
+    }
+}
+
+impl From<v1::ClusterSummary> for model::ClusterSummary {
+    fn from(s: v1::ClusterSummary) -> Self {
+        model::ClusterSummary {
+            cluster_id: s.cluster_id,
+            generation: s.generation,
+            collected_at_unix: s.collected_at_unix,
+            stored_at_unix: s.stored_at_unix,
+            n_generations: s.n_generations,
+            n_nodes: s.n_nodes,
+            n_namespaces: s.n_namespaces,
+            datacenters: s.datacenters,
+            zones: s.zones,
+            security_tier: s.security_tier,
+            kubernetes_version: s.kubernetes_version,
+            cni: s.cni,
+            allocatable: resources(s.allocatable),
+            requested: resources(s.requested),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- plans
+
+fn vec_into<A, B: From<A>>(items: Vec<A>) -> Vec<B> {
+    items.into_iter().map(Into::into).collect()
+}
+
+macro_rules! both_ways {
+    ($domain:ty, $wire:ty, { $($field:ident),* $(,)? }) => {
+        impl From<$domain> for $wire {
+            fn from(x: $domain) -> Self { Self { $($field: x.$field),* } }
+        }
+        impl From<$wire> for $domain {
+            fn from(x: $wire) -> Self { Self { $($field: x.$field),* } }
+        }
+    };
+}
+
+both_ways!(model::NodeRef, v1::NodeRef, { cluster_id, node, zone });
+both_ways!(model::ControlPlaneNode, v1::ControlPlaneNode, { cluster_id, node, zone });
+both_ways!(model::InventoryRef, v1::InventoryRef, { cluster_id, generation });
+both_ways!(model::NamespaceRename, v1::NamespaceRename, {
+    from_cluster, namespace, new_name, target_cluster, collides_with
+});
+both_ways!(model::PlanSummary, v1::PlanSummary, {
+    n_blocks, n_blocks_infeasible, nodes_before, nodes_after, control_planes_retired,
+    firewall_flows, waves, objective, lower_bound, solve_seconds
+});
+
+impl From<model::TargetCluster> for v1::TargetCluster {
+    fn from(t: model::TargetCluster) -> Self {
+        v1::TargetCluster {
+            name: t.name,
+            nodes_kept: vec_into(t.nodes_kept),
+            control_plane: vec_into(t.control_plane),
+            control_plane_note: t.control_plane_note,
+            small_site: t.small_site,
+            distribution: t.distribution,
+            kubernetes_version: t.kubernetes_version,
+            cni: t.cni,
+            zones: t.zones,
+            allocatable: Some(t.allocatable.into()),
+            requested: Some(t.requested.into()),
+        }
+    }
+}
+
+impl From<v1::TargetCluster> for model::TargetCluster {
+    fn from(t: v1::TargetCluster) -> Self {
+        model::TargetCluster {
+            name: t.name,
+            nodes_kept: vec_into(t.nodes_kept),
+            control_plane: vec_into(t.control_plane),
+            control_plane_note: t.control_plane_note,
+            small_site: t.small_site,
+            distribution: t.distribution,
+            kubernetes_version: t.kubernetes_version,
+            cni: t.cni,
+            zones: t.zones,
+            allocatable: resources(t.allocatable),
+            requested: resources(t.requested),
+        }
+    }
+}
+
+fn protocol_to_wire(p: model::Protocol) -> i32 {
+    match p {
+        model::Protocol::Tcp => v1::Protocol::Tcp as i32,
+        model::Protocol::Udp => v1::Protocol::Udp as i32,
+        model::Protocol::Ipip => v1::Protocol::Ipip as i32,
+    }
+}
+
+fn protocol_from_wire(p: i32) -> model::Protocol {
+    match v1::Protocol::try_from(p) {
+        Ok(v1::Protocol::Udp) => model::Protocol::Udp,
+        Ok(v1::Protocol::Ipip) => model::Protocol::Ipip,
+        _ => model::Protocol::Tcp,
+    }
+}
+
+impl From<model::FirewallFlow> for v1::FirewallFlow {
+    fn from(f: model::FirewallFlow) -> Self {
+        v1::FirewallFlow {
+            target_cluster: f.target_cluster,
+            from_zone: f.from_zone,
+            to_zone: f.to_zone,
+            protocol: protocol_to_wire(f.protocol),
+            ports: f.ports,
+            purpose: f.purpose,
+        }
+    }
+}
+
+impl From<v1::FirewallFlow> for model::FirewallFlow {
+    fn from(f: v1::FirewallFlow) -> Self {
+        model::FirewallFlow {
+            target_cluster: f.target_cluster,
+            from_zone: f.from_zone,
+            to_zone: f.to_zone,
+            protocol: protocol_from_wire(f.protocol),
+            ports: f.ports,
+            purpose: f.purpose,
+        }
+    }
+}
+
+impl From<model::NodeMove> for v1::NodeMove {
+    fn from(m: model::NodeMove) -> Self {
+        v1::NodeMove {
+            cluster_id: m.cluster_id,
+            node: m.node,
+            zone: m.zone,
+            action: match m.action {
+                model::NodeAction::DrainAndJoin => v1::NodeAction::DrainAndJoin as i32,
+                model::NodeAction::Free => v1::NodeAction::Free as i32,
+            },
+            to_cluster: m.to_cluster,
+        }
+    }
+}
+
+impl From<v1::NodeMove> for model::NodeMove {
+    fn from(m: v1::NodeMove) -> Self {
+        model::NodeMove {
+            cluster_id: m.cluster_id,
+            node: m.node,
+            zone: m.zone,
+            action: if m.action == v1::NodeAction::Free as i32 {
+                model::NodeAction::Free
+            } else {
+                model::NodeAction::DrainAndJoin
+            },
+            to_cluster: m.to_cluster,
+        }
+    }
+}
+
+impl From<model::NamespaceMove> for v1::NamespaceMove {
+    fn from(m: model::NamespaceMove) -> Self {
+        v1::NamespaceMove {
+            from_cluster: m.from_cluster,
+            namespace: m.namespace,
+            to_cluster: m.to_cluster,
+            new_name: m.new_name,
+            sla_tier: sla_to_wire(m.sla_tier),
+            requests: Some(m.requests.into()),
+        }
+    }
+}
+
+impl From<v1::NamespaceMove> for model::NamespaceMove {
+    fn from(m: v1::NamespaceMove) -> Self {
+        model::NamespaceMove {
+            from_cluster: m.from_cluster,
+            namespace: m.namespace,
+            to_cluster: m.to_cluster,
+            new_name: m.new_name,
+            sla_tier: sla_from_wire(m.sla_tier),
+            requests: resources(m.requests),
+        }
+    }
+}
+
+impl From<model::ClusterCapacity> for v1::ClusterCapacity {
+    fn from(c: model::ClusterCapacity) -> Self {
+        v1::ClusterCapacity {
+            cluster: c.cluster,
+            allocatable: Some(c.allocatable.into()),
+            requested: Some(c.requested.into()),
+        }
+    }
+}
+
+impl From<v1::ClusterCapacity> for model::ClusterCapacity {
+    fn from(c: v1::ClusterCapacity) -> Self {
+        model::ClusterCapacity {
+            cluster: c.cluster,
+            allocatable: resources(c.allocatable),
+            requested: resources(c.requested),
+        }
+    }
+}
+
+impl From<model::Wave> for v1::Wave {
+    fn from(w: model::Wave) -> Self {
+        v1::Wave {
+            index: w.index,
+            nodes: vec_into(w.nodes),
+            namespaces: vec_into(w.namespaces),
+            clusters_retired: w.clusters_retired,
+            capacity_before: vec_into(w.capacity_before),
+            capacity_after: vec_into(w.capacity_after),
+        }
+    }
+}
+
+impl From<v1::Wave> for model::Wave {
+    fn from(w: v1::Wave) -> Self {
+        model::Wave {
+            index: w.index,
+            nodes: vec_into(w.nodes),
+            namespaces: vec_into(w.namespaces),
+            clusters_retired: w.clusters_retired,
+            capacity_before: vec_into(w.capacity_before),
+            capacity_after: vec_into(w.capacity_after),
+        }
+    }
+}
+
+fn precondition_kind_to_wire(k: model::PreconditionKind) -> i32 {
+    use model::PreconditionKind as K;
+    (match k {
+        K::KubeletUpgrade => v1::PreconditionKind::KubeletUpgrade,
+        K::RuntimeMigration => v1::PreconditionKind::RuntimeMigration,
+        K::CniMigration => v1::PreconditionKind::CniMigration,
+        K::CsiDriver => v1::PreconditionKind::CsiDriver,
+    }) as i32
+}
+
+fn precondition_kind_from_wire(k: i32) -> model::PreconditionKind {
+    use model::PreconditionKind as K;
+    match v1::PreconditionKind::try_from(k) {
+        Ok(v1::PreconditionKind::RuntimeMigration) => K::RuntimeMigration,
+        Ok(v1::PreconditionKind::CniMigration) => K::CniMigration,
+        Ok(v1::PreconditionKind::CsiDriver) => K::CsiDriver,
+        _ => K::KubeletUpgrade,
+    }
+}
+
+impl From<model::Precondition> for v1::Precondition {
+    fn from(p: model::Precondition) -> Self {
+        v1::Precondition {
+            cluster_id: p.cluster_id,
+            kind: precondition_kind_to_wire(p.kind),
+            detail: p.detail,
+            nodes: p.nodes,
+            before_wave: p.before_wave,
+        }
+    }
+}
+
+impl From<v1::Precondition> for model::Precondition {
+    fn from(p: v1::Precondition) -> Self {
+        model::Precondition {
+            cluster_id: p.cluster_id,
+            kind: precondition_kind_from_wire(p.kind),
+            detail: p.detail,
+            nodes: p.nodes,
+            before_wave: p.before_wave,
+        }
+    }
+}
+
+impl From<model::BlockPlan> for v1::BlockPlan {
+    fn from(b: model::BlockPlan) -> Self {
+        v1::BlockPlan {
+            datacenter: b.datacenter,
+            security_tier: b.security_tier,
+            status: match b.status {
+                model::BlockStatus::Planned => v1::BlockStatus::Planned as i32,
+                model::BlockStatus::Infeasible => v1::BlockStatus::Infeasible as i32,
+            },
+            explanation: b.explanation,
+            source_clusters: b.source_clusters,
+            target_clusters: vec_into(b.target_clusters),
+            nodes_freed: vec_into(b.nodes_freed),
+            firewall_flows: vec_into(b.firewall_flows),
+            waves: vec_into(b.waves),
+            namespace_renames: vec_into(b.namespace_renames),
+            preconditions: vec_into(b.preconditions),
+            nodes_before: b.nodes_before,
+            nodes_after: b.nodes_after,
+            objective: b.objective,
+            lower_bound: b.lower_bound,
+            gap: b.gap,
+            greedy_objective: b.greedy_objective,
+            solver_status: b.solver_status,
+            solve_seconds: b.solve_seconds,
+        }
+    }
+}
+
+impl From<v1::BlockPlan> for model::BlockPlan {
+    fn from(b: v1::BlockPlan) -> Self {
+        model::BlockPlan {
+            datacenter: b.datacenter,
+            security_tier: b.security_tier,
+            status: if b.status == v1::BlockStatus::Infeasible as i32 {
+                model::BlockStatus::Infeasible
+            } else {
+                model::BlockStatus::Planned
+            },
+            explanation: b.explanation,
+            source_clusters: b.source_clusters,
+            target_clusters: vec_into(b.target_clusters),
+            nodes_freed: vec_into(b.nodes_freed),
+            firewall_flows: vec_into(b.firewall_flows),
+            waves: vec_into(b.waves),
+            namespace_renames: vec_into(b.namespace_renames),
+            preconditions: vec_into(b.preconditions),
+            nodes_before: b.nodes_before,
+            nodes_after: b.nodes_after,
+            objective: b.objective,
+            lower_bound: b.lower_bound,
+            gap: b.gap,
+            greedy_objective: b.greedy_objective,
+            solver_status: b.solver_status,
+            solve_seconds: b.solve_seconds,
+        }
+    }
+}
+
+impl From<model::Plan> for v1::Plan {
+    fn from(p: model::Plan) -> Self {
+        v1::Plan {
+            id: p.id,
+            created_at_unix: p.created_at_unix,
+            inventory: vec_into(p.inventory),
+            policy_digest: p.policy_digest,
+            blocks: vec_into(p.blocks),
+            summary: Some(p.summary.into()),
+        }
+    }
+}
+
+impl From<v1::Plan> for model::Plan {
+    fn from(p: v1::Plan) -> Self {
+        model::Plan {
+            id: p.id,
+            created_at_unix: p.created_at_unix,
+            inventory: vec_into(p.inventory),
+            policy_digest: p.policy_digest,
+            blocks: vec_into(p.blocks),
+            summary: p.summary.map(Into::into).unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn snapshot() -> model::ClusterSnapshot {
+        model::ClusterSnapshot {
+            cluster_id: "fra-prod-1".into(),
+            generation: 42,
+            collected_at_unix: 1_700_000_000,
+            facts: model::ClusterFacts {
+                datacenter: "fra".into(),
+                zone: "fra-prod-a".into(),
+                security_tier: "prod".into(),
+                kubernetes_version: "v1.29.1".into(),
+                cni: "calico".into(),
+                csi_drivers: vec!["ebs.csi.aws.com".into()],
+            },
+            nodes: vec![model::Node {
+                name: "n1".into(),
+                labels: BTreeMap::from([("a".into(), "b".into())]),
+                datacenter: "fra".into(),
+                zone: "fra-prod-a".into(),
+                role: model::NodeRole::ControlPlane,
+                allocatable: model::Resources::new(3500, 16 << 30, 110),
+                kubelet_version: "v1.29.1".into(),
+                container_runtime: "containerd://1.7.2".into(),
+                architecture: "amd64".into(),
+                unschedulable: true,
+            }],
+            namespaces: vec![model::Namespace {
+                name: "payments".into(),
+                labels: BTreeMap::new(),
+                security_tier: "prod".into(),
+                sla_tier: model::SlaTier::Gold,
+                requests: model::Resources::new(250, 1 << 29, 3),
+            }],
+        }
+    }
+
+    #[test]
+    fn snapshot_round_trips_through_the_wire() {
+        let domain = snapshot();
+        let wire: v1::ClusterSnapshot = domain.clone().into();
+        let back = model::ClusterSnapshot::try_from(wire).expect("converts back");
+        assert_eq!(back, domain);
+    }
+
+    #[test]
+    fn missing_facts_is_named() {
+        let mut wire: v1::ClusterSnapshot = snapshot().into();
+        wire.facts = None;
+        let err = model::ClusterSnapshot::try_from(wire).expect_err("facts are required");
+        assert_eq!(err.to_string(), "missing field snapshot.facts");
+    }
+
+    #[test]
+    fn plan_round_trips_through_the_wire() {
+        let plan = model::Plan {
+            id: "plan-1".into(),
+            blocks: vec![model::BlockPlan {
+                datacenter: "fra".into(),
+                security_tier: "prod".into(),
+                status: model::BlockStatus::Infeasible,
+                explanation: "not enough memory".into(),
+                firewall_flows: vec![model::FirewallFlow {
+                    protocol: model::Protocol::Udp,
+                    ports: "8472".into(),
+                    ..Default::default()
+                }],
+                waves: vec![model::Wave {
+                    index: 1,
+                    nodes: vec![model::NodeMove { action: model::NodeAction::Free, ..Default::default() }],
+                    namespaces: vec![model::NamespaceMove { sla_tier: model::SlaTier::Silver, ..Default::default() }],
+                    ..Default::default()
+                }],
+                preconditions: vec![model::Precondition {
+                    kind: model::PreconditionKind::RuntimeMigration,
+                    ..Default::default()
+                }],
+                gap: 0.01,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let wire: v1::Plan = plan.clone().into();
+        assert_eq!(model::Plan::from(wire), plan);
+    }
+}

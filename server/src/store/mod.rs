@@ -1,0 +1,98 @@
+//! Durable storage of snapshots and plans.
+//!
+//! [`Store`] is what the API and the CLI's embedded mode use; [`SledStore`] is
+//! the implementation. Every write is flushed to disk before it returns, so a
+//! caller may acknowledge as soon as a `put_*` call is `Ok`.
+
+mod envelope;
+mod sled_store;
+
+pub use envelope::SCHEMA_VERSION;
+pub use sled_store::SledStore;
+
+use kplan_model::{ClusterSnapshot, ClusterSummary, Plan, PlanSummary};
+use serde::{Deserialize, Serialize};
+
+/// What happened to a reported snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// A new generation was stored.
+    Created,
+    /// The same generation with the same content was already stored; nothing changed.
+    Replayed,
+}
+
+/// One stored generation of a cluster, without its body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerationInfo {
+    pub generation: u64,
+    pub collected_at_unix: i64,
+    pub stored_at_unix: i64,
+}
+
+/// One stored plan, without its body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanInfo {
+    pub id: String,
+    pub created_at_unix: i64,
+    pub summary: PlanSummary,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cluster {cluster_id:?}: generation {offered} is older than the stored generation {stored}")]
+    StaleGeneration { cluster_id: String, stored: u64, offered: u64 },
+    #[error(
+        "cluster {cluster_id:?}: generation {generation} is already stored with different content; report a newer generation"
+    )]
+    ConflictingReplay { cluster_id: String, generation: u64 },
+    #[error("store at {path}: {source}")]
+    Open { path: String, source: sled::Error },
+    #[error("store at {path} is locked by another process (is a kplan-server running on it?)")]
+    Locked { path: String },
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store: corrupt record {tree}/{key}: {reason}")]
+    Corrupt { tree: &'static str, key: String, reason: String },
+    #[error("store: schema version {found} is not supported (this build reads version {supported})")]
+    UnsupportedSchema { found: u32, supported: u32 },
+    #[error("store: encoding {what}: {source}")]
+    Encode { what: &'static str, source: serde_json::Error },
+}
+
+/// Durable inventory and plan storage.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Stores a snapshot and flushes it to disk before returning.
+    ///
+    /// An older generation than the newest stored one is refused; the newest
+    /// generation again with the same content (ignoring `collected_at_unix`) is
+    /// an idempotent replay; with different content it is refused.
+    fn put_snapshot(&self, snapshot: &ClusterSnapshot, now_unix: i64) -> Result<PutOutcome, StoreError>;
+
+    /// Every cluster's newest generation, as summaries, sorted by cluster id.
+    fn list_clusters(&self) -> Result<Vec<ClusterSummary>, StoreError>;
+
+    /// One cluster at a generation (`None` = newest), with its summary.
+    fn get_cluster(
+        &self,
+        cluster_id: &str,
+        generation: Option<u64>,
+    ) -> Result<Option<(ClusterSummary, ClusterSnapshot)>, StoreError>;
+
+    /// The stored generations of a cluster, oldest first.
+    fn list_generations(&self, cluster_id: &str) -> Result<Vec<GenerationInfo>, StoreError>;
+
+    /// Every cluster's newest snapshot, sorted by cluster id: the planner's input.
+    fn latest_snapshots(&self) -> Result<Vec<ClusterSnapshot>, StoreError>;
+
+    /// Every stored snapshot of a cluster, oldest first (for capacity trends).
+    fn history(&self, cluster_id: &str) -> Result<Vec<(GenerationInfo, ClusterSnapshot)>, StoreError>;
+
+    /// Stores a plan under `plan.id` and flushes.
+    fn put_plan(&self, plan: &Plan) -> Result<(), StoreError>;
+
+    fn get_plan(&self, plan_id: &str) -> Result<Option<Plan>, StoreError>;
+
+    /// Stored plans, oldest first.
+    fn list_plans(&self) -> Result<Vec<PlanInfo>, StoreError>;
+}

@@ -3,7 +3,7 @@
 # bank's 15 clusters from kubectl JSON into a local inventory and lists them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KPLAN_SKIP_PYTHON=1 scripts/setup.sh
+KPLAN_SETUP=build scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kplan/target}"
 cargo build --release --locked --bin kplan
 kplan="$CARGO_TARGET_DIR/release/kplan"

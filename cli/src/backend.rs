@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use kplan_model::{ClusterSnapshot, ClusterSummary};
-use kplan_server::store::{PutOutcome, SledStore, Store};
+use kplan_model::{ClusterSnapshot, ClusterSummary, Plan, Policy};
+use kplan_server::planner::{BlockModel, PlanOptions};
+use kplan_server::store::{PlanInfo, PutOutcome, SledStore, Store};
 
 use crate::remote::Remote;
 
@@ -83,5 +84,48 @@ impl Backend {
             Some(g) => format!("cluster {cluster_id:?} has no stored generation {g}"),
             None => format!("cluster {cluster_id:?} is not in the {}", self.describe()),
         })
+    }
+
+    /// Plans the newest inventory and stores the plan. `policy_text` is the
+    /// policy file's text for a server; the embedded mode uses `policy`.
+    pub async fn propose(
+        &mut self,
+        policy: &Policy,
+        policy_text: Option<(String, String)>,
+        options: &PlanOptions,
+    ) -> anyhow::Result<(Plan, Vec<BlockModel>)> {
+        match self {
+            Backend::Local { store, .. } => {
+                let store = store.clone();
+                let policy = policy.clone();
+                let options = options.clone();
+                let outcome = tokio::task::spawn_blocking(move || {
+                    kplan_server::plans::propose_and_store(&store, &policy, &options, crate::import::now_unix())
+                })
+                .await??;
+                Ok((outcome.plan, outcome.models))
+            }
+            Backend::Remote(remote) => {
+                if options.write_models || options.greedy_only || options.time_limit_seconds.is_some() {
+                    bail!("--write-model, --greedy-only and --time-limit need the embedded mode (--inventory DIR)");
+                }
+                Ok((remote.propose(policy_text, options).await?, Vec::new()))
+            }
+        }
+    }
+
+    pub async fn get_plan(&mut self, plan_id: &str) -> anyhow::Result<Plan> {
+        let found = match self {
+            Backend::Local { store, .. } => store.get_plan(plan_id)?,
+            Backend::Remote(remote) => remote.get_plan(plan_id).await?,
+        };
+        found.with_context(|| format!("plan {plan_id:?} is not stored in the {}", self.describe()))
+    }
+
+    pub async fn list_plans(&mut self) -> anyhow::Result<Vec<PlanInfo>> {
+        match self {
+            Backend::Local { store, .. } => Ok(store.list_plans()?),
+            Backend::Remote(remote) => remote.list_plans().await,
+        }
     }
 }

@@ -3,9 +3,12 @@
 //! Errors are one line on stderr and a non-zero exit code.
 
 mod backend;
+mod html;
 mod import;
 mod output;
 mod remote;
+mod render;
+mod user_config;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,7 +23,14 @@ use crate::output::Format;
 /// kplan plans the consolidation of many Kubernetes clusters into one per
 /// datacenter and security tier.
 #[derive(Debug, Parser)]
-#[command(name = "kplan", version, propagate_version = true)]
+#[command(
+    name = "kplan",
+    version,
+    propagate_version = true,
+    after_help = "Examples:\n  kplan import --estate examples/bank/estate.toml\n  kplan propose --policy examples/bank/policy.toml\n  \
+kplan --server http://127.0.0.1:7470 clusters list\n\n\
+Defaults for --server, --inventory and --policy can live in ~/.config/kplan/config.toml."
+)]
 struct Cli {
     #[command(flatten)]
     target: Target,
@@ -49,8 +59,154 @@ kplan import --estate examples/bank/estate.toml\n  \
 kplan --server http://127.0.0.1:7470 import --cluster lon-dev-1 nodes.yaml namespaces.yaml pods.json")]
     Import(ImportArgs),
     /// List and show the clusters in the inventory.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  kplan clusters list\n  kplan clusters show fra-prod-payments -o yaml"
+    )]
     Clusters(ClustersCommand),
+    /// Plan the consolidation of the inventory: one target cluster per datacenter and security tier.
+    #[command(after_help = "Examples:\n  \
+kplan propose --policy examples/bank/policy.toml\n  \
+kplan propose --policy policy.toml -o markdown > plan.md\n  \
+kplan propose --block fra/prod --write-model models/\n  \
+kplan --server http://127.0.0.1:7470 propose --policy policy.yaml -o json\n\n\
+Policy values can be overridden by KPLAN_POLICY__* environment variables in the embedded mode,\n\
+e.g. KPLAN_POLICY__HEADROOM__CPU=0.3.")]
+    Propose(ProposeArgs),
+    /// List, show and export stored plans.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  kplan plans list\n  kplan plans export plan-20261125t193000z-1a2b3c4d --format html --out plan.html"
+    )]
+    Plans(PlansCommand),
+    /// Capacity reviews per datacenter and security tier.
+    #[command(subcommand, after_help = "Example:\n  kplan capacity review --quarter 2026Q4 -o markdown")]
+    Capacity(CapacityCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  kplan completion bash > /etc/bash_completion.d/kplan\n  kplan completion zsh > \"${fpath[1]}/_kplan\"\n  kplan completion fish > ~/.config/fish/completions/kplan.fish"
+    )]
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages for kplan and every subcommand into a directory.
+    #[command(after_help = "Example:\n  kplan man --out /usr/local/share/man/man1 && man kplan-propose")]
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CapacityCommand {
+    /// Allocatable, requested, utilisation and headroom per block; the change since the
+    /// previous quarter; the quarter headroom runs out at the current trend; stale clusters.
+    #[command(
+        after_help = "Examples:\n  kplan capacity review\n  kplan capacity review --quarter 2026Q4 --datacenter fra -o markdown\n  \
+kplan --server http://127.0.0.1:7470 capacity review --tier prod -o json"
+    )]
+    Review(ReviewArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReviewArgs {
+    /// The quarter, e.g. 2026Q4 (default: the current one).
+    #[arg(long, value_name = "QUARTER")]
+    quarter: Option<String>,
+    #[arg(long, value_name = "DC")]
+    datacenter: Option<String>,
+    #[arg(long, value_name = "TIER")]
+    tier: Option<String>,
+    /// Headroom under which capacity has run out, as a fraction (default: the policy's headroom).
+    #[arg(long, value_name = "FRACTION")]
+    threshold: Option<f64>,
+    /// Policy whose headroom is the threshold (embedded mode).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Flag clusters whose last report is older than this many hours.
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    stale_after_hours: i64,
+    #[arg(short, long, visible_alias = "format", value_enum, default_value = "table")]
+    output: ReviewFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReviewFormat {
+    Table,
+    Json,
+    Yaml,
+    Markdown,
+    /// One self-contained HTML file with inline SVG trend charts.
+    Html,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PlanFormat {
+    Table,
+    Json,
+    Yaml,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    Json,
+    Yaml,
+    Markdown,
+    Dot,
+    /// One self-contained HTML file with inline SVG charts.
+    Html,
+}
+
+#[derive(Debug, Args)]
+struct ProposeArgs {
+    /// Policy file (TOML or YAML); default: built-in defaults (DESIGN.md §4).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: PlanFormat,
+    /// Plan only one block: `dc/tier`, `dc/` or `/tier`.
+    #[arg(long, value_name = "DC/TIER")]
+    block: Option<String>,
+    /// Deadline per block in seconds (default: the policy's solver.time_limit_seconds).
+    #[arg(long, value_name = "SECONDS")]
+    time_limit: Option<f64>,
+    /// Write each block's optimisation model in MPS format into DIR (embedded mode).
+    #[arg(long, value_name = "DIR")]
+    write_model: Option<PathBuf>,
+    /// Skip the solver and return the greedy first-fit-decreasing plan (a baseline).
+    #[arg(long)]
+    greedy_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum PlansCommand {
+    /// List stored plans, oldest first.
+    #[command(after_help = "Example:\n  kplan plans list -o json")]
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// Show one stored plan.
+    #[command(after_help = "Example:\n  kplan plans show plan-20261125t193000z-1a2b3c4d -o markdown")]
+    Show {
+        plan_id: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: PlanFormat,
+    },
+    /// Export one stored plan as JSON, YAML, Markdown or Graphviz.
+    #[command(
+        after_help = "Examples:\n  kplan plans export plan-20261125t193000z-1a2b3c4d --format dot --out plan.dot && dot -Tsvg plan.dot > plan.svg\n  kplan plans export plan-20261125t193000z-1a2b3c4d --format markdown"
+    )]
+    Export {
+        plan_id: String,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Write to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -127,10 +283,91 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
+    // Commands that need no inventory.
+    match &cli.command {
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "kplan", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man { out } => return write_man_pages(out),
+        _ => {}
+    }
+    let user = user_config::load()?;
+    if cli.target.server.is_none() && cli.target.inventory.is_none() {
+        cli.target.server = user.server.clone();
+        cli.target.inventory = user.inventory.clone();
+    }
     let mut backend = Backend::connect(cli.target.server.as_deref(), cli.target.inventory.as_deref()).await?;
     match cli.command {
+        Command::Completion { .. } | Command::Man { .. } => Ok(()),
         Command::Import(args) => cmd_import(&mut backend, args).await,
+        Command::Propose(mut args) => {
+            if args.policy.is_none() {
+                args.policy = user.policy.clone();
+            }
+            cmd_propose(&mut backend, args).await
+        }
+        Command::Plans(PlansCommand::List { output }) => {
+            let plans = backend.list_plans().await?;
+            let text = match output::structured(output, &plans)? {
+                Some(text) => text,
+                None => {
+                    let rows: Vec<Vec<String>> = plans
+                        .iter()
+                        .map(|p| {
+                            vec![
+                                p.id.clone(),
+                                kplan_server::plans::utc_readable(p.created_at_unix),
+                                format!("{} ({} infeasible)", p.summary.n_blocks, p.summary.n_blocks_infeasible),
+                                format!("{}→{}", p.summary.nodes_before, p.summary.nodes_after),
+                                p.summary.firewall_flows.to_string(),
+                                p.summary.waves.to_string(),
+                            ]
+                        })
+                        .collect();
+                    output::table(&["PLAN", "CREATED", "BLOCKS", "NODES", "FLOWS", "WAVES"], &rows)
+                }
+            };
+            print!("{text}");
+            Ok(())
+        }
+        Command::Plans(PlansCommand::Show { plan_id, output }) => {
+            let plan = backend.get_plan(&plan_id).await?;
+            print!("{}", render_plan(&plan, output)?);
+            Ok(())
+        }
+        Command::Plans(PlansCommand::Export { plan_id, format, out }) => {
+            let plan = backend.get_plan(&plan_id).await?;
+            let text = match format {
+                ExportFormat::Json => output::json(&plan)?,
+                ExportFormat::Yaml => output::yaml(&plan)?,
+                ExportFormat::Markdown => render::plan_markdown(&plan),
+                ExportFormat::Dot => render::plan_dot(&plan),
+                ExportFormat::Html => html::plan_report(&plan),
+            };
+            match out {
+                Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        Command::Capacity(CapacityCommand::Review(mut args)) => {
+            if args.policy.is_none() && matches!(backend, Backend::Local { .. }) {
+                args.policy = user.policy.clone();
+            }
+            let review = capacity_review(&mut backend, &args).await?;
+            let text = match args.output {
+                ReviewFormat::Table => render::capacity::review_table(&review),
+                ReviewFormat::Json => output::json(&review)?,
+                ReviewFormat::Yaml => output::yaml(&review)?,
+                ReviewFormat::Markdown => render::capacity::review_markdown(&review),
+                ReviewFormat::Html => html::capacity_report(&review),
+            };
+            print!("{text}");
+            Ok(())
+        }
         Command::Clusters(ClustersCommand::List { output }) => {
             let clusters = backend.list_clusters().await?;
             print!("{}", output::structured(output, &clusters)?.unwrap_or_else(|| output::clusters_table(&clusters)));
@@ -265,4 +502,166 @@ fn show_cluster_table(summary: &kplan_model::ClusterSummary, snapshot: &kplan_mo
         .collect();
     out.push_str(&output::table(&["NAMESPACE", "TIER", "SLA", "CPU REQ", "MEM REQ", "PODS"], &namespaces));
     out
+}
+
+fn render_plan(plan: &kplan_model::Plan, format: PlanFormat) -> anyhow::Result<String> {
+    Ok(match format {
+        PlanFormat::Table => render::plan_table(plan),
+        PlanFormat::Json => output::json(plan)?,
+        PlanFormat::Yaml => output::yaml(plan)?,
+        PlanFormat::Markdown => render::plan_markdown(plan),
+    })
+}
+
+async fn cmd_propose(backend: &mut Backend, args: ProposeArgs) -> anyhow::Result<()> {
+    use kplan_server::planner::{BlockFilter, PlanOptions};
+    use kplan_server::policy::{PolicyFormat, load_policy};
+
+    // The policy is read and checked locally in both modes, so its errors name the file.
+    let policy = load_policy(args.policy.as_deref())?;
+    let policy_text = match &args.policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let format = PolicyFormat::from_path(path).unwrap_or(PolicyFormat::Toml);
+            Some((text, format.to_string()))
+        }
+        None => None,
+    };
+    let options = PlanOptions {
+        time_limit_seconds: args.time_limit,
+        threads: None,
+        block_filter: args.block.as_deref().map(BlockFilter::parse),
+        write_models: args.write_model.is_some(),
+        greedy_only: args.greedy_only,
+    };
+    // A spinner on long solves, only for people: stderr is a terminal and the output is not for machines.
+    let spinner = (std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && matches!(args.output, PlanFormat::Table | PlanFormat::Markdown))
+    .then(|| {
+        let spinner = indicatif::ProgressBar::new_spinner();
+        spinner.set_message(format!("planning the inventory of the {}", backend.describe()));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        spinner
+    });
+    let result = backend.propose(&policy, policy_text, &options).await;
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
+    let (plan, models) = result?;
+    if let Some(dir) = &args.write_model {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for model in &models {
+            let path = dir.join(format!("{}.mps", model.name));
+            std::fs::write(&path, &model.mps).with_context(|| format!("writing {}", path.display()))?;
+        }
+        tracing::info!(n_models = models.len(), dir = %dir.display(), "models written");
+    }
+    print!("{}", render_plan(&plan, args.output)?);
+    Ok(())
+}
+
+async fn capacity_review(
+    backend: &mut Backend,
+    args: &ReviewArgs,
+) -> anyhow::Result<kplan_model::capacity::CapacityReview> {
+    use kplan_model::capacity::Quarter;
+    use kplan_server::capacity::{Resources3, ReviewRequest};
+
+    let now = import::now_unix();
+    let quarter = match &args.quarter {
+        Some(text) => text.parse::<Quarter>()?,
+        None => Quarter::containing(now),
+    };
+    if let Some(t) = args.threshold
+        && !(0.0..1.0).contains(&t)
+    {
+        anyhow::bail!("--threshold {t}: must be at least 0 and below 1 (0.2 = 20%)");
+    }
+    if args.stale_after_hours <= 0 {
+        anyhow::bail!("--stale-after-hours {}: must be positive", args.stale_after_hours);
+    }
+    let stale_after_seconds = args.stale_after_hours * 3600;
+    match backend {
+        Backend::Local { store, .. } => {
+            let policy = kplan_server::policy::load_policy(args.policy.as_deref())?;
+            let threshold = match args.threshold {
+                Some(t) => Resources3 { cpu: t, memory: t, pods: t },
+                None => {
+                    Resources3 { cpu: policy.headroom.cpu, memory: policy.headroom.memory, pods: policy.headroom.pods }
+                }
+            };
+            let request = ReviewRequest {
+                quarter,
+                datacenter: args.datacenter.clone(),
+                security_tier: args.tier.clone(),
+                threshold,
+                stale_after_seconds,
+                now_unix: now,
+            };
+            let history = kplan_server::api::load_history(store)?;
+            Ok(kplan_server::capacity::review(&history, &request))
+        }
+        Backend::Remote(remote) => {
+            if args.policy.is_some() {
+                anyhow::bail!("--policy is for the embedded mode; a server uses its own policy (or give --threshold)");
+            }
+            remote
+                .capacity_review(
+                    quarter.to_string(),
+                    args.datacenter.clone(),
+                    args.tier.clone(),
+                    args.threshold.unwrap_or(0.0),
+                    stale_after_seconds,
+                )
+                .await
+        }
+    }
+}
+
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let command = <Cli as clap::CommandFactory>::command();
+    fn write(dir: &std::path::Path, command: &clap::Command, name: &str) -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        clap_mangen::Man::new(command.clone().name(name.to_string()))
+            .render(&mut file)
+            .with_context(|| format!("writing {}", path.display()))?;
+        for sub in command.get_subcommands() {
+            write(dir, sub, &format!("{name}-{}", sub.get_name()))?;
+        }
+        Ok(())
+    }
+    write(dir, &command, "kplan")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_help_with_an_example() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let name = format!("{path} {}", command.get_name()).trim().to_string();
+            if command.get_name() != "help" {
+                let help = command.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+                if !help.contains("Example") {
+                    missing.push(name.clone());
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "commands without an example in --help: {missing:?}");
+    }
 }

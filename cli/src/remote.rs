@@ -1,8 +1,10 @@
 //! The gRPC client side of the CLI: the only CLI module that sees wire types.
 
 use anyhow::Context;
-use kplan_model::{ClusterSnapshot, ClusterSummary};
+use kplan_model::{ClusterSnapshot, ClusterSummary, Plan};
 use kplan_proto::v1;
+use kplan_server::planner::PlanOptions;
+use kplan_server::store::PlanInfo;
 use tonic::transport::{Channel, Endpoint};
 
 #[derive(Debug, Clone)]
@@ -76,5 +78,70 @@ impl Remote {
             Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
             Err(status) => Err(refused(status)),
         }
+    }
+
+    pub async fn propose(&self, policy: Option<(String, String)>, options: &PlanOptions) -> anyhow::Result<Plan> {
+        let mut client =
+            v1::planner_service_client::PlannerServiceClient::new(self.channel()).max_decoding_message_size(usize::MAX);
+        let (policy, policy_format) = policy.unwrap_or_default();
+        let filter = options.block_filter.clone().unwrap_or_default();
+        let reply = client
+            .propose_plan(v1::ProposePlanRequest {
+                policy,
+                policy_format,
+                datacenters: filter.datacenter.into_iter().collect(),
+                security_tiers: filter.security_tier.into_iter().collect(),
+            })
+            .await
+            .map_err(refused)?;
+        Ok(reply.into_inner().plan.context("server reply lacks the plan")?.into())
+    }
+
+    pub async fn get_plan(&self, plan_id: &str) -> anyhow::Result<Option<Plan>> {
+        let mut client =
+            v1::planner_service_client::PlannerServiceClient::new(self.channel()).max_decoding_message_size(usize::MAX);
+        match client.get_plan(v1::GetPlanRequest { plan_id: plan_id.to_string() }).await {
+            Ok(reply) => Ok(Some(reply.into_inner().plan.context("server reply lacks the plan")?.into())),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(refused(status)),
+        }
+    }
+
+    pub async fn list_plans(&self) -> anyhow::Result<Vec<PlanInfo>> {
+        let mut client = v1::planner_service_client::PlannerServiceClient::new(self.channel());
+        let reply = client.list_plans(v1::ListPlansRequest {}).await.map_err(refused)?;
+        Ok(reply
+            .into_inner()
+            .plans
+            .into_iter()
+            .map(|p| PlanInfo {
+                id: p.id,
+                created_at_unix: p.created_at_unix,
+                summary: p.summary.map(Into::into).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    pub async fn capacity_review(
+        &self,
+        quarter: String,
+        datacenter: Option<String>,
+        security_tier: Option<String>,
+        headroom_threshold: f64,
+        stale_after_seconds: i64,
+    ) -> anyhow::Result<kplan_model::capacity::CapacityReview> {
+        let mut client = v1::capacity_service_client::CapacityServiceClient::new(self.channel())
+            .max_decoding_message_size(usize::MAX);
+        let reply = client
+            .capacity_review(v1::CapacityReviewRequest {
+                quarter,
+                datacenter: datacenter.unwrap_or_default(),
+                security_tier: security_tier.unwrap_or_default(),
+                headroom_threshold,
+                stale_after_seconds,
+            })
+            .await
+            .map_err(refused)?;
+        Ok(reply.into_inner().try_into()?)
     }
 }

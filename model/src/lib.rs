@@ -4,10 +4,12 @@
 //! types live in `kplan-proto`; conversions between the two live in
 //! `kplan_proto::convert` and nowhere else.
 
+pub mod capacity;
 pub mod inventory;
 pub mod plan;
 pub mod policy;
 pub mod quantity;
+pub mod time;
 
 pub use inventory::{ClusterFacts, ClusterSnapshot, ClusterSummary, Namespace, Node, NodeRole, Resources, SlaTier};
 pub use plan::*;

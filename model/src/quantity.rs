@@ -143,6 +143,7 @@ mod tests {
     fn formatting() {
         assert_eq!(format_cpu(4000), "4");
         assert_eq!(format_cpu(3500), "3500m");
+        assert_eq!(format_cpu(1_150_800), "1150.8");
         assert_eq!(format_bytes(16 << 30), "16.0Gi");
     }
 }

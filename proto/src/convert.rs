@@ -12,6 +12,8 @@ use crate::v1;
 pub enum ConvertError {
     #[error("missing field {0}")]
     Missing(&'static str),
+    #[error("field {0}: invalid value {1:?}")]
+    Invalid(&'static str, String),
 }
 
 // ---------------------------------------------------------------- resources
@@ -547,6 +549,129 @@ impl From<v1::Plan> for model::Plan {
             blocks: vec_into(p.blocks),
             summary: p.summary.map(Into::into).unwrap_or_default(),
         }
+    }
+}
+
+// ---------------------------------------------------------------- capacity
+
+impl From<model::capacity::CapacityReview> for v1::CapacityReviewResponse {
+    fn from(review: model::capacity::CapacityReview) -> Self {
+        v1::CapacityReviewResponse {
+            quarter: review.quarter.to_string(),
+            previous_quarter: review.previous_quarter.to_string(),
+            blocks: vec_into(review.blocks),
+            stale_clusters: review
+                .stale_clusters
+                .into_iter()
+                .map(|s| v1::StaleCluster {
+                    cluster_id: s.cluster_id,
+                    last_report_unix: s.last_report_unix,
+                    age_seconds: s.age_seconds,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<model::capacity::BlockCapacity> for v1::BlockCapacity {
+    fn from(b: model::capacity::BlockCapacity) -> Self {
+        v1::BlockCapacity {
+            datacenter: b.datacenter,
+            security_tier: b.security_tier,
+            clusters: b.clusters,
+            n_nodes: b.n_nodes,
+            n_namespaces: b.n_namespaces,
+            resources: b
+                .resources
+                .into_iter()
+                .map(|r| v1::ResourceUsage {
+                    resource: r.resource.name().to_string(),
+                    allocatable: r.allocatable,
+                    requested: r.requested,
+                    utilisation: r.utilisation,
+                    headroom: r.headroom,
+                    requested_change: r.requested_change.unwrap_or(f64::NAN),
+                    allocatable_change: r.allocatable_change.unwrap_or(f64::NAN),
+                    runs_out_in: r.runs_out_in.map(|q| q.to_string()).unwrap_or_default(),
+                })
+                .collect(),
+            trend: b
+                .trend
+                .into_iter()
+                .map(|p| v1::QuarterPoint {
+                    quarter: p.quarter.to_string(),
+                    allocatable: Some(p.allocatable.into()),
+                    requested: Some(p.requested.into()),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn quarter(text: &str, field: &'static str) -> Result<model::capacity::Quarter, ConvertError> {
+    text.parse().map_err(|_| ConvertError::Invalid(field, text.to_string()))
+}
+
+impl TryFrom<v1::CapacityReviewResponse> for model::capacity::CapacityReview {
+    type Error = ConvertError;
+    fn try_from(r: v1::CapacityReviewResponse) -> Result<Self, ConvertError> {
+        use model::capacity::{BlockCapacity, QuarterPoint, Resource, ResourceUsage, StaleCluster};
+        let finite = |x: f64| x.is_finite().then_some(x);
+        let mut blocks = Vec::with_capacity(r.blocks.len());
+        for b in r.blocks {
+            let mut usages = Vec::with_capacity(b.resources.len());
+            for u in b.resources {
+                let resource = Resource::ALL
+                    .into_iter()
+                    .find(|x| x.name() == u.resource)
+                    .ok_or(ConvertError::Invalid("resources.resource", u.resource.clone()))?;
+                usages.push(ResourceUsage {
+                    resource,
+                    allocatable: u.allocatable,
+                    requested: u.requested,
+                    utilisation: u.utilisation,
+                    headroom: u.headroom,
+                    requested_change: finite(u.requested_change),
+                    allocatable_change: finite(u.allocatable_change),
+                    runs_out_in: if u.runs_out_in.is_empty() {
+                        None
+                    } else {
+                        Some(quarter(&u.runs_out_in, "resources.runs_out_in")?)
+                    },
+                });
+            }
+            let mut trend = Vec::with_capacity(b.trend.len());
+            for p in b.trend {
+                trend.push(QuarterPoint {
+                    quarter: quarter(&p.quarter, "trend.quarter")?,
+                    allocatable: resources(p.allocatable),
+                    requested: resources(p.requested),
+                });
+            }
+            blocks.push(BlockCapacity {
+                datacenter: b.datacenter,
+                security_tier: b.security_tier,
+                clusters: b.clusters,
+                n_nodes: b.n_nodes,
+                n_namespaces: b.n_namespaces,
+                resources: usages,
+                trend,
+            });
+        }
+        Ok(model::capacity::CapacityReview {
+            quarter: quarter(&r.quarter, "quarter")?,
+            previous_quarter: quarter(&r.previous_quarter, "previous_quarter")?,
+            blocks,
+            stale_clusters: r
+                .stale_clusters
+                .into_iter()
+                .map(|s| StaleCluster {
+                    cluster_id: s.cluster_id,
+                    last_report_unix: s.last_report_unix,
+                    age_seconds: s.age_seconds,
+                })
+                .collect(),
+        })
     }
 }
 

@@ -24,6 +24,12 @@ pub struct ServerConfig {
     pub request_timeout_seconds: u64,
     /// Requests served at once; more are refused with RESOURCE_EXHAUSTED. Default 256.
     pub max_concurrent_requests: usize,
+    /// Prometheus metrics and HTTP probes (`/metrics`, `/healthz`, `/readyz`).
+    /// Default `127.0.0.1:9470`; empty disables.
+    pub metrics_listen: String,
+    /// Every snapshot is kept this many days; older history is thinned to one
+    /// snapshot per cluster per day (for quarterly trends). Default 7.
+    pub history_keep_all_days: u64,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +41,8 @@ impl Default for ServerConfig {
             max_message_bytes: 64 << 20,
             request_timeout_seconds: 300,
             max_concurrent_requests: 256,
+            history_keep_all_days: 7,
+            metrics_listen: "127.0.0.1:9470".to_string(),
         }
     }
 }
@@ -44,6 +52,7 @@ impl Default for ServerConfig {
 pub struct ServerOverrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +84,9 @@ impl ServerConfig {
         if let Some(dir) = &overrides.data_dir {
             cfg.data_dir = dir.clone();
         }
+        if let Some(metrics) = &overrides.metrics_listen {
+            cfg.metrics_listen = metrics.clone();
+        }
         cfg.check()?;
         Ok(cfg)
     }
@@ -84,6 +96,12 @@ impl ServerConfig {
         let mut problems = Vec::new();
         if self.listen.parse::<SocketAddr>().is_err() {
             problems.push(format!("listen: {:?} is not an address like 127.0.0.1:7470", self.listen));
+        }
+        if let Some(Err(_)) = crate::metrics::listen_addr(&self.metrics_listen) {
+            problems.push(format!(
+                "metrics_listen: {:?} is not an address like 127.0.0.1:9470 (or empty)",
+                self.metrics_listen
+            ));
         }
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir: must not be empty".to_string());
@@ -122,9 +140,11 @@ mod tests {
         std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\n").expect("writes");
         let cfg = ServerConfig::load(Some(&file), &ServerOverrides::default()).expect("loads");
         assert_eq!(cfg.listen, "127.0.0.1:9000");
-        let cfg =
-            ServerConfig::load(Some(&file), &ServerOverrides { listen: Some("127.0.0.1:9001".into()), data_dir: None })
-                .expect("loads");
+        let cfg = ServerConfig::load(
+            Some(&file),
+            &ServerOverrides { listen: Some("127.0.0.1:9001".into()), ..Default::default() },
+        )
+        .expect("loads");
         assert_eq!(cfg.listen, "127.0.0.1:9001");
         assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
     }

@@ -4,11 +4,19 @@
 //! - [`store`]: the [`store::Store`] trait and its sled implementation
 //! - [`planner`]: pure planning: blocks, model, solve, validate, explain
 //! - [`policy`]: loading and checking policy files
+//! - [`capacity`]: quarterly capacity reviews over the snapshot history (pure)
+//! - [`plans`]: propose and store, shared by the planner service and the embedded CLI
 //! - [`validation`]: checks on snapshots before they are stored
+//! - [`metrics`]: Prometheus metrics and the HTTP probe endpoints
 //! - [`config`], [`telemetry`]: the binary's configuration and logging
 
 pub mod api;
+pub mod capacity;
 pub mod config;
+pub mod metrics;
+pub mod planner;
+pub mod plans;
+pub mod policy;
 pub mod store;
 pub mod telemetry;
 pub mod validation;

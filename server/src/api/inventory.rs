@@ -27,9 +27,13 @@ impl v1::inventory_service_server::InventoryService for InventoryApi {
         request: Request<v1::ReportSnapshotRequest>,
     ) -> Result<Response<v1::ReportSnapshotResponse>, Status> {
         let wire = request.into_inner().snapshot.ok_or_else(|| Status::invalid_argument("missing field snapshot"))?;
-        let snapshot = ClusterSnapshot::try_from(wire).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let snapshot = ClusterSnapshot::try_from(wire).map_err(|e| {
+            self.state.metrics.refused("invalid");
+            Status::invalid_argument(e.to_string())
+        })?;
         let problems = check_snapshot(&snapshot);
         if !problems.is_empty() {
+            self.state.metrics.refused("invalid");
             warn!(cluster_id = %snapshot.cluster_id, n_problems = problems.len(), "snapshot refused");
             return Err(status::invalid(&problems));
         }
@@ -46,10 +50,20 @@ impl v1::inventory_service_server::InventoryService for InventoryApi {
         match outcome {
             Ok(outcome) => {
                 let created = outcome == PutOutcome::Created;
+                if created {
+                    self.state.metrics.snapshots_received.inc();
+                } else {
+                    self.state.metrics.snapshots_replayed.inc();
+                }
                 info!(%cluster_id, generation, n_nodes, n_namespaces, created, "snapshot stored");
                 Ok(Response::new(v1::ReportSnapshotResponse { cluster_id, stored_generation: generation, created }))
             }
             Err(err) => {
+                self.state.metrics.refused(match &err {
+                    crate::store::StoreError::StaleGeneration { .. } => "stale_generation",
+                    crate::store::StoreError::ConflictingReplay { .. } => "conflicting_replay",
+                    _ => "store_error",
+                });
                 warn!(%cluster_id, generation, error = %err, "snapshot refused");
                 Err(status::from_store(err))
             }

@@ -4,7 +4,9 @@
 //! calls the store or the planner on a blocking thread, and maps errors to
 //! statuses in [`status`].
 
+mod capacity;
 mod inventory;
+mod planner;
 mod query;
 mod status;
 
@@ -17,13 +19,18 @@ use tonic::service::RoutesBuilder;
 
 use crate::store::Store;
 
+pub use capacity::{CapacityApi, DEFAULT_STALE_AFTER_SECONDS, load_history};
 pub use inventory::InventoryApi;
+pub use planner::PlannerApi;
 pub use query::QueryApi;
 
 /// What every service shares.
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub store: Arc<dyn Store>,
+    /// The policy of plans proposed without one (the server's `policy_file`, or defaults).
+    pub default_policy: Arc<kplan_model::Policy>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub max_message_bytes: usize,
 }
 
@@ -64,15 +71,32 @@ pub async fn register(
                 .max_decoding_message_size(limit)
                 .send_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Gzip),
+        )
+        .add_service(
+            v1::capacity_service_server::CapacityServiceServer::new(CapacityApi::new(state.clone()))
+                .max_encoding_message_size(limit)
+                .send_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Gzip),
+        )
+        .add_service(
+            v1::planner_service_server::PlannerServiceServer::new(PlannerApi::new(state.clone()))
+                .max_encoding_message_size(limit)
+                .max_decoding_message_size(limit)
+                .send_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Gzip),
         );
     Ok(health_reporter)
 }
 
 /// Marks every service as serving.
 pub async fn set_serving(reporter: &tonic_health::server::HealthReporter) {
+    use v1::capacity_service_server::CapacityServiceServer;
     use v1::inventory_service_server::InventoryServiceServer;
+    use v1::planner_service_server::PlannerServiceServer;
     use v1::query_service_server::QueryServiceServer;
     reporter.set_serving::<InventoryServiceServer<InventoryApi>>().await;
+    reporter.set_serving::<PlannerServiceServer<PlannerApi>>().await;
+    reporter.set_serving::<CapacityServiceServer<CapacityApi>>().await;
     reporter.set_serving::<QueryServiceServer<QueryApi>>().await;
     reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
 }

@@ -22,3 +22,18 @@ pub(crate) fn invalid(problems: &[String]) -> Status {
 pub(crate) fn join_error(err: tokio::task::JoinError) -> Status {
     Status::internal(format!("worker task failed: {err}"))
 }
+
+pub(crate) fn policy(err: &crate::policy::PolicyError) -> Status {
+    Status::invalid_argument(format!("policy: {}", err.to_string().replace('\n', " ")))
+}
+
+pub(crate) fn from_propose(err: crate::plans::ProposeError) -> Status {
+    use crate::planner::PlanError;
+    use crate::plans::ProposeError;
+    match err {
+        ProposeError::Store(err) => from_store(err),
+        ProposeError::Plan(err @ PlanError::EmptyInventory) => Status::failed_precondition(err.to_string()),
+        ProposeError::Plan(err @ PlanError::NoBlockMatches(_)) => Status::not_found(err.to_string()),
+        ProposeError::Plan(err) => Status::invalid_argument(err.to_string()),
+    }
+}

@@ -88,6 +88,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every stored snapshot of a cluster, oldest first (for capacity trends).
     fn history(&self, cluster_id: &str) -> Result<Vec<(GenerationInfo, ClusterSnapshot)>, StoreError>;
 
+    /// Thins out old history: snapshots stored more than `keep_all_seconds`
+    /// before `now_unix` are kept one per cluster per UTC day (the day's last);
+    /// a cluster's newest generation is always kept. Returns how many were removed.
+    fn compact_history(&self, now_unix: i64, keep_all_seconds: i64) -> Result<u64, StoreError>;
+
     /// Stores a plan under `plan.id` and flushes.
     fn put_plan(&self, plan: &Plan) -> Result<(), StoreError>;
 

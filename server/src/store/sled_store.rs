@@ -275,6 +275,59 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn compact_history(&self, now_unix: i64, keep_all_seconds: i64) -> Result<u64, StoreError> {
+        let cutoff = now_unix.saturating_sub(keep_all_seconds);
+        let mut removed = 0;
+        for entry in self.clusters.iter() {
+            let (key, value) = entry?;
+            let record: ClusterRecord = decode("clusters", &key, &value)?;
+            let cluster_id = String::from_utf8_lossy(&key).into_owned();
+            // generation -> (day, stored_at) of the snapshots old enough to thin out
+            let mut last_of_day: std::collections::BTreeMap<i64, (i64, u64)> = std::collections::BTreeMap::new();
+            let mut old: Vec<(u64, i64)> = Vec::new();
+            for (info, _) in self.history(&cluster_id)? {
+                if info.stored_at_unix < cutoff && info.generation != record.latest_generation {
+                    let day = info.stored_at_unix.div_euclid(86_400);
+                    old.push((info.generation, day));
+                    let slot = last_of_day.entry(day).or_insert((info.stored_at_unix, info.generation));
+                    if (info.stored_at_unix, info.generation) >= *slot {
+                        *slot = (info.stored_at_unix, info.generation);
+                    }
+                }
+            }
+            let mut batch = sled::Batch::default();
+            let mut n_removed_here = 0;
+            for (generation, day) in old {
+                if last_of_day.get(&day).is_some_and(|(_, kept)| *kept != generation) {
+                    batch.remove(snapshot_key(&cluster_id, generation));
+                    n_removed_here += 1;
+                }
+            }
+            if n_removed_here > 0 {
+                // The record's generation count follows the history it describes.
+                let mut record = record;
+                record.n_generations = record.n_generations.saturating_sub(n_removed_here);
+                record.summary.n_generations = record.n_generations;
+                let record_bytes = encode("cluster record", &record)?;
+                (&self.clusters, &self.snapshots)
+                    .transaction(|(clusters, snapshots)| {
+                        snapshots.apply_batch(&batch)?;
+                        clusters.insert(cluster_id.as_bytes(), record_bytes.as_slice())?;
+                        Ok::<(), ConflictableTransactionError<StoreError>>(())
+                    })
+                    .map_err(|e| match e {
+                        TransactionError::Abort(e) => e,
+                        TransactionError::Storage(e) => StoreError::Sled(e),
+                    })?;
+                removed += n_removed_here;
+            }
+        }
+        if removed > 0 {
+            self.db.flush()?;
+        }
+        Ok(removed)
+    }
+
     fn put_plan(&self, plan: &Plan) -> Result<(), StoreError> {
         self.plans.insert(plan.id.as_bytes(), encode("plan", plan)?)?;
         self.db.flush()?;
@@ -388,6 +441,38 @@ mod tests {
         assert!(err.to_string().contains("checksum mismatch"), "{err}");
         let store = SledStore::open_unverified(dir.path()).expect("opens unverified");
         assert_eq!(store.list_clusters().expect("lists")[0].cluster_id, "a");
+    }
+
+    #[test]
+    fn compaction_keeps_one_per_day_after_a_week_and_always_the_newest() {
+        const DAY: i64 = 86_400;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(dir.path()).expect("opens");
+        let now = 100 * DAY;
+        // Four reports a day for 20 days, the last 2 hours before `now`.
+        let mut generation = 0;
+        for day in 80..100 {
+            for hour in [1, 7, 13, 19] {
+                generation += 1;
+                store.put_snapshot(&snapshot("a", generation, 1), day * DAY + hour * 3600).expect("stores");
+            }
+        }
+        let removed = store.compact_history(now, 7 * DAY).expect("compacts");
+        let left = store.list_generations("a").expect("lists");
+        // Days 80..=92 are older than a week (13 days): 3 of 4 removed each.
+        assert_eq!(removed, 13 * 3);
+        assert_eq!(left.len(), 80 - 39);
+        assert_eq!(store.list_clusters().expect("lists")[0].n_generations, left.len() as u64);
+        let day_92: Vec<i64> = left.iter().filter(|g| g.stored_at_unix / DAY == 92).map(|g| g.stored_at_unix).collect();
+        assert_eq!(day_92, vec![92 * DAY + 19 * 3600], "the day's last report is kept");
+        assert_eq!(left.last().map(|g| g.generation), Some(generation));
+        // Idempotent, and newer generations are still accepted afterwards.
+        assert_eq!(store.compact_history(now, 7 * DAY).expect("compacts"), 0);
+        assert_eq!(store.put_snapshot(&snapshot("a", generation + 1, 1), now).expect("stores"), PutOutcome::Created);
+        // A cluster that stopped reporting long ago keeps its newest snapshot.
+        store.put_snapshot(&snapshot("gone", 1, 1), 10).expect("stores");
+        store.compact_history(now, 7 * DAY).expect("compacts");
+        assert_eq!(store.list_generations("gone").expect("lists").len(), 1);
     }
 
     #[test]

@@ -1,0 +1,106 @@
+//! kplan.v1.PlannerService: propose, get and list plans.
+
+use kplan_model::Policy;
+use kplan_proto::v1;
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use super::{ApiState, now_unix, status};
+use crate::planner::{BlockFilter, PlanOptions};
+use crate::plans::propose_and_store;
+use crate::policy::{PolicyFormat, parse_policy};
+
+#[derive(Debug, Clone)]
+pub struct PlannerApi {
+    state: ApiState,
+}
+
+impl PlannerApi {
+    pub fn new(state: ApiState) -> Self {
+        PlannerApi { state }
+    }
+}
+
+#[tonic::async_trait]
+impl v1::planner_service_server::PlannerService for PlannerApi {
+    async fn propose_plan(
+        &self,
+        request: Request<v1::ProposePlanRequest>,
+    ) -> Result<Response<v1::ProposePlanResponse>, Status> {
+        let request = request.into_inner();
+        let policy: Policy = if request.policy.trim().is_empty() {
+            self.state.default_policy.as_ref().clone()
+        } else {
+            let format = if request.policy_format.is_empty() {
+                PolicyFormat::Toml
+            } else {
+                request.policy_format.parse().map_err(|e: crate::policy::PolicyError| status::policy(&e))?
+            };
+            parse_policy(&request.policy, format).map_err(|e| status::policy(&e))?
+        };
+        if request.datacenters.len() > 1 || request.security_tiers.len() > 1 {
+            return Err(Status::invalid_argument(
+                "datacenters, security_tiers: give at most one of each (one block filter)",
+            ));
+        }
+        let block_filter =
+            (!request.datacenters.is_empty() || !request.security_tiers.is_empty()).then(|| BlockFilter {
+                datacenter: request.datacenters.first().cloned(),
+                security_tier: request.security_tiers.first().cloned(),
+            });
+        let options = PlanOptions { block_filter, ..PlanOptions::default() };
+        let store = self.state.store.clone();
+        let outcome =
+            tokio::task::spawn_blocking(move || propose_and_store(store.as_ref(), &policy, &options, now_unix()))
+                .await
+                .map_err(status::join_error)?;
+        match outcome {
+            Ok(outcome) => {
+                let plan = outcome.plan;
+                self.state.metrics.plans_proposed.inc();
+                self.state.metrics.plan_solve_seconds.observe(plan.summary.solve_seconds);
+                info!(
+                    plan_id = %plan.id,
+                    n_blocks = plan.summary.n_blocks,
+                    n_infeasible = plan.summary.n_blocks_infeasible,
+                    solve_seconds = plan.summary.solve_seconds,
+                    "plan proposed"
+                );
+                Ok(Response::new(v1::ProposePlanResponse { plan: Some(plan.into()) }))
+            }
+            Err(err) => {
+                warn!(error = %err, "plan refused");
+                Err(status::from_propose(err))
+            }
+        }
+    }
+
+    async fn get_plan(&self, request: Request<v1::GetPlanRequest>) -> Result<Response<v1::GetPlanResponse>, Status> {
+        let plan_id = request.into_inner().plan_id;
+        let store = self.state.store.clone();
+        let lookup = plan_id.clone();
+        let plan = tokio::task::spawn_blocking(move || store.get_plan(&lookup))
+            .await
+            .map_err(status::join_error)?
+            .map_err(status::from_store)?
+            .ok_or_else(|| Status::not_found(format!("plan {plan_id:?} is not stored")))?;
+        Ok(Response::new(v1::GetPlanResponse { plan: Some(plan.into()) }))
+    }
+
+    async fn list_plans(
+        &self,
+        _request: Request<v1::ListPlansRequest>,
+    ) -> Result<Response<v1::ListPlansResponse>, Status> {
+        let store = self.state.store.clone();
+        let plans = tokio::task::spawn_blocking(move || store.list_plans())
+            .await
+            .map_err(status::join_error)?
+            .map_err(status::from_store)?;
+        Ok(Response::new(v1::ListPlansResponse {
+            plans: plans
+                .into_iter()
+                .map(|p| v1::PlanInfo { id: p.id, created_at_unix: p.created_at_unix, summary: Some(p.summary.into()) })
+                .collect(),
+        }))
+    }
+}

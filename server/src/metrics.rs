@@ -1,0 +1,222 @@
+//! Prometheus metrics of the server, served as text on `metrics_listen`
+//! (`GET /metrics`), with `/healthz` (the process answers) and `/readyz` (the
+//! store is open and verified) beside them for HTTP probes.
+//!
+//! | metric | type | meaning |
+//! | --- | --- | --- |
+//! | `kplan_snapshots_received_total` | counter | snapshots stored (new generations) |
+//! | `kplan_snapshots_replayed_total` | counter | idempotent replays of a stored generation |
+//! | `kplan_snapshots_refused_total{reason}` | counter | refused: `invalid`, `stale_generation`, `conflicting_replay`, `store_error` |
+//! | `kplan_cluster_last_report_age_seconds{cluster_id}` | gauge | seconds since each cluster's last stored report |
+//! | `kplan_clusters` | gauge | clusters in the inventory |
+//! | `kplan_plans_proposed_total` | counter | plans proposed and stored |
+//! | `kplan_plan_solve_seconds` | histogram | time to propose a plan |
+//! | `kplan_store_size_bytes` | gauge | bytes the sled store occupies on disk |
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::store::{Store, StoreError};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabel {
+    pub cluster_id: String,
+}
+
+/// The reasons of `kplan_snapshots_refused_total`.
+pub const REFUSAL_REASONS: [&str; 4] = ["invalid", "stale_generation", "conflicting_replay", "store_error"];
+
+/// Every metric the server exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub snapshots_received: Counter,
+    pub snapshots_replayed: Counter,
+    pub snapshots_refused: Family<ReasonLabel, Counter>,
+    pub plans_proposed: Counter,
+    pub plan_solve_seconds: Histogram,
+    cluster_age: Family<ClusterLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    clusters: Gauge,
+    store_size: Gauge,
+    ready: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("kplan");
+        let snapshots_received = Counter::default();
+        registry.register("snapshots_received", "Snapshots stored as new generations", snapshots_received.clone());
+        let snapshots_replayed = Counter::default();
+        registry.register(
+            "snapshots_replayed",
+            "Idempotent replays of a stored generation",
+            snapshots_replayed.clone(),
+        );
+        let snapshots_refused = Family::<ReasonLabel, Counter>::default();
+        // Every reason exists from the start, at zero, so rates work from the first scrape.
+        for reason in REFUSAL_REASONS {
+            let _ = snapshots_refused.get_or_create(&ReasonLabel { reason });
+        }
+        registry.register("snapshots_refused", "Snapshots refused, by reason", snapshots_refused.clone());
+        let plans_proposed = Counter::default();
+        registry.register("plans_proposed", "Plans proposed and stored", plans_proposed.clone());
+        let plan_solve_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        registry.register("plan_solve_seconds", "Time to propose a plan, in seconds", plan_solve_seconds.clone());
+        let cluster_age = Family::<ClusterLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "cluster_last_report_age_seconds",
+            "Seconds since each cluster's last stored report",
+            cluster_age.clone(),
+        );
+        let clusters = Gauge::default();
+        registry.register("clusters", "Clusters in the inventory", clusters.clone());
+        let store_size = Gauge::default();
+        registry.register("store_size_bytes", "Bytes the store occupies on disk", store_size.clone());
+        Metrics {
+            registry,
+            snapshots_received,
+            snapshots_replayed,
+            snapshots_refused,
+            plans_proposed,
+            plan_solve_seconds,
+            cluster_age,
+            clusters,
+            store_size,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    pub fn refused(&self, reason: &'static str) {
+        self.snapshots_refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Refreshes the gauges read from the store, then encodes every metric.
+    pub fn render(
+        &self,
+        store: &dyn Store,
+        store_size_bytes: Option<u64>,
+        now_unix: i64,
+    ) -> Result<String, StoreError> {
+        let clusters = store.list_clusters()?;
+        self.clusters.set(clusters.len() as i64);
+        for cluster in &clusters {
+            self.cluster_age
+                .get_or_create(&ClusterLabel { cluster_id: cluster.cluster_id.clone() })
+                .set((now_unix - cluster.stored_at_unix).max(0) as f64);
+        }
+        if let Some(size) = store_size_bytes {
+            self.store_size.set(i64::try_from(size).unwrap_or(i64::MAX));
+        }
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        Ok(text)
+    }
+}
+
+/// What the metrics endpoint reads at every scrape.
+pub trait MetricsSource: Send + Sync + 'static {
+    fn render(&self) -> Result<String, String>;
+    fn ready(&self) -> bool;
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    source: Arc<dyn MetricsSource>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+
+    let metrics_source = source.clone();
+    let ready_source = source;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let source = metrics_source.clone();
+                async move {
+                    match tokio::task::spawn_blocking(move || source.render()).await {
+                        Ok(Ok(text)) => (
+                            StatusCode::OK,
+                            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                            text,
+                        ),
+                        Ok(Err(err)) => {
+                            (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], err)
+                        }
+                        Err(err) => {
+                            (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], err.to_string())
+                        }
+                    }
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready_source.ready();
+                async move {
+                    if ready { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
+                }
+            }),
+        );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Parses a `metrics_listen` value: empty means disabled.
+pub fn listen_addr(text: &str) -> Option<Result<SocketAddr, std::net::AddrParseError>> {
+    (!text.trim().is_empty()).then(|| text.trim().parse())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+
+    #[test]
+    fn renders_counters_and_store_gauges() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(dir.path()).expect("opens");
+        let snapshot = kplan_model::ClusterSnapshot { cluster_id: "c1".into(), generation: 1, ..Default::default() };
+        store.put_snapshot(&snapshot, 100).expect("stores");
+        let metrics = Metrics::new();
+        metrics.snapshots_received.inc();
+        metrics.refused("stale_generation");
+        let text = metrics.render(&store, Some(4096), 160).expect("renders");
+        assert!(text.contains("kplan_snapshots_received_total 1"), "{text}");
+        assert!(text.contains("kplan_snapshots_refused_total{reason=\"stale_generation\"} 1"), "{text}");
+        assert!(text.contains("kplan_cluster_last_report_age_seconds{cluster_id=\"c1\"} 60"), "{text}");
+        assert!(text.contains("kplan_clusters 1"), "{text}");
+        assert!(text.contains("kplan_store_size_bytes 4096"), "{text}");
+    }
+}

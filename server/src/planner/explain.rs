@@ -29,7 +29,7 @@ pub fn amount(k: usize, value: f64) -> String {
                 format!("{cores:.2} cores")
             }
         }
-        1 => format!("{:.1} GiB of memory", value / (1u64 << 30) as f64),
+        1 => format!("{:.1} GiB", value / (1u64 << 30) as f64),
         _ => format!("{} pods", value.ceil() as i64),
     }
 }
@@ -344,6 +344,11 @@ pub fn stall_words(ctx: &BlockContext, stall: &Stall) -> String {
             if !details.is_empty() {
                 parts.push(format!("no waiting node can leave its source: {}", details.join("; ")));
             }
+            let order: Vec<&str> = ctx.policy.sla_order.iter().map(|t| t.as_str()).collect();
+            parts.push(format!(
+                "the policy keeps headroom in every cluster at every wave and moves SLA tiers in the order {}: staging needs more slack in the sources, more allowed capacity for the target early on, or a lower headroom during the migration",
+                order.join(", ")
+            ));
             parts.join("; ")
         }
     }

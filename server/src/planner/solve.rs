@@ -39,7 +39,8 @@ use super::namespaces::{NamespacePlacement, resolve_collisions};
 use super::pools::BlockData;
 use super::preconditions::{block_preconditions, majority_cni, majority_version};
 use super::waves::{
-    Assignment, Budget, Destination, HeadroomFractions, Schedule, Stall, WavesModel, fits, replay, schedule_greedy,
+    Assignment, Budget, Destination, HeadroomFractions, Schedule, Stall, StallKind, WavesModel, fits, replay,
+    schedule_greedy,
     wave_lower_bound,
 };
 
@@ -309,20 +310,26 @@ impl<'a> BlockContext<'a> {
                 source_worker: pool.role != NodeRole::ControlPlane,
             })
             .collect();
-        // Staging cuts per source with nodes here and demand.
+        // Staging cuts per source with nodes here and demand, where the capacity
+        // rows do not already imply them (the block's demand less what the
+        // source's own nodes could hold).
+        let block_demand = model_units(data.demand);
         let mut staging_cuts = Vec::new();
         for s in 0..block.source_clusters.len() {
             if !data.source_checked[s] {
                 continue;
             }
-            let workers = model_units(
-                (0..data.n_nodes())
-                    .filter(|&i| data.node_source[i] == s && !data.node_source_control_plane[i])
-                    .map(|i| data.node_allocatable[i])
-                    .sum(),
-            );
-            let has_control_plane =
-                (0..data.n_nodes()).any(|i| data.node_source[i] == s && data.moves_at_retirement(i));
+            let sum_where = |keep: &dyn Fn(usize) -> bool| {
+                model_units(
+                    (0..data.n_nodes())
+                        .filter(|&i| data.node_source[i] == s && keep(i))
+                        .map(|i| data.node_allocatable[i])
+                        .sum(),
+                )
+            };
+            let workers = sum_where(&|i| !data.node_source_control_plane[i]);
+            let retiring = sum_where(&|i| data.moves_at_retirement(i));
+            let own = sum_where(&|_| true);
             let demands: Vec<[f64; 3]> = (0..data.n_namespaces())
                 .filter(|&j| data.namespace_source[j] == s)
                 .map(|j| model_units(data.namespace_demand[j]))
@@ -332,13 +339,14 @@ impl<'a> BlockContext<'a> {
                 if total <= 0.0 {
                     continue;
                 }
+                let factor = 1.0 - headroom[r];
                 let largest = demands.iter().map(|d| d[r]).fold(0.0, f64::max);
                 let smallest = demands.iter().map(|d| d[r]).fold(f64::INFINITY, f64::min);
-                if has_control_plane {
+                if retiring[r] > 0.0 && total > block_demand[r] - factor * retiring[r] + 1e-9 {
                     staging_cuts.push(StagingCut { source: s, resource: r, rhs: total, exclude_workers: false });
                 }
-                let rhs = (2.0 * largest).max(total + smallest) - (1.0 - headroom[r]) * workers[r];
-                if rhs > 1e-9 {
+                let rhs = (2.0 * largest).max(total + smallest) - factor * workers[r];
+                if rhs > 1e-9 && rhs > block_demand[r] - factor * own[r] + 1e-9 {
                     staging_cuts.push(StagingCut { source: s, resource: r, rhs, exclude_workers: true });
                 }
             }
@@ -749,13 +757,21 @@ pub fn plan_block(
         match realized {
             Some(Ok(r)) => candidates.push((origin, r)),
             Some(Err(failure)) => {
-                // The greedy waves got stuck: the waves model may still find a schedule.
+                // The greedy waves got stuck. First (cheap): keep more nodes until the
+                // staging goes through. Then, with time left, the waves model may find a
+                // schedule for the original composition (fewer nodes: the better plan).
                 if candidates.is_empty()
-                    && settings.use_solver
-                    && let RealizeFailure::Stall { composition, assignment, .. } = &failure
-                    && let Some(schedule) = rescue_waves(&ctx, assignment, settings, started)
+                    && let RealizeFailure::Stall { stall, composition, assignment } = &failure
                 {
-                    candidates.push((origin, finish(&ctx, (**composition).clone(), (**assignment).clone(), schedule)));
+                    if let Some(repaired) = repair_staging(&ctx, (**composition).clone(), stall.clone()) {
+                        candidates.push((origin, repaired));
+                    }
+                    if settings.use_solver
+                        && let Some(schedule) = rescue_waves(&ctx, assignment, settings, started)
+                    {
+                        candidates
+                            .push((origin, finish(&ctx, (**composition).clone(), (**assignment).clone(), schedule)));
+                    }
                 }
                 failures.push(failure);
             }
@@ -914,6 +930,60 @@ fn analytic_bound(ctx: &BlockContext, flows_lower_bound: Option<u64>) -> f64 {
     ctx.weights.flows * flows_lower_bound.unwrap_or(0) as f64 + ctx.weights.nodes * nodes
 }
 
+/// Keeps more nodes until the greedy staging goes through: while the schedule
+/// stalls because the next namespace does not fit its target, the target keeps
+/// one more worker that would otherwise be freed, taken from a source that can
+/// release it now (not one of the sources without slack), in a zone the target
+/// already spans when possible (no new flows). Feasibility comes first in the
+/// objective, so a plan with more nodes beats no plan; the lower bound is
+/// untouched, so the gap shows the price honestly.
+fn repair_staging(ctx: &BlockContext, mut composition: Composition, mut stall: Stall) -> Option<Realized> {
+    let data = &ctx.data;
+    let max = ctx.policy.max_nodes_per_cluster.max(1);
+    for _ in 0..data.n_nodes() {
+        let StallKind::Stuck { next_namespace: Some(next), sources_without_slack } = &stall.kind else {
+            return None;
+        };
+        let target = next.target;
+        if composition.keep[target].iter().sum::<u64>() >= max {
+            return None;
+        }
+        let stuck: BTreeSet<usize> = sources_without_slack.iter().map(|s| s.source).collect();
+        let spanned: BTreeSet<&str> = (0..data.pools.len())
+            .filter(|&p| composition.keep[target][p] > 0)
+            .map(|p| data.pools[p].zone.as_str())
+            .collect();
+        let has_free = |p: usize| (data.pools[p].members.len() as u64) > composition.keep.iter().map(|k| k[p]).sum::<u64>();
+        let demand = model_units(data.namespace_demand[next.namespace]);
+        let size = |p: usize| {
+            model_units(data.pools[p].allocatable)
+                .iter()
+                .zip(&demand)
+                .map(|(a, d)| if *d > 0.0 { a / d } else { 0.0 })
+                .sum::<f64>()
+        };
+        let best = (0..data.pools.len())
+            .filter(|&p| {
+                let pool = &data.pools[p];
+                pool.allowed && pool.role == kplan_model::NodeRole::Worker && has_free(p) && !stuck.contains(&pool.source)
+            })
+            .max_by(|&a, &b| {
+                let in_zone = |p: usize| spanned.contains(data.pools[p].zone.as_str());
+                in_zone(a).cmp(&in_zone(b)).then(size(a).total_cmp(&size(b))).then(b.cmp(&a))
+            })?;
+        composition.keep[target][best] += 1;
+        match realize(ctx, composition.clone()) {
+            Ok(realized) => return Some(realized),
+            Err(RealizeFailure::Stall { stall: next_stall, composition: next_composition, .. }) => {
+                stall = next_stall;
+                composition = *next_composition;
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
 /// A schedule from the waves model alone, for an assignment the greedy waves
 /// could not stage. The horizon allows one unit per wave (every schedule fits).
 fn rescue_waves(
@@ -923,7 +993,9 @@ fn rescue_waves(
     started: Instant,
 ) -> Option<Schedule> {
     let horizon = (ctx.data.n_nodes() + ctx.data.n_namespaces()).min(400) as u32;
-    let remaining = settings.time_limit_seconds - started.elapsed().as_secs_f64();
+    // A quarter of the block's time at most: a plan may already be in hand.
+    let remaining =
+        (settings.time_limit_seconds - started.elapsed().as_secs_f64()).min(settings.time_limit_seconds / 4.0);
     if horizon == 0 || remaining < 0.05 || WavesModel::size_estimate(&ctx.data, assignment, horizon) > 20_000 {
         return None;
     }

@@ -1,0 +1,236 @@
+//! Watching the Kubernetes API: one kube-runtime watcher per kind feeds the
+//! shared [`ClusterView`].
+//!
+//! - Nodes: the lean view of [`lean::LeanNode`] (capacity and node info live
+//!   in `status`; the image list and conditions are skipped while parsing).
+//! - Namespaces and DaemonSets: metadata only (`PartialObjectMeta`): the label
+//!   contract reads nothing else of them, and the API server sends less.
+//! - Pods: the lean view of [`lean::LeanPod`] (requests, phase, owners; the
+//!   rest is skipped while parsing), all namespaces, with the field selector
+//!   `status.phase!=Succeeded,status.phase!=Failed` (finished pods ask for
+//!   nothing; the API server sends a DELETED event when a pod finishes). Each
+//!   pod is reduced to its contribution at once and dropped (see
+//!   [`ClusterView`]); at most one list page of pods is in memory.
+//!
+//! Lists are paginated (`limit`, default 500) and read from etcd (the default
+//! `MostRecent` semantic): a `resourceVersion=0` list would come from the API
+//! server's cache, which ignores `limit` on older servers and would put every
+//! pod of the cluster in memory at once.
+//!
+//! Failures: kube-runtime's watcher resumes from the last resourceVersion
+//! after a dropped connection, relists after 410 Gone, and every error goes
+//! through `default_backoff` (client-go's: 0.8 s doubling to 30 s, jittered,
+//! reset after 2 minutes without error). Errors are logged and the watcher
+//! keeps going; no API error ends the agent. The view is "synced" once every
+//! watcher has completed its first list.
+
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::collect::CollectOptions;
+use crate::view::{ClusterView, Kind};
+use lean::{LeanNode, LeanPod};
+
+pub mod lean;
+
+/// Terminated pods hold no resources; the API server filters them out.
+pub const POD_FIELD_SELECTOR: &str = "status.phase!=Succeeded,status.phase!=Failed";
+
+/// The shared view and its change signal: a counter that grows whenever
+/// something that matters for the snapshot changed (and when a kind completes
+/// its first list). Cloning shares both.
+#[derive(Debug, Clone)]
+pub struct ViewHandle {
+    view: Arc<Mutex<ClusterView>>,
+    changes: watch::Sender<u64>,
+}
+
+impl ViewHandle {
+    pub fn new(options: CollectOptions) -> Self {
+        ViewHandle { view: Arc::new(Mutex::new(ClusterView::new(options))), changes: watch::Sender::new(0) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ClusterView> {
+        // Updates are small and do not panic; if one did, the view is still
+        // the best there is.
+        self.view.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reads the view (briefly: watchers wait meanwhile).
+    pub fn read<R>(&self, f: impl FnOnce(&ClusterView) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Updates the view; `f` says whether something that matters changed.
+    pub fn update(&self, f: impl FnOnce(&mut ClusterView) -> bool) -> bool {
+        let changed = f(&mut self.lock());
+        if changed {
+            self.changes.send_modify(|n| *n += 1);
+        }
+        changed
+    }
+
+    /// A receiver of the change counter.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    pub fn is_synced(&self) -> bool {
+        self.read(ClusterView::is_synced)
+    }
+
+    /// Resolves once every kind has completed its first list.
+    pub async fn wait_synced(&self) {
+        let mut changes = self.subscribe();
+        loop {
+            if self.is_synced() {
+                return;
+            }
+            // The sender lives in `self`: it cannot be dropped while we wait.
+            let _ = changes.changed().await;
+        }
+    }
+}
+
+/// How the watchers list and watch.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Objects per list page.
+    pub page_size: u32,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions { page_size: 500 }
+    }
+}
+
+/// Starts the four watchers on `tasks`. They run until aborted.
+pub fn spawn_watchers(client: Client, handle: &ViewHandle, options: &WatchOptions, tasks: &mut JoinSet<()>) {
+    let config = watcher::Config::default().page_size(options.page_size);
+    tasks.spawn(watch_kind(
+        Kind::Nodes,
+        Api::<LeanNode>::all(client.clone()),
+        config.clone(),
+        handle.clone(),
+        |view, node| view.apply_node(&node.into_node()),
+        |view, node| view.delete_node(node.metadata.name.as_deref().unwrap_or_default()),
+    ));
+    tasks.spawn(watch_kind(
+        Kind::Namespaces,
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        config.clone(),
+        handle.clone(),
+        |view, namespace| view.apply_namespace(&namespace.metadata),
+        |view, namespace| view.delete_namespace(namespace.metadata.name.as_deref().unwrap_or_default()),
+    ));
+    tasks.spawn(watch_kind(
+        Kind::Pods,
+        Api::<LeanPod>::all(client.clone()),
+        config.clone().fields(POD_FIELD_SELECTOR),
+        handle.clone(),
+        |view, pod| view.apply_pod(&pod.into_pod()),
+        |view, pod| view.delete_pod(&pod.metadata),
+    ));
+    tasks.spawn(watch_kind(
+        Kind::DaemonSets,
+        Api::<PartialObjectMeta<DaemonSet>>::all(client),
+        config,
+        handle.clone(),
+        |view, daemon_set| view.apply_daemon_set(&daemon_set.metadata),
+        |view, daemon_set| view.delete_daemon_set(&daemon_set.metadata),
+    ));
+}
+
+/// One kind's watch loop: events into the view, errors into the log.
+async fn watch_kind<K>(
+    kind: Kind,
+    api: Api<K>,
+    config: watcher::Config,
+    handle: ViewHandle,
+    apply: fn(&mut ClusterView, K) -> bool,
+    delete: fn(&mut ClusterView, &K) -> bool,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let stream = watcher::watcher(api, config).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut list_started = Instant::now();
+    let mut n_listed = 0usize;
+    let mut n_lists = 0u64;
+    let mut n_errors = 0u64;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Init) => {
+                list_started = Instant::now();
+                n_listed = 0;
+                handle.update(|view| {
+                    view.begin_list(kind);
+                    false
+                });
+            }
+            Ok(Event::InitApply(object)) => {
+                n_listed += 1;
+                handle.update(|view| {
+                    apply(view, object);
+                    // Notified once, at the end of the list.
+                    false
+                });
+            }
+            Ok(Event::InitDone) => {
+                let changed = handle.update(|view| view.end_list(kind));
+                n_lists += 1;
+                let duration_ms = list_started.elapsed().as_millis() as u64;
+                if n_lists == 1 {
+                    info!(kind = %kind, n_objects = n_listed, duration_ms, "initial list done");
+                } else {
+                    info!(kind = %kind, n_objects = n_listed, duration_ms, changed, n_lists, "relisted");
+                }
+            }
+            Ok(Event::Apply(object)) => {
+                let name = object.meta().name.clone().unwrap_or_default();
+                let changed = handle.update(|view| apply(view, object));
+                debug!(kind = %kind, name, changed, "applied");
+            }
+            Ok(Event::Delete(object)) => {
+                let changed = handle.update(|view| delete(view, &object));
+                debug!(kind = %kind, name = object.meta().name.as_deref().unwrap_or_default(), changed, "deleted");
+            }
+            Err(error) => {
+                n_errors += 1;
+                let code = error_code(&error);
+                warn!(kind = %kind, code, n_errors, error = %error, "watch failed; retrying with backoff");
+            }
+        }
+    }
+}
+
+/// The HTTP status code of a watcher error, when the API server sent one.
+pub fn error_code(error: &watcher::Error) -> Option<u16> {
+    match error {
+        watcher::Error::InitialListFailed(error)
+        | watcher::Error::WatchStartFailed(error)
+        | watcher::Error::WatchFailed(error) => match error {
+            kube::Error::Api(status) => Some(status.code),
+            _ => None,
+        },
+        watcher::Error::WatchError(status) => Some(status.code),
+        watcher::Error::NoResourceVersion => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! Issue 3 end to end without a real Kubernetes: the real `kplan-agent`,
+//! `kplan-server` and `kplan` binaries against the fake Kubernetes API
+//! (`kplan_agent::fake_api`) served over loopback HTTP.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use kplan_agent::collect::parse_documents;
+use kplan_agent::fake_api::FakeApi;
+use serde_json::{Value, json};
+
+const CLUSTER: &str = "fra-prod-payments";
+
+/// The bank example's fra-prod-payments export, served over HTTP by a fake
+/// API on its own runtime; dropped with the test.
+struct FakeCluster {
+    fake: FakeApi,
+    _runtime: tokio::runtime::Runtime,
+    kubeconfig: PathBuf,
+}
+
+impl FakeCluster {
+    fn start(dir: &Path) -> FakeCluster {
+        let fake = FakeApi::new();
+        let export = repo_root().join(format!("examples/bank/clusters/{CLUSTER}.json"));
+        let text = std::fs::read_to_string(&export).expect("bank example");
+        fake.load(&parse_documents(&text, "export").expect("parses"));
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        runtime.spawn(fake.clone().serve(listener));
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"http://{addr}\"}}\n\
+                 users:\n- name: agent\n  user: {{token: t}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: agent}}\n\
+                 current-context: fake\n"
+            ),
+        )
+        .expect("writes kubeconfig");
+        FakeCluster { fake, _runtime: runtime, kubeconfig }
+    }
+
+    fn kubeconfig(&self) -> &str {
+        self.kubeconfig.to_str().expect("utf-8 path")
+    }
+}
+
+fn show(args: &[&str]) -> Value {
+    serde_json::from_str(&kplan_ok(args)).expect("json")
+}
+
+/// Generation and collection time differ between two imports of the same
+/// cluster; everything else must not.
+fn without_times(mut snapshot: Value) -> Value {
+    snapshot["generation"] = json!(0);
+    snapshot["collected_at_unix"] = json!(0);
+    snapshot
+}
+
+#[test]
+fn snapshot_file_imports_exactly_like_the_kubectl_export() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = FakeCluster::start(dir.path());
+    let out = dir.path().join("snapshot.json");
+    let output = std::process::Command::new(bin("kplan-agent"))
+        .args(["--kubeconfig", cluster.kubeconfig(), "--cluster-id", CLUSTER])
+        .args(["--datacenter", "fra", "--zone", "fra-prod-a", "--security-tier", "prod"])
+        .args(["snapshot", "--out", out.to_str().expect("utf-8 path")])
+        .env("KPLAN_LOG_FORMAT", "json")
+        .output()
+        .expect("runs kplan-agent");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "kplan-agent snapshot failed:\n{stderr}");
+    assert!(stderr.contains("snapshot written"), "{stderr}");
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&out).expect("written")).expect("json");
+    let generation = written["generation"].as_u64().expect("generation");
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
+    assert!(generation <= now_ms && generation > now_ms - 600_000, "generation {generation} is unix milliseconds");
+    assert!(cluster.fake.requests().iter().all(|request| request.method == "GET"), "the agent only reads");
+
+    // `kplan import` takes the agent's file, and it stores what importing the
+    // kubectl export itself stores.
+    let from_agent = dir.path().join("from-agent");
+    let from_kubectl = dir.path().join("from-kubectl");
+    let from_agent = from_agent.to_str().expect("utf-8 path");
+    let from_kubectl = from_kubectl.to_str().expect("utf-8 path");
+    kplan_ok(&["--inventory", from_agent, "import", "--cluster", CLUSTER, out.to_str().expect("utf-8 path")]);
+    let export = repo_root().join(format!("examples/bank/clusters/{CLUSTER}.json"));
+    kplan_ok(&[
+        "--inventory",
+        from_kubectl,
+        "import",
+        "--cluster",
+        CLUSTER,
+        "--datacenter",
+        "fra",
+        "--zone",
+        "fra-prod-a",
+        "--security-tier",
+        "prod",
+        export.to_str().expect("utf-8 path"),
+    ]);
+    let agent_view = show(&["--inventory", from_agent, "clusters", "show", CLUSTER, "-o", "json"]);
+    let kubectl_view = show(&["--inventory", from_kubectl, "clusters", "show", CLUSTER, "-o", "json"]);
+    assert_eq!(agent_view["generation"], json!(generation), "the file's generation is kept");
+    assert_eq!(without_times(agent_view.clone()), without_times(kubectl_view));
+    assert_eq!(agent_view["nodes"].as_array().expect("nodes").len(), 20);
+    assert_eq!(agent_view["facts"]["cni"], "calico");
+}
+
+#[test]
+fn the_agent_reports_to_the_server_and_follows_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = FakeCluster::start(dir.path());
+    let server = Server::start(&dir.path().join("data"));
+    let url = server.url();
+    let mut agent = AgentProcess::start(
+        &["--kubeconfig", cluster.kubeconfig(), "--cluster-id", CLUSTER, "--server", &url],
+        &[
+            ("KPLAN_AGENT_DATACENTER", "fra"),
+            ("KPLAN_AGENT_ZONE", "fra-prod-a"),
+            ("KPLAN_AGENT_SECURITY_TIER", "prod"),
+            ("KPLAN_AGENT_DEBOUNCE_SECONDS", "0.5"),
+            ("KPLAN_AGENT_HEALTH_LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    let started = agent.wait_for("agent started", Duration::from_secs(30));
+    let health = started["health_addr"].as_str().expect("health_addr").to_string();
+    assert_eq!(http_get(&health, "/healthz").0, 200);
+    agent.wait_for("snapshot reported", Duration::from_secs(30));
+    let (status, body) = http_get(&health, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    let first = show(&["--server", &url, "clusters", "show", CLUSTER, "-o", "json"]);
+    assert_eq!(first["nodes"].as_array().expect("nodes").len(), 20);
+
+    // A node's zone label changes: the next report carries it.
+    let mut node = cluster.fake.objects(kplan_agent::fake_api::ApiResource::Nodes)[0].clone();
+    let name = node["metadata"]["name"].as_str().expect("name").to_string();
+    node["metadata"]["labels"]["kplan.io/firewall-zone"] = json!("fra-moved");
+    cluster.fake.apply(node);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let shown = show(&["--server", &url, "clusters", "show", CLUSTER, "-o", "json"]);
+        let zone = shown["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["name"] == name.as_str())
+            .map(|n| n["zone"].clone());
+        if zone == Some(json!("fra-moved")) {
+            assert!(shown["generation"].as_u64() > first["generation"].as_u64());
+            break;
+        }
+        assert!(Instant::now() < deadline, "the change did not arrive; agent log:\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reported = agent.messages("snapshot reported");
+    assert!(reported.iter().all(|line| line["cluster_id"] == CLUSTER && line["n_nodes"] == 20), "{reported:?}");
+}
+
+#[test]
+fn help_shows_every_flag() {
+    let output = std::process::Command::new(bin("kplan-agent")).arg("--help").output().expect("runs");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--config",
+        "--kubeconfig",
+        "--context",
+        "--cluster-id",
+        "--server",
+        "--datacenter",
+        "--zone",
+        "--security-tier",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+    assert!(help.contains("snapshot"), "{help}");
+    let output = std::process::Command::new(bin("kplan-agent")).args(["snapshot", "--help"]).output().expect("runs");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("--out"));
+}
+
+#[test]
+fn a_bad_config_is_reported_whole_and_exits_64_before_binding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!("cluster_id = \"Bad_Id\"\nserver = \"nowhere\"\ndebounce_seconds = -1\nhealth_listen = \"127.0.0.1:{port}\"\n"),
+    )
+    .expect("writes");
+    let output = std::process::Command::new(bin("kplan-agent"))
+        .arg("--config")
+        .arg(&config)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for field in ["cluster_id", "server", "debounce_seconds"] {
+        assert!(stderr.contains(field), "{field} not reported:\n{stderr}");
+    }
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("the health port was never bound");
+    // An unknown key, named.
+    std::fs::write(&config, "cluster_id = \"c1\"\nbogus_key = 1\n").expect("writes");
+    let output = std::process::Command::new(bin("kplan-agent")).arg("--config").arg(&config).output().expect("runs");
+    assert_eq!(output.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bogus_key"));
+}

@@ -56,6 +56,9 @@ pub struct AgentConfig {
     /// Address of the HTTP health endpoint (`/healthz`, `/readyz`). Default
     /// `0.0.0.0:7471`: the kubelet probes the pod's IP. Port 0 picks a free port.
     pub health_listen: String,
+    /// Address of the Prometheus metrics endpoint (`/metrics`). Default
+    /// `0.0.0.0:9471`; empty disables it. Port 0 picks a free port.
+    pub metrics_listen: String,
     /// Objects per page of the initial lists (and relists). Default 500, as client-go.
     pub list_page_size: u32,
 }
@@ -77,6 +80,7 @@ impl Default for AgentConfig {
             retry_max_seconds: 60.0,
             request_timeout_seconds: 30.0,
             health_listen: "0.0.0.0:7471".to_string(),
+            metrics_listen: "0.0.0.0:9471".to_string(),
             list_page_size: 500,
         }
     }
@@ -223,6 +227,12 @@ impl AgentConfig {
         if self.health_listen.parse::<SocketAddr>().is_err() {
             problems.push(format!("health_listen: {:?} is not an address like 0.0.0.0:7471", self.health_listen));
         }
+        if !self.metrics_listen.trim().is_empty() && self.metrics_listen.trim().parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "metrics_listen: {:?} is not an address like 0.0.0.0:9471 (or empty to disable)",
+                self.metrics_listen
+            ));
+        }
         if self.list_page_size == 0 {
             problems.push("list_page_size: must be at least 1".to_string());
         }
@@ -257,6 +267,12 @@ impl AgentConfig {
     /// Checked in [`check`](Self::check).
     pub fn health_addr(&self) -> SocketAddr {
         self.health_listen.parse().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 7471)))
+    }
+
+    /// The metrics address, or `None` when disabled (checked in `check`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let text = self.metrics_listen.trim();
+        if text.is_empty() { None } else { text.parse().ok() }
     }
 
     pub fn debounce(&self) -> Duration {

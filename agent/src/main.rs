@@ -23,7 +23,7 @@ kplan-agent --cluster-id fra-prod-1 --server http://kplan.example:7470 --securit
 kplan-agent --kubeconfig ~/.kube/config --context fra-prod-1 --cluster-id fra-prod-1 snapshot --out fra-prod-1.json\n\n\
 Configuration layers: defaults < --config FILE < KPLAN_AGENT_* environment < flags.\n\
 Without --kubeconfig: the in-cluster service account, else $KUBECONFIG or ~/.kube/config.\n\
-Health: GET /healthz and /readyz on health_listen (default 0.0.0.0:7471).\n\
+Health: GET /healthz and /readyz on health_listen (default 0.0.0.0:7471); metrics: GET /metrics on metrics_listen (default 0.0.0.0:9471).\n\
 Logging: KPLAN_LOG (e.g. debug), KPLAN_LOG_FORMAT=json."
 )]
 struct Cli {
@@ -134,5 +134,11 @@ fn main() -> ExitCode {
 async fn agent(config: AgentConfig, client: kube::Client) -> anyhow::Result<()> {
     let addr = config.health_addr();
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-    run::run_agent(config, client, listener).await
+    let metrics = match config.metrics_addr() {
+        Some(addr) => {
+            Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding metrics on {addr}"))?)
+        }
+        None => None,
+    };
+    run::run_agent(config, client, listener, metrics).await
 }

@@ -46,7 +46,12 @@ pub async fn kube_client(config: &AgentConfig) -> anyhow::Result<Client> {
 
 /// Watches and reports until SIGTERM or SIGINT. The health listener is bound
 /// by the caller (after the configuration was checked).
-pub async fn run_agent(config: AgentConfig, client: Client, health_listener: TcpListener) -> anyhow::Result<()> {
+pub async fn run_agent(
+    config: AgentConfig,
+    client: Client,
+    health_listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+) -> anyhow::Result<()> {
     let handle = ViewHandle::new(config.collect_options());
     let stats = Arc::new(ReportStats::default());
     let sink = GrpcSink::new(&config.server, config.request_timeout())
@@ -67,6 +72,18 @@ pub async fn run_agent(config: AgentConfig, client: Client, health_listener: Tcp
         stats.clone(),
     ));
     let health_addr = health_listener.local_addr().context("reading the health address")?;
+    if let Some(listener) = metrics_listener {
+        let metrics_addr = listener.local_addr().context("reading the metrics address")?;
+        info!(addr = %metrics_addr, "metrics listening");
+        let (handle, stats) = (handle.clone(), stats.clone());
+        tasks.spawn(async move {
+            if let Err(err) = health::serve_metrics(listener, handle, stats).await {
+                error!(error = %err, "metrics endpoint failed");
+            }
+            // Keep the task alive: a failed metrics endpoint must not stop the agent.
+            std::future::pending::<()>().await;
+        });
+    }
     let health = health::serve(health_listener, handle.clone(), stats);
     info!(
         cluster_id = %config.cluster_id,

@@ -137,6 +137,18 @@ fn the_agent_reports_to_the_server_and_follows_changes() {
     assert_eq!(status, 200, "{body}");
     let first = show(&["--server", &url, "clusters", "show", CLUSTER, "-o", "json"]);
     assert_eq!(first["nodes"].as_array().expect("nodes").len(), 20);
+    // The agent's metrics (issue 7) count the report.
+    let metrics_addr = agent.wait_for("metrics listening", Duration::from_secs(5))["addr"]
+        .as_str()
+        .expect("metrics addr")
+        .to_string();
+    let (status, page) = http_get(&metrics_addr, "/metrics");
+    assert_eq!(status, 200);
+    let sent_before = metric_value(&page, "kplan_agent_reports_sent_total").expect("reports sent");
+    assert!(sent_before >= 1.0, "{page}");
+    assert_eq!(metric_value(&page, "kplan_agent_ready"), Some(1.0), "{page}");
+    assert!(metric_value(&page, "kplan_agent_last_report_timestamp_seconds").is_some_and(|t| t > 1.7e9), "{page}");
+    assert!(page.contains("# TYPE kplan_agent_report_failures counter"), "{page}");
 
     // A node's zone label changes: the next report carries it.
     let mut node = cluster.fake.objects(kplan_agent::fake_api::ApiResource::Nodes)[0].clone();
@@ -161,6 +173,9 @@ fn the_agent_reports_to_the_server_and_follows_changes() {
     }
     let reported = agent.messages("snapshot reported");
     assert!(reported.iter().all(|line| line["cluster_id"] == CLUSTER && line["n_nodes"] == 20), "{reported:?}");
+    let (_, page) = http_get(&metrics_addr, "/metrics");
+    let sent_after = metric_value(&page, "kplan_agent_reports_sent_total").expect("reports sent");
+    assert!(sent_after > sent_before, "the metric moves with the report: {sent_before} -> {sent_after}");
 }
 
 #[test]

@@ -61,6 +61,25 @@ pub struct AgentConfig {
     pub metrics_listen: String,
     /// Objects per page of the initial lists (and relists). Default 500, as client-go.
     pub list_page_size: u32,
+    /// Mutual TLS towards the server (`https://` URLs): the CA that signs the
+    /// server's certificate, and this cluster's client certificate and key
+    /// (its URI SAN `spiffe://kplan/cluster/<cluster_id>` is what the server
+    /// believes). Env: `KPLAN_AGENT_TLS__CA_FILE`, ...
+    pub tls: AgentTls,
+    /// Report over plaintext `http://` without TLS (test machines only; logged
+    /// as a warning). Default false: an `http://` server URL is then refused.
+    pub insecure_plaintext: bool,
+}
+
+/// The agent's TLS files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentTls {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// The name to check the server's certificate against, when it differs from the URL's host.
+    pub server_name: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -81,6 +100,8 @@ impl Default for AgentConfig {
             request_timeout_seconds: 30.0,
             health_listen: "0.0.0.0:7471".to_string(),
             metrics_listen: "0.0.0.0:9471".to_string(),
+            tls: AgentTls::default(),
+            insecure_plaintext: false,
             list_page_size: 500,
         }
     }
@@ -96,6 +117,8 @@ pub struct AgentOverrides {
     pub datacenter: Option<String>,
     pub zone: Option<String>,
     pub security_tier: Option<String>,
+    /// `--insecure-plaintext`: true overrides the file and the environment.
+    pub insecure_plaintext: bool,
 }
 
 /// A configuration that cannot be used, with every problem found.
@@ -168,6 +191,21 @@ impl AgentConfig {
         set(&mut self.datacenter, &overrides.datacenter);
         set(&mut self.zone, &overrides.zone);
         set(&mut self.security_tier, &overrides.security_tier);
+        if overrides.insecure_plaintext {
+            self.insecure_plaintext = true;
+        }
+    }
+
+    /// How the agent reaches the server (see `kplan_proto::tls`).
+    pub fn client_security(&self) -> kplan_proto::tls::ClientSecurity {
+        kplan_proto::tls::ClientSecurity {
+            ca_file: self.tls.ca_file.clone(),
+            cert_file: self.tls.cert_file.clone(),
+            key_file: self.tls.key_file.clone(),
+            token_file: None,
+            server_name: self.tls.server_name.clone(),
+            insecure_plaintext: self.insecure_plaintext,
+        }
     }
 
     /// Semantic checks; every problem is collected.
@@ -184,8 +222,31 @@ impl AgentConfig {
             ));
         }
         match self.server.parse::<http::Uri>() {
-            Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
-            _ => problems.push(format!("server: {:?} is not a URL like http://kplan.example:7470", self.server)),
+            Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+                if uri.scheme_str() == Some("http") && !self.insecure_plaintext {
+                    problems.push(format!(
+                        "server: {:?} is plaintext: use https:// with [tls] ca_file, cert_file and key_file, or set \
+                         insecure_plaintext (--insecure-plaintext) on a trusted test network",
+                        self.server
+                    ));
+                }
+                if uri.scheme_str() == Some("https") {
+                    for (field, value) in [
+                        ("tls.ca_file", &self.tls.ca_file),
+                        ("tls.cert_file", &self.tls.cert_file),
+                        ("tls.key_file", &self.tls.key_file),
+                    ] {
+                        match value {
+                            None => problems.push(format!("{field}: required for an https:// server")),
+                            Some(path) if !path.is_file() => {
+                                problems.push(format!("{field}: {} does not exist", path.display()))
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                }
+            }
+            _ => problems.push(format!("server: {:?} is not a URL like https://kplan.example:7470", self.server)),
         }
         for (field, value) in [
             ("datacenter", &self.datacenter),

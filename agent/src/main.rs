@@ -59,6 +59,9 @@ struct Flags {
     /// Security tier for namespaces without a tier label (and the cluster's own tier).
     #[arg(long, value_name = "TIER", global = true)]
     security_tier: Option<String>,
+    /// Report over plaintext http:// without TLS (trusted test networks only).
+    #[arg(long, global = true)]
+    insecure_plaintext: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         datacenter: flags.datacenter,
         zone: flags.zone,
         security_tier: flags.security_tier,
+        insecure_plaintext: flags.insecure_plaintext,
     };
     let config = match AgentConfig::load(flags.config.as_deref(), &overrides) {
         Ok(config) => config,

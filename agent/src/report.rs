@@ -37,7 +37,6 @@ use kplan_proto::v1;
 use tokio::sync::watch;
 use tonic::Code;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::{Channel, Endpoint};
 use tracing::{error, info, warn};
 
 use crate::view::ViewError;
@@ -230,19 +229,20 @@ pub trait SnapshotSink {
 /// kplan-server over gRPC (`kplan.v1.InventoryService/ReportSnapshot`, gzip).
 #[derive(Debug, Clone)]
 pub struct GrpcSink {
-    channel: Channel,
+    channel: kplan_proto::tls::AuthChannel,
 }
 
 impl GrpcSink {
     /// Does not connect: the first report does, and every failed call
-    /// reconnects at the next.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(url.to_string())?
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .tcp_keepalive(Some(Duration::from_secs(60)))
-            .connect_lazy();
-        Ok(GrpcSink { channel })
+    /// reconnects at the next. TLS, timeouts and keepalives come from the
+    /// shared client helper (`kplan_proto::tls`), as in the CLI.
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        security: &kplan_proto::tls::ClientSecurity,
+    ) -> Result<Self, kplan_proto::tls::ClientSecurityError> {
+        let endpoint = security.endpoint(url)?.connect_timeout(timeout).timeout(timeout);
+        Ok(GrpcSink { channel: security.channel(endpoint.connect_lazy())? })
     }
 }
 

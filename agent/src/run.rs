@@ -13,7 +13,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{error, info};
+use tracing::{warn, error, info};
 
 use crate::config::AgentConfig;
 use crate::health;
@@ -54,7 +54,10 @@ pub async fn run_agent(
 ) -> anyhow::Result<()> {
     let handle = ViewHandle::new(config.collect_options());
     let stats = Arc::new(ReportStats::default());
-    let sink = GrpcSink::new(&config.server, config.request_timeout())
+    if config.insecure_plaintext {
+        warn!(server = %config.server, "reporting over plaintext without TLS (insecure_plaintext): for trusted test networks only");
+    }
+    let sink = GrpcSink::new(&config.server, config.request_timeout(), &config.client_security())
         .with_context(|| format!("server url {:?}", config.server))?;
     let (slot, snapshots) = watch::channel(None);
     let mut tasks = JoinSet::new();

@@ -1,11 +1,13 @@
 //! Where the CLI's inventory lives: a server (`--server URL`) or a local store
 //! directory (`--inventory DIR`, the embedded mode). Both behave the same: the
-//! local mode opens the server's own sled store in-process.
+//! local mode opens the server's own sled store in-process. A server is reached
+//! over TLS (`https://`) or, when allowed, plaintext (`kplan_proto::tls`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use kplan_model::{ClusterSnapshot, ClusterSummary, Plan, Policy};
+use kplan_proto::tls::ClientSecurity;
 use kplan_server::planner::{BlockModel, PlanOptions};
 use kplan_server::store::{PlanInfo, PutOutcome, SledStore, Store};
 
@@ -21,10 +23,15 @@ pub enum Backend {
 pub const DEFAULT_INVENTORY: &str = ".kplan/inventory";
 
 impl Backend {
-    pub async fn connect(server: Option<&str>, inventory: Option<&Path>) -> anyhow::Result<Backend> {
+    /// `security` is for a server only: the embedded mode needs no certificates.
+    pub async fn connect(
+        server: Option<&str>,
+        inventory: Option<&Path>,
+        security: &ClientSecurity,
+    ) -> anyhow::Result<Backend> {
         match (server, inventory) {
             (Some(_), Some(_)) => bail!("give either --server or --inventory, not both"),
-            (Some(url), None) => Ok(Backend::Remote(Remote::connect(url).await?)),
+            (Some(url), None) => Ok(Backend::Remote(Remote::connect(url, security).await?)),
             (None, inventory) => {
                 let dir = inventory.map_or_else(|| PathBuf::from(DEFAULT_INVENTORY), Path::to_path_buf);
                 let open_dir = dir.clone();

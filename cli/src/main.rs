@@ -3,6 +3,7 @@
 //! Errors are one line on stderr and a non-zero exit code.
 
 mod backend;
+mod certs;
 mod html;
 mod import;
 mod output;
@@ -28,8 +29,10 @@ use crate::output::Format;
     version,
     propagate_version = true,
     after_help = "Examples:\n  kplan import --estate examples/bank/estate.toml\n  kplan propose --policy examples/bank/policy.toml\n  \
-kplan --server http://127.0.0.1:7470 clusters list\n\n\
-Defaults for --server, --inventory and --policy can live in ~/.config/kplan/config.toml."
+kplan --server https://kplan.example.com:7470 --ca ca.crt --cert reader-alice.crt --key reader-alice.key clusters list\n  \
+kplan --server http://127.0.0.1:7470 --insecure-plaintext clusters list\n\n\
+Defaults for --server, --inventory, --policy, --ca, --cert, --key and --token-file can live in\n\
+~/.config/kplan/config.toml."
 )]
 struct Cli {
     #[command(flatten)]
@@ -41,12 +44,52 @@ struct Cli {
 /// Where the inventory lives.
 #[derive(Debug, Args)]
 struct Target {
-    /// kplan-server URL, e.g. http://127.0.0.1:7470 (default: the local inventory).
+    /// kplan-server URL, e.g. https://kplan.example.com:7470 (http:// needs --insecure-plaintext;
+    /// default: the local inventory).
     #[arg(long, global = true, env = "KPLAN_SERVER", value_name = "URL")]
     server: Option<String>,
     /// Local inventory directory (the embedded mode; no server needed). Default: .kplan/inventory
     #[arg(long, global = true, env = "KPLAN_INVENTORY", value_name = "DIR", conflicts_with = "server")]
     inventory: Option<PathBuf>,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// How to reach a server securely (ignored in the embedded mode).
+#[derive(Debug, Args)]
+struct SecurityArgs {
+    /// CA bundle (PEM) the server's certificate must chain to; https:// needs it.
+    #[arg(long, global = true, env = "KPLAN_CA", value_name = "FILE", help_heading = "Server security")]
+    ca: Option<PathBuf>,
+    /// Client certificate (PEM), e.g. from `kplan certs issue --reader NAME`.
+    #[arg(long, global = true, env = "KPLAN_CERT", value_name = "FILE", help_heading = "Server security")]
+    cert: Option<PathBuf>,
+    /// Private key of --cert (PEM).
+    #[arg(long, global = true, env = "KPLAN_KEY", value_name = "FILE", help_heading = "Server security")]
+    key: Option<PathBuf>,
+    /// File holding a bearer token (readers and planners), instead of a certificate.
+    #[arg(long, global = true, env = "KPLAN_TOKEN_FILE", value_name = "FILE", help_heading = "Server security")]
+    token_file: Option<PathBuf>,
+    /// Name the server's certificate must carry, if not the URL's host.
+    #[arg(long, global = true, env = "KPLAN_TLS_SERVER_NAME", value_name = "NAME", help_heading = "Server security")]
+    tls_server_name: Option<String>,
+    /// Allow http:// server URLs: no encryption, no authentication.
+    #[arg(long, global = true, env = "KPLAN_INSECURE_PLAINTEXT", help_heading = "Server security")]
+    insecure_plaintext: bool,
+}
+
+impl SecurityArgs {
+    /// Flags and environment first, then the user config, field by field.
+    fn resolve(&self, user: &user_config::UserConfig) -> kplan_proto::tls::ClientSecurity {
+        kplan_proto::tls::ClientSecurity {
+            ca_file: self.ca.clone().or_else(|| user.ca.clone()),
+            cert_file: self.cert.clone().or_else(|| user.cert.clone()),
+            key_file: self.key.clone().or_else(|| user.key.clone()),
+            token_file: self.token_file.clone().or_else(|| user.token_file.clone()),
+            server_name: self.tls_server_name.clone().or_else(|| user.tls_server_name.clone()),
+            insecure_plaintext: self.insecure_plaintext || user.insecure_plaintext.unwrap_or(false),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +125,16 @@ e.g. KPLAN_POLICY__HEADROOM__CPU=0.3.")]
     /// Capacity reviews per datacenter and security tier.
     #[command(subcommand, after_help = "Example:\n  kplan capacity review --quarter 2026Q4 -o markdown")]
     Capacity(CapacityCommand),
+    /// Make a CA, certificates and bearer tokens for a quick start (mutual TLS).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+kplan certs init --out kplan-ca --server-host kplan.example.com\n  \
+kplan certs issue --ca-dir kplan-ca --cluster fra-prod-1 --out certs/\n  \
+kplan certs issue --ca-dir kplan-ca --reader alice --out ~/.config/kplan/\n  \
+kplan certs token --planner capacity-bot --out capacity-bot.token"
+    )]
+    Certs(certs::CertsCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  kplan completion bash > /etc/bash_completion.d/kplan\n  kplan completion zsh > \"${fpath[1]}/_kplan\"\n  kplan completion fish > ~/.config/fish/completions/kplan.fish"
@@ -264,7 +317,8 @@ enum ClustersCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    kplan_server::telemetry::init("warn");
+    // HiGHS reports routine solver states as warnings: only its errors are worth a user's attention.
+    kplan_server::telemetry::init("warn,highs=error");
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -292,6 +346,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Man { out } => return write_man_pages(out),
+        Command::Certs(command) => return certs::run(command),
         _ => {}
     }
     let user = user_config::load()?;
@@ -299,9 +354,11 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         cli.target.server = user.server.clone();
         cli.target.inventory = user.inventory.clone();
     }
-    let mut backend = Backend::connect(cli.target.server.as_deref(), cli.target.inventory.as_deref()).await?;
+    let security = cli.target.security.resolve(&user);
+    let mut backend =
+        Backend::connect(cli.target.server.as_deref(), cli.target.inventory.as_deref(), &security).await?;
     match cli.command {
-        Command::Completion { .. } | Command::Man { .. } => Ok(()),
+        Command::Completion { .. } | Command::Man { .. } | Command::Certs(_) => Ok(()),
         Command::Import(args) => cmd_import(&mut backend, args).await,
         Command::Propose(mut args) => {
             if args.policy.is_none() {

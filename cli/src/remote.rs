@@ -2,15 +2,15 @@
 
 use anyhow::Context;
 use kplan_model::{ClusterSnapshot, ClusterSummary, Plan};
+use kplan_proto::tls::{AuthChannel, ClientSecurity};
 use kplan_proto::v1;
 use kplan_server::planner::PlanOptions;
 use kplan_server::store::PlanInfo;
-use tonic::transport::{Channel, Endpoint};
 
 #[derive(Debug, Clone)]
 pub struct Remote {
     url: String,
-    channel: Channel,
+    channel: AuthChannel,
 }
 
 /// One line for a refused call: the server's message and the status code.
@@ -19,23 +19,64 @@ pub fn describe_status(status: &tonic::Status) -> String {
 }
 
 fn refused(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("server refused: {}", describe_status(&status))
+    match status.code() {
+        // A TLS or connection failure surfaces on the first call: say so.
+        tonic::Code::Unavailable | tonic::Code::Unknown if is_transport_failure(&status) => {
+            anyhow::anyhow!("connection failed: {}", transport_detail(&status))
+        }
+        _ => anyhow::anyhow!("server refused: {}", describe_status(&status)),
+    }
+}
+
+fn is_transport_failure(status: &tonic::Status) -> bool {
+    std::error::Error::source(status).is_some()
+}
+
+/// The message of an error and of its sources, each once: the innermost cause
+/// (a TLS alert, a refused connection) is what helps.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
+}
+
+fn transport_detail(status: &tonic::Status) -> String {
+    let message = status.message();
+    match std::error::Error::source(status).map(error_chain) {
+        Some(chain) if message.is_empty() || chain.contains(message) => chain,
+        Some(chain) => format!("{message}: {chain}"),
+        None => message.to_string(),
+    }
+}
+
+/// One line naming the URL and the innermost cause.
+fn connect_error(url: &str, err: &tonic::transport::Error) -> anyhow::Error {
+    anyhow::anyhow!("connecting to {url}: {}", error_chain(err))
 }
 
 impl Remote {
-    pub async fn connect(url: &str) -> anyhow::Result<Remote> {
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .with_context(|| format!("server url {url:?} is not a valid URL (e.g. http://127.0.0.1:7470)"))?
-            .connect_timeout(std::time::Duration::from_secs(10));
-        let channel = endpoint.connect().await.with_context(|| format!("connecting to {url}"))?;
-        Ok(Remote { url: url.to_string(), channel })
+    /// Connects with TLS (`https://`: the CA, and a client certificate or a
+    /// bearer token) or, only when allowed, plaintext (`http://`); see
+    /// `kplan_proto::tls`, shared with the agent.
+    pub async fn connect(url: &str, security: &ClientSecurity) -> anyhow::Result<Remote> {
+        let endpoint = security.endpoint(url)?;
+        let bearer = security.bearer_token()?;
+        let channel = endpoint.connect().await.map_err(|err| connect_error(url, &err))?;
+        Ok(Remote { url: url.to_string(), channel: AuthChannel::new(channel, bearer) })
     }
 
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    pub fn channel(&self) -> Channel {
+    pub fn channel(&self) -> AuthChannel {
         self.channel.clone()
     }
 

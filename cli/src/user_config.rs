@@ -3,9 +3,19 @@
 //! `KPLAN_INVENTORY` < flags.
 //!
 //! ```toml
-//! server = "http://kplan.example.internal:7470"   # or: inventory = "/home/me/kplan-inventory"
+//! server = "https://kplan.example.internal:7470"  # or: inventory = "/home/me/kplan-inventory"
 //! policy = "/home/me/policies/bank.toml"           # default --policy of propose and capacity review
+//! ca = "/home/me/.config/kplan/ca.crt"             # the CA bundle of the server's certificate
+//! cert = "/home/me/.config/kplan/reader-me.crt"    # a client certificate and its key ...
+//! key = "/home/me/.config/kplan/reader-me.key"
+//! # token_file = "/home/me/.config/kplan/token"   # ... or a bearer token (readers, planners)
+//! # tls_server_name = "kplan.example.internal"    # when the URL's host is not in the certificate
+//! # insecure_plaintext = true                     # allow http:// (no encryption, no authentication)
 //! ```
+//!
+//! Each of `ca`, `cert`, `key`, `token_file`, `tls_server_name` and
+//! `insecure_plaintext` is used when neither its flag nor its environment
+//! variable (`KPLAN_CA`, `KPLAN_CERT`, ...) is given.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +28,12 @@ pub struct UserConfig {
     pub server: Option<String>,
     pub inventory: Option<PathBuf>,
     pub policy: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+    pub tls_server_name: Option<String>,
+    pub insecure_plaintext: Option<bool>,
 }
 
 pub fn path() -> Option<PathBuf> {
@@ -56,5 +72,8 @@ mod tests {
         assert_eq!(config.server.as_deref(), Some("http://127.0.0.1:7470"));
         assert!(parse("sever = \"x\"").expect_err("unknown key").to_string().contains("sever"));
         assert!(parse("server = \"x\"\ninventory = \"y\"").is_err());
+        let config = parse("ca = \"/ca.crt\"\ntoken_file = \"/t\"\ninsecure_plaintext = false\n").expect("parses");
+        assert_eq!(config.ca.as_deref(), Some(Path::new("/ca.crt")));
+        assert_eq!(config.insecure_plaintext, Some(false));
     }
 }

@@ -14,6 +14,40 @@ pub enum ConvertError {
     Missing(&'static str),
     #[error("field {0}: invalid value {1:?}")]
     Invalid(&'static str, String),
+    /// An enum number this protocol version does not define (proto3 enums are open).
+    #[error("{object}: {field}: unknown value {value} (expected {expected})")]
+    UnknownEnum { object: String, field: &'static str, value: i32, expected: &'static str },
+}
+
+/// An object as named in an error: its list index and its name, cut to 64 characters.
+fn object_name(list: &str, idx: usize, name: &str) -> String {
+    match name.char_indices().nth(64) {
+        None => format!("{list}[{idx}] {name:?}"),
+        Some((cut, _)) => format!("{list}[{idx}] {:?}...", &name[..cut]),
+    }
+}
+
+/// Refuses node roles and SLA tiers outside the enums (the domain types cannot hold them).
+fn check_enums(s: &v1::ClusterSnapshot) -> Result<(), ConvertError> {
+    if let Some((idx, node)) = s.nodes.iter().enumerate().find(|(_, n)| v1::NodeRole::try_from(n.role).is_err()) {
+        return Err(ConvertError::UnknownEnum {
+            object: object_name("nodes", idx, &node.name),
+            field: "role",
+            value: node.role,
+            expected: "0 unspecified (worker), 1 control-plane or 2 worker",
+        });
+    }
+    if let Some((idx, namespace)) =
+        s.namespaces.iter().enumerate().find(|(_, n)| v1::SlaTier::try_from(n.sla_tier).is_err())
+    {
+        return Err(ConvertError::UnknownEnum {
+            object: object_name("namespaces", idx, &namespace.name),
+            field: "sla_tier",
+            value: namespace.sla_tier,
+            expected: "0 unspecified (bronze), 1 bronze, 2 silver or 3 gold",
+        });
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- resources
@@ -159,6 +193,7 @@ impl From<model::ClusterSnapshot> for v1::ClusterSnapshot {
 impl TryFrom<v1::ClusterSnapshot> for model::ClusterSnapshot {
     type Error = ConvertError;
     fn try_from(s: v1::ClusterSnapshot) -> Result<Self, ConvertError> {
+        check_enums(&s)?;
         Ok(model::ClusterSnapshot {
             cluster_id: s.cluster_id,
             generation: s.generation,
@@ -729,6 +764,21 @@ mod tests {
         wire.facts = None;
         let err = model::ClusterSnapshot::try_from(wire).expect_err("facts are required");
         assert_eq!(err.to_string(), "missing field snapshot.facts");
+    }
+
+    #[test]
+    fn unknown_enum_values_are_named() {
+        let mut wire: v1::ClusterSnapshot = snapshot().into();
+        wire.nodes[0].role = 7;
+        let err = model::ClusterSnapshot::try_from(wire).expect_err("role 7 is unknown");
+        assert_eq!(
+            err.to_string(),
+            "nodes[0] \"n1\": role: unknown value 7 (expected 0 unspecified (worker), 1 control-plane or 2 worker)"
+        );
+        let mut wire: v1::ClusterSnapshot = snapshot().into();
+        wire.namespaces[0].sla_tier = -1;
+        let err = model::ClusterSnapshot::try_from(wire).expect_err("tier -1 is unknown");
+        assert!(err.to_string().starts_with("namespaces[0] \"payments\": sla_tier: unknown value -1"), "{err}");
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! kplan's gRPC protocol, package `kplan.v1`, generated at build time from
 //! `proto/kplan/v1/*.proto`, and the one place that converts wire types to and
-//! from the domain types of `kplan-model`.
+//! from the domain types of `kplan-model`; [`tls`] is the client side of the
+//! transport security (TLS, client certificates, bearer tokens) shared by the
+//! CLI and the agent.
 
 pub mod convert;
+pub mod tls;
 
 /// Generated messages, clients and servers of package `kplan.v1`.
 #[allow(clippy::all, missing_debug_implementations)]

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::tls::{TlsMaterial, TlsPaths, TokenTable, TransportSecurity};
+
 /// Everything `kplan-server` can be told. Every field has a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,7 +24,8 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Per-request timeout in seconds. Default 300 (plans of large estates take time).
     pub request_timeout_seconds: u64,
-    /// Requests served at once; more are refused with RESOURCE_EXHAUSTED. Default 256.
+    /// Requests served at once, over all connections; more are refused at once
+    /// with RESOURCE_EXHAUSTED (load shedding, no queue). Default 256.
     pub max_concurrent_requests: usize,
     /// Prometheus metrics and HTTP probes (`/metrics`, `/healthz`, `/readyz`).
     /// Default `127.0.0.1:9470`; empty disables.
@@ -30,6 +33,39 @@ pub struct ServerConfig {
     /// Every snapshot is kept this many days; older history is thinned to one
     /// snapshot per cluster per day (for quarterly trends). Default 7.
     pub history_keep_all_days: u64,
+    /// Mutual TLS on the gRPC port (`[tls]`). Required unless `insecure_plaintext`.
+    pub tls: TlsFiles,
+    /// Bearer tokens of readers and planners: lines `ROLE NAME SHA256-HEX`
+    /// (`kplan certs token` makes one). Needs `[tls]`. Default: none.
+    pub token_file: Option<PathBuf>,
+    /// Serve gRPC in plaintext, without authentication: every caller may do
+    /// everything. Only for a trusted test network; logged as a warning. Default false.
+    pub insecure_plaintext: bool,
+    /// A TLS handshake not finished within this many seconds is dropped. Default 10.
+    pub tls_handshake_timeout_seconds: u64,
+    /// HTTP/2 PING interval on every connection (dead peers are noticed). Default 30.
+    pub http2_keepalive_interval_seconds: u64,
+    /// A PING unanswered this long closes the connection. Default 20.
+    pub http2_keepalive_timeout_seconds: u64,
+    /// TCP keepalive of accepted connections (firewalls drop idle flows). Default 60.
+    pub tcp_keepalive_seconds: u64,
+}
+
+/// `[tls]`: the server's certificate and key, and the CA bundle (one or more PEM
+/// certificates: old and new during a CA rotation) that client certificates
+/// must chain to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsFiles {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    pub fn is_empty(&self) -> bool {
+        self.cert_file.is_none() && self.key_file.is_none() && self.client_ca_file.is_none()
+    }
 }
 
 impl Default for ServerConfig {
@@ -43,6 +79,13 @@ impl Default for ServerConfig {
             max_concurrent_requests: 256,
             history_keep_all_days: 7,
             metrics_listen: "127.0.0.1:9470".to_string(),
+            tls: TlsFiles::default(),
+            token_file: None,
+            insecure_plaintext: false,
+            tls_handshake_timeout_seconds: 10,
+            http2_keepalive_interval_seconds: 30,
+            http2_keepalive_timeout_seconds: 20,
+            tcp_keepalive_seconds: 60,
         }
     }
 }
@@ -53,6 +96,12 @@ pub struct ServerOverrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub metrics_listen: Option<String>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub client_ca_file: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+    /// `--insecure-plaintext` (a flag can only turn it on).
+    pub insecure_plaintext: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +136,19 @@ impl ServerConfig {
         if let Some(metrics) = &overrides.metrics_listen {
             cfg.metrics_listen = metrics.clone();
         }
+        if let Some(file) = &overrides.tls_cert_file {
+            cfg.tls.cert_file = Some(file.clone());
+        }
+        if let Some(file) = &overrides.tls_key_file {
+            cfg.tls.key_file = Some(file.clone());
+        }
+        if let Some(file) = &overrides.client_ca_file {
+            cfg.tls.client_ca_file = Some(file.clone());
+        }
+        if let Some(file) = &overrides.token_file {
+            cfg.token_file = Some(file.clone());
+        }
+        cfg.insecure_plaintext |= overrides.insecure_plaintext;
         cfg.check()?;
         Ok(cfg)
     }
@@ -120,7 +182,81 @@ impl ServerConfig {
         if self.max_concurrent_requests == 0 {
             problems.push("max_concurrent_requests: must be at least 1".to_string());
         }
+        for (key, value) in [
+            ("tls_handshake_timeout_seconds", self.tls_handshake_timeout_seconds),
+            ("http2_keepalive_interval_seconds", self.http2_keepalive_interval_seconds),
+            ("http2_keepalive_timeout_seconds", self.http2_keepalive_timeout_seconds),
+            ("tcp_keepalive_seconds", self.tcp_keepalive_seconds),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be at least 1"));
+            }
+        }
+        if let Err(security) = self.security() {
+            problems.extend(security.problems);
+        }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError { problems }) }
+    }
+
+    /// How the gRPC port is protected, with the TLS and token files read and
+    /// checked. Exactly one of `[tls]` and `insecure_plaintext` must be given.
+    pub fn security(&self) -> Result<TransportSecurity, ConfigError> {
+        let mut problems = Vec::new();
+        if self.insecure_plaintext {
+            if !self.tls.is_empty() {
+                problems.push("insecure_plaintext: give either [tls] or insecure_plaintext, not both".to_string());
+            }
+            if self.token_file.is_some() {
+                problems.push(
+                    "token_file: bearer tokens must not travel in clear; it needs [tls], not insecure_plaintext"
+                        .to_string(),
+                );
+            }
+            return if problems.is_empty() {
+                Ok(TransportSecurity::InsecurePlaintext)
+            } else {
+                Err(ConfigError { problems })
+            };
+        }
+        if self.tls.is_empty() {
+            return Err(ConfigError {
+                problems: vec![
+                    "no transport security: set [tls] cert_file, key_file and client_ca_file (--tls-cert, \
+                     --tls-key, --client-ca; `kplan certs init` and `kplan certs issue` make them), or serve \
+                     plaintext without authentication on a trusted network with --insecure-plaintext \
+                     (insecure_plaintext = true)"
+                        .to_string(),
+                ],
+            });
+        }
+        let missing = |key: &str, what: &str| format!("tls.{key}: missing ({what})");
+        let cert_file = self.tls.cert_file.as_deref();
+        let key_file = self.tls.key_file.as_deref();
+        let client_ca_file = self.tls.client_ca_file.as_deref();
+        if cert_file.is_none() {
+            problems.push(missing("cert_file", "the server's certificate, PEM"));
+        }
+        if key_file.is_none() {
+            problems.push(missing("key_file", "the server's private key, PEM"));
+        }
+        if client_ca_file.is_none() {
+            problems.push(missing("client_ca_file", "the CA bundle client certificates must chain to, PEM"));
+        }
+        let tokens = match &self.token_file {
+            Some(path) => TokenTable::load(path).map_err(|more| problems.extend(more)).ok(),
+            None => None,
+        };
+        let (Some(cert_file), Some(key_file), Some(client_ca_file)) = (cert_file, key_file, client_ca_file) else {
+            return Err(ConfigError { problems });
+        };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let material = TlsMaterial::load(TlsPaths { cert_file, key_file, client_ca_file }, now)
+            .map_err(|more| problems.extend(more))
+            .ok();
+        match material {
+            Some(material) if problems.is_empty() => Ok(TransportSecurity::MutualTls { material, tokens }),
+            _ => Err(ConfigError { problems }),
+        }
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
@@ -137,7 +273,8 @@ mod tests {
     fn file_then_flags() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("server.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\n").expect("writes");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\ninsecure_plaintext = true\n")
+            .expect("writes");
         let cfg = ServerConfig::load(Some(&file), &ServerOverrides::default()).expect("loads");
         assert_eq!(cfg.listen, "127.0.0.1:9000");
         let cfg = ServerConfig::load(
@@ -153,8 +290,11 @@ mod tests {
     fn every_problem_is_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("server.toml");
-        std::fs::write(&file, "listen = \"nowhere\"\nrequest_timeout_seconds = 0\nmax_message_bytes = 3\n")
-            .expect("writes");
+        std::fs::write(
+            &file,
+            "listen = \"nowhere\"\nrequest_timeout_seconds = 0\nmax_message_bytes = 3\ninsecure_plaintext = true\n",
+        )
+        .expect("writes");
         let err = ServerConfig::load(Some(&file), &ServerOverrides::default()).expect_err("is bad");
         assert_eq!(err.problems.len(), 3, "{err}");
     }
@@ -166,5 +306,53 @@ mod tests {
         std::fs::write(&file, "lisen = \"127.0.0.1:1\"\n").expect("writes");
         let err = ServerConfig::load(Some(&file), &ServerOverrides::default()).expect_err("is bad");
         assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn transport_security_is_chosen_explicitly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n").expect("writes");
+        let err = ServerConfig::load(Some(&file), &ServerOverrides::default()).expect_err("neither");
+        assert!(err.to_string().contains("no transport security") && err.to_string().contains("--insecure-plaintext"));
+        let flag = ServerOverrides { insecure_plaintext: true, ..Default::default() };
+        let cfg = ServerConfig::load(Some(&file), &flag).expect("plaintext when asked for");
+        assert!(matches!(cfg.security(), Ok(TransportSecurity::InsecurePlaintext)));
+
+        // Both, and a token file over plaintext: refused together.
+        let both = ServerOverrides {
+            insecure_plaintext: true,
+            tls_cert_file: Some(dir.path().join("server.crt")),
+            token_file: Some(dir.path().join("tokens")),
+            ..Default::default()
+        };
+        let err = ServerConfig::load(Some(&file), &both).expect_err("both");
+        assert_eq!(err.problems.len(), 2, "{err}");
+    }
+
+    #[test]
+    fn tls_problems_are_reported_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(dir.path().join("server.crt"), "not a certificate").expect("writes");
+        std::fs::write(dir.path().join("tokens"), "agent fra-prod-1 abc\n").expect("writes");
+        std::fs::write(
+            &file,
+            format!(
+                "token_file = \"{0}/tokens\"\n[tls]\ncert_file = \"{0}/server.crt\"\nkey_file = \"{0}/server.key\"\n",
+                dir.path().display()
+            ),
+        )
+        .expect("writes");
+        let err = ServerConfig::load(Some(&file), &ServerOverrides::default()).expect_err("bad");
+        let text = err.to_string();
+        assert!(text.contains("tls.client_ca_file: missing"), "{text}");
+        assert!(text.contains("token_file") && text.contains("line 1"), "{text}");
+        // The files are only read once all three are named.
+        let flags = ServerOverrides { client_ca_file: Some(dir.path().join("ca.crt")), ..Default::default() };
+        let text = ServerConfig::load(Some(&file), &flags).expect_err("bad").to_string();
+        assert!(text.contains("tls.cert_file") && text.contains("no PEM certificate"), "{text}");
+        assert!(text.contains("tls.key_file") && text.contains("server.key"), "{text}");
+        assert!(text.contains("tls.client_ca_file") && text.contains("ca.crt"), "{text}");
     }
 }

@@ -1,5 +1,7 @@
-//! `kplan-server`: a thin main. Configuration is parsed and reported whole
-//! (exit 64) before the store is opened or any port is bound.
+//! `kplan-server`: a thin main. Configuration (TLS files and tokens included)
+//! is parsed and reported whole (exit 64) before the store is opened or any
+//! port is bound. The gRPC port then binds with health NOT_SERVING, and turns
+//! SERVING once the store is opened and verified.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,20 +9,23 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use kplan_server::api::{self, ApiState};
+use kplan_server::api::{ApiState, GrpcServer, ServeError, ServeOptions};
 use kplan_server::config::{ServerConfig, ServerOverrides};
 use kplan_server::metrics::Metrics;
 use kplan_server::store::SledStore;
 use kplan_server::telemetry;
+use kplan_server::tls::TransportSecurity;
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// The kplan server: stores cluster inventories durably and plans consolidations.
 #[derive(Debug, Parser)]
 #[command(
     name = "kplan-server",
     version,
-    after_help = "Example:\n  kplan-server --listen 127.0.0.1:7470 --data-dir /var/lib/kplan\n\n\
+    after_help = "Examples:\n  \
+kplan-server --listen 0.0.0.0:7470 --data-dir /var/lib/kplan --tls-cert server.crt --tls-key server.key --client-ca ca.crt\n  \
+kplan-server --listen 127.0.0.1:7470 --data-dir /tmp/kplan --insecure-plaintext\n\n\
 Configuration layers: defaults < --config FILE < KPLAN_SERVER_* environment < flags.\n\
 Logging: KPLAN_LOG (e.g. debug), KPLAN_LOG_FORMAT=json."
 )]
@@ -34,25 +39,50 @@ struct Args {
     /// Directory of the sled store.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Address for /metrics, /healthz and /readyz (empty disables).
+    /// Address for /metrics, /healthz and /readyz (empty disables). Plain HTTP:
+    /// Kubernetes probes cannot present client certificates.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<String>,
+    /// The server's TLS certificate (PEM; [tls] cert_file).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The server's TLS private key (PEM; [tls] key_file).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// CA bundle client certificates must chain to (PEM, one or more; [tls] client_ca_file).
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// Bearer tokens of readers and planners: lines `ROLE NAME SHA256-HEX` (token_file).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Serve gRPC without TLS and without authentication (trusted test networks only).
+    #[arg(long)]
+    insecure_plaintext: bool,
 }
 
 const EX_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    telemetry::init("info");
-    let overrides =
-        ServerOverrides { listen: args.listen, data_dir: args.data_dir, metrics_listen: args.metrics_listen };
-    let config = match ServerConfig::load(args.config.as_deref(), &overrides) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("kplan-server: {err}");
-            return ExitCode::from(EX_CONFIG);
-        }
+    telemetry::init("info,highs=error");
+    let overrides = ServerOverrides {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        metrics_listen: args.metrics_listen,
+        tls_cert_file: args.tls_cert,
+        tls_key_file: args.tls_key,
+        client_ca_file: args.client_ca,
+        token_file: args.token_file,
+        insecure_plaintext: args.insecure_plaintext,
     };
+    let (config, security) =
+        match ServerConfig::load(args.config.as_deref(), &overrides).and_then(|c| c.security().map(|s| (c, s))) {
+            Ok(loaded) => loaded,
+            Err(err) => {
+                eprintln!("kplan-server: {err}");
+                return ExitCode::from(EX_CONFIG);
+            }
+        };
     // The default policy is configuration too: checked before anything starts.
     let default_policy = match kplan_server::policy::load_policy(config.policy_file.as_deref()) {
         Ok(policy) => policy,
@@ -68,12 +98,64 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, default_policy)) {
+    // The TLS files make a rustls configuration (a key that does not match its
+    // certificate is found here): still configuration, still before any port.
+    let grpc = match runtime.block_on(GrpcServer::new(security.clone(), serve_options(&config))) {
+        Ok(grpc) => grpc,
+        Err(err @ ServeError::Tls(_)) => {
+            eprintln!("kplan-server: invalid configuration: {err}");
+            return ExitCode::from(EX_CONFIG);
+        }
+        Err(err) => {
+            eprintln!("kplan-server: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    log_security(&security, &config);
+    match runtime.block_on(run(config, default_policy, grpc)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             error!(error = format!("{err:#}"), "server stopped");
             eprintln!("kplan-server: {err:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve_options(config: &ServerConfig) -> ServeOptions {
+    use std::time::Duration;
+    ServeOptions {
+        request_timeout: Duration::from_secs(config.request_timeout_seconds),
+        max_concurrent_requests: config.max_concurrent_requests,
+        tls_handshake_timeout: Duration::from_secs(config.tls_handshake_timeout_seconds),
+        http2_keepalive_interval: Duration::from_secs(config.http2_keepalive_interval_seconds),
+        http2_keepalive_timeout: Duration::from_secs(config.http2_keepalive_timeout_seconds),
+        tcp_keepalive: Duration::from_secs(config.tcp_keepalive_seconds),
+    }
+}
+
+/// One line on how the gRPC port is protected; a warning for plaintext.
+fn log_security(security: &TransportSecurity, config: &ServerConfig) {
+    match security {
+        TransportSecurity::InsecurePlaintext => warn!(
+            "insecure plaintext: gRPC is neither encrypted nor authenticated and every caller may report for \
+             any cluster, read and plan; use [tls] outside a trusted test network"
+        ),
+        TransportSecurity::MutualTls { material, tokens } => {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            let days_left = (material.not_after_unix - now) / 86_400;
+            info!(
+                n_client_cas = material.n_client_cas,
+                server_names = material.server_names.join(","),
+                certificate_days_left = days_left,
+                n_tokens = tokens.as_ref().map_or(0, |t| t.len()),
+                token_file = config.token_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                "mutual TLS"
+            );
+            if days_left < 30 {
+                warn!(certificate_days_left = days_left, "the server certificate expires soon: issue a new one");
+            }
         }
     }
 }
@@ -98,7 +180,7 @@ impl kplan_server::metrics::MetricsSource for MetricsSource {
     }
 }
 
-async fn run(config: ServerConfig, default_policy: kplan_model::Policy) -> anyhow::Result<()> {
+async fn run(config: ServerConfig, default_policy: kplan_model::Policy, grpc: GrpcServer) -> anyhow::Result<()> {
     // Metrics and HTTP probes first: /healthz answers while the store is verified,
     // /readyz only once it is.
     let metrics = Arc::new(Metrics::new());
@@ -115,15 +197,31 @@ async fn run(config: ServerConfig, default_policy: kplan_model::Policy) -> anyho
             }
         });
     }
+    // The gRPC port binds now: health says NOT_SERVING and kplan calls answer
+    // UNAVAILABLE until the store is opened and verified below.
+    let listener =
+        TcpListener::bind(config.listen_addr()).await.with_context(|| format!("binding {}", config.listen))?;
+    let local_addr = listener.local_addr().context("reading the bound address")?;
+    info!(addr = %local_addr, "grpc port bound; NOT_SERVING until the store is verified");
+    let ready = grpc.ready_handle();
+    let mut serving = tokio::spawn(grpc.serve(listener, shutdown_signal()));
+
     let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || {
+    let opening = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
         let store = SledStore::open(&data_dir)?;
         anyhow::Ok(store)
-    })
-    .await
-    .context("opening the store")??;
+    });
+    let store = tokio::select! {
+        opened = opening => opened.context("opening the store")??,
+        served = &mut serving => {
+            // Stopped (a signal) or failed before the store was verified.
+            served.context("the gRPC server task")?.context("serving gRPC")?;
+            info!("shut down before the store was verified");
+            return Ok(());
+        }
+    };
     info!(data_dir = %config.data_dir.display(), "store opened and verified");
 
     let store = Arc::new(store);
@@ -135,23 +233,12 @@ async fn run(config: ServerConfig, default_policy: kplan_model::Policy) -> anyho
         default_policy: Arc::new(default_policy),
         max_message_bytes: config.max_message_bytes,
     };
-    let mut routes = tonic::service::RoutesBuilder::default();
-    let health = api::register(&mut routes, state).await.context("building the reflection service")?;
-
-    let listener =
-        TcpListener::bind(config.listen_addr()).await.with_context(|| format!("binding {}", config.listen))?;
-    let local_addr = listener.local_addr().context("reading the bound address")?;
-    api::set_serving(&health).await;
+    ready.ready(state).await;
     metrics.set_ready(true);
+    // "listening" marks SERVING: scripts and tests wait for it.
     info!(addr = %local_addr, "listening");
 
-    tonic::transport::Server::builder()
-        .timeout(std::time::Duration::from_secs(config.request_timeout_seconds))
-        .concurrency_limit_per_connection(config.max_concurrent_requests)
-        .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown_signal())
-        .await
-        .context("serving gRPC")?;
+    serving.await.context("the gRPC server task")?.context("serving gRPC")?;
     info!("shut down cleanly");
     Ok(())
 }

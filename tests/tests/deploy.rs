@@ -831,9 +831,12 @@ fn port_problems(objects: &[Value]) -> Vec<String> {
         }
         // Probes.
         if name(workload) == "kplan-server" {
-            for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
-                if container[probe]["grpc"]["port"].as_i64() != Some(SERVER_GRPC) {
-                    problems.push(format!("{who}: {probe} is not a gRPC probe on {SERVER_GRPC}"));
+            // gRPC probes cannot present a client certificate to the mTLS port: the
+            // server's probes are plain HTTP on its metrics port.
+            for (probe, path) in [("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+                let get = &container[probe]["httpGet"];
+                if get["path"] != path || container_port(container, &get["port"]) != Some(SERVER_METRICS) {
+                    problems.push(format!("{who}: {probe} is not GET {path} on {SERVER_METRICS}"));
                 }
             }
         } else {
@@ -972,10 +975,9 @@ fn network_policies_probes_services_and_configs_agree_on_the_documented_ports() 
     let server_container = "/spec/template/spec/containers/0";
     let port_breakages: Vec<(&str, Vec<Value>)> = vec![
         (
-            "an HTTP probe on the server",
+            "a gRPC probe on the server's mTLS port",
             edit("Deployment/kplan-server", &|d: &mut Value| {
-                d.pointer_mut(server_container).expect("c")["livenessProbe"] =
-                    json!({"httpGet": {"path": "/", "port": 7470}});
+                d.pointer_mut(server_container).expect("c")["livenessProbe"] = json!({"grpc": {"port": 7470}});
             }),
         ),
         (
@@ -1434,13 +1436,21 @@ fn starts(mut command: Command, ready: &str) -> Result<(), String> {
 
 /// The shipped configuration files are accepted by the real binaries (unknown
 /// keys are fatal there). Ports are moved to free ones through the environment.
-/// Ignored until kplan-server and kplan-agent accept `metrics_listen` (issue 7's
-/// metrics); run with `cargo test -p kplan-e2e --test deploy -- --ignored`.
+/// TLS files come from `kplan certs` through the environment.
 #[test]
-#[ignore = "until kplan-server and kplan-agent accept metrics_listen (issue 7 metrics)"]
 fn the_shipped_configs_are_accepted_by_the_binaries() {
     let deploy = deploy_dir();
     let mut failures = Vec::new();
+    // The configs name /etc/kplan/tls/*: real certificates from `kplan certs`
+    // stand in for them through the environment (the layer above the file).
+    let certs = tempfile::tempdir().expect("tempdir");
+    let ca_dir = certs.path().join("ca");
+    let ca_dir = ca_dir.to_str().expect("utf-8 path");
+    common::kplan_ok(&["certs", "init", "--out", ca_dir, "--server-host", "127.0.0.1"]);
+    let agent_dir = certs.path().join("agent");
+    common::kplan_ok(&["certs", "issue", "--ca-dir", ca_dir, "--cluster", "example-cluster", "--out", agent_dir.to_str().expect("utf-8")]);
+    let cert = |dir: &str, file: &str| format!("{dir}/{file}");
+    let agent_dir = agent_dir.to_str().expect("utf-8 path").to_string();
     for file in ["systemd/etc/kplan/server.toml", "kubernetes/base/server/server.toml"] {
         let data = tempfile::tempdir().expect("tempdir");
         let mut command = Command::new(bin("kplan-server"));
@@ -1449,7 +1459,10 @@ fn the_shipped_configs_are_accepted_by_the_binaries() {
             .arg(deploy.join(file))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
-            .env("KPLAN_SERVER_METRICS_LISTEN", "127.0.0.1:0");
+            .env("KPLAN_SERVER_METRICS_LISTEN", "127.0.0.1:0")
+            .env("KPLAN_SERVER_TLS__CERT_FILE", cert(ca_dir, "server.crt"))
+            .env("KPLAN_SERVER_TLS__KEY_FILE", cert(ca_dir, "server.key"))
+            .env("KPLAN_SERVER_TLS__CLIENT_CA_FILE", cert(ca_dir, "ca.crt"));
         if let Err(why) = starts(command, "listening") {
             failures.push(format!("{file}: {why}"));
         }
@@ -1476,7 +1489,11 @@ fn the_shipped_configs_are_accepted_by_the_binaries() {
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .env("KPLAN_AGENT_HEALTH_LISTEN", "127.0.0.1:0")
-            .env("KPLAN_AGENT_METRICS_LISTEN", "127.0.0.1:0");
+            .env("KPLAN_AGENT_METRICS_LISTEN", "127.0.0.1:0")
+            .env("KPLAN_AGENT_CLUSTER_ID", "example-cluster")
+            .env("KPLAN_AGENT_TLS__CA_FILE", cert(ca_dir, "ca.crt"))
+            .env("KPLAN_AGENT_TLS__CERT_FILE", cert(&agent_dir, "example-cluster.crt"))
+            .env("KPLAN_AGENT_TLS__KEY_FILE", cert(&agent_dir, "example-cluster.key"));
         if let Err(why) = starts(command, "agent started") {
             failures.push(format!("{file}: {why}"));
         }

@@ -36,6 +36,8 @@ pub fn fixture(rel: &str) -> PathBuf {
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// The /metrics, /healthz, /readyz address.
+    pub metrics_addr: String,
     pub data_dir: PathBuf,
     pub log: mpsc::Receiver<String>,
 }
@@ -48,7 +50,7 @@ impl Server {
 
     pub fn start_with(data_dir: &Path, extra_args: &[&str]) -> Server {
         let mut child = Command::new(bin("kplan-server"))
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--insecure-plaintext", "--data-dir"])
             .arg(data_dir)
             .args(extra_args)
             .env("KPLAN_LOG_FORMAT", "json")
@@ -68,15 +70,19 @@ impl Server {
         });
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut seen = Vec::new();
+        let mut metrics_addr = String::new();
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(remaining) {
                 Ok(line) => {
-                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
-                        && value["message"] == "listening"
-                    {
-                        let addr = value["addr"].as_str().expect("addr field").to_string();
-                        return Server { child, addr, data_dir: data_dir.to_path_buf(), log: rx };
+                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+                        if value["message"] == "metrics listening" {
+                            metrics_addr = value["addr"].as_str().expect("addr field").to_string();
+                        }
+                        if value["message"] == "listening" {
+                            let addr = value["addr"].as_str().expect("addr field").to_string();
+                            return Server { child, addr, metrics_addr, data_dir: data_dir.to_path_buf(), log: rx };
+                        }
                     }
                     seen.push(line);
                 }
@@ -118,6 +124,8 @@ pub fn kplan(args: &[&str]) -> Output {
         .args(args)
         .env_remove("KPLAN_SERVER")
         .env_remove("KPLAN_INVENTORY")
+        // The test servers are plaintext (tests/tests/security.rs covers TLS).
+        .env("KPLAN_INSECURE_PLAINTEXT", "true")
         .output()
         .expect("running kplan")
 }
@@ -153,4 +161,147 @@ pub fn python3_has(module: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+// ---- kplan-agent (issue 3) ----
+
+/// A free TCP port on 127.0.0.1 (bound, then released; a small race, fine for
+/// tests that must know a port before starting a process on it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Spawns a command with stderr piped into a channel, line by line.
+pub fn spawn_logged(command: &mut Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawning a process");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Starts `kplan-server` on a fixed address (to restart it on the same port,
+/// as an agent's server URL is fixed), over `data_dir`.
+pub fn start_server_on(data_dir: &Path, addr: &str) -> Server {
+    let mut command = Command::new(bin("kplan-server"));
+    command
+        .args(["--listen", addr, "--metrics-listen", "127.0.0.1:0", "--insecure-plaintext", "--data-dir"])
+        .arg(data_dir)
+        .env("KPLAN_LOG_FORMAT", "json")
+        .env("KPLAN_LOG", "info");
+    let (mut child, rx) = spawn_logged(&mut command);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let mut metrics_addr = String::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+            if value["message"] == "metrics listening" {
+                metrics_addr = value["addr"].as_str().expect("addr field").to_string();
+            }
+            if value["message"] == "listening" {
+                let addr = value["addr"].as_str().expect("addr field").to_string();
+                return Server { child, addr, metrics_addr, data_dir: data_dir.to_path_buf(), log: rx };
+            }
+        }
+        seen.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("kplan-server did not listen on {addr} within 30 s; log:\n{}", seen.join("\n"));
+}
+
+/// A running `kplan-agent` (JSON logs), its log kept as it arrives.
+pub struct AgentProcess {
+    pub child: Child,
+    log: mpsc::Receiver<String>,
+    /// Every log line received so far, parsed (non-JSON lines as strings).
+    pub lines: Vec<serde_json::Value>,
+}
+
+impl AgentProcess {
+    /// `kplan-agent ARGS` with `KPLAN_LOG_FORMAT=json` and the given environment.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> AgentProcess {
+        let mut command = Command::new(bin("kplan-agent"));
+        command
+            .args(args)
+            .env("KPLAN_LOG_FORMAT", "json")
+            .env("KPLAN_LOG", "info,kube=warn,tower=warn,hyper=warn")
+            // Parallel tests: a free port, not the default 9471 (the env below may override).
+            .env("KPLAN_AGENT_METRICS_LISTEN", "127.0.0.1:0")
+            // The test servers are plaintext (tests/tests/security.rs covers TLS).
+            .env("KPLAN_AGENT_INSECURE_PLAINTEXT", "true");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let (child, log) = spawn_logged(&mut command);
+        AgentProcess { child, log, lines: Vec::new() }
+    }
+
+    fn drain(&mut self) {
+        for line in self.log.try_iter() {
+            self.lines.push(serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line)));
+        }
+    }
+
+    /// The log lines so far with this message.
+    pub fn messages(&mut self, message: &str) -> Vec<serde_json::Value> {
+        self.drain();
+        self.lines.iter().filter(|line| line["message"] == message).cloned().collect()
+    }
+
+    /// Waits for a log line with this message; panics with the log after `timeout`.
+    pub fn wait_for(&mut self, message: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.messages(message).into_iter().next() {
+                return line;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.drain();
+                panic!("kplan-agent exited ({status}) before logging {message:?}; log:\n{}", self.log_text());
+            }
+            if Instant::now() > deadline {
+                panic!("kplan-agent did not log {message:?} within {timeout:?}; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&mut self) -> String {
+        self.drain();
+        self.lines.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.0 GET on 127.0.0.1 (no client library): (status, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let status = response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_string();
+    (status, body)
+}
+
+/// The value of one sample (`name{labels} value`) in a Prometheus text page.
+pub fn metric_value(page: &str, sample: &str) -> Option<f64> {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.split_whitespace().next()?.parse().ok()))
 }

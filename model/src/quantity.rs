@@ -91,9 +91,16 @@ pub fn parse_count(text: &str) -> Result<u64, QuantityError> {
     parse_scaled(text, 1)
 }
 
-/// Formats millicores the way kubectl does: whole cores when exact, else `NNNm`.
+/// Formats millicores for people: whole cores when exact, `NNNm` below ten
+/// cores (as kubectl does), cores with one decimal above (`1150.8`).
 pub fn format_cpu(millis: u64) -> String {
-    if millis.is_multiple_of(1000) { format!("{}", millis / 1000) } else { format!("{millis}m") }
+    if millis.is_multiple_of(1000) {
+        format!("{}", millis / 1000)
+    } else if millis < 10_000 {
+        format!("{millis}m")
+    } else {
+        format!("{:.1}", millis as f64 / 1000.0)
+    }
 }
 
 /// Formats bytes in binary units with one decimal (`15.7Gi`).
@@ -143,6 +150,7 @@ mod tests {
     fn formatting() {
         assert_eq!(format_cpu(4000), "4");
         assert_eq!(format_cpu(3500), "3500m");
+        assert_eq!(format_cpu(1_150_800), "1150.8");
         assert_eq!(format_cpu(1_150_800), "1150.8");
         assert_eq!(format_bytes(16 << 30), "16.0Gi");
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the shipped example estate, embedded (no server): imports the
-# bank's 15 clusters from kubectl JSON into a local inventory and lists them.
+# bank's 15 clusters from kubectl JSON into a local inventory and proposes a
+# staged consolidation plan with the example policy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KPLAN_SETUP=build scripts/setup.sh
@@ -9,4 +10,4 @@ cargo build --release --locked --bin kplan
 kplan="$CARGO_TARGET_DIR/release/kplan"
 inventory="${KPLAN_INVENTORY:-.kplan/example-inventory}"
 "$kplan" --inventory "$inventory" import --estate examples/bank/estate.toml >/dev/null
-"$kplan" --inventory "$inventory" clusters list
+"$kplan" --inventory "$inventory" propose --policy examples/bank/policy.toml "$@"

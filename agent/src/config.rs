@@ -196,6 +196,38 @@ impl AgentConfig {
         }
     }
 
+    /// Checks how the agent would reach the server: plaintext only when asked
+    /// for, and the TLS files of an `https://` URL. Only the reporting mode
+    /// calls it (`snapshot --out` talks to no server).
+    pub fn check_transport(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if let Ok(uri) = self.server.parse::<http::Uri>() {
+            if uri.scheme_str() == Some("http") && !self.insecure_plaintext {
+                problems.push(format!(
+                    "server: {:?} is plaintext: use https:// with [tls] ca_file, cert_file and key_file, or set \
+                     insecure_plaintext (--insecure-plaintext) on a trusted test network",
+                    self.server
+                ));
+            }
+            if uri.scheme_str() == Some("https") {
+                for (field, value) in [
+                    ("tls.ca_file", &self.tls.ca_file),
+                    ("tls.cert_file", &self.tls.cert_file),
+                    ("tls.key_file", &self.tls.key_file),
+                ] {
+                    match value {
+                        None => problems.push(format!("{field}: required for an https:// server")),
+                        Some(path) if !path.is_file() => {
+                            problems.push(format!("{field}: {} does not exist", path.display()))
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError { problems }) }
+    }
+
     /// How the agent reaches the server (see `kplan_proto::tls`).
     pub fn client_security(&self) -> kplan_proto::tls::ClientSecurity {
         kplan_proto::tls::ClientSecurity {
@@ -222,30 +254,7 @@ impl AgentConfig {
             ));
         }
         match self.server.parse::<http::Uri>() {
-            Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
-                if uri.scheme_str() == Some("http") && !self.insecure_plaintext {
-                    problems.push(format!(
-                        "server: {:?} is plaintext: use https:// with [tls] ca_file, cert_file and key_file, or set \
-                         insecure_plaintext (--insecure-plaintext) on a trusted test network",
-                        self.server
-                    ));
-                }
-                if uri.scheme_str() == Some("https") {
-                    for (field, value) in [
-                        ("tls.ca_file", &self.tls.ca_file),
-                        ("tls.cert_file", &self.tls.cert_file),
-                        ("tls.key_file", &self.tls.key_file),
-                    ] {
-                        match value {
-                            None => problems.push(format!("{field}: required for an https:// server")),
-                            Some(path) if !path.is_file() => {
-                                problems.push(format!("{field}: {} does not exist", path.display()))
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                }
-            }
+            Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
             _ => problems.push(format!("server: {:?} is not a URL like https://kplan.example:7470", self.server)),
         }
         for (field, value) in [
@@ -465,6 +474,19 @@ mod tests {
             assert!(text.contains(&format!("- {field}:")), "{field} missing from:\n{text}");
         }
         assert_eq!(err.problems.len(), 7, "{text}");
+    }
+
+    #[test]
+    fn reporting_needs_tls_or_plaintext_asked_for() {
+        let cfg = AgentConfig { cluster_id: "c1".into(), ..AgentConfig::default() };
+        let err = cfg.check_transport().expect_err("plaintext was not asked for");
+        assert!(err.to_string().contains("insecure_plaintext"), "{err}");
+        let plaintext = AgentConfig { insecure_plaintext: true, ..cfg.clone() };
+        assert!(plaintext.check_transport().is_ok());
+        let https = AgentConfig { server: "https://kplan.example:7470".into(), ..cfg };
+        let err = https.check_transport().expect_err("tls files are missing");
+        assert_eq!(err.problems.len(), 3, "{err}");
+        assert!(err.problems.iter().all(|p| p.starts_with("tls.")), "{err}");
     }
 
     #[test]

@@ -59,9 +59,24 @@ async fn readyz(State(state): State<HealthState>) -> (StatusCode, String) {
 pub fn metrics_text(handle: &ViewHandle, stats: &ReportStats) -> String {
     let ready = handle.read(|view| view.unsynced_kinds().is_empty());
     let samples: [(&str, &str, &str, u64); 5] = [
-        ("kplan_agent_reports_sent", "counter", "Snapshots the server acknowledged", stats.reports_sent.load(Ordering::Relaxed)),
-        ("kplan_agent_report_failures", "counter", "Report attempts that failed", stats.reports_failed.load(Ordering::Relaxed)),
-        ("kplan_agent_snapshots_built", "counter", "Snapshots built from the view", stats.snapshots_built.load(Ordering::Relaxed)),
+        (
+            "kplan_agent_reports_sent",
+            "counter",
+            "Snapshots the server acknowledged",
+            stats.reports_sent.load(Ordering::Relaxed),
+        ),
+        (
+            "kplan_agent_report_failures",
+            "counter",
+            "Report attempts that failed",
+            stats.reports_failed.load(Ordering::Relaxed),
+        ),
+        (
+            "kplan_agent_snapshots_built",
+            "counter",
+            "Snapshots built from the view",
+            stats.snapshots_built.load(Ordering::Relaxed),
+        ),
         (
             "kplan_agent_last_report_timestamp_seconds",
             "gauge",

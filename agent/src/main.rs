@@ -109,6 +109,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Reporting needs a transport the operator chose (TLS, or plaintext asked for).
+    if cli.command.is_none()
+        && let Err(err) = config.check_transport()
+    {
+        eprintln!("kplan-agent: {err}");
+        return ExitCode::from(EX_CONFIG);
+    }
     runtime.block_on(async {
         // A kubeconfig that cannot be used is configuration too.
         let client = match run::kube_client(&config).await {

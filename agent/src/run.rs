@@ -13,7 +13,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{warn, error, info};
+use tracing::{error, info, warn};
 
 use crate::config::AgentConfig;
 use crate::health;

@@ -8,6 +8,7 @@
 //! - [`plans`]: propose and store, shared by the planner service and the embedded CLI
 //! - [`validation`]: checks on snapshots before they are stored
 //! - [`metrics`]: Prometheus metrics and the HTTP probe endpoints
+//! - [`tls`]: identities in certificates (the SAN scheme), bearer tokens, TLS files
 //! - [`config`], [`telemetry`]: the binary's configuration and logging
 
 pub mod api;
@@ -19,4 +20,5 @@ pub mod plans;
 pub mod policy;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod validation;

@@ -138,10 +138,8 @@ fn the_agent_reports_to_the_server_and_follows_changes() {
     let first = show(&["--server", &url, "clusters", "show", CLUSTER, "-o", "json"]);
     assert_eq!(first["nodes"].as_array().expect("nodes").len(), 20);
     // The agent's metrics (issue 7) count the report.
-    let metrics_addr = agent.wait_for("metrics listening", Duration::from_secs(5))["addr"]
-        .as_str()
-        .expect("metrics addr")
-        .to_string();
+    let metrics_addr =
+        agent.wait_for("metrics listening", Duration::from_secs(5))["addr"].as_str().expect("metrics addr").to_string();
     let (status, page) = http_get(&metrics_addr, "/metrics");
     assert_eq!(status, 200);
     let sent_before = metric_value(&page, "kplan_agent_reports_sent_total").expect("reports sent");

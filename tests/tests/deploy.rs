@@ -833,7 +833,9 @@ fn port_problems(objects: &[Value]) -> Vec<String> {
         if name(workload) == "kplan-server" {
             // gRPC probes cannot present a client certificate to the mTLS port: the
             // server's probes are plain HTTP on its metrics port.
-            for (probe, path) in [("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+            for (probe, path) in
+                [("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")]
+            {
                 let get = &container[probe]["httpGet"];
                 if get["path"] != path || container_port(container, &get["port"]) != Some(SERVER_METRICS) {
                     problems.push(format!("{who}: {probe} is not GET {path} on {SERVER_METRICS}"));
@@ -1448,7 +1450,16 @@ fn the_shipped_configs_are_accepted_by_the_binaries() {
     let ca_dir = ca_dir.to_str().expect("utf-8 path");
     common::kplan_ok(&["certs", "init", "--out", ca_dir, "--server-host", "127.0.0.1"]);
     let agent_dir = certs.path().join("agent");
-    common::kplan_ok(&["certs", "issue", "--ca-dir", ca_dir, "--cluster", "example-cluster", "--out", agent_dir.to_str().expect("utf-8")]);
+    common::kplan_ok(&[
+        "certs",
+        "issue",
+        "--ca-dir",
+        ca_dir,
+        "--cluster",
+        "example-cluster",
+        "--out",
+        agent_dir.to_str().expect("utf-8"),
+    ]);
     let cert = |dir: &str, file: &str| format!("{dir}/{file}");
     let agent_dir = agent_dir.to_str().expect("utf-8 path").to_string();
     for file in ["systemd/etc/kplan/server.toml", "kubernetes/base/server/server.toml"] {

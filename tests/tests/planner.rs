@@ -29,8 +29,19 @@ fn check_bank_plan(plan: &Value) {
     assert_eq!(blocks.len(), 5, "fra/prod, fra/dev, lon/prod, lon/dev, sin/prod");
     for b in blocks {
         for field in [
-            "datacenter", "security_tier", "status", "explanation", "target_clusters", "nodes_freed", "firewall_flows",
-            "waves", "namespace_renames", "preconditions", "objective", "lower_bound", "gap",
+            "datacenter",
+            "security_tier",
+            "status",
+            "explanation",
+            "target_clusters",
+            "nodes_freed",
+            "firewall_flows",
+            "waves",
+            "namespace_renames",
+            "preconditions",
+            "objective",
+            "lower_bound",
+            "gap",
         ] {
             assert!(b.get(field).is_some(), "block lacks {field}: {b:#}");
         }
@@ -102,9 +113,14 @@ fn check_bank_plan(plan: &Value) {
         .expect("waves")
         .iter()
         .flat_map(|w| w["namespaces"].as_array().expect("namespaces").iter())
-        .map(|n| (n["from_cluster"].as_str().unwrap_or("").to_string(), n["namespace"].as_str().unwrap_or("").to_string()))
+        .map(|n| {
+            (n["from_cluster"].as_str().unwrap_or("").to_string(), n["namespace"].as_str().unwrap_or("").to_string())
+        })
         .collect();
-    assert!(moved.iter().any(|(c, _)| c == "fra-dev-analytics"), "fra/prod must receive fra-dev-analytics' prod namespace");
+    assert!(
+        moved.iter().any(|(c, _)| c == "fra-dev-analytics"),
+        "fra/prod must receive fra-dev-analytics' prod namespace"
+    );
 }
 
 #[test]

@@ -1,0 +1,904 @@
+//! `kplan-bench run`: every measurement of issue 5, side by side in one run, into BENCHMARKS.md.
+//!
+//! The planner is measured through the release `kplan` binary in embedded mode (import once,
+//! then `propose` several times), the baseline with `--greedy-only`, the solver overhead by
+//! solving `--write-model` exports with Python `highspy`, ingest against a real `kplan-server`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use kplan_model::{BlockPlan, BlockStatus, Plan};
+
+use crate::generate::{EstateSpec, Size, generate, write};
+use crate::stats::{median, spread};
+
+/// What `run` measures.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub sizes: Vec<Size>,
+    pub repeats: usize,
+    pub out: PathBuf,
+    pub seed: u64,
+    /// Solve exported models with highspy for sizes up to this one.
+    pub external: bool,
+    pub scaling: bool,
+    /// Concurrent clients per ingest level and the snapshots each level sends in all.
+    pub ingest_levels: Vec<(usize, usize)>,
+    pub command_line: String,
+    /// An older `kplan` binary to time once per size in `baseline_sizes`, beside this one.
+    pub baseline: Option<PathBuf>,
+    pub baseline_sizes: Vec<Size>,
+}
+
+struct Tools {
+    kplan: PathBuf,
+    server: PathBuf,
+    work: tempfile::TempDir,
+}
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating kplan-bench")?;
+    let path = exe.parent().map(|d| d.join(name)).unwrap_or_else(|| PathBuf::from(name));
+    if !path.exists() {
+        bail!("{} not found: build it first (cargo build --release -p kplan-cli -p kplan-server)", path.display());
+    }
+    Ok(path)
+}
+
+impl Tools {
+    fn new() -> anyhow::Result<Tools> {
+        Ok(Tools {
+            kplan: std::env::var_os("KPLAN_BIN").map(PathBuf::from).map_or_else(|| sibling("kplan"), Ok)?,
+            server: std::env::var_os("KPLAN_SERVER_BIN")
+                .map(PathBuf::from)
+                .map_or_else(|| sibling("kplan-server"), Ok)?,
+            work: tempfile::Builder::new().prefix("kplan-bench-").tempdir().context("creating a work directory")?,
+        })
+    }
+
+    fn kplan(&self, inventory: &Path, args: &[&str]) -> anyhow::Result<(String, f64)> {
+        let started = Instant::now();
+        let output = Command::new(&self.kplan)
+            .arg("--inventory")
+            .arg(inventory)
+            .args(args)
+            .env("KPLAN_LOG", "warn")
+            .env_remove("KPLAN_SERVER")
+            .output()
+            .with_context(|| format!("running {}", self.kplan.display()))?;
+        let seconds = started.elapsed().as_secs_f64();
+        if !output.status.success() {
+            bail!("kplan {args:?} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        }
+        Ok((String::from_utf8_lossy(&output.stdout).into_owned(), seconds))
+    }
+}
+
+/// A generated estate imported into its own inventory.
+struct Prepared {
+    dir: PathBuf,
+    inventory: PathBuf,
+    n_clusters: usize,
+    n_nodes: u64,
+    import_seconds: f64,
+}
+
+fn prepare(tools: &Tools, name: &str, spec: &EstateSpec, seed: u64) -> anyhow::Result<Prepared> {
+    let dir = tools.work.path().join(name);
+    let estate = generate(spec, seed);
+    write(&estate, &dir)?;
+    let inventory = dir.join("inventory");
+    let estate_path = dir.join("estate.toml");
+    let (_, import_seconds) =
+        tools.kplan(&inventory, &["import", "--estate", &estate_path.display().to_string(), "-o", "json"])?;
+    Ok(Prepared { dir, inventory, n_clusters: spec.n_clusters(), n_nodes: spec.n_nodes(), import_seconds })
+}
+
+fn propose(tools: &Tools, prepared: &Prepared, extra: &[&str]) -> anyhow::Result<(Plan, f64)> {
+    let policy = prepared.dir.join("policy.toml").display().to_string();
+    let mut args = vec!["propose", "--policy", policy.as_str(), "-o", "json"];
+    args.extend_from_slice(extra);
+    let (stdout, seconds) = tools.kplan(&prepared.inventory, &args)?;
+    let plan: Plan = serde_json::from_str(&stdout).context("reading the plan kplan printed")?;
+    Ok((plan, seconds))
+}
+
+fn block_name(block: &BlockPlan) -> String {
+    format!("{}/{}", block.datacenter, block.security_tier)
+}
+
+/// The greedy plan's objective for the block: the `--greedy-only` plan's (greedy waves,
+/// with the planner's staging repair), else what the block reports; none when neither planned.
+fn greedy_objective(block: &BlockPlan, greedy: &BTreeMap<String, &BlockPlan>) -> Option<f64> {
+    match greedy.get(&block_name(block)) {
+        Some(g) if g.status == BlockStatus::Planned => Some(g.objective),
+        _ if block.greedy_objective > 0.0 => Some(block.greedy_objective),
+        _ => None,
+    }
+}
+
+fn kept(block: &BlockPlan) -> u64 {
+    if block.status == BlockStatus::Planned { block.nodes_after } else { block.nodes_before }
+}
+
+struct SizeResult {
+    size: Size,
+    prepared: Prepared,
+    e2e: Vec<f64>,
+    plans: Vec<Plan>,
+    greedy: Plan,
+    greedy_seconds: f64,
+    external: Vec<External>,
+    external_error: Option<String>,
+    baseline: Option<(Plan, f64)>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct ExternalModel {
+    file: String,
+    seconds: f64,
+    read_seconds: f64,
+    objective: Option<f64>,
+    status: String,
+}
+
+struct External {
+    block: String,
+    kplan_seconds: f64,
+    highs_seconds: f64,
+    models: Vec<ExternalModel>,
+    kplan_objective: f64,
+}
+
+const HIGHSPY: &str = r#"
+import json, sys, time
+import highspy
+threads = int(sys.argv[1]); time_limit = float(sys.argv[2])
+out = []
+for path in sys.argv[3:]:
+    rel_gap, abs_gap, limit = 0.0, 0.0, time_limit
+    with open(path) as f:
+        for line in f:
+            if not line.startswith('*'):
+                break
+            for word in line.split():
+                if word.startswith('mip_rel_gap='): rel_gap = float(word.split('=')[1])
+                if word.startswith('mip_abs_gap='): abs_gap = float(word.split('=')[1])
+                if word.startswith('time_limit='): limit = float(word.split('=')[1])
+    h = highspy.Highs()
+    h.setOptionValue('output_flag', False)
+    h.setOptionValue('threads', threads)
+    h.setOptionValue('time_limit', limit)
+    h.setOptionValue('mip_rel_gap', rel_gap)
+    h.setOptionValue('mip_abs_gap', abs_gap)
+    t0 = time.perf_counter(); h.readModel(path); t1 = time.perf_counter()
+    h.run(); t2 = time.perf_counter()
+    info = h.getInfo()
+    status = h.modelStatusToString(h.getModelStatus())
+    objective = info.objective_function_value if info.primal_solution_status == 2 else None
+    out.append({'file': path.split('/')[-1], 'seconds': t2 - t1, 'read_seconds': t1 - t0,
+                'objective': objective, 'status': status})
+print('KPLAN-BENCH-RESULT ' + json.dumps(out))
+"#;
+
+fn external_highs(tools: &Tools, prepared: &Prepared, time_limit: f64) -> anyhow::Result<Vec<External>> {
+    let models_dir = prepared.dir.join("models");
+    let models_arg = models_dir.display().to_string();
+    let (plan, _) = propose(tools, prepared, &["--write-model", &models_arg])?;
+    let script = tools.work.path().join("highs.py");
+    std::fs::write(&script, HIGHSPY).context("writing the highspy script")?;
+    let mut result = Vec::new();
+    for block in &plan.blocks {
+        if block.status != BlockStatus::Planned {
+            continue;
+        }
+        let stem = format!("{}-{}", block.datacenter, block.security_tier);
+        let mut files: Vec<String> = Vec::new();
+        for kind in ["composition", "waves"] {
+            let path = models_dir.join(format!("{stem}.{kind}.mps"));
+            if path.exists() {
+                files.push(path.display().to_string());
+            }
+        }
+        if files.is_empty() {
+            continue;
+        }
+        let output = Command::new("python3")
+            .arg(&script)
+            .arg("1")
+            .arg(time_limit.to_string())
+            .args(&files)
+            .output()
+            .context("running python3 with highspy")?;
+        if !output.status.success() {
+            bail!("highspy failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        }
+        // highspy prints its banner on stdout: the result is the marked line.
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line =
+            stdout.lines().find_map(|l| l.strip_prefix("KPLAN-BENCH-RESULT ")).context("highspy printed no result")?;
+        let models: Vec<ExternalModel> = serde_json::from_str(line).context("reading highspy's output")?;
+        result.push(External {
+            block: block_name(block),
+            kplan_seconds: block.solve_seconds,
+            highs_seconds: models.iter().map(|m| m.seconds).sum(),
+            models,
+            kplan_objective: block.objective,
+        });
+    }
+    Ok(result)
+}
+
+fn bench_size(tools: &Tools, options: &RunOptions, size: Size) -> anyhow::Result<SizeResult> {
+    eprintln!("kplan-bench: {} ...", size.name());
+    let spec = EstateSpec::sized(size, options.seed);
+    let prepared = prepare(tools, size.name(), &spec, options.seed)?;
+    let mut e2e = Vec::new();
+    let mut plans = Vec::new();
+    for repeat in 0..options.repeats {
+        let (plan, seconds) = propose(tools, &prepared, &[])?;
+        eprintln!("kplan-bench: {} propose #{}: {seconds:.2} s", size.name(), repeat + 1);
+        e2e.push(seconds);
+        plans.push(plan);
+    }
+    let (greedy, greedy_seconds) = propose(tools, &prepared, &["--greedy-only"])?;
+    let (external, external_error) = if options.external {
+        match external_highs(tools, &prepared, 60.0) {
+            Ok(external) => (external, None),
+            Err(error) => (Vec::new(), Some(format!("{error:#}"))),
+        }
+    } else {
+        (Vec::new(), None)
+    };
+    let baseline = match &options.baseline {
+        Some(binary) if options.baseline_sizes.contains(&size) => {
+            let tools = Tools { kplan: binary.clone(), server: tools.server.clone(), work: tempfile::tempdir()? };
+            eprintln!("kplan-bench: {} baseline {} ...", size.name(), binary.display());
+            Some(propose(&tools, &prepared, &[])?)
+        }
+        _ => None,
+    };
+    Ok(SizeResult { size, prepared, e2e, plans, greedy, greedy_seconds, external, external_error, baseline })
+}
+
+// ---------------------------------------------------------------------------
+// Scaling
+
+struct ScalePoint {
+    label: String,
+    n_nodes: u64,
+    n_blocks: usize,
+    e2e: Vec<f64>,
+    block_seconds_max: f64,
+    block_seconds_sum: f64,
+}
+
+fn scale_point(tools: &Tools, name: &str, spec: &EstateSpec, options: &RunOptions) -> anyhow::Result<ScalePoint> {
+    let prepared = prepare(tools, name, spec, options.seed)?;
+    let mut e2e = Vec::new();
+    let mut block_max = Vec::new();
+    let mut block_sum = Vec::new();
+    for _ in 0..options.repeats {
+        let (plan, seconds) = propose(tools, &prepared, &[])?;
+        e2e.push(seconds);
+        block_max.push(plan.blocks.iter().map(|b| b.solve_seconds).fold(0.0, f64::max));
+        block_sum.push(plan.blocks.iter().map(|b| b.solve_seconds).sum());
+    }
+    Ok(ScalePoint {
+        label: name.to_string(),
+        n_nodes: spec.n_nodes(),
+        n_blocks: spec.blocks.len(),
+        e2e,
+        block_seconds_max: median(&block_max),
+        block_seconds_sum: median(&block_sum),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Machine
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn load_average() -> String {
+    read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn machine() -> String {
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown".to_string(), |(_, v)| v.trim().to_string());
+    let n_cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
+    format!("{model}, {n_cpus} cores (nproc), {:.1} GiB RAM, Linux {kernel}", memory_kib as f64 / 1048576.0)
+}
+
+fn commit() -> String {
+    let run = |args: &[&str]| {
+        Command::new("git").args(args).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let hash = run(&["rev-parse", "--short", "HEAD"]).unwrap_or_default();
+    let dirty = run(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+    if hash.is_empty() {
+        "unknown".to_string()
+    } else if dirty {
+        format!("{hash} + uncommitted changes")
+    } else {
+        hash
+    }
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    read(&format!("/proc/{pid}/status"))
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+// ---------------------------------------------------------------------------
+// Ingest and store
+
+pub(crate) struct ServerProcess {
+    child: Child,
+    pub addr: String,
+}
+
+impl ServerProcess {
+    fn start(binary: &Path, data_dir: &Path) -> anyhow::Result<ServerProcess> {
+        let help = Command::new(binary).arg("--help").output().context("kplan-server --help")?;
+        let mut command = Command::new(binary);
+        command.args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        if String::from_utf8_lossy(&help.stdout).contains("--insecure-plaintext") {
+            command.arg("--insecure-plaintext");
+        }
+        let mut child = command
+            .env("KPLAN_LOG_FORMAT", "json")
+            .env("KPLAN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting kplan-server")?;
+        let stderr = child.stderr.take().context("kplan-server stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                        && value["message"] == "listening"
+                        && let Some(addr) = value["addr"].as_str()
+                    {
+                        let addr = addr.to_string();
+                        // Keep draining the log so the server never blocks on a full pipe.
+                        std::thread::spawn(move || while rx.recv().is_ok() {});
+                        return Ok(ServerProcess { child, addr });
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!("kplan-server did not listen within 30 s:\n{}", seen.join("\n"));
+                }
+            }
+        }
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        // SIGTERM for a clean shutdown (sled flushes and releases its lock), then wait.
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+struct IngestLevel {
+    n_clients: usize,
+    n_snapshots: usize,
+    seconds: f64,
+    latencies_ms: Vec<f64>,
+    errors: usize,
+    first_error: Option<String>,
+}
+
+struct IngestResult {
+    levels: Vec<IngestLevel>,
+    peak_rss_kib: Option<u64>,
+    store: Option<StoreResult>,
+}
+
+struct StoreResult {
+    n_snapshots: usize,
+    bytes_kept: u64,
+    bytes_apparent: u64,
+    bytes_allocated: u64,
+}
+
+fn dir_size(dir: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut apparent = 0;
+    let mut allocated = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                apparent += meta.len();
+                allocated += meta.blocks() * 512;
+            }
+        }
+    }
+    (apparent, allocated)
+}
+
+fn ingest(tools: &Tools, options: &RunOptions) -> anyhow::Result<IngestResult> {
+    let data_dir = tools.work.path().join("ingest-store");
+    let server = ServerProcess::start(&tools.server, &data_dir)?;
+    let pid = server.child.id();
+    let template = crate::ingest::template(options.seed);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("a tokio runtime")?;
+    let mut levels = Vec::new();
+    let mut next_cluster = 0;
+    for &(n_clients, n_snapshots) in &options.ingest_levels {
+        eprintln!("kplan-bench: ingest, {n_clients} clients, {n_snapshots} snapshots ...");
+        let url = format!("http://{}", server.addr);
+        let outcome =
+            runtime.block_on(crate::ingest::drive(&url, &template, next_cluster, n_clients, n_snapshots / n_clients));
+        next_cluster += n_clients;
+        levels.push(IngestLevel {
+            n_clients,
+            n_snapshots: outcome.latencies_ms.len(),
+            seconds: outcome.seconds,
+            latencies_ms: outcome.latencies_ms,
+            errors: outcome.errors,
+            first_error: outcome.first_error,
+        });
+    }
+    let peak_rss_kib = vm_hwm_kib(pid);
+    server.stop()?;
+    let store = match crate::ingest::kept_bytes(&data_dir) {
+        Ok((n_snapshots, bytes_kept)) => {
+            let (bytes_apparent, bytes_allocated) = dir_size(&data_dir);
+            Some(StoreResult { n_snapshots, bytes_kept, bytes_apparent, bytes_allocated })
+        }
+        Err(error) => {
+            eprintln!("kplan-bench: reading the store back: {error:#}");
+            None
+        }
+    };
+    Ok(IngestResult { levels, peak_rss_kib, store })
+}
+
+// ---------------------------------------------------------------------------
+// The report
+
+fn f2(x: f64) -> String {
+    format!("{x:.2}")
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 1.0 }
+}
+
+pub fn run(options: &RunOptions) -> anyhow::Result<()> {
+    let tools = Tools::new()?;
+    let load_start = load_average();
+    let started = Instant::now();
+    let mut sizes = Vec::new();
+    for &size in &options.sizes {
+        sizes.push(bench_size(&tools, options, size)?);
+    }
+    let mut scaling_nodes = Vec::new();
+    let mut scaling_blocks = Vec::new();
+    if options.scaling {
+        for n_nodes in [625u64, 1_250, 2_500, 5_000] {
+            eprintln!("kplan-bench: scaling, one block of {n_nodes} nodes ...");
+            let spec = EstateSpec::single_block(8, n_nodes);
+            scaling_nodes.push(scale_point(&tools, &format!("nodes-{n_nodes}"), &spec, options)?);
+        }
+        for n_blocks in [1usize, 2, 4, 8, 16, 32] {
+            eprintln!("kplan-bench: scaling, {n_blocks} blocks ...");
+            let spec = EstateSpec::many_blocks(n_blocks, 6, 300);
+            scaling_blocks.push(scale_point(&tools, &format!("blocks-{n_blocks}"), &spec, options)?);
+        }
+    }
+    let ingest_result = if options.ingest_levels.is_empty() {
+        None
+    } else {
+        Some(ingest(&tools, options).map_err(|e| format!("{e:#}")))
+    };
+    let load_end = load_average();
+    let total = started.elapsed().as_secs_f64();
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# kplan benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Written by `kplan-bench run` (bench/); the command is `scripts/bench.sh`. Every figure below comes from \
+         one run of it; nothing is edited by hand.\n"
+    );
+    let _ = writeln!(md, "- machine: {}", machine());
+    let _ = writeln!(md, "- commit: {}", commit());
+    let _ = writeln!(md, "- command: `{}`", options.command_line);
+    let _ = writeln!(
+        md,
+        "- load average (1, 5, 15 min): {load_start} at the start, {load_end} at the end; the machine is shared \
+         (other builds run beside), so figures are medians over {} repeats with [min-max]",
+        options.repeats
+    );
+    let _ = writeln!(md, "- the whole run took {total:.0} s\n");
+    let _ = writeln!(
+        md,
+        "Estates come from `kplan-bench generate --size SIZE --seed {}` (kplan snapshot files, imported with \
+         `kplan import --estate`); the policy is the generated `policy.toml` (solver defaults: 60 s per block, \
+         mip_gap 0.005, 1 HiGHS thread per block, blocks in parallel on all cores; wave budget 200 nodes and 400 \
+         namespaces). End-to-end time is the wall time of the release `kplan --inventory DIR propose -o json` process \
+         (store open, planning, validation, storing the plan, printing).\n",
+        options.seed
+    );
+
+    // Summary.
+    let _ = writeln!(md, "## Summary\n");
+    let _ = writeln!(
+        md,
+        "| size | clusters | nodes | blocks | import s | propose s (e2e) | greedy-only s | slowest block s | max gap | \
+         plan ÷ greedy (median / max) | nodes kept plan / greedy | flows plan / greedy | waves plan / greedy | \
+         infeasible |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &sizes {
+        let plan = &r.plans[0];
+        let slowest: Vec<f64> =
+            r.plans.iter().map(|p| p.blocks.iter().map(|b| b.solve_seconds).fold(0.0, f64::max)).collect();
+        let planned: Vec<&BlockPlan> = plan.blocks.iter().filter(|b| b.status == BlockStatus::Planned).collect();
+        let max_gap = planned.iter().map(|b| b.gap).fold(0.0, f64::max);
+        let greedy_by_name: BTreeMap<String, &BlockPlan> = r.greedy.blocks.iter().map(|b| (block_name(b), b)).collect();
+        let ratios: Vec<f64> = planned
+            .iter()
+            .filter_map(|b| greedy_objective(b, &greedy_by_name).map(|g| ratio(b.objective, g)))
+            .collect();
+        let kept_plan: u64 = plan.blocks.iter().map(kept).sum();
+        let kept_greedy: u64 = r.greedy.blocks.iter().map(kept).sum();
+        let flows = |p: &Plan| p.blocks.iter().map(|b| b.firewall_flows.len()).sum::<usize>();
+        let waves = |p: &Plan| p.blocks.iter().map(|b| b.waves.len()).sum::<usize>();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.1} | {} | {:.2} | {} | {:.3}% | {:.3} / {:.3} | {} / {} | {} / {} | {} / {} | {} |",
+            r.size.name(),
+            r.prepared.n_clusters,
+            r.prepared.n_nodes,
+            plan.blocks.len(),
+            r.prepared.import_seconds,
+            spread(&r.e2e),
+            r.greedy_seconds,
+            spread(&slowest),
+            max_gap * 100.0,
+            median(&ratios),
+            ratios.iter().copied().fold(0.0, f64::max),
+            kept_plan,
+            kept_greedy,
+            flows(plan),
+            flows(&r.greedy),
+            waves(plan),
+            waves(&r.greedy),
+            plan.summary.n_blocks_infeasible,
+        );
+    }
+    let _ = writeln!(md);
+
+    // Per block.
+    for r in &sizes {
+        let _ = writeln!(md, "## {}: per block\n", r.size.name());
+        let _ = writeln!(
+            md,
+            "Solve time is the block's `solve_seconds` (greedy, model build, HiGHS, waves, replay, validation), \
+             median [min-max] over the repeats. Gap = (objective - lower bound) ÷ objective. Objective weights: \
+             flows ≫ nodes kept ≫ waves (server/src/planner/model.rs). The greedy objective is the `--greedy-only` plan's \
+             (first-fit decreasing, greedy waves).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| block | nodes | status | solver | solve s | gap | objective | lower bound | greedy objective | plan ÷ greedy | \
+             kept plan / greedy | flows plan / greedy | waves plan / greedy |"
+        );
+        let _ = writeln!(md, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let greedy_by_name: BTreeMap<String, &BlockPlan> = r.greedy.blocks.iter().map(|b| (block_name(b), b)).collect();
+        for (idx, block) in r.plans[0].blocks.iter().enumerate() {
+            let times: Vec<f64> = r.plans.iter().filter_map(|p| p.blocks.get(idx)).map(|b| b.solve_seconds).collect();
+            let greedy = greedy_by_name.get(&block_name(block));
+            let g = |f: &dyn Fn(&BlockPlan) -> String| greedy.map_or("-".to_string(), |b| f(b));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:?} | {} | {} | {:.3}% | {:.0} | {:.0} | {:.0} | {:.3} | {} / {} | {} / {} | {} / {} |",
+                block_name(block),
+                block.nodes_before,
+                block.status,
+                block.solver_status,
+                spread(&times),
+                block.gap * 100.0,
+                block.objective,
+                block.lower_bound,
+                greedy_objective(block, &greedy_by_name).unwrap_or(f64::NAN),
+                greedy_objective(block, &greedy_by_name).map_or(f64::NAN, |g| ratio(block.objective, g)),
+                kept(block),
+                g(&|b| kept(b).to_string()),
+                block.firewall_flows.len(),
+                g(&|b| b.firewall_flows.len().to_string()),
+                block.waves.len(),
+                g(&|b| b.waves.len().to_string()),
+            );
+        }
+        let _ = writeln!(md);
+    }
+
+    // External HiGHS.
+    if options.external {
+        let _ = writeln!(md, "## Solver overhead: kplan ÷ external HiGHS\n");
+        let _ = writeln!(
+            md,
+            "`kplan propose --write-model DIR` writes each block's composition and waves models in MPS; Python \
+             `highspy` solves the same files with the same threads (1), time limit and gaps (written into the MPS \
+             header by kplan). kplan's time is the block's whole `solve_seconds` in that run (greedy, model build, \
+             both solves, replay, validation, plan); HiGHS's is `run()` only (file reading excluded). kplan \
+             warm-starts from the greedy plan; the MPS file carries no start.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| size | blocks | kplan s (sum) | HiGHS s (sum) | kplan ÷ HiGHS (sum) | median per block | worst block | objectives agree |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for r in &sizes {
+            if let Some(error) = &r.external_error {
+                let _ = writeln!(md, "| {} | failed: {} | | | | | | |", r.size.name(), error.replace('|', "/"));
+                continue;
+            }
+            let k: f64 = r.external.iter().map(|e| e.kplan_seconds).sum();
+            let h: f64 = r.external.iter().map(|e| e.highs_seconds).sum();
+            let ratios: Vec<f64> = r.external.iter().map(|e| ratio(e.kplan_seconds, e.highs_seconds)).collect();
+            let worst = r.external.iter().max_by(|a, b| {
+                ratio(a.kplan_seconds, a.highs_seconds).total_cmp(&ratio(b.kplan_seconds, b.highs_seconds))
+            });
+            let agree = r
+                .external
+                .iter()
+                .filter(|e| {
+                    e.models
+                        .iter()
+                        .find(|m| m.file.ends_with(".composition.mps"))
+                        .and_then(|m| m.objective)
+                        .is_some_and(|o| {
+                            (o - e.kplan_objective).abs() <= 0.005 * e.kplan_objective.abs().max(1.0) + 1.0
+                        })
+                })
+                .count();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} / {} |",
+                r.size.name(),
+                r.external.len(),
+                k,
+                h,
+                ratio(k, h),
+                median(&ratios),
+                worst.map_or("-".to_string(), |w| format!(
+                    "{} {:.2} s ÷ {:.2} s",
+                    w.block, w.kplan_seconds, w.highs_seconds
+                )),
+                agree,
+                r.external.len()
+            );
+        }
+        let _ = writeln!(md);
+        if let Some(r) = sizes.iter().rev().find(|r| !r.external.is_empty()) {
+            let _ = writeln!(md, "Per model, size {}:\n", r.size.name());
+            let _ = writeln!(md, "| model | HiGHS status | HiGHS s | read s | HiGHS objective | kplan objective |");
+            let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
+            for e in &r.external {
+                for m in &e.models {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {:.3} | {:.3} | {} | {:.0} |",
+                        m.file,
+                        m.status,
+                        m.seconds,
+                        m.read_seconds,
+                        m.objective.map_or("-".to_string(), |o| format!("{o:.0}")),
+                        e.kplan_objective
+                    );
+                }
+            }
+            let _ = writeln!(md);
+        }
+    }
+
+    if sizes.iter().any(|r| r.baseline.is_some()) {
+        let _ = writeln!(md, "## Before and after the optimisation\n");
+        let _ = writeln!(
+            md,
+            "The same inventory planned in this run by the binary built before the optimisation (`before`) and by \
+             this build (`after`, the median above); one run of `before` per size.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| size | before e2e s | after e2e s | speed-up | slowest block before / after s | nodes kept before / after | \
+             flows before / after | waves before / after | max gap before / after | infeasible before / after |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for r in &sizes {
+            let Some((before, before_seconds)) = &r.baseline else { continue };
+            let after = &r.plans[0];
+            let slowest = |p: &Plan| p.blocks.iter().map(|b| b.solve_seconds).fold(0.0, f64::max);
+            let kept_sum = |p: &Plan| p.blocks.iter().map(kept).sum::<u64>();
+            let flows = |p: &Plan| p.blocks.iter().map(|b| b.firewall_flows.len()).sum::<usize>();
+            let waves = |p: &Plan| p.blocks.iter().map(|b| b.waves.len()).sum::<usize>();
+            let gap = |p: &Plan| {
+                p.blocks.iter().filter(|b| b.status == BlockStatus::Planned).map(|b| b.gap).fold(0.0, f64::max)
+            };
+            let after_seconds = median(&r.e2e);
+            let _ = writeln!(
+                md,
+                "| {} | {:.2} | {:.2} | {:.1}× | {:.2} / {:.2} | {} / {} | {} / {} | {} / {} | {:.3}% / {:.3}% | {} / {} |",
+                r.size.name(),
+                before_seconds,
+                after_seconds,
+                ratio(*before_seconds, after_seconds),
+                slowest(before),
+                slowest(after),
+                kept_sum(before),
+                kept_sum(after),
+                flows(before),
+                flows(after),
+                waves(before),
+                waves(after),
+                gap(before) * 100.0,
+                gap(after) * 100.0,
+                before.summary.n_blocks_infeasible,
+                after.summary.n_blocks_infeasible,
+            );
+        }
+        let _ = writeln!(md);
+    }
+
+    if options.scaling {
+        let _ = writeln!(md, "## Scaling\n");
+        let _ = writeln!(
+            md,
+            "Nodes double at a fixed number of pools: one block (fra/prod), 8 clusters over 3 zones, the same \
+             shapes and namespaces; only the node counts grow.\n"
+        );
+        scale_table(&mut md, &scaling_nodes);
+        let _ = writeln!(
+            md,
+            "Blocks grow: 300-node blocks of 6 clusters each (datacenters × prod/test/dev), all planned in \
+             parallel on the machine's cores.\n"
+        );
+        scale_table(&mut md, &scaling_blocks);
+    }
+
+    if let Some(result) = &ingest_result {
+        let _ = writeln!(md, "## Ingest\n");
+        match result {
+            Err(error) => {
+                let _ = writeln!(md, "Failed: {error}\n");
+            }
+            Ok(result) => {
+                let _ = writeln!(
+                    md,
+                    "A real release `kplan-server` (plaintext on 127.0.0.1, data on the local disk) receives \
+                     `kplan.v1.InventoryService/ReportSnapshot` calls: each client has its own connection and sends \
+                     200-node snapshots (a new generation each time) one after another. Latency is the client's \
+                     wall time per call: the server acknowledges only after the store flushed. Peak RSS is the \
+                     server's VmHWM at the end.\n"
+                );
+                let _ =
+                    writeln!(md, "| clients | snapshots | seconds | snapshots/s | p50 ms | p99 ms | max ms | errors |");
+                let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+                for level in &result.levels {
+                    let mut sorted = level.latencies_ms.clone();
+                    sorted.sort_by(f64::total_cmp);
+                    let pct = |p: f64| crate::stats::percentile(&sorted, p);
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {}{} |",
+                        level.n_clients,
+                        level.n_snapshots,
+                        level.seconds,
+                        level.n_snapshots as f64 / level.seconds.max(1e-9),
+                        pct(0.5),
+                        pct(0.99),
+                        sorted.last().copied().unwrap_or(0.0),
+                        level.errors,
+                        level.first_error.as_ref().map_or(String::new(), |e| format!(" ({})", e.replace('|', "/")))
+                    );
+                }
+                let _ = writeln!(
+                    md,
+                    "\nServer peak RSS (VmHWM): {}\n",
+                    result.peak_rss_kib.map_or("unknown".to_string(), |k| format!("{:.0} MiB", k as f64 / 1024.0))
+                );
+                let _ = writeln!(md, "## Store\n");
+                if let Some(store) = &result.store {
+                    let _ = writeln!(
+                        md,
+                        "After the ingest above, the server stopped, the store was opened again and every snapshot \
+                         it keeps was read back. *Kept* is the sum of those snapshots as compact JSON (the data, \
+                         not the encoding); *on disk* is the data directory's size (apparent, and allocated \
+                         blocks).\n"
+                    );
+                    let _ = writeln!(
+                        md,
+                        "| snapshots kept | kept MiB | on disk MiB (apparent) | on disk MiB (allocated) | on disk ÷ kept |"
+                    );
+                    let _ = writeln!(md, "|---:|---:|---:|---:|---:|");
+                    let mib = |b: u64| b as f64 / 1048576.0;
+                    let _ = writeln!(
+                        md,
+                        "| {} | {:.1} | {:.1} | {:.1} | {:.2} |\n",
+                        store.n_snapshots,
+                        mib(store.bytes_kept),
+                        mib(store.bytes_apparent),
+                        mib(store.bytes_allocated),
+                        ratio(store.bytes_allocated as f64, store.bytes_kept as f64)
+                    );
+                } else {
+                    let _ = writeln!(md, "The store could not be read back (see the run's log).\n");
+                }
+            }
+        }
+    }
+
+    std::fs::write(&options.out, md).with_context(|| format!("writing {}", options.out.display()))?;
+    eprintln!("kplan-bench: wrote {}", options.out.display());
+    Ok(())
+}
+
+fn scale_table(md: &mut String, points: &[ScalePoint]) {
+    let _ = writeln!(md, "| estate | nodes | blocks | propose s (e2e) | slowest block s | sum of block s |");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    for p in points {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            p.label,
+            p.n_nodes,
+            p.n_blocks,
+            spread(&p.e2e),
+            f2(p.block_seconds_max),
+            f2(p.block_seconds_sum)
+        );
+    }
+    let _ = writeln!(md);
+}

@@ -40,8 +40,7 @@ use super::pools::BlockData;
 use super::preconditions::{block_preconditions, majority_cni, majority_version};
 use super::waves::{
     Assignment, Budget, Destination, HeadroomFractions, Schedule, Stall, StallKind, WavesModel, fits, replay,
-    schedule_greedy,
-    wave_lower_bound,
+    schedule_greedy, wave_lower_bound,
 };
 
 // ---------------------------------------------------------------------------
@@ -689,6 +688,7 @@ pub fn plan_block(
     let mut mip_status = None;
     let mut dual_bound = f64::NEG_INFINITY;
     let mut composition_model = None;
+    let mut composition_settings = None;
     let mut model_realized = None;
     let analysis = zone_choices(&ctx.input);
     if settings.use_solver {
@@ -732,6 +732,7 @@ pub fn plan_block(
             mip_abs_gap: ctx.weights.nodes * (settings.mip_gap * greedy_kept as f64).max(0.5),
             threads: settings.threads,
         };
+        composition_settings = Some(solver_settings);
         let result = solve_mip(&built.model, warm, solver_settings);
         tracing::debug!(
             block = %block.key,
@@ -767,7 +768,7 @@ pub fn plan_block(
                         candidates.push((origin, repaired));
                     }
                     if settings.use_solver
-                        && let Some(schedule) = rescue_waves(&ctx, assignment, settings, started)
+                        && let Some(schedule) = rescue_waves(&ctx, assignment, stall.wave, settings, started)
                     {
                         candidates
                             .push((origin, finish(&ctx, (**composition).clone(), (**assignment).clone(), schedule)));
@@ -791,6 +792,12 @@ pub fn plan_block(
         && (u64::from(best.schedule.n_waves) > wave_bound || settings.write_models)
     {
         let horizon = best.schedule.n_waves;
+        let waves_settings = SolverSettings {
+            time_limit_seconds: 0.0,
+            mip_rel_gap: 0.0,
+            mip_abs_gap: WAVES_ABS_GAP,
+            threads: settings.threads,
+        };
         let fits_size = WavesModel::size_estimate(&ctx.data, &best.assignment, horizon) <= 20_000;
         let remaining = settings.time_limit_seconds - started.elapsed().as_secs_f64();
         if fits_size && remaining > 0.05 {
@@ -804,16 +811,9 @@ pub fn plan_block(
                 horizon,
             );
             let warm = waves_model.encode(&ctx.data, &best.schedule);
-            let result = solve_mip(
-                &waves_model.model,
-                warm,
-                SolverSettings {
-                    time_limit_seconds: remaining.max(0.05),
-                    mip_rel_gap: 0.0,
-                    mip_abs_gap: 0.5,
-                    threads: settings.threads,
-                },
-            );
+            let waves_settings =
+                SolverSettings { time_limit_seconds: waves_time_limit(remaining, settings), ..waves_settings };
+            let result = solve_mip(&waves_model.model, warm, waves_settings);
             if let Some(values) = &result.values {
                 let schedule = waves_model.decode(&ctx.data, values);
                 if schedule.n_waves < best.schedule.n_waves
@@ -825,7 +825,7 @@ pub fn plan_block(
                 }
             }
             if settings.write_models {
-                waves_model_text = Some(write_mps(&waves_model.model));
+                waves_model_text = Some(with_settings(write_mps(&waves_model.model), waves_settings));
             }
         }
     }
@@ -899,13 +899,38 @@ pub fn plan_block(
         && let Some(built) = &mut composition_model
     {
         built.model.objective_offset = ctx.weights.waves * plan.waves.len() as f64;
-        models.push((format!("{}.composition", block.key.file_name()), write_mps(&built.model)));
+        let text = match composition_settings {
+            Some(solver_settings) => with_settings(write_mps(&built.model), solver_settings),
+            None => write_mps(&built.model),
+        };
+        models.push((format!("{}.composition", block.key.file_name()), text));
         if let Some(text) = waves_model_text {
             models.push((format!("{}.waves", block.key.file_name()), text));
         }
     }
     plan.solve_seconds = started.elapsed().as_secs_f64();
     BlockOutcome { plan, models }
+}
+
+/// The waves model's objective counts waves: an integer. A gap below 1 proves
+/// the incumbent optimal, so HiGHS stops as soon as its bound rounds up to it
+/// (often at the root) instead of searching for a proof of the last fraction.
+const WAVES_ABS_GAP: f64 = 0.999;
+
+/// The waves model shortens a schedule that is already valid: fewest waves is
+/// the last criterion of the objective. It gets a tenth of the block's deadline
+/// (at least 2 s, at most what remains) rather than all that is left.
+fn waves_time_limit(remaining: f64, settings: BlockSettings) -> f64 {
+    remaining.min((settings.time_limit_seconds * 0.1).max(2.0)).max(0.05)
+}
+
+/// An MPS model with the solver settings kplan used for it in a comment line
+/// first, so an external cross-check can solve it the same way.
+fn with_settings(mps: String, settings: SolverSettings) -> String {
+    format!(
+        "* kplan solver settings: mip_rel_gap={} mip_abs_gap={} threads={} time_limit={}\n{mps}",
+        settings.mip_rel_gap, settings.mip_abs_gap, settings.threads, settings.time_limit_seconds
+    )
 }
 
 /// A bound on the composition part of the objective without a solve: the
@@ -953,7 +978,8 @@ fn repair_staging(ctx: &BlockContext, mut composition: Composition, mut stall: S
             .filter(|&p| composition.keep[target][p] > 0)
             .map(|p| data.pools[p].zone.as_str())
             .collect();
-        let has_free = |p: usize| (data.pools[p].members.len() as u64) > composition.keep.iter().map(|k| k[p]).sum::<u64>();
+        let has_free =
+            |p: usize| (data.pools[p].members.len() as u64) > composition.keep.iter().map(|k| k[p]).sum::<u64>();
         let demand = model_units(data.namespace_demand[next.namespace]);
         let size = |p: usize| {
             model_units(data.pools[p].allocatable)
@@ -965,7 +991,10 @@ fn repair_staging(ctx: &BlockContext, mut composition: Composition, mut stall: S
         let best = (0..data.pools.len())
             .filter(|&p| {
                 let pool = &data.pools[p];
-                pool.allowed && pool.role == kplan_model::NodeRole::Worker && has_free(p) && !stuck.contains(&pool.source)
+                pool.allowed
+                    && pool.role == kplan_model::NodeRole::Worker
+                    && has_free(p)
+                    && !stuck.contains(&pool.source)
             })
             .max_by(|&a, &b| {
                 let in_zone = |p: usize| spanned.contains(data.pools[p].zone.as_str());
@@ -989,33 +1018,53 @@ fn repair_staging(ctx: &BlockContext, mut composition: Composition, mut stall: S
 fn rescue_waves(
     ctx: &BlockContext,
     assignment: &Assignment,
+    stall_wave: u32,
     settings: BlockSettings,
     started: Instant,
 ) -> Option<Schedule> {
-    let horizon = (ctx.data.n_nodes() + ctx.data.n_namespaces()).min(400) as u32;
+    let full_horizon = (ctx.data.n_nodes() + ctx.data.n_namespaces()).min(400) as u32;
     // A quarter of the block's time at most: a plan may already be in hand.
-    let remaining =
-        (settings.time_limit_seconds - started.elapsed().as_secs_f64()).min(settings.time_limit_seconds / 4.0);
-    if horizon == 0 || remaining < 0.05 || WavesModel::size_estimate(&ctx.data, assignment, horizon) > 20_000 {
-        return None;
+    let budget = (settings.time_limit_seconds - started.elapsed().as_secs_f64()).min(settings.time_limit_seconds / 4.0);
+    let rescue_started = Instant::now();
+    // First a short horizon (twice the waves the greedy managed): a much smaller model
+    // that usually holds a schedule; then the full horizon with the time left.
+    let short_horizon = (2 * stall_wave).max(wave_lower_bound(&ctx.data, ctx.budget) as u32 + 2).min(full_horizon);
+    let mut horizons = vec![short_horizon, full_horizon];
+    horizons.dedup();
+    let n_attempts = horizons.len();
+    for (attempt, horizon) in horizons.into_iter().enumerate() {
+        let left = budget - rescue_started.elapsed().as_secs_f64();
+        // The short attempt gets half the budget, the last one what is left.
+        let time_limit = if attempt + 1 < n_attempts { left / 2.0 } else { left };
+        if horizon == 0 || time_limit < 0.05 || WavesModel::size_estimate(&ctx.data, assignment, horizon) > 20_000 {
+            continue;
+        }
+        let waves_model = WavesModel::build(
+            &ctx.block.key.file_name(),
+            &ctx.data,
+            assignment,
+            ctx.n_sources(),
+            &ctx.headroom,
+            ctx.budget,
+            horizon,
+        );
+        let result = solve_mip(
+            &waves_model.model,
+            None,
+            SolverSettings {
+                time_limit_seconds: time_limit,
+                mip_rel_gap: 0.0,
+                mip_abs_gap: WAVES_ABS_GAP,
+                threads: settings.threads,
+            },
+        );
+        let Some(values) = result.values.as_ref() else { continue };
+        let schedule = waves_model.decode(&ctx.data, values);
+        if replay(&ctx.data, assignment, &schedule, ctx.n_sources(), &ctx.headroom, ctx.budget).is_ok() {
+            return Some(schedule);
+        }
     }
-    let waves_model = WavesModel::build(
-        &ctx.block.key.file_name(),
-        &ctx.data,
-        assignment,
-        ctx.n_sources(),
-        &ctx.headroom,
-        ctx.budget,
-        horizon,
-    );
-    let result = solve_mip(
-        &waves_model.model,
-        None,
-        SolverSettings { time_limit_seconds: remaining, mip_rel_gap: 0.0, mip_abs_gap: 0.5, threads: settings.threads },
-    );
-    let schedule = waves_model.decode(&ctx.data, result.values.as_ref()?);
-    replay(&ctx.data, assignment, &schedule, ctx.n_sources(), &ctx.headroom, ctx.budget).ok()?;
-    Some(schedule)
+    None
 }
 
 /// A block plan with the block's identity and nothing planned.

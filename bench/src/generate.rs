@@ -28,7 +28,7 @@ pub struct Rng(u64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5EED_0F_4B1A_4E5E)
+        Rng(seed ^ 0x005E_ED0F_4B1A_4E5E)
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -335,10 +335,12 @@ fn zone_name(datacenter: &str, tier: &str, idx: usize) -> String {
 pub fn generate(spec: &EstateSpec, seed: u64) -> Estate {
     let mut rng = Rng::new(seed);
     let mut snapshots = Vec::new();
-    let mut policy = Policy::default();
-    // Large estates move more per night than the default 50 nodes per wave.
-    policy.wave_budget = WaveBudget { nodes: 200, namespaces: 400 };
-    policy.platform_namespaces = vec!["default".into(), "kube-*".into()];
+    let mut policy = Policy {
+        // Large estates move more per night than the default 50 nodes per wave.
+        wave_budget: WaveBudget { nodes: 200, namespaces: 400 },
+        platform_namespaces: vec!["default".into(), "kube-*".into()],
+        ..Policy::default()
+    };
     for block in &spec.blocks {
         let zones: Vec<String> = (0..block.n_zones).map(|z| zone_name(&block.datacenter, &block.tier, z)).collect();
         for zone in &zones {

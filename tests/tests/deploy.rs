@@ -303,7 +303,7 @@ fn every_overlay_renders_and_validates_offline_against_the_kubernetes_schemas() 
     let wrong_type = mutate(deployment, |d| d["spec"]["replicas"] = json!("one"));
     let unknown_kind = json!({"apiVersion": "v1", "kind": "Bogus", "metadata": {"name": "x"}});
     for broken in [typo, wrong_type, unknown_kind] {
-        assert!(!schema_problems(&[broken.clone()]).is_empty(), "the validator accepted {}", id(&broken));
+        assert!(!schema_problems(std::slice::from_ref(&broken)).is_empty(), "the validator accepted {}", id(&broken));
     }
 }
 
@@ -438,7 +438,8 @@ fn every_pod_meets_the_restricted_profile_in_a_restricted_namespace() {
     let overlay = overlays.iter().find(|o| o.name == "example-all-in-one").expect("all-in-one");
     let server = find(&overlay.objects, "Deployment", "kplan-server").expect("server Deployment");
     let container = "/spec/template/spec/containers/0";
-    let breakages: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Breakage = Box<dyn Fn(&mut Value)>;
+    let breakages: Vec<(&str, Breakage)> = vec![
         (
             "runAsNonRoot",
             Box::new(move |d: &mut Value| {

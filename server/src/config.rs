@@ -33,6 +33,8 @@ pub struct ServerConfig {
     /// Every snapshot is kept this many days; older history is thinned to one
     /// snapshot per cluster per day (for quarterly trends). Default 7.
     pub history_keep_all_days: u64,
+    /// Caps on one snapshot (`[validation]`): nodes, namespaces, labels per object.
+    pub validation: crate::validation::ValidationLimits,
     /// Mutual TLS on the gRPC port (`[tls]`). Required unless `insecure_plaintext`.
     pub tls: TlsFiles,
     /// Bearer tokens of readers and planners: lines `ROLE NAME SHA256-HEX`
@@ -78,6 +80,7 @@ impl Default for ServerConfig {
             request_timeout_seconds: 300,
             max_concurrent_requests: 256,
             history_keep_all_days: 7,
+            validation: crate::validation::ValidationLimits::default(),
             metrics_listen: "127.0.0.1:9470".to_string(),
             tls: TlsFiles::default(),
             token_file: None,
@@ -113,6 +116,14 @@ pub struct ConfigError {
 impl ServerConfig {
     /// Loads the layers and checks the result, reporting every problem at once.
     pub fn load(file: Option<&Path>, overrides: &ServerOverrides) -> Result<ServerConfig, ConfigError> {
+        let cfg = Self::load_layers(file, overrides)?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Loads the layers without the semantic checks: for the offline commands
+    /// (`backup`, `restore`) that need only the data directory, not the TLS files.
+    pub fn load_layers(file: Option<&Path>, overrides: &ServerOverrides) -> Result<ServerConfig, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(file) = file {
             if !file.is_file() {
@@ -149,7 +160,6 @@ impl ServerConfig {
             cfg.token_file = Some(file.clone());
         }
         cfg.insecure_plaintext |= overrides.insecure_plaintext;
-        cfg.check()?;
         Ok(cfg)
     }
 
@@ -192,6 +202,7 @@ impl ServerConfig {
                 problems.push(format!("{key}: must be at least 1"));
             }
         }
+        problems.extend(self.validation.problems());
         if let Err(security) = self.security() {
             problems.extend(security.problems);
         }

@@ -11,6 +11,7 @@
 //! - [`tls`]: identities in certificates (the SAN scheme), bearer tokens, TLS files
 //! - [`config`], [`telemetry`]: the binary's configuration and logging
 
+pub mod admin;
 pub mod api;
 pub mod capacity;
 pub mod config;

@@ -25,19 +25,23 @@ use tracing::{error, info, warn};
     version,
     after_help = "Examples:\n  \
 kplan-server --listen 0.0.0.0:7470 --data-dir /var/lib/kplan --tls-cert server.crt --tls-key server.key --client-ca ca.crt\n  \
-kplan-server --listen 127.0.0.1:7470 --data-dir /tmp/kplan --insecure-plaintext\n\n\
+kplan-server --listen 127.0.0.1:7470 --data-dir /tmp/kplan --insecure-plaintext\n  \
+kplan-server --data-dir /var/lib/kplan backup --out kplan-2026-11-25.backup   (server stopped)\n  \
+kplan-server --data-dir /var/lib/kplan-new restore kplan-2026-11-25.backup\n\n\
 Configuration layers: defaults < --config FILE < KPLAN_SERVER_* environment < flags.\n\
 Logging: KPLAN_LOG (e.g. debug), KPLAN_LOG_FORMAT=json."
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<AdminCommand>,
     /// Configuration file (TOML or YAML).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Address to listen on for gRPC, e.g. 127.0.0.1:7470 (port 0 picks a free port).
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
     /// Directory of the sled store.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Address for /metrics, /healthz and /readyz (empty disables). Plain HTTP:
     /// Kubernetes probes cannot present client certificates.
@@ -60,11 +64,37 @@ struct Args {
     insecure_plaintext: bool,
 }
 
+/// Operator commands on a store no server is running on (without one: serve).
+#[derive(Debug, clap::Subcommand)]
+enum AdminCommand {
+    /// Write a consistent, checksummed export of the store (the server must be stopped:
+    /// the store is opened exclusively and verified whole first).
+    Backup {
+        /// The backup file to write (through a temporary file, renamed once synced).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restore a backup into the data directory. Every record is checked before anything
+    /// is written; the restored store is verified before it is moved into place.
+    Restore {
+        /// The backup file (from `kplan-server backup`).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace a non-empty data directory; its contents are moved aside
+        /// (`<data-dir>.before-restore-<unix time>`), never deleted.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
 const EX_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
     let args = Args::parse();
     telemetry::init("info,highs=error");
+    if let Some(command) = args.command {
+        return admin(command, args.config.as_deref(), args.data_dir);
+    }
     let overrides = ServerOverrides {
         listen: args.listen,
         data_dir: args.data_dir,
@@ -117,6 +147,77 @@ fn main() -> ExitCode {
         Err(err) => {
             error!(error = format!("{err:#}"), "server stopped");
             eprintln!("kplan-server: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `backup` and `restore`: the data directory comes from the same layers as the server's.
+fn admin(command: AdminCommand, config_file: Option<&std::path::Path>, data_dir: Option<PathBuf>) -> ExitCode {
+    use kplan_server::admin;
+    // Only the data directory matters here: TLS files need not exist for a backup.
+    let overrides = ServerOverrides { data_dir, ..Default::default() };
+    let config = match ServerConfig::load_layers(config_file, &overrides) {
+        Ok(config) if config.data_dir.as_os_str().is_empty() => {
+            eprintln!("kplan-server: invalid configuration: data_dir: must not be empty");
+            return ExitCode::from(EX_CONFIG);
+        }
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("kplan-server: {err}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let data_dir = config.data_dir;
+    let outcome = match command {
+        AdminCommand::Backup { out } => admin::backup(&data_dir, &out).map(|summary| {
+            info!(
+                data_dir = %data_dir.display(),
+                out = %summary.path.display(),
+                bytes = summary.bytes,
+                n_clusters = summary.contents.n_clusters,
+                n_snapshots = summary.contents.n_snapshots,
+                n_plans = summary.contents.n_plans,
+                "backup written"
+            );
+            println!(
+                "backup of {} written to {}: {} clusters, {} snapshots, {} plans, {} bytes",
+                data_dir.display(),
+                summary.path.display(),
+                summary.contents.n_clusters,
+                summary.contents.n_snapshots,
+                summary.contents.n_plans,
+                summary.bytes
+            );
+        }),
+        AdminCommand::Restore { file, replace } => {
+            admin::restore(&file, &data_dir, admin::RestoreOptions { replace_existing: replace }).map(|summary| {
+                info!(
+                    file = %file.display(),
+                    data_dir = %summary.data_dir.display(),
+                    n_snapshots = summary.contents.n_snapshots,
+                    moved_aside = summary.moved_aside.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                    "backup restored"
+                );
+                println!(
+                    "restored {} into {}: {} clusters, {} snapshots, {} plans{}",
+                    file.display(),
+                    summary.data_dir.display(),
+                    summary.contents.n_clusters,
+                    summary.contents.n_snapshots,
+                    summary.contents.n_plans,
+                    summary
+                        .moved_aside
+                        .map(|p| format!("; the previous contents are in {}", p.display()))
+                        .unwrap_or_default()
+                );
+            })
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("kplan-server: {err}");
             ExitCode::FAILURE
         }
     }
@@ -232,6 +333,7 @@ async fn run(config: ServerConfig, default_policy: kplan_model::Policy, grpc: Gr
         store,
         default_policy: Arc::new(default_policy),
         max_message_bytes: config.max_message_bytes,
+        validation_limits: config.validation,
     };
     ready.ready(state).await;
     metrics.set_ready(true);

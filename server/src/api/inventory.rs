@@ -7,7 +7,7 @@ use tracing::{info, warn};
 
 use super::{ApiState, now_unix, status};
 use crate::store::PutOutcome;
-use crate::validation::check_snapshot;
+use crate::validation::check_snapshot_with;
 
 #[derive(Debug, Clone)]
 pub struct InventoryApi {
@@ -31,7 +31,7 @@ impl v1::inventory_service_server::InventoryService for InventoryApi {
             self.state.metrics.refused("invalid");
             Status::invalid_argument(e.to_string())
         })?;
-        let problems = check_snapshot(&snapshot);
+        let problems = check_snapshot_with(&snapshot, &self.state.validation_limits);
         if !problems.is_empty() {
             self.state.metrics.refused("invalid");
             warn!(cluster_id = %snapshot.cluster_id, n_problems = problems.len(), "snapshot refused");

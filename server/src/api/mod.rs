@@ -37,6 +37,8 @@ pub struct ApiState {
     pub default_policy: Arc<kplan_model::Policy>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub max_message_bytes: usize,
+    /// Caps on one snapshot, checked before it is stored.
+    pub validation_limits: crate::validation::ValidationLimits,
 }
 
 pub(crate) fn now_unix() -> i64 {

@@ -281,6 +281,7 @@ mod tests {
                 default_policy: Arc::new(kplan_model::Policy::default()),
                 metrics: Arc::new(crate::metrics::Metrics::new()),
                 max_message_bytes: 1 << 20,
+                validation_limits: Default::default(),
             })
             .await;
         let status = health.check(check("")).await.expect("health answers").into_inner().status;

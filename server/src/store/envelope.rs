@@ -29,9 +29,20 @@ pub(crate) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<
     Ok(out)
 }
 
+/// A key as an operator reads it: `cluster/generation` for snapshot keys
+/// (cluster id, NUL, generation as 8 bytes big endian), else the text.
+pub(crate) fn display_key(key: &[u8]) -> String {
+    match key.iter().position(|&b| b == 0) {
+        Some(nul) if key.len() == nul + 9 => {
+            let generation = u64::from_be_bytes(key[nul + 1..].try_into().unwrap_or_default());
+            format!("{}/{generation}", String::from_utf8_lossy(&key[..nul]))
+        }
+        _ => String::from_utf8_lossy(key).replace('\0', "/"),
+    }
+}
+
 pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    let corrupt =
-        |reason: String| StoreError::Corrupt { tree, key: String::from_utf8_lossy(key).replace('\0', "/"), reason };
+    let corrupt = |reason: String| StoreError::Corrupt { tree, key: display_key(key), reason };
     if bytes.len() < HEADER_LEN || &bytes[..2] != MAGIC {
         return Err(corrupt("missing header".to_string()));
     }
@@ -63,6 +74,14 @@ mod tests {
             assert!(decode::<Vec<u32>>("t", b"k", &flipped).is_err(), "flip at {idx} undetected");
         }
         assert!(decode::<Vec<u32>>("t", b"k", &bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn snapshot_keys_read_as_cluster_and_generation() {
+        let mut key = b"fra-prod-1\0".to_vec();
+        key.extend_from_slice(&7u64.to_be_bytes());
+        assert_eq!(display_key(&key), "fra-prod-1/7");
+        assert_eq!(display_key(b"plan-1"), "plan-1");
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! the implementation. Every write is flushed to disk before it returns, so a
 //! caller may acknowledge as soon as a `put_*` call is `Ok`.
 
+pub mod backup;
 mod envelope;
+pub mod manifest;
 mod sled_store;
 
 pub use envelope::SCHEMA_VERSION;
-pub use sled_store::SledStore;
+pub use sled_store::{SledStore, StoreContents};
 
 use kplan_model::{ClusterSnapshot, ClusterSummary, Plan, PlanSummary};
 use serde::{Deserialize, Serialize};
@@ -46,8 +48,10 @@ pub enum StoreError {
         "cluster {cluster_id:?}: generation {generation} is already stored with different content; report a newer generation"
     )]
     ConflictingReplay { cluster_id: String, generation: u64 },
-    #[error("store at {path}: {source}")]
-    Open { path: String, source: sled::Error },
+    /// The database files cannot be opened or read (damaged, unreadable, or
+    /// sled failed on them); `reason` says which and what to do.
+    #[error("store at {path} cannot be opened: {reason}")]
+    Open { path: String, reason: String },
     #[error("store at {path} is locked by another process (is a kplan-server running on it?)")]
     Locked { path: String },
     #[error("store: {0}")]

@@ -134,10 +134,16 @@ pub struct SolverPolicy {
     pub mip_gap: f64,
     /// HiGHS threads per block solve (blocks also run in parallel).
     pub threads: u32,
+    /// Time for staging the model's composition with the waves model when the
+    /// greedy staging stalls on it (otherwise extra nodes are kept until it stages).
+    pub staging_seconds: f64,
+    /// Time for the waves model to shorten a valid schedule (fewest waves is the
+    /// objective's last criterion).
+    pub waves_seconds: f64,
 }
 
 impl Default for SolverPolicy {
     fn default() -> Self {
-        SolverPolicy { time_limit_seconds: 60.0, mip_gap: 0.005, threads: 1 }
+        SolverPolicy { time_limit_seconds: 60.0, mip_gap: 0.005, threads: 1, staging_seconds: 2.0, waves_seconds: 0.5 }
     }
 }

@@ -396,6 +396,13 @@ pub fn policy_problems(policy: &Policy) -> Vec<PolicyProblem> {
     if solver.threads < 1 {
         problem("solver.threads".into(), "must be at least 1, got 0".into());
     }
+    for (field, value) in
+        [("solver.staging_seconds", solver.staging_seconds), ("solver.waves_seconds", solver.waves_seconds)]
+    {
+        if !(value.is_finite() && value >= 0.0) {
+            problem(field.into(), format!("must be 0 (skip) or more, got {value}"));
+        }
+    }
     problems
 }
 

@@ -163,6 +163,8 @@ pub fn propose(
     let settings = BlockSettings {
         time_limit_seconds: time_limit,
         mip_gap: policy.solver.mip_gap,
+        staging_seconds: policy.solver.staging_seconds,
+        waves_seconds: policy.solver.waves_seconds,
         threads: options.threads.unwrap_or(policy.solver.threads).max(1),
         write_models: options.write_models,
         use_solver: !options.greedy_only,

@@ -230,6 +230,10 @@ fn run_highs(model: &LinearModel, warm_start: Option<&[f64]>, settings: SolverSe
 pub struct BlockSettings {
     pub time_limit_seconds: f64,
     pub mip_gap: f64,
+    /// Budget of the staging rescue (the waves model on a composition the greedy staging stalled on).
+    pub staging_seconds: f64,
+    /// Budget of the waves model shortening the best valid schedule.
+    pub waves_seconds: f64,
     pub threads: u32,
     pub write_models: bool,
     /// False: greedy only (no HiGHS).
@@ -800,7 +804,8 @@ pub fn plan_block(
         };
         let fits_size = WavesModel::size_estimate(&ctx.data, &best.assignment, horizon) <= 20_000;
         let remaining = settings.time_limit_seconds - started.elapsed().as_secs_f64();
-        if fits_size && remaining > 0.05 {
+        let time_limit = remaining.min(settings.waves_seconds);
+        if fits_size && (time_limit >= 0.05 || settings.write_models) {
             let waves_model = WavesModel::build(
                 &block.key.file_name(),
                 &ctx.data,
@@ -811,17 +816,29 @@ pub fn plan_block(
                 horizon,
             );
             let warm = waves_model.encode(&ctx.data, &best.schedule);
-            let waves_settings =
-                SolverSettings { time_limit_seconds: waves_time_limit(remaining, settings), ..waves_settings };
-            let result = solve_mip(&waves_model.model, warm, waves_settings);
-            if let Some(values) = &result.values {
-                let schedule = waves_model.decode(&ctx.data, values);
-                if schedule.n_waves < best.schedule.n_waves
-                    && replay(&ctx.data, &best.assignment, &schedule, ctx.n_sources(), &ctx.headroom, ctx.budget)
-                        .is_ok()
-                {
-                    let realized = finish(&ctx, best.composition.clone(), best.assignment.clone(), schedule);
-                    *best = realized;
+            let waves_settings = SolverSettings { time_limit_seconds: time_limit.max(0.05), ..waves_settings };
+            if time_limit >= 0.05 {
+                let result = solve_mip(&waves_model.model, warm, waves_settings);
+                tracing::debug!(
+                    block = %block.key,
+                    status = ?result.status,
+                    seconds = result.seconds,
+                    time_limit,
+                    horizon,
+                    wave_bound,
+                    n_variables = waves_model.model.variables.len(),
+                    n_constraints = waves_model.model.constraints.len(),
+                    "waves model solved"
+                );
+                if let Some(values) = &result.values {
+                    let schedule = waves_model.decode(&ctx.data, values);
+                    if schedule.n_waves < best.schedule.n_waves
+                        && replay(&ctx.data, &best.assignment, &schedule, ctx.n_sources(), &ctx.headroom, ctx.budget)
+                            .is_ok()
+                    {
+                        let realized = finish(&ctx, best.composition.clone(), best.assignment.clone(), schedule);
+                        *best = realized;
+                    }
                 }
             }
             if settings.write_models {
@@ -842,7 +859,9 @@ pub fn plan_block(
             continue;
         }
         let plan = materialise(&ctx, realized);
+        let validating = Instant::now();
         let violations = validate(&plan);
+        tracing::debug!(block = %block.key, seconds = validating.elapsed().as_secs_f64(), "validated");
         if violations.is_empty() {
             chosen = Some((*origin, plan, realized.objective));
             break;
@@ -916,13 +935,6 @@ pub fn plan_block(
 /// the incumbent optimal, so HiGHS stops as soon as its bound rounds up to it
 /// (often at the root) instead of searching for a proof of the last fraction.
 const WAVES_ABS_GAP: f64 = 0.999;
-
-/// The waves model shortens a schedule that is already valid: fewest waves is
-/// the last criterion of the objective. It gets a tenth of the block's deadline
-/// (at least 2 s, at most what remains) rather than all that is left.
-fn waves_time_limit(remaining: f64, settings: BlockSettings) -> f64 {
-    remaining.min((settings.time_limit_seconds * 0.1).max(2.0)).max(0.05)
-}
 
 /// An MPS model with the solver settings kplan used for it in a comment line
 /// first, so an external cross-check can solve it the same way.
@@ -1023,8 +1035,8 @@ fn rescue_waves(
     started: Instant,
 ) -> Option<Schedule> {
     let full_horizon = (ctx.data.n_nodes() + ctx.data.n_namespaces()).min(400) as u32;
-    // A quarter of the block's time at most: a plan may already be in hand.
-    let budget = (settings.time_limit_seconds - started.elapsed().as_secs_f64()).min(settings.time_limit_seconds / 4.0);
+    // Its own budget (`solver.staging_seconds`): the repair already has a plan in hand.
+    let budget = (settings.time_limit_seconds - started.elapsed().as_secs_f64()).min(settings.staging_seconds);
     let rescue_started = Instant::now();
     // First a short horizon (twice the waves the greedy managed): a much smaller model
     // that usually holds a schedule; then the full horizon with the time left.
@@ -1048,15 +1060,27 @@ fn rescue_waves(
             ctx.budget,
             horizon,
         );
+        // Any schedule will do (a gap of 100% stops at the first one): the waves
+        // model shortens the best candidate afterwards, warm-started from it.
         let result = solve_mip(
             &waves_model.model,
             None,
             SolverSettings {
                 time_limit_seconds: time_limit,
-                mip_rel_gap: 0.0,
+                mip_rel_gap: 1.0,
                 mip_abs_gap: WAVES_ABS_GAP,
                 threads: settings.threads,
             },
+        );
+        tracing::debug!(
+            block = %ctx.block.key,
+            status = ?result.status,
+            seconds = result.seconds,
+            time_limit,
+            horizon,
+            stall_wave,
+            n_variables = waves_model.model.variables.len(),
+            "staging rescue solved"
         );
         let Some(values) = result.values.as_ref() else { continue };
         let schedule = waves_model.decode(&ctx.data, values);

@@ -56,6 +56,10 @@ kplan --inventory /tmp/inv propose --policy /tmp/estate-m/policy.toml")]
         baseline_kplan: Option<PathBuf>,
         #[arg(long, default_value = "S,M", value_delimiter = ',', value_parser = Size::parse)]
         baseline_sizes: Vec<Size>,
+        /// The shipped example estate to plan beside the generated sizes (estate.toml and
+        /// policy.toml in it); an empty value skips it.
+        #[arg(long, default_value = "examples/bank", value_name = "DIR")]
+        example: PathBuf,
     },
 }
 
@@ -69,7 +73,18 @@ fn main() -> anyhow::Result<()> {
             println!("{} clusters, {n_nodes} nodes written to {}", estate.snapshots.len(), out.display());
             Ok(())
         }
-        Command::Run { sizes, repeats, out, seed, no_external, no_scaling, ingest, baseline_kplan, baseline_sizes } => {
+        Command::Run {
+            sizes,
+            repeats,
+            out,
+            seed,
+            no_external,
+            no_scaling,
+            ingest,
+            baseline_kplan,
+            baseline_sizes,
+            example,
+        } => {
             let mut ingest_levels = Vec::new();
             for level in ingest.iter().filter(|l| !l.trim().is_empty()) {
                 let (clients, snapshots) = level
@@ -91,6 +106,7 @@ fn main() -> anyhow::Result<()> {
                 command_line,
                 baseline: baseline_kplan,
                 baseline_sizes,
+                example: (!example.as_os_str().is_empty()).then_some(example),
             })
         }
     }

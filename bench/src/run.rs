@@ -33,6 +33,9 @@ pub struct RunOptions {
     /// An older `kplan` binary to time once per size in `baseline_sizes`, beside this one.
     pub baseline: Option<PathBuf>,
     pub baseline_sizes: Vec<Size>,
+    /// The shipped example estate (a directory with `estate.toml` and `policy.toml`), planned
+    /// `repeats` times beside the generated sizes (issue 4's figure).
+    pub example: Option<PathBuf>,
 }
 
 struct Tools {
@@ -264,6 +267,42 @@ fn bench_size(tools: &Tools, options: &RunOptions, size: Size) -> anyhow::Result
         _ => None,
     };
     Ok(SizeResult { size, prepared, e2e, plans, greedy, greedy_seconds, external, external_error, baseline })
+}
+
+/// The example estate's plans: its `policy.toml`, imported from its `estate.toml`.
+struct ExampleResult {
+    dir: PathBuf,
+    prepared: Prepared,
+    e2e: Vec<f64>,
+    plans: Vec<Plan>,
+    greedy: Plan,
+}
+
+fn bench_example(tools: &Tools, options: &RunOptions, dir: &Path) -> anyhow::Result<ExampleResult> {
+    eprintln!("kplan-bench: example estate {} ...", dir.display());
+    let estate_path = dir.join("estate.toml");
+    let estate = std::fs::read_to_string(&estate_path).with_context(|| format!("reading {}", estate_path.display()))?;
+    let inventory = tools.work.path().join("example-inventory");
+    let (_, import_seconds) =
+        tools.kplan(&inventory, &["import", "--estate", &estate_path.display().to_string(), "-o", "json"])?;
+    let mut prepared = Prepared {
+        dir: dir.to_path_buf(),
+        inventory,
+        n_clusters: estate.lines().filter(|l| l.trim() == "[[clusters]]").count(),
+        n_nodes: 0,
+        import_seconds,
+    };
+    let mut e2e = Vec::new();
+    let mut plans = Vec::new();
+    for repeat in 0..options.repeats {
+        let (plan, seconds) = propose(tools, &prepared, &[])?;
+        eprintln!("kplan-bench: example propose #{}: {seconds:.2} s", repeat + 1);
+        e2e.push(seconds);
+        plans.push(plan);
+    }
+    prepared.n_nodes = plans[0].summary.nodes_before;
+    let (greedy, _) = propose(tools, &prepared, &["--greedy-only"])?;
+    Ok(ExampleResult { dir: dir.to_path_buf(), prepared, e2e, plans, greedy })
 }
 
 // ---------------------------------------------------------------------------
@@ -517,6 +556,10 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
     let tools = Tools::new()?;
     let load_start = load_average();
     let started = Instant::now();
+    let example = match &options.example {
+        Some(dir) => Some(bench_example(&tools, options, dir)?),
+        None => None,
+    };
     let mut sizes = Vec::new();
     for &size in &options.sizes {
         sizes.push(bench_size(&tools, options, size)?);
@@ -629,38 +672,31 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
              flows ≫ nodes kept ≫ waves (server/src/planner/model.rs). The greedy objective is the `--greedy-only` plan's \
              (first-fit decreasing, greedy waves).\n"
         );
+        per_block_table(&mut md, &r.plans, &r.greedy);
+        let _ = writeln!(md);
+    }
+
+    // The shipped example estate (issue 4).
+    if let Some(example) = &example {
+        let plan = &example.plans[0];
+        let _ = writeln!(md, "## Example estate ({})\n", example.dir.display());
         let _ = writeln!(
             md,
-            "| block | nodes | status | solver | solve s | gap | objective | lower bound | greedy objective | plan ÷ greedy | \
-             kept plan / greedy | flows plan / greedy | waves plan / greedy |"
+            "The estate `kplan propose` plans in the README ({} clusters, {} nodes, its own `policy.toml`), \
+             imported once ({:.1} s), proposed {} times: end to end {} s; {} blocks, {} infeasible (each with its \
+             explanation in the plan); nodes {} → {}. Cost ÷ bound is the plan's objective ÷ the LP/MIP lower \
+             bound (1 is proven optimal); plan ÷ greedy is its objective ÷ the first-fit-decreasing plan's.\n",
+            example.prepared.n_clusters,
+            example.prepared.n_nodes,
+            example.prepared.import_seconds,
+            example.e2e.len(),
+            spread(&example.e2e),
+            plan.summary.n_blocks,
+            plan.summary.n_blocks_infeasible,
+            plan.summary.nodes_before,
+            plan.summary.nodes_after,
         );
-        let _ = writeln!(md, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        let greedy_by_name: BTreeMap<String, &BlockPlan> = r.greedy.blocks.iter().map(|b| (block_name(b), b)).collect();
-        for (idx, block) in r.plans[0].blocks.iter().enumerate() {
-            let times: Vec<f64> = r.plans.iter().filter_map(|p| p.blocks.get(idx)).map(|b| b.solve_seconds).collect();
-            let greedy = greedy_by_name.get(&block_name(block));
-            let g = |f: &dyn Fn(&BlockPlan) -> String| greedy.map_or("-".to_string(), |b| f(b));
-            let _ = writeln!(
-                md,
-                "| {} | {} | {:?} | {} | {} | {:.3}% | {:.0} | {:.0} | {:.0} | {:.3} | {} / {} | {} / {} | {} / {} |",
-                block_name(block),
-                block.nodes_before,
-                block.status,
-                block.solver_status,
-                spread(&times),
-                block.gap * 100.0,
-                block.objective,
-                block.lower_bound,
-                greedy_objective(block, &greedy_by_name).unwrap_or(f64::NAN),
-                greedy_objective(block, &greedy_by_name).map_or(f64::NAN, |g| ratio(block.objective, g)),
-                kept(block),
-                g(&|b| kept(b).to_string()),
-                block.firewall_flows.len(),
-                g(&|b| b.firewall_flows.len().to_string()),
-                block.waves.len(),
-                g(&|b| b.waves.len().to_string()),
-            );
-        }
+        per_block_table(&mut md, &example.plans, &example.greedy);
         let _ = writeln!(md);
     }
 
@@ -883,6 +919,50 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
     std::fs::write(&options.out, md).with_context(|| format!("writing {}", options.out.display()))?;
     eprintln!("kplan-bench: wrote {}", options.out.display());
     Ok(())
+}
+
+/// One row per block of `plans[0]`: solve time over the repeats, gap, cost ÷ bound, cost ÷ greedy.
+fn per_block_table(md: &mut String, plans: &[Plan], greedy: &Plan) {
+    let _ = writeln!(
+        md,
+        "| block | nodes | status | solver | solve s | gap | objective | lower bound | cost ÷ bound | greedy objective | \
+         plan ÷ greedy | kept plan / greedy | flows plan / greedy | waves plan / greedy |"
+    );
+    let _ = writeln!(md, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let greedy_by_name: BTreeMap<String, &BlockPlan> = greedy.blocks.iter().map(|b| (block_name(b), b)).collect();
+    for (idx, block) in plans[0].blocks.iter().enumerate() {
+        let times: Vec<f64> = plans.iter().filter_map(|p| p.blocks.get(idx)).map(|b| b.solve_seconds).collect();
+        let greedy = greedy_by_name.get(&block_name(block));
+        let g = |f: &dyn Fn(&BlockPlan) -> String| greedy.map_or("-".to_string(), |b| f(b));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:?} | {} | {} | {:.3}% | {:.0} | {:.0} | {} | {} | {} | {} / {} | {} / {} | {} / {} |",
+            block_name(block),
+            block.nodes_before,
+            block.status,
+            block.solver_status,
+            spread(&times),
+            block.gap * 100.0,
+            block.objective,
+            block.lower_bound,
+            if block.status == BlockStatus::Planned && block.lower_bound > 0.0 {
+                format!("{:.4}", block.objective / block.lower_bound)
+            } else {
+                "-".to_string()
+            },
+            greedy_objective(block, &greedy_by_name).map_or("-".to_string(), |g| format!("{g:.0}")),
+            match greedy_objective(block, &greedy_by_name) {
+                Some(g) if block.status == BlockStatus::Planned => format!("{:.3}", ratio(block.objective, g)),
+                _ => "-".to_string(),
+            },
+            kept(block),
+            g(&|b| kept(b).to_string()),
+            block.firewall_flows.len(),
+            g(&|b| b.firewall_flows.len().to_string()),
+            block.waves.len(),
+            g(&|b| b.waves.len().to_string()),
+        );
+    }
 }
 
 fn scale_table(md: &mut String, points: &[ScalePoint]) {

@@ -202,7 +202,7 @@ fn external_highs(tools: &Tools, prepared: &Prepared, time_limit: f64) -> anyhow
         }
         let stem = format!("{}-{}", block.datacenter, block.security_tier);
         let mut files: Vec<String> = Vec::new();
-        for kind in ["composition", "waves"] {
+        for kind in ["composition", "staging-1", "staging-2", "waves"] {
             let path = models_dir.join(format!("{stem}.{kind}.mps"));
             if path.exists() {
                 files.push(path.display().to_string());
@@ -705,10 +705,11 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
         let _ = writeln!(md, "## Solver overhead: kplan ÷ external HiGHS\n");
         let _ = writeln!(
             md,
-            "`kplan propose --write-model DIR` writes each block's composition and waves models in MPS; Python \
+            "`kplan propose --write-model DIR` writes each block's composition, staging rescue (when the greedy staging stalled) and waves models \
+             in MPS; Python \
              `highspy` solves the same files with the same threads (1), time limit and gaps (written into the MPS \
-             header by kplan). kplan's time is the block's whole `solve_seconds` in that run (greedy, model build, \
-             both solves, replay, validation, plan); HiGHS's is `run()` only (file reading excluded). kplan \
+             header by kplan). kplan's time is the block's whole `solve_seconds` in that run (greedy, model builds, \
+             every solve, replay, validation, plan); HiGHS's is `run()` only (file reading excluded). kplan \
              warm-starts from the greedy plan; the MPS file carries no start.\n"
         );
         let _ = writeln!(

@@ -221,6 +221,10 @@ fn kplan_objectives_match_an_external_highs() {
         }
         let results = solve_externally(&paths);
         for (model, path) in outcome.models.iter().zip(&paths) {
+            // A staging rescue stops at its first schedule: no optimum to compare.
+            if model.name.contains(".staging-") {
+                continue;
+            }
             let (status, external) = &results[path];
             assert!(status.contains("Optimal"), "{name} {}: highspy ended with {status}", model.name);
             let expected =

@@ -756,6 +756,7 @@ pub fn plan_block(
     }
 
     // Candidates, best objective first (the model's first on a tie).
+    let mut staging_models = Vec::new();
     let mut candidates: Vec<(Origin, Realized)> = Vec::new();
     let mut failures: Vec<RealizeFailure> = Vec::new();
     for (origin, realized) in [(Origin::Model, model_realized), (Origin::Greedy, greedy_realized.clone())] {
@@ -772,7 +773,8 @@ pub fn plan_block(
                         candidates.push((origin, repaired));
                     }
                     if settings.use_solver
-                        && let Some(schedule) = rescue_waves(&ctx, assignment, stall.wave, settings, started)
+                        && let Some(schedule) =
+                            rescue_waves(&ctx, assignment, stall.wave, settings, started, &mut staging_models)
                     {
                         candidates
                             .push((origin, finish(&ctx, (**composition).clone(), (**assignment).clone(), schedule)));
@@ -923,6 +925,7 @@ pub fn plan_block(
             None => write_mps(&built.model),
         };
         models.push((format!("{}.composition", block.key.file_name()), text));
+        models.append(&mut staging_models);
         if let Some(text) = waves_model_text {
             models.push((format!("{}.waves", block.key.file_name()), text));
         }
@@ -1033,6 +1036,7 @@ fn rescue_waves(
     stall_wave: u32,
     settings: BlockSettings,
     started: Instant,
+    models: &mut Vec<(String, String)>,
 ) -> Option<Schedule> {
     let full_horizon = (ctx.data.n_nodes() + ctx.data.n_namespaces()).min(400) as u32;
     // Its own budget (`solver.staging_seconds`): the repair already has a plan in hand.
@@ -1062,16 +1066,19 @@ fn rescue_waves(
         );
         // Any schedule will do (a gap of 100% stops at the first one): the waves
         // model shortens the best candidate afterwards, warm-started from it.
-        let result = solve_mip(
-            &waves_model.model,
-            None,
-            SolverSettings {
-                time_limit_seconds: time_limit,
-                mip_rel_gap: 1.0,
-                mip_abs_gap: WAVES_ABS_GAP,
-                threads: settings.threads,
-            },
-        );
+        let solver_settings = SolverSettings {
+            time_limit_seconds: time_limit,
+            mip_rel_gap: 1.0,
+            mip_abs_gap: WAVES_ABS_GAP,
+            threads: settings.threads,
+        };
+        let result = solve_mip(&waves_model.model, None, solver_settings);
+        if settings.write_models {
+            models.push((
+                format!("{}.staging-{}", ctx.block.key.file_name(), attempt + 1),
+                with_settings(write_mps(&waves_model.model), solver_settings),
+            ));
+        }
         tracing::debug!(
             block = %ctx.block.key,
             status = ?result.status,

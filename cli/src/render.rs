@@ -84,11 +84,13 @@ pub fn plan_table(plan: &Plan) -> String {
         s.solve_seconds
     );
     for block in &plan.blocks {
-        let mut notes: Vec<&str> = std::iter::once(block.explanation.as_str())
+        // The explanation's lines, then the targets' notes, each once.
+        let mut seen = std::collections::BTreeSet::new();
+        let notes = block
+            .explanation
+            .lines()
             .chain(block.target_clusters.iter().map(|t| t.control_plane_note.as_str()))
-            .filter(|n| !n.is_empty())
-            .collect();
-        notes.dedup();
+            .filter(|n| !n.is_empty() && seen.insert(*n));
         for note in notes {
             let _ = writeln!(out, "{}/{}: {}", block.datacenter, block.security_tier, note);
         }

@@ -370,7 +370,8 @@ pub fn control_plane_note(ctx: &BlockContext, control_plane_zones: &[String]) ->
     let key = &ctx.block.key;
     if ctx.small_site {
         return format!(
-            "small site: one K3s server node; with at most {} nodes, three dedicated control-plane nodes would waste the site",
+            "small site ({} nodes, at most {}): one K3s server node instead of three dedicated control-plane nodes",
+            ctx.data.n_nodes(),
             ctx.policy.small_site_max_nodes
         );
     }

@@ -1224,11 +1224,7 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
         });
     }
     if ctx.small_site {
-        notes.push(format!(
-            "small site ({} nodes, at most {}): one K3s server node instead of three dedicated control-plane nodes",
-            data.n_nodes(),
-            ctx.policy.small_site_max_nodes
-        ));
+        notes.push(explain::control_plane_note(ctx, &[]));
     }
     if assignment.n_targets > 1 {
         notes.push(format!(

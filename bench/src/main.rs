@@ -57,9 +57,12 @@ kplan --inventory /tmp/inv propose --policy /tmp/estate-m/policy.toml")]
         #[arg(long, default_value = "S,M", value_delimiter = ',', value_parser = Size::parse)]
         baseline_sizes: Vec<Size>,
         /// The shipped example estate to plan beside the generated sizes (estate.toml and
-        /// policy.toml in it); an empty value skips it.
+        /// policy.toml in it).
         #[arg(long, default_value = "examples/bank", value_name = "DIR")]
         example: PathBuf,
+        /// Skip the example estate.
+        #[arg(long)]
+        no_example: bool,
     },
 }
 
@@ -84,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             baseline_kplan,
             baseline_sizes,
             example,
+            no_example,
         } => {
             let mut ingest_levels = Vec::new();
             for level in ingest.iter().filter(|l| !l.trim().is_empty()) {
@@ -106,7 +110,7 @@ fn main() -> anyhow::Result<()> {
                 command_line,
                 baseline: baseline_kplan,
                 baseline_sizes,
-                example: (!example.as_os_str().is_empty()).then_some(example),
+                example: (!no_example).then_some(example),
             })
         }
     }

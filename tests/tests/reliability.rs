@@ -1401,3 +1401,71 @@ fn damaged_store_files_are_refused_at_start_and_a_backup_restores() {
         server.kill9();
     }
 }
+
+// ----------------------------------------------------------- graceful shutdown
+
+/// SIGTERM while eight clients report: the server finishes what it accepted, exits 0, and every
+/// acknowledged report is stored intact; a call it did not finish is refused, never half-stored.
+#[test]
+fn sigterm_finishes_in_flight_reports_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let mut server = ServerProcess::start(&data_dir, &[]).unwrap_or_else(|log| panic!("kplan-server {log}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let addr = server.addr.clone();
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let addr = addr.clone();
+            runtime.spawn(async move {
+                let cluster_id = format!("term-{i}");
+                let channel = channel(&addr).await.expect("connects");
+                let mut acked = Vec::new();
+                for generation in 1.. {
+                    match inventory(&channel).report_snapshot(request(crash_report(&cluster_id, generation))).await {
+                        Ok(_) => acked.push(generation),
+                        // Refused once the server stops taking calls: never anything else.
+                        Err(status) => {
+                            assert!(
+                                matches!(status.code(), Code::Unavailable | Code::Cancelled | Code::Unknown),
+                                "{cluster_id}/{generation}: {status:?}"
+                            );
+                            break;
+                        }
+                    }
+                }
+                (cluster_id, acked)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    let sent = Instant::now();
+    let term = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().expect("kill -TERM");
+    assert!(term.success());
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("waits") {
+            break status;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(30), "still running 30 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let log = server.log_text();
+    assert!(status.success(), "exit {status} after SIGTERM; log:\n{log}");
+    assert!(log.contains("shut down cleanly"), "{log}");
+    let acked: Vec<(String, Vec<u64>)> =
+        clients.into_iter().map(|c| runtime.block_on(c).expect("client task")).collect();
+    let store = kplan_server::store::SledStore::open(&data_dir).expect("the store opens after SIGTERM");
+    let mut n_acked = 0;
+    for (cluster_id, generations) in &acked {
+        use kplan_server::store::Store;
+        let history: BTreeMap<u64, ClusterSnapshot> =
+            store.history(cluster_id).expect("history").into_iter().map(|(info, s)| (info.generation, s)).collect();
+        for generation in generations {
+            assert_eq!(history.get(generation), Some(&expected_snapshot(cluster_id, *generation)), "{cluster_id}");
+        }
+        // What is stored beyond the acknowledged ones was finished after the client stopped waiting.
+        assert!(history.keys().all(|g| *g <= generations.last().copied().unwrap_or(0) + 1), "{cluster_id}");
+        n_acked += generations.len();
+    }
+    eprintln!("SIGTERM after {n_acked} acknowledged reports: exit 0 in {:.0?}, all stored", sent.elapsed());
+    assert!(n_acked >= 8, "too few reports acknowledged ({n_acked}) to mean anything");
+}

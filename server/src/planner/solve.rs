@@ -769,10 +769,31 @@ pub fn plan_block(
                 if candidates.is_empty()
                     && let RealizeFailure::Stall { stall, composition, assignment } = &failure
                 {
-                    if let Some(repaired) = repair_staging(&ctx, (**composition).clone(), stall.clone()) {
+                    let repaired = repair_staging(&ctx, (**composition).clone(), stall.clone());
+                    // A repair within the composition solve's own tolerance (mip_gap of the
+                    // nodes kept, at least one node; no new flow) is as good as its answer:
+                    // the rescue could not do better by more than the solve already accepts.
+                    let close_enough = repaired.as_ref().is_some_and(|r| {
+                        let extra = r.composition.nodes_kept().saturating_sub(composition.nodes_kept()) as f64;
+                        r.composition.keep.len() == composition.keep.len()
+                            && composition_flows(&ctx.input, &r.composition)
+                                == composition_flows(&ctx.input, composition)
+                            && extra <= (settings.mip_gap * composition.nodes_kept() as f64).max(1.0)
+                    });
+                    if let Some(repaired) = repaired {
+                        tracing::debug!(
+                            block = %block.key,
+                            ?origin,
+                            stall_wave = stall.wave,
+                            nodes_kept = composition.nodes_kept(),
+                            repaired_nodes_kept = repaired.composition.nodes_kept(),
+                            close_enough,
+                            "staging repaired"
+                        );
                         candidates.push((origin, repaired));
                     }
                     if settings.use_solver
+                        && !close_enough
                         && let Some(schedule) =
                             rescue_waves(&ctx, assignment, stall.wave, settings, started, &mut staging_models)
                     {
@@ -1047,11 +1068,11 @@ fn rescue_waves(
     let short_horizon = (2 * stall_wave).max(wave_lower_bound(&ctx.data, ctx.budget) as u32 + 2).min(full_horizon);
     let mut horizons = vec![short_horizon, full_horizon];
     horizons.dedup();
-    let n_attempts = horizons.len();
     for (attempt, horizon) in horizons.into_iter().enumerate() {
-        let left = budget - rescue_started.elapsed().as_secs_f64();
-        // The short attempt gets half the budget, the last one what is left.
-        let time_limit = if attempt + 1 < n_attempts { left / 2.0 } else { left };
+        // The short horizon may use the whole budget (it usually holds a schedule, and
+        // the larger model is harder still); the full one gets what is left, which is
+        // most of it when HiGHS proves the short one infeasible (usually in milliseconds).
+        let time_limit = budget - rescue_started.elapsed().as_secs_f64();
         if horizon == 0 || time_limit < 0.05 || WavesModel::size_estimate(&ctx.data, assignment, horizon) > 20_000 {
             continue;
         }

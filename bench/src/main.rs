@@ -63,6 +63,9 @@ kplan --inventory /tmp/inv propose --policy /tmp/estate-m/policy.toml")]
         /// Skip the example estate.
         #[arg(long)]
         no_example: bool,
+        /// Profile notes (written by hand) included verbatim in the output.
+        #[arg(long, default_value = "bench/PROFILE.md", value_name = "FILE")]
+        profile_notes: PathBuf,
     },
 }
 
@@ -88,6 +91,7 @@ fn main() -> anyhow::Result<()> {
             baseline_sizes,
             example,
             no_example,
+            profile_notes,
         } => {
             let mut ingest_levels = Vec::new();
             for level in ingest.iter().filter(|l| !l.trim().is_empty()) {
@@ -111,6 +115,7 @@ fn main() -> anyhow::Result<()> {
                 baseline: baseline_kplan,
                 baseline_sizes,
                 example: (!no_example).then_some(example),
+                profile_notes: Some(profile_notes),
             })
         }
     }

@@ -36,6 +36,8 @@ pub struct RunOptions {
     /// The shipped example estate (a directory with `estate.toml` and `policy.toml`), planned
     /// `repeats` times beside the generated sizes (issue 4's figure).
     pub example: Option<PathBuf>,
+    /// Hand-written profile notes included verbatim (`bench/PROFILE.md`).
+    pub profile_notes: Option<PathBuf>,
 }
 
 struct Tools {
@@ -835,6 +837,15 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
             );
         }
         let _ = writeln!(md);
+    }
+    if let Some(notes) = &options.profile_notes {
+        match std::fs::read_to_string(notes) {
+            Ok(text) => {
+                let _ = writeln!(md, "## Profile\n\n{}", text.trim_end());
+                let _ = writeln!(md);
+            }
+            Err(err) => eprintln!("kplan-bench: no profile notes ({}): {err}", notes.display()),
+        }
     }
 
     if options.scaling {

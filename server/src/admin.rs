@@ -223,28 +223,15 @@ pub fn restore(file: &Path, data_dir: &Path, options: RestoreOptions) -> Result<
 mod tests {
     use super::*;
     use crate::store::Store;
-    use kplan_model::{ClusterFacts, ClusterSnapshot, Node, NodeRole, Plan, Resources};
+    use kplan_model::{ClusterSnapshot, Plan};
 
     fn snapshot(cluster_id: &str, generation: u64) -> ClusterSnapshot {
-        ClusterSnapshot {
-            cluster_id: cluster_id.into(),
+        crate::test_support::snapshot(
+            cluster_id,
             generation,
-            collected_at_unix: 1_700_000_000,
-            facts: ClusterFacts { security_tier: "prod".into(), ..Default::default() },
-            nodes: vec![Node {
-                name: format!("node-{generation}"),
-                labels: Default::default(),
-                datacenter: "fra".into(),
-                zone: "fra-a".into(),
-                role: NodeRole::Worker,
-                allocatable: Resources::new(4000, 16 << 30, 110),
-                kubelet_version: "v1.29.0".into(),
-                container_runtime: "containerd://1.7.0".into(),
-                architecture: "amd64".into(),
-                unschedulable: false,
-            }],
-            namespaces: vec![],
-        }
+            1_700_000_000,
+            vec![crate::test_support::worker(&format!("node-{generation}"))],
+        )
     }
 
     fn filled_store(dir: &Path) {

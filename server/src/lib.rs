@@ -21,5 +21,7 @@ pub mod plans;
 pub mod policy;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 pub mod validation;

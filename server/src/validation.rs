@@ -415,20 +415,12 @@ pub fn check_snapshot_with(snapshot: &ClusterSnapshot, limits: &ValidationLimits
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kplan_model::{ClusterFacts, Namespace, Node, NodeRole, SlaTier};
+    use kplan_model::{ClusterFacts, Namespace, Node, SlaTier};
 
     fn node(name: &str) -> Node {
         Node {
-            name: name.into(),
             labels: [("kubernetes.io/hostname".to_string(), name.to_string())].into(),
-            datacenter: "fra".into(),
-            zone: "fra-a".into(),
-            role: NodeRole::Worker,
-            allocatable: Resources::new(4000, 16 << 30, 110),
-            kubelet_version: "v1.29.0".into(),
-            container_runtime: "containerd://1.7.0".into(),
-            architecture: "amd64".into(),
-            unschedulable: false,
+            ..crate::test_support::worker(name)
         }
     }
 

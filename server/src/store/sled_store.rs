@@ -631,30 +631,10 @@ impl Store for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kplan_model::{ClusterFacts, Node, NodeRole, Resources};
 
     pub(super) fn snapshot(cluster_id: &str, generation: u64, n_nodes: usize) -> ClusterSnapshot {
-        ClusterSnapshot {
-            cluster_id: cluster_id.into(),
-            generation,
-            collected_at_unix: 1_700_000_000 + generation as i64,
-            facts: ClusterFacts { security_tier: "prod".into(), ..Default::default() },
-            nodes: (0..n_nodes)
-                .map(|i| Node {
-                    name: format!("node-{i}"),
-                    labels: Default::default(),
-                    datacenter: "fra".into(),
-                    zone: "fra-a".into(),
-                    role: NodeRole::Worker,
-                    allocatable: Resources::new(4000, 16 << 30, 110),
-                    kubelet_version: "v1.29.0".into(),
-                    container_runtime: "containerd://1.7.0".into(),
-                    architecture: "amd64".into(),
-                    unschedulable: false,
-                })
-                .collect(),
-            namespaces: vec![],
-        }
+        let nodes = (0..n_nodes).map(|i| crate::test_support::worker(&format!("node-{i}"))).collect();
+        crate::test_support::snapshot(cluster_id, generation, 1_700_000_000 + generation as i64, nodes)
     }
 
     #[test]

@@ -819,12 +819,6 @@ pub fn plan_block(
         && (u64::from(best.schedule.n_waves) > wave_bound || settings.write_models)
     {
         let horizon = best.schedule.n_waves;
-        let waves_settings = SolverSettings {
-            time_limit_seconds: 0.0,
-            mip_rel_gap: 0.0,
-            mip_abs_gap: WAVES_ABS_GAP,
-            threads: settings.threads,
-        };
         let fits_size = WavesModel::size_estimate(&ctx.data, &best.assignment, horizon) <= 20_000;
         let remaining = settings.time_limit_seconds - started.elapsed().as_secs_f64();
         let time_limit = remaining.min(settings.waves_seconds);
@@ -839,7 +833,12 @@ pub fn plan_block(
                 horizon,
             );
             let warm = waves_model.encode(&ctx.data, &best.schedule);
-            let waves_settings = SolverSettings { time_limit_seconds: time_limit.max(0.05), ..waves_settings };
+            let waves_settings = SolverSettings {
+                time_limit_seconds: time_limit.max(0.05),
+                mip_rel_gap: 0.0,
+                mip_abs_gap: WAVES_ABS_GAP,
+                threads: settings.threads,
+            };
             if time_limit >= 0.05 {
                 let result = solve_mip(&waves_model.model, warm, waves_settings);
                 tracing::debug!(

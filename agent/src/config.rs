@@ -39,7 +39,7 @@ pub struct AgentConfig {
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig context. Default: the kubeconfig's current context.
     pub context: Option<String>,
-    /// Label keys of the label contract (DESIGN.md §3). Default: the contract's keys.
+    /// Label keys of the label contract (README, "The label contract"). Default: the contract's keys.
     pub labels: LabelKeys,
     /// After a change that matters, wait this long (collecting further changes)
     /// before reporting: at most one change-driven report per interval. Default 10.

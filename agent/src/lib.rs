@@ -13,7 +13,9 @@
 //!   modes (`kplan-agent`, `kplan-agent snapshot --out FILE`).
 //! - [`fake_api`]: a fake Kubernetes API server for tests and the benchmark.
 
-pub mod collect;
+/// The collector, a crate of its own (`kplan-collect`) so that the CLI can
+/// read kubectl exports without linking a Kubernetes client.
+pub use kplan_collect as collect;
 pub mod config;
 pub mod fake_api;
 pub mod health;

@@ -1,6 +1,6 @@
 //! Logging, as the server does it: `KPLAN_LOG` sets the filter (default
 //! `info`), `KPLAN_LOG_FORMAT=json` switches to one JSON object per line.
-//! Logs go to stderr. (A copy of `kplan_server::telemetry`: the agent must not
+//! Logs go to stderr. (A copy of the server's `telemetry`: the agent must not
 //! depend on the server crate, which would pull the solver into it.)
 
 use tracing_subscriber::EnvFilter;

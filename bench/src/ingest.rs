@@ -7,7 +7,7 @@ use anyhow::Context;
 use kplan_model::ClusterSnapshot;
 use kplan_proto::v1::ReportSnapshotRequest;
 use kplan_proto::v1::inventory_service_client::InventoryServiceClient;
-use kplan_server::store::{SledStore, Store};
+use kplan_store::{SledStore, Store};
 
 use crate::generate::{EstateSpec, generate};
 

@@ -6,15 +6,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use kplan_model::{BlockPlan, BlockStatus, Plan};
 
+use crate::external::*;
 use crate::generate::{EstateSpec, Size, generate, write};
+use crate::machine::*;
+use crate::server::*;
 use crate::stats::{median, spread};
 
 /// What `run` measures.
@@ -40,10 +42,10 @@ pub struct RunOptions {
     pub profile_notes: Option<PathBuf>,
 }
 
-struct Tools {
-    kplan: PathBuf,
-    server: PathBuf,
-    work: tempfile::TempDir,
+pub(crate) struct Tools {
+    pub(crate) kplan: PathBuf,
+    pub(crate) server: PathBuf,
+    pub(crate) work: tempfile::TempDir,
 }
 
 fn sibling(name: &str) -> anyhow::Result<PathBuf> {
@@ -56,7 +58,7 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 impl Tools {
-    fn new() -> anyhow::Result<Tools> {
+    pub(crate) fn new() -> anyhow::Result<Tools> {
         Ok(Tools {
             kplan: std::env::var_os("KPLAN_BIN").map(PathBuf::from).map_or_else(|| sibling("kplan"), Ok)?,
             server: std::env::var_os("KPLAN_SERVER_BIN")
@@ -66,7 +68,7 @@ impl Tools {
         })
     }
 
-    fn kplan(&self, inventory: &Path, args: &[&str]) -> anyhow::Result<(String, f64)> {
+    pub(crate) fn kplan(&self, inventory: &Path, args: &[&str]) -> anyhow::Result<(String, f64)> {
         let started = Instant::now();
         let output = Command::new(&self.kplan)
             .arg("--inventory")
@@ -85,12 +87,12 @@ impl Tools {
 }
 
 /// A generated estate imported into its own inventory.
-struct Prepared {
-    dir: PathBuf,
-    inventory: PathBuf,
-    n_clusters: usize,
-    n_nodes: u64,
-    import_seconds: f64,
+pub(crate) struct Prepared {
+    pub(crate) dir: PathBuf,
+    pub(crate) inventory: PathBuf,
+    pub(crate) n_clusters: usize,
+    pub(crate) n_nodes: u64,
+    pub(crate) import_seconds: f64,
 }
 
 fn prepare(tools: &Tools, name: &str, spec: &EstateSpec, seed: u64) -> anyhow::Result<Prepared> {
@@ -104,7 +106,7 @@ fn prepare(tools: &Tools, name: &str, spec: &EstateSpec, seed: u64) -> anyhow::R
     Ok(Prepared { dir, inventory, n_clusters: spec.n_clusters(), n_nodes: spec.n_nodes(), import_seconds })
 }
 
-fn propose(tools: &Tools, prepared: &Prepared, extra: &[&str]) -> anyhow::Result<(Plan, f64)> {
+pub(crate) fn propose(tools: &Tools, prepared: &Prepared, extra: &[&str]) -> anyhow::Result<(Plan, f64)> {
     let policy = prepared.dir.join("policy.toml").display().to_string();
     let mut args = vec!["propose", "--policy", policy.as_str(), "-o", "json"];
     args.extend_from_slice(extra);
@@ -145,13 +147,13 @@ fn propose_older(tools: &Tools, prepared: &Prepared) -> anyhow::Result<(Plan, f6
     bail!("the older binary kept refusing the policy")
 }
 
-fn block_name(block: &BlockPlan) -> String {
+pub(crate) fn block_name(block: &BlockPlan) -> String {
     format!("{}/{}", block.datacenter, block.security_tier)
 }
 
 /// The greedy plan's objective for the block: the `--greedy-only` plan's (greedy waves,
 /// with the planner's staging repair), else what the block reports; none when neither planned.
-fn greedy_objective(block: &BlockPlan, greedy: &BTreeMap<String, &BlockPlan>) -> Option<f64> {
+pub(crate) fn greedy_objective(block: &BlockPlan, greedy: &BTreeMap<String, &BlockPlan>) -> Option<f64> {
     match greedy.get(&block_name(block)) {
         Some(g) if g.status == BlockStatus::Planned => Some(g.objective),
         _ if block.greedy_objective > 0.0 => Some(block.greedy_objective),
@@ -159,7 +161,7 @@ fn greedy_objective(block: &BlockPlan, greedy: &BTreeMap<String, &BlockPlan>) ->
     }
 }
 
-fn kept(block: &BlockPlan) -> u64 {
+pub(crate) fn kept(block: &BlockPlan) -> u64 {
     if block.status == BlockStatus::Planned { block.nodes_after } else { block.nodes_before }
 }
 
@@ -173,102 +175,6 @@ struct SizeResult {
     external: Vec<External>,
     external_error: Option<String>,
     baseline: Option<(Plan, f64)>,
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-struct ExternalModel {
-    file: String,
-    seconds: f64,
-    read_seconds: f64,
-    objective: Option<f64>,
-    status: String,
-}
-
-struct External {
-    block: String,
-    kplan_seconds: f64,
-    highs_seconds: f64,
-    models: Vec<ExternalModel>,
-    kplan_objective: f64,
-}
-
-const HIGHSPY: &str = r#"
-import json, sys, time
-import highspy
-threads = int(sys.argv[1]); time_limit = float(sys.argv[2])
-out = []
-for path in sys.argv[3:]:
-    rel_gap, abs_gap, limit = 0.0, 0.0, time_limit
-    with open(path) as f:
-        for line in f:
-            if not line.startswith('*'):
-                break
-            for word in line.split():
-                if word.startswith('mip_rel_gap='): rel_gap = float(word.split('=')[1])
-                if word.startswith('mip_abs_gap='): abs_gap = float(word.split('=')[1])
-                if word.startswith('time_limit='): limit = float(word.split('=')[1])
-    h = highspy.Highs()
-    h.setOptionValue('output_flag', False)
-    h.setOptionValue('threads', threads)
-    h.setOptionValue('time_limit', limit)
-    h.setOptionValue('mip_rel_gap', rel_gap)
-    h.setOptionValue('mip_abs_gap', abs_gap)
-    t0 = time.perf_counter(); h.readModel(path); t1 = time.perf_counter()
-    h.run(); t2 = time.perf_counter()
-    info = h.getInfo()
-    status = h.modelStatusToString(h.getModelStatus())
-    objective = info.objective_function_value if info.primal_solution_status == 2 else None
-    out.append({'file': path.split('/')[-1], 'seconds': t2 - t1, 'read_seconds': t1 - t0,
-                'objective': objective, 'status': status})
-print('KPLAN-BENCH-RESULT ' + json.dumps(out))
-"#;
-
-fn external_highs(tools: &Tools, prepared: &Prepared, time_limit: f64) -> anyhow::Result<Vec<External>> {
-    let models_dir = prepared.dir.join("models");
-    let models_arg = models_dir.display().to_string();
-    let (plan, _) = propose(tools, prepared, &["--write-model", &models_arg])?;
-    let script = tools.work.path().join("highs.py");
-    std::fs::write(&script, HIGHSPY).context("writing the highspy script")?;
-    let mut result = Vec::new();
-    for block in &plan.blocks {
-        if block.status != BlockStatus::Planned {
-            continue;
-        }
-        let stem = format!("{}-{}", block.datacenter, block.security_tier);
-        let mut files: Vec<String> = Vec::new();
-        for kind in ["composition", "staging-1", "staging-2", "waves"] {
-            let path = models_dir.join(format!("{stem}.{kind}.mps"));
-            if path.exists() {
-                files.push(path.display().to_string());
-            }
-        }
-        if files.is_empty() {
-            continue;
-        }
-        let output = Command::new("python3")
-            .arg(&script)
-            .arg("1")
-            .arg(time_limit.to_string())
-            .args(&files)
-            .output()
-            .context("running python3 with highspy")?;
-        if !output.status.success() {
-            bail!("highspy failed: {}", String::from_utf8_lossy(&output.stderr).trim());
-        }
-        // highspy prints its banner on stdout: the result is the marked line.
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let line =
-            stdout.lines().find_map(|l| l.strip_prefix("KPLAN-BENCH-RESULT ")).context("highspy printed no result")?;
-        let models: Vec<ExternalModel> = serde_json::from_str(line).context("reading highspy's output")?;
-        result.push(External {
-            block: block_name(block),
-            kplan_seconds: block.solve_seconds,
-            highs_seconds: models.iter().map(|m| m.seconds).sum(),
-            models,
-            kplan_objective: block.objective,
-        });
-    }
-    Ok(result)
 }
 
 fn bench_size(tools: &Tools, options: &RunOptions, size: Size) -> anyhow::Result<SizeResult> {
@@ -374,209 +280,6 @@ fn scale_point(tools: &Tools, name: &str, spec: &EstateSpec, options: &RunOption
 
 // ---------------------------------------------------------------------------
 // Machine
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn load_average() -> String {
-    read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
-fn machine() -> String {
-    let cpuinfo = read("/proc/cpuinfo");
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown".to_string(), |(_, v)| v.trim().to_string());
-    let n_cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let memory_kib: u64 = read("/proc/meminfo")
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
-    format!("{model}, {n_cpus} cores (nproc), {:.1} GiB RAM, Linux {kernel}", memory_kib as f64 / 1048576.0)
-}
-
-fn commit() -> String {
-    let run = |args: &[&str]| {
-        Command::new("git").args(args).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let hash = run(&["rev-parse", "--short", "HEAD"]).unwrap_or_default();
-    let dirty = run(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
-    if hash.is_empty() {
-        "unknown".to_string()
-    } else if dirty {
-        format!("{hash} + uncommitted changes")
-    } else {
-        hash
-    }
-}
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    read(&format!("/proc/{pid}/status"))
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
-// ---------------------------------------------------------------------------
-// Ingest and store
-
-pub(crate) struct ServerProcess {
-    child: Child,
-    pub addr: String,
-}
-
-impl ServerProcess {
-    fn start(binary: &Path, data_dir: &Path) -> anyhow::Result<ServerProcess> {
-        let help = Command::new(binary).arg("--help").output().context("kplan-server --help")?;
-        let mut command = Command::new(binary);
-        command.args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
-        if String::from_utf8_lossy(&help.stdout).contains("--insecure-plaintext") {
-            command.arg("--insecure-plaintext");
-        }
-        // KPLAN_SERVER_* is the server's configuration: the bench's own KPLAN_SERVER_BIN must not reach it.
-        let mut child = command
-            .env_remove("KPLAN_SERVER_BIN")
-            .env("KPLAN_LOG_FORMAT", "json")
-            .env("KPLAN_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting kplan-server")?;
-        let stderr = child.stderr.take().context("kplan-server stderr")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
-                        && value["message"] == "listening"
-                        && let Some(addr) = value["addr"].as_str()
-                    {
-                        let addr = addr.to_string();
-                        // Keep draining the log so the server never blocks on a full pipe.
-                        std::thread::spawn(move || while rx.recv().is_ok() {});
-                        return Ok(ServerProcess { child, addr });
-                    }
-                    seen.push(line);
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    bail!("kplan-server did not listen within 30 s:\n{}", seen.join("\n"));
-                }
-            }
-        }
-    }
-
-    fn stop(mut self) -> anyhow::Result<()> {
-        // SIGTERM for a clean shutdown (sled flushes and releases its lock), then wait.
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.child.kill()?;
-        self.child.wait()?;
-        Ok(())
-    }
-}
-
-struct IngestLevel {
-    n_clients: usize,
-    n_snapshots: usize,
-    seconds: f64,
-    latencies_ms: Vec<f64>,
-    errors: usize,
-    first_error: Option<String>,
-}
-
-struct IngestResult {
-    levels: Vec<IngestLevel>,
-    peak_rss_kib: Option<u64>,
-    store: Option<StoreResult>,
-}
-
-struct StoreResult {
-    n_snapshots: usize,
-    bytes_kept: u64,
-    bytes_apparent: u64,
-    bytes_allocated: u64,
-}
-
-fn dir_size(dir: &Path) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt as _;
-    let mut apparent = 0;
-    let mut allocated = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else {
-                apparent += meta.len();
-                allocated += meta.blocks() * 512;
-            }
-        }
-    }
-    (apparent, allocated)
-}
-
-fn ingest(tools: &Tools, options: &RunOptions) -> anyhow::Result<IngestResult> {
-    let data_dir = tools.work.path().join("ingest-store");
-    let server = ServerProcess::start(&tools.server, &data_dir)?;
-    let pid = server.child.id();
-    let template = crate::ingest::template(options.seed);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("a tokio runtime")?;
-    let mut levels = Vec::new();
-    let mut next_cluster = 0;
-    for &(n_clients, n_snapshots) in &options.ingest_levels {
-        eprintln!("kplan-bench: ingest, {n_clients} clients, {n_snapshots} snapshots ...");
-        let url = format!("http://{}", server.addr);
-        let outcome =
-            runtime.block_on(crate::ingest::drive(&url, &template, next_cluster, n_clients, n_snapshots / n_clients));
-        next_cluster += n_clients;
-        levels.push(IngestLevel {
-            n_clients,
-            n_snapshots: outcome.latencies_ms.len(),
-            seconds: outcome.seconds,
-            latencies_ms: outcome.latencies_ms,
-            errors: outcome.errors,
-            first_error: outcome.first_error,
-        });
-    }
-    let peak_rss_kib = vm_hwm_kib(pid);
-    server.stop()?;
-    let store = match crate::ingest::kept_bytes(&data_dir) {
-        Ok((n_snapshots, bytes_kept)) => {
-            let (bytes_apparent, bytes_allocated) = dir_size(&data_dir);
-            Some(StoreResult { n_snapshots, bytes_kept, bytes_apparent, bytes_allocated })
-        }
-        Err(error) => {
-            eprintln!("kplan-bench: reading the store back: {error:#}");
-            None
-        }
-    };
-    Ok(IngestResult { levels, peak_rss_kib, store })
-}
-
 // ---------------------------------------------------------------------------
 // The report
 
@@ -711,7 +414,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
             md,
             "Solve time is the block's `solve_seconds` (greedy, model build, HiGHS, waves, replay, validation), \
              median [min-max] over the repeats. Gap = (objective - lower bound) ÷ objective. Objective weights: \
-             flows ≫ nodes kept ≫ waves (server/src/planner/model.rs). The greedy objective is the `--greedy-only` plan's \
+             flows ≫ nodes kept ≫ waves (planner/src/model.rs). The greedy objective is the `--greedy-only` plan's \
              (first-fit decreasing, greedy waves).\n"
         );
         per_block_table(&mut md, &r.plans, &r.greedy);

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use kplan_bench::generate::{EstateSpec, Size, generate, write};
 use kplan_model::{BlockStatus, ClusterSnapshot, Policy};
-use kplan_server::planner::{PlanOptions, propose, validate};
+use kplan_planner::{PlanOptions, propose, validate};
 
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();

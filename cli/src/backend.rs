@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use kplan_model::{ClusterSnapshot, ClusterSummary, Plan, Policy};
+use kplan_planner::{BlockModel, PlanOptions};
 use kplan_proto::tls::ClientSecurity;
-use kplan_server::planner::{BlockModel, PlanOptions};
-use kplan_server::store::{PlanInfo, PutOutcome, SledStore, Store};
+use kplan_store::{PlanInfo, PutOutcome, SledStore, Store};
 
 use crate::remote::Remote;
 
@@ -57,10 +57,8 @@ impl Backend {
     pub async fn report(&mut self, snapshot: ClusterSnapshot) -> anyhow::Result<bool> {
         match self {
             Backend::Local { store, .. } => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
-                let problems = kplan_server::validation::check_snapshot(&snapshot);
+                let now = kplan_model::time::now_unix();
+                let problems = kplan_store::validation::check_snapshot(&snapshot);
                 if !problems.is_empty() {
                     bail!("snapshot refused: {}", problems.join("; "));
                 }
@@ -93,12 +91,13 @@ impl Backend {
         })
     }
 
-    /// Plans the newest inventory and stores the plan. `policy_text` is the
-    /// policy file's text for a server; the embedded mode uses `policy`.
+    /// Plans the newest inventory and stores the plan. A server is sent
+    /// `policy` (merged from the file and `KPLAN_POLICY__*`, and checked) when
+    /// `explicit`; otherwise it plans with its own policy.
     pub async fn propose(
         &mut self,
         policy: &Policy,
-        policy_text: Option<(String, String)>,
+        explicit: bool,
         options: &PlanOptions,
     ) -> anyhow::Result<(Plan, Vec<BlockModel>)> {
         match self {
@@ -106,8 +105,12 @@ impl Backend {
                 let store = store.clone();
                 let policy = policy.clone();
                 let options = options.clone();
-                let outcome = tokio::task::spawn_blocking(move || {
-                    kplan_server::plans::propose_and_store(&store, &policy, &options, crate::import::now_unix())
+                let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                    let inventory = store.latest_snapshots()?;
+                    let mut outcome = kplan_planner::propose(&inventory, &policy, &options)?;
+                    kplan_planner::stamp(&mut outcome.plan, kplan_model::time::now_unix());
+                    store.put_plan(&outcome.plan)?;
+                    Ok(outcome)
                 })
                 .await??;
                 Ok((outcome.plan, outcome.models))
@@ -116,6 +119,9 @@ impl Backend {
                 if options.write_models || options.greedy_only || options.time_limit_seconds.is_some() {
                     bail!("--write-model, --greedy-only and --time-limit need the embedded mode (--inventory DIR)");
                 }
+                let policy_text = explicit
+                    .then(|| toml::to_string(policy).context("writing the policy as TOML for the server"))
+                    .transpose()?;
                 Ok((remote.propose(policy_text, options).await?, Vec::new()))
             }
         }

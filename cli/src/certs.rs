@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Args, Subcommand};
-use kplan_model::time::utc_readable;
-use kplan_server::tls::{Identity, Role, token_sha256_hex};
+use kplan_model::time::{now_unix, utc_readable};
+use kplan_proto::identity::{Identity, Role, token_sha256_hex};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType, SerialNumber,
@@ -204,10 +204,6 @@ fn token(args: &TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 /// From five minutes ago (clock skew) to `days` from now.
 fn validity(params: &mut CertificateParams, days: u32) -> anyhow::Result<i64> {
     if days == 0 {
@@ -340,7 +336,7 @@ mod tests {
             use rustls_pki_types::pem::PemObject;
             rustls_pki_types::CertificateDer::from_pem_slice(&cert).expect("a PEM certificate")
         };
-        assert_eq!(kplan_server::tls::identity_from_certificate(&der), Ok(Identity::Cluster("fra-prod-1".into())));
+        assert_eq!(kplan_proto::identity::identity_from_certificate(&der), Ok(Identity::Cluster("fra-prod-1".into())));
 
         token(&TokenArgs { reader: Some("alice".into()), planner: None, out: dir.path().join("alice.token") })
             .expect("token");

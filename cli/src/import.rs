@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use kplan_agent::collect::{CollectOptions, KubeObject, LabelKeys, collect, parse_documents};
+use kplan_collect::{CollectOptions, KubeObject, LabelKeys, collect, parse_documents};
 use kplan_model::ClusterSnapshot;
 use serde::Deserialize;
 
@@ -58,8 +58,4 @@ pub fn snapshot_from_files(files: &[PathBuf], options: &CollectOptions) -> anyho
         objects.extend(parse_documents(&text, &file.display().to_string())?);
     }
     Ok(collect(objects, options)?)
-}
-
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

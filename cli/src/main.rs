@@ -9,6 +9,7 @@ mod import;
 mod output;
 mod remote;
 mod render;
+mod telemetry;
 mod user_config;
 
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use kplan_agent::collect::CollectOptions;
+use kplan_collect::CollectOptions;
 
 use crate::backend::Backend;
 use crate::output::Format;
@@ -214,7 +215,7 @@ enum ExportFormat {
 
 #[derive(Debug, Args)]
 struct ProposeArgs {
-    /// Policy file (TOML or YAML); default: built-in defaults (DESIGN.md §4).
+    /// Policy file (TOML or YAML); default: built-in defaults (every key and its default: examples/bank/policy.toml).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     #[arg(short, long, value_enum, default_value = "table")]
@@ -318,7 +319,7 @@ enum ClustersCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // HiGHS reports routine solver states as warnings: only its errors are worth a user's attention.
-    kplan_server::telemetry::init("warn,highs=error");
+    crate::telemetry::init("warn,highs=error");
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -376,7 +377,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                         .map(|p| {
                             vec![
                                 p.id.clone(),
-                                kplan_server::plans::utc_readable(p.created_at_unix),
+                                kplan_model::time::utc_readable(p.created_at_unix),
                                 format!("{} ({} infeasible)", p.summary.n_blocks, p.summary.n_blocks_infeasible),
                                 format!("{}→{}", p.summary.nodes_before, p.summary.nodes_after),
                                 p.summary.firewall_flows.to_string(),
@@ -452,7 +453,7 @@ struct ImportReport {
 }
 
 async fn cmd_import(backend: &mut Backend, args: ImportArgs) -> anyhow::Result<()> {
-    let now = import::now_unix();
+    let now = kplan_model::time::now_unix();
     let mut jobs: Vec<(CollectOptions, Vec<PathBuf>)> = Vec::new();
     if let Some(estate_path) = &args.estate {
         let (estate, base) = import::read_estate(estate_path)?;
@@ -571,22 +572,15 @@ fn render_plan(plan: &kplan_model::Plan, format: PlanFormat) -> anyhow::Result<S
 }
 
 async fn cmd_propose(backend: &mut Backend, args: ProposeArgs) -> anyhow::Result<()> {
-    use kplan_server::planner::{BlockFilter, PlanOptions};
-    use kplan_server::policy::{PolicyFormat, load_policy};
+    use kplan_planner::policy::{env_overrides_present, load_policy};
+    use kplan_planner::{BlockFilter, PlanOptions};
 
-    // The policy is read and checked locally in both modes, so its errors name the file.
+    // The policy is read, merged with KPLAN_POLICY__* and checked locally in both
+    // modes, so its errors name the file; a server is sent this merged policy.
     let policy = load_policy(args.policy.as_deref())?;
-    let policy_text = match &args.policy {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let format = PolicyFormat::from_path(path).unwrap_or(PolicyFormat::Toml);
-            Some((text, format.to_string()))
-        }
-        None => None,
-    };
+    let explicit_policy = args.policy.is_some() || env_overrides_present();
     let options = PlanOptions {
         time_limit_seconds: args.time_limit,
-        threads: None,
         block_filter: args.block.as_deref().map(BlockFilter::parse),
         write_models: args.write_model.is_some(),
         greedy_only: args.greedy_only,
@@ -600,7 +594,7 @@ async fn cmd_propose(backend: &mut Backend, args: ProposeArgs) -> anyhow::Result
         spinner.enable_steady_tick(std::time::Duration::from_millis(120));
         spinner
     });
-    let result = backend.propose(&policy, policy_text, &options).await;
+    let result = backend.propose(&policy, explicit_policy, &options).await;
     if let Some(spinner) = spinner {
         spinner.finish_and_clear();
     }
@@ -622,41 +616,27 @@ async fn capacity_review(
     args: &ReviewArgs,
 ) -> anyhow::Result<kplan_model::capacity::CapacityReview> {
     use kplan_model::capacity::Quarter;
-    use kplan_server::capacity::{Resources3, ReviewRequest};
+    use kplan_planner::capacity::ReviewRequest;
 
-    let now = import::now_unix();
-    let quarter = match &args.quarter {
-        Some(text) => text.parse::<Quarter>()?,
-        None => Quarter::containing(now),
-    };
-    if let Some(t) = args.threshold
-        && !(0.0..1.0).contains(&t)
-    {
-        anyhow::bail!("--threshold {t}: must be at least 0 and below 1 (0.2 = 20%)");
-    }
+    let now = kplan_model::time::now_unix();
+    let quarter = args.quarter.as_deref().map(str::parse::<Quarter>).transpose()?;
     if args.stale_after_hours <= 0 {
         anyhow::bail!("--stale-after-hours {}: must be positive", args.stale_after_hours);
     }
     let stale_after_seconds = args.stale_after_hours * 3600;
+    let request = |headroom: &kplan_model::policy::Headroom| {
+        ReviewRequest::new(quarter, args.threshold, Some(stale_after_seconds), headroom, now)
+            .map_err(|e| anyhow::anyhow!("--{e}"))
+    };
+    let checked = request(&kplan_model::policy::Headroom::default())?;
     match backend {
         Backend::Local { store, .. } => {
-            let policy = kplan_server::policy::load_policy(args.policy.as_deref())?;
-            let threshold = match args.threshold {
-                Some(t) => Resources3 { cpu: t, memory: t, pods: t },
-                None => {
-                    Resources3 { cpu: policy.headroom.cpu, memory: policy.headroom.memory, pods: policy.headroom.pods }
-                }
-            };
-            let request = ReviewRequest {
-                quarter,
-                datacenter: args.datacenter.clone(),
-                security_tier: args.tier.clone(),
-                threshold,
-                stale_after_seconds,
-                now_unix: now,
-            };
-            let history = kplan_server::api::load_history(store)?;
-            Ok(kplan_server::capacity::review(&history, &request))
+            let policy = kplan_planner::policy::load_policy(args.policy.as_deref())?;
+            let mut request = request(&policy.headroom)?;
+            request.datacenter = args.datacenter.clone();
+            request.security_tier = args.tier.clone();
+            let history = kplan_store::load_history(store)?;
+            Ok(kplan_planner::capacity::review(&history, &request))
         }
         Backend::Remote(remote) => {
             if args.policy.is_some() {
@@ -664,7 +644,7 @@ async fn capacity_review(
             }
             remote
                 .capacity_review(
-                    quarter.to_string(),
+                    checked.quarter.to_string(),
                     args.datacenter.clone(),
                     args.tier.clone(),
                     args.threshold.unwrap_or(0.0),

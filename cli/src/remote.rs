@@ -2,10 +2,10 @@
 
 use anyhow::Context;
 use kplan_model::{ClusterSnapshot, ClusterSummary, Plan};
+use kplan_planner::PlanOptions;
 use kplan_proto::tls::{AuthChannel, ClientSecurity};
 use kplan_proto::v1;
-use kplan_server::planner::PlanOptions;
-use kplan_server::store::PlanInfo;
+use kplan_store::PlanInfo;
 
 #[derive(Debug, Clone)]
 pub struct Remote {
@@ -121,10 +121,12 @@ impl Remote {
         }
     }
 
-    pub async fn propose(&self, policy: Option<(String, String)>, options: &PlanOptions) -> anyhow::Result<Plan> {
+    /// `policy_toml`: the merged, checked policy as TOML, or none for the server's own.
+    pub async fn propose(&self, policy_toml: Option<String>, options: &PlanOptions) -> anyhow::Result<Plan> {
         let mut client =
             v1::planner_service_client::PlannerServiceClient::new(self.channel()).max_decoding_message_size(usize::MAX);
-        let (policy, policy_format) = policy.unwrap_or_default();
+        let policy_format = if policy_toml.is_some() { "toml".to_string() } else { String::new() };
+        let policy = policy_toml.unwrap_or_default();
         let filter = options.block_filter.clone().unwrap_or_default();
         let reply = client
             .propose_plan(v1::ProposePlanRequest {
@@ -151,16 +153,7 @@ impl Remote {
     pub async fn list_plans(&self) -> anyhow::Result<Vec<PlanInfo>> {
         let mut client = v1::planner_service_client::PlannerServiceClient::new(self.channel());
         let reply = client.list_plans(v1::ListPlansRequest {}).await.map_err(refused)?;
-        Ok(reply
-            .into_inner()
-            .plans
-            .into_iter()
-            .map(|p| PlanInfo {
-                id: p.id,
-                created_at_unix: p.created_at_unix,
-                summary: p.summary.map(Into::into).unwrap_or_default(),
-            })
-            .collect())
+        Ok(reply.into_inner().plans.into_iter().map(Into::into).collect())
     }
 
     pub async fn capacity_review(

@@ -2,7 +2,7 @@
 //! whatever parses through the collector (`collect`) and snapshot validation.
 #![no_main]
 
-use kplan_agent::collect::{CollectOptions, collect, parse_documents};
+use kplan_collect::{CollectOptions, collect, parse_documents};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         ..Default::default()
     };
     if let Ok(snapshot) = collect(objects, &options) {
-        let problems = kplan_server::validation::check_snapshot(&snapshot);
-        assert!(problems.len() <= kplan_server::validation::MAX_REPORTED_PROBLEMS + 1);
+        let problems = kplan_store::validation::check_snapshot(&snapshot);
+        assert!(problems.len() <= kplan_store::validation::MAX_REPORTED_PROBLEMS + 1);
     }
 });

@@ -2,7 +2,7 @@
 //! the rest is the text given to `parse_policy`.
 #![no_main]
 
-use kplan_server::policy::{PolicyFormat, parse_policy};
+use kplan_planner::policy::{PolicyFormat, parse_policy};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,7 +5,7 @@
 
 use kplan_model::ClusterSnapshot;
 use kplan_proto::v1;
-use kplan_server::validation::{MAX_REPORTED_PROBLEMS, check_snapshot};
+use kplan_store::validation::{MAX_REPORTED_PROBLEMS, check_snapshot};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 

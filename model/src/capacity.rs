@@ -1,13 +1,20 @@
 //! Capacity review results: what `kplan capacity review` prints and the
-//! capacity service returns. Computed by `kplan_server::capacity`.
+//! capacity service returns. Computed by `kplan_planner::capacity`.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::Resources;
+use crate::inventory::{ClusterSnapshot, Resources};
 use crate::time::{civil_from_unix, days_from_civil};
+
+/// One stored snapshot with the time it was stored: what a review reads.
+#[derive(Debug, Clone)]
+pub struct HistoryPoint {
+    pub stored_at_unix: i64,
+    pub snapshot: ClusterSnapshot,
+}
 
 /// A calendar quarter, e.g. `2026Q4`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -233,6 +233,14 @@ impl ClusterSnapshot {
     }
 }
 
+/// One stored generation of a cluster, without its body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerationInfo {
+    pub generation: u64,
+    pub collected_at_unix: i64,
+    pub stored_at_unix: i64,
+}
+
 /// A one-line view of a stored cluster, as `kplan clusters list` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterSummary {

@@ -9,8 +9,12 @@ pub mod inventory;
 pub mod plan;
 pub mod policy;
 pub mod quantity;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod time;
 
-pub use inventory::{ClusterFacts, ClusterSnapshot, ClusterSummary, Namespace, Node, NodeRole, Resources, SlaTier};
+pub use inventory::{
+    ClusterFacts, ClusterSnapshot, ClusterSummary, GenerationInfo, Namespace, Node, NodeRole, Resources, SlaTier,
+};
 pub use plan::*;
 pub use policy::Policy;

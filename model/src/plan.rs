@@ -236,3 +236,11 @@ pub struct Precondition {
     /// The first wave that touches the cluster (it must be done before).
     pub before_wave: u64,
 }
+
+/// One stored plan, without its body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanInfo {
+    pub id: String,
+    pub created_at_unix: i64,
+    pub summary: PlanSummary,
+}

@@ -39,6 +39,12 @@ pub fn utc_compact(unix: i64) -> String {
     format!("{y:04}{mo:02}{d:02}t{h:02}{mi:02}{s:02}z")
 }
 
+/// Seconds since the Unix epoch, now (0 if the clock is before 1970). The one
+/// place that reads the clock for the binaries; the planner never calls it.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -276,6 +276,23 @@ both_ways!(model::PlanSummary, v1::PlanSummary, {
     n_blocks, n_blocks_infeasible, nodes_before, nodes_after, control_planes_retired,
     firewall_flows, waves, objective, lower_bound, solve_seconds
 });
+both_ways!(model::GenerationInfo, v1::GenerationInfo, { generation, collected_at_unix, stored_at_unix });
+
+impl From<model::PlanInfo> for v1::PlanInfo {
+    fn from(p: model::PlanInfo) -> Self {
+        v1::PlanInfo { id: p.id, created_at_unix: p.created_at_unix, summary: Some(p.summary.into()) }
+    }
+}
+
+impl From<v1::PlanInfo> for model::PlanInfo {
+    fn from(p: v1::PlanInfo) -> Self {
+        model::PlanInfo {
+            id: p.id,
+            created_at_unix: p.created_at_unix,
+            summary: p.summary.map(Into::into).unwrap_or_default(),
+        }
+    }
+}
 
 impl From<model::TargetCluster> for v1::TargetCluster {
     fn from(t: model::TargetCluster) -> Self {

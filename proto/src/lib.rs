@@ -5,6 +5,7 @@
 //! CLI and the agent.
 
 pub mod convert;
+pub mod identity;
 pub mod tls;
 
 /// Generated messages, clients and servers of package `kplan.v1`.

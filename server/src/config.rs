@@ -34,7 +34,7 @@ pub struct ServerConfig {
     /// snapshot per cluster per day (for quarterly trends). Default 7.
     pub history_keep_all_days: u64,
     /// Caps on one snapshot (`[validation]`): nodes, namespaces, labels per object.
-    pub validation: crate::validation::ValidationLimits,
+    pub validation: kplan_store::validation::ValidationLimits,
     /// Mutual TLS on the gRPC port (`[tls]`). Required unless `insecure_plaintext`.
     pub tls: TlsFiles,
     /// Bearer tokens of readers and planners: lines `ROLE NAME SHA256-HEX`
@@ -80,7 +80,7 @@ impl Default for ServerConfig {
             request_timeout_seconds: 300,
             max_concurrent_requests: 256,
             history_keep_all_days: 7,
-            validation: crate::validation::ValidationLimits::default(),
+            validation: kplan_store::validation::ValidationLimits::default(),
             metrics_listen: "127.0.0.1:9470".to_string(),
             tls: TlsFiles::default(),
             token_file: None,

@@ -12,9 +12,9 @@ use clap::Parser;
 use kplan_server::api::{ApiState, GrpcServer, ServeError, ServeOptions};
 use kplan_server::config::{ServerConfig, ServerOverrides};
 use kplan_server::metrics::Metrics;
-use kplan_server::store::SledStore;
 use kplan_server::telemetry;
 use kplan_server::tls::TransportSecurity;
+use kplan_store::SledStore;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
@@ -114,7 +114,7 @@ fn main() -> ExitCode {
             }
         };
     // The default policy is configuration too: checked before anything starts.
-    let default_policy = match kplan_server::policy::load_policy(config.policy_file.as_deref()) {
+    let default_policy = match kplan_planner::policy::load_policy(config.policy_file.as_deref()) {
         Ok(policy) => policy,
         Err(err) => {
             eprintln!("kplan-server: invalid configuration: policy_file: {err}");
@@ -154,7 +154,7 @@ fn main() -> ExitCode {
 
 /// `backup` and `restore`: the data directory comes from the same layers as the server's.
 fn admin(command: AdminCommand, config_file: Option<&std::path::Path>, data_dir: Option<PathBuf>) -> ExitCode {
-    use kplan_server::admin;
+    use kplan_store::admin;
     // Only the data directory matters here: TLS files need not exist for a backup.
     let overrides = ServerOverrides { data_dir, ..Default::default() };
     let config = match ServerConfig::load_layers(config_file, &overrides) {
@@ -347,7 +347,7 @@ async fn run(config: ServerConfig, default_policy: kplan_model::Policy, grpc: Gr
 
 /// Thins old history at start and every six hours, on a blocking thread.
 fn spawn_history_compaction(store: Arc<SledStore>, keep_all_days: u64) {
-    use kplan_server::store::Store;
+    use kplan_store::Store;
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(6 * 3600));
         loop {

@@ -24,7 +24,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::store::{Store, StoreError};
+use kplan_store::{Store, StoreError};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -201,7 +201,7 @@ pub fn listen_addr(text: &str) -> Option<Result<SocketAddr, std::net::AddrParseE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SledStore;
+    use kplan_store::SledStore;
 
     #[test]
     fn renders_counters_and_store_gauges() {

@@ -24,6 +24,10 @@
 //! `python3` with `kubernetes-validate` (PyPI; it brings PyYAML), and
 //! `systemd-analyze` and `systemd-sysusers` (Debian's `systemd`). Outside CI a
 //! missing tool is a printed skip; with `CI` set it is a failure.
+//!
+//! (Over 900 lines on purpose: each file under `tests/tests/` is one test
+//! binary, and these checks share one rendering of the overlays and one set of
+//! helpers; split, every part would render and link them again.)
 
 mod common;
 

@@ -206,3 +206,53 @@ fn a_bad_policy_is_named_in_one_line() {
     let line = kplan_err(&["--inventory", inventory, "propose", "--policy", bad.to_str().expect("utf-8 path")]);
     assert!(line.contains("hedroom"), "{line}");
 }
+
+/// `kplan` with extra environment variables; asserts success, returns stdout.
+fn kplan_env_ok(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(bin("kplan"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("KPLAN_SERVER")
+        .env_remove("KPLAN_INVENTORY")
+        .env("KPLAN_INSECURE_PLAINTEXT", "true")
+        .output()
+        .expect("running kplan");
+    assert!(out.status.success(), "kplan {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// A server plans with what the CLI merged and checked (file < KPLAN_POLICY__*),
+/// not with the raw file, nor with its own default when only variables are set.
+#[test]
+fn a_server_plans_with_the_policy_the_cli_merged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = dir.path().join("inv");
+    let inventory = inventory.to_str().expect("utf-8 path");
+    kplan_ok(&["--inventory", inventory, "import", "--estate", &estate()]);
+    let server = Server::start(&dir.path().join("server"));
+    let url = server.url();
+    kplan_ok(&["--server", &url, "import", "--estate", &estate()]);
+
+    let digest = |mode: &[&str], policy: Option<&str>, env: &[(&str, &str)]| -> String {
+        let mut args: Vec<&str> = mode.to_vec();
+        args.extend(["propose", "--block", "sin/prod", "-o", "json"]);
+        if let Some(policy) = policy {
+            args.extend(["--policy", policy]);
+        }
+        let plan: Value = serde_json::from_str(&kplan_env_ok(&args, env)).expect("json");
+        plan["policy_digest"].as_str().expect("digest").to_string()
+    };
+    let embedded: &[&str] = &["--inventory", inventory];
+    let remote: &[&str] = &["--server", &url];
+    let headroom = [("KPLAN_POLICY__HEADROOM__CPU", "0.35")];
+    let policy = policy();
+
+    // the file with an override, and an override alone: the same policy both ways
+    let with_file = digest(embedded, Some(&policy), &headroom);
+    assert_eq!(digest(remote, Some(&policy), &headroom), with_file);
+    assert_ne!(with_file, digest(embedded, Some(&policy), &[]), "the override changes the policy");
+    let alone = digest(embedded, None, &headroom);
+    assert_eq!(digest(remote, None, &headroom), alone);
+    // neither: the server's own policy (here its defaults), as before
+    assert_eq!(digest(remote, None, &[]), digest(embedded, None, &[]));
+}

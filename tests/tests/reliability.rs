@@ -12,6 +12,10 @@
 //!   bytes, truncated and missing files, an unknown schema and a checksum
 //!   mismatch: the server refuses to start with a one-line reason (never a
 //!   panic); a backup restored into a new directory serves every snapshot.
+//!
+//! (Over 900 lines on purpose: the malformed-report table alone is ~500 lines of
+//! cases, and every test here shares the server-process helpers; each file under
+//! `tests/tests/` is a test binary of its own, linked separately.)
 
 mod common;
 
@@ -27,7 +31,7 @@ use kplan_model::ClusterSnapshot;
 use kplan_proto::v1;
 use kplan_proto::v1::inventory_service_client::InventoryServiceClient;
 use kplan_proto::v1::query_service_client::QueryServiceClient;
-use kplan_server::validation::{MAX_CPU_MILLIS, MAX_MEMORY_BYTES, MAX_PODS, MAX_UNIX_TIME, ValidationLimits};
+use kplan_store::validation::{MAX_CPU_MILLIS, MAX_MEMORY_BYTES, MAX_PODS, MAX_UNIX_TIME, ValidationLimits};
 use prost::Message;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -1126,10 +1130,10 @@ fn acknowledged_reports_survive_sigkill() {
     }
     // The last word: the store opened directly, every acknowledged generation compared.
     let acked = shared.acked.lock().expect("lock").clone();
-    let store = kplan_server::store::SledStore::open(&data_dir).expect("the store opens after the last kill");
+    let store = kplan_store::SledStore::open(&data_dir).expect("the store opens after the last kill");
     let mut n_acked = 0;
     for (cluster_id, generations) in &acked {
-        use kplan_server::store::Store;
+        use kplan_store::Store;
         let history: BTreeMap<u64, ClusterSnapshot> =
             store.history(cluster_id).expect("history").into_iter().map(|(info, s)| (info.generation, s)).collect();
         for &generation in generations.keys() {
@@ -1453,10 +1457,10 @@ fn sigterm_finishes_in_flight_reports_and_exits_cleanly() {
     assert!(log.contains("shut down cleanly"), "{log}");
     let acked: Vec<(String, Vec<u64>)> =
         clients.into_iter().map(|c| runtime.block_on(c).expect("client task")).collect();
-    let store = kplan_server::store::SledStore::open(&data_dir).expect("the store opens after SIGTERM");
+    let store = kplan_store::SledStore::open(&data_dir).expect("the store opens after SIGTERM");
     let mut n_acked = 0;
     for (cluster_id, generations) in &acked {
-        use kplan_server::store::Store;
+        use kplan_store::Store;
         let history: BTreeMap<u64, ClusterSnapshot> =
             store.history(cluster_id).expect("history").into_iter().map(|(info, s)| (info.generation, s)).collect();
         for generation in generations {

@@ -6,8 +6,8 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use super::{ApiState, now_unix, status};
-use crate::store::PutOutcome;
-use crate::validation::check_snapshot_with;
+use kplan_store::PutOutcome;
+use kplan_store::validation::check_snapshot_with;
 
 #[derive(Debug, Clone)]
 pub struct InventoryApi {
@@ -60,8 +60,8 @@ impl v1::inventory_service_server::InventoryService for InventoryApi {
             }
             Err(err) => {
                 self.state.metrics.refused(match &err {
-                    crate::store::StoreError::StaleGeneration { .. } => "stale_generation",
-                    crate::store::StoreError::ConflictingReplay { .. } => "conflicting_replay",
+                    kplan_store::StoreError::StaleGeneration { .. } => "stale_generation",
+                    kplan_store::StoreError::ConflictingReplay { .. } => "conflicting_replay",
                     _ => "store_error",
                 });
                 warn!(%cluster_id, generation, error = %err, "snapshot refused");

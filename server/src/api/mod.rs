@@ -14,16 +14,15 @@ mod serve;
 mod status;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use kplan_proto::v1;
 use tonic::codec::CompressionEncoding;
 use tonic::service::Routes;
 
-use crate::store::Store;
+use kplan_store::Store;
 
 pub use auth::{AgentScopedInventory, AgentScopedQuery, Peer};
-pub use capacity::{CapacityApi, DEFAULT_STALE_AFTER_SECONDS, load_history};
+pub use capacity::CapacityApi;
 pub use inventory::InventoryApi;
 pub use planner::PlannerApi;
 pub use query::QueryApi;
@@ -38,12 +37,10 @@ pub struct ApiState {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub max_message_bytes: usize,
     /// Caps on one snapshot, checked before it is stored.
-    pub validation_limits: crate::validation::ValidationLimits,
+    pub validation_limits: kplan_store::validation::ValidationLimits,
 }
 
-pub(crate) fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
+pub(crate) use kplan_model::time::now_unix;
 
 /// Health (every service NOT_SERVING until [`set_serving`]) and reflection:
 /// what the server answers before the store is verified.

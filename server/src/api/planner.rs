@@ -5,10 +5,11 @@ use kplan_proto::v1;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
+use kplan_planner::policy::{PolicyFormat, parse_policy};
+use kplan_planner::{BlockFilter, PlanOptions, ProposeOutcome};
+use kplan_store::Store;
+
 use super::{ApiState, now_unix, status};
-use crate::planner::{BlockFilter, PlanOptions};
-use crate::plans::propose_and_store;
-use crate::policy::{PolicyFormat, parse_policy};
 
 #[derive(Debug, Clone)]
 pub struct PlannerApi {
@@ -34,7 +35,7 @@ impl v1::planner_service_server::PlannerService for PlannerApi {
             let format = if request.policy_format.is_empty() {
                 PolicyFormat::Toml
             } else {
-                request.policy_format.parse().map_err(|e: crate::policy::PolicyError| status::policy(&e))?
+                request.policy_format.parse().map_err(|e: kplan_planner::policy::PolicyError| status::policy(&e))?
             };
             parse_policy(&request.policy, format).map_err(|e| status::policy(&e))?
         };
@@ -50,10 +51,9 @@ impl v1::planner_service_server::PlannerService for PlannerApi {
             });
         let options = PlanOptions { block_filter, ..PlanOptions::default() };
         let store = self.state.store.clone();
-        let outcome =
-            tokio::task::spawn_blocking(move || propose_and_store(store.as_ref(), &policy, &options, now_unix()))
-                .await
-                .map_err(status::join_error)?;
+        let outcome = tokio::task::spawn_blocking(move || propose_and_store(store.as_ref(), &policy, &options))
+            .await
+            .map_err(status::join_error)?;
         match outcome {
             Ok(outcome) => {
                 let plan = outcome.plan;
@@ -68,9 +68,9 @@ impl v1::planner_service_server::PlannerService for PlannerApi {
                 );
                 Ok(Response::new(v1::ProposePlanResponse { plan: Some(plan.into()) }))
             }
-            Err(err) => {
-                warn!(error = %err, "plan refused");
-                Err(status::from_propose(err))
+            Err(status) => {
+                warn!(error = %status.message(), "plan refused");
+                Err(status)
             }
         }
     }
@@ -96,11 +96,15 @@ impl v1::planner_service_server::PlannerService for PlannerApi {
             .await
             .map_err(status::join_error)?
             .map_err(status::from_store)?;
-        Ok(Response::new(v1::ListPlansResponse {
-            plans: plans
-                .into_iter()
-                .map(|p| v1::PlanInfo { id: p.id, created_at_unix: p.created_at_unix, summary: Some(p.summary.into()) })
-                .collect(),
-        }))
+        Ok(Response::new(v1::ListPlansResponse { plans: plans.into_iter().map(Into::into).collect() }))
     }
+}
+
+/// Plans the store's newest inventory and stores the plan under a new id.
+fn propose_and_store(store: &dyn Store, policy: &Policy, options: &PlanOptions) -> Result<ProposeOutcome, Status> {
+    let inventory = store.latest_snapshots().map_err(status::from_store)?;
+    let mut outcome = kplan_planner::propose(&inventory, policy, options).map_err(status::from_plan)?;
+    kplan_planner::stamp(&mut outcome.plan, now_unix());
+    store.put_plan(&outcome.plan).map_err(status::from_store)?;
+    Ok(outcome)
 }

@@ -69,14 +69,7 @@ impl v1::query_service_server::QueryService for QueryApi {
             .map_err(status::join_error)?
             .map_err(status::from_store)?;
         Ok(Response::new(v1::ListGenerationsResponse {
-            generations: generations
-                .into_iter()
-                .map(|g| v1::GenerationInfo {
-                    generation: g.generation,
-                    collected_at_unix: g.collected_at_unix,
-                    stored_at_unix: g.stored_at_unix,
-                })
-                .collect(),
+            generations: generations.into_iter().map(Into::into).collect(),
         }))
     }
 }

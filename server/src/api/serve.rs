@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = crate::store::SledStore::open(dir.path()).expect("store");
+        let store = kplan_store::SledStore::open(dir.path()).expect("store");
         ready
             .ready(ApiState {
                 store: Arc::new(store),

@@ -2,7 +2,7 @@
 
 use tonic::{Code, Status};
 
-use crate::store::StoreError;
+use kplan_store::StoreError;
 
 pub(crate) fn from_store(err: StoreError) -> Status {
     let code = match &err {
@@ -23,17 +23,15 @@ pub(crate) fn join_error(err: tokio::task::JoinError) -> Status {
     Status::internal(format!("worker task failed: {err}"))
 }
 
-pub(crate) fn policy(err: &crate::policy::PolicyError) -> Status {
+pub(crate) fn policy(err: &kplan_planner::policy::PolicyError) -> Status {
     Status::invalid_argument(format!("policy: {}", err.to_string().replace('\n', " ")))
 }
 
-pub(crate) fn from_propose(err: crate::plans::ProposeError) -> Status {
-    use crate::planner::PlanError;
-    use crate::plans::ProposeError;
+pub(crate) fn from_plan(err: kplan_planner::PlanError) -> Status {
+    use kplan_planner::PlanError;
     match err {
-        ProposeError::Store(err) => from_store(err),
-        ProposeError::Plan(err @ PlanError::EmptyInventory) => Status::failed_precondition(err.to_string()),
-        ProposeError::Plan(err @ PlanError::NoBlockMatches(_)) => Status::not_found(err.to_string()),
-        ProposeError::Plan(err) => Status::invalid_argument(err.to_string()),
+        err @ PlanError::EmptyInventory => Status::failed_precondition(err.to_string()),
+        err @ PlanError::NoBlockMatches(_) => Status::not_found(err.to_string()),
+        err => Status::invalid_argument(err.to_string()),
     }
 }

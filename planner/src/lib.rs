@@ -1,0 +1,316 @@
+//! kplan-planner: inventory + policy → a staged, validated consolidation plan.
+//!
+//! Pure: no IO, no protobuf, no clock, no randomness. The same inputs give the
+//! same plan (except `solve_seconds`, and where a solve is cut by its deadline).
+//! `docs/plan-semantics.md` is the contract between the model and the validator.
+//!
+//! # The public API
+//!
+//! - [`propose`]: plan every block of an inventory ([`PlanOptions`],
+//!   [`ProposeOutcome`]: the plan and, when asked, its models in MPS);
+//! - [`validate::validate`]: the independent validator (every rule a plan
+//!   breaks, as [`validate::Violation`]s);
+//! - [`stamp`]: give a plan its id and time (the caller's clock);
+//! - [`policy::policy_problems`]: the policy's one rule set; with the `files`
+//!   feature, [`policy::load_policy`] layers defaults, a file and the environment;
+//! - [`capacity::review`]: the quarterly capacity review.
+//!
+//! ```
+//! use kplan_model::{ClusterFacts, ClusterSnapshot, Node, NodeRole, Policy, Resources};
+//! use kplan_planner::{PlanOptions, propose, validate::validate};
+//!
+//! let node = |name: &str, zone: &str| Node {
+//!     name: name.into(),
+//!     datacenter: "fra".into(),
+//!     zone: zone.into(),
+//!     role: NodeRole::Worker,
+//!     allocatable: Resources::new(8_000, 32 << 30, 110),
+//!     kubelet_version: "v1.30.0".into(),
+//!     container_runtime: "containerd://1.7.0".into(),
+//!     architecture: "amd64".into(),
+//!     labels: Default::default(),
+//!     unschedulable: false,
+//! };
+//! let cluster = |id: &str| ClusterSnapshot {
+//!     cluster_id: id.into(),
+//!     generation: 1,
+//!     facts: ClusterFacts { datacenter: "fra".into(), security_tier: "prod".into(), ..ClusterFacts::default() },
+//!     nodes: ["a", "b", "c"].iter().map(|z| node(&format!("{id}-{z}"), &format!("fra-{z}"))).collect(),
+//!     ..ClusterSnapshot::default()
+//! };
+//! let inventory = vec![cluster("fra-1"), cluster("fra-2")];
+//! let policy = Policy::default();
+//! let plan = propose(&inventory, &policy, &PlanOptions::default()).unwrap().plan;
+//! assert_eq!(plan.blocks.len(), 1);
+//! assert!(validate(&inventory, &policy, &plan).is_empty());
+//! ```
+//!
+//! # Modules
+//!
+//! - [`blocks`]: the inventory cut into (datacenter, security tier) blocks;
+//! - [`pools`]: identical nodes aggregated into pools, namespaces into groups;
+//! - [`greedy`]: first-fit decreasing, the warm start and fallback;
+//! - [`model`]: the composition model and the weights of the objective;
+//! - [`waves`]: wave scheduling (greedy and the time-indexed model) and an exact replay;
+//! - [`highs`]: HiGHS through good_lp with a deadline (the only module that runs a solver);
+//! - [`context`] → [`realize`] → [`solve`] → [`materialise`]: one block from
+//!   start to plan (derived data; a composition made into a candidate; the
+//!   candidates, solves and fallbacks; the plan users read);
+//! - [`explain`]: why a block cannot be planned, in a user's words (reads
+//!   [`realize::RealizeFailure`] and [`waves::Stall`], never the solver);
+//! - [`mps`]: a model written out in MPS for an external cross-check;
+//! - [`flows`], [`namespaces`], [`preconditions`]: the flow table, collisions,
+//!   compatibility;
+//! - [`validate`]: the independent validator (shares no code with the model);
+//! - [`policy`], [`capacity`], [`digest`]: the policy's rules, capacity reviews,
+//!   plan ids and digests.
+
+pub mod blocks;
+pub mod capacity;
+pub mod context;
+pub mod digest;
+mod error;
+pub mod explain;
+pub mod flows;
+pub mod greedy;
+pub mod headroom;
+pub mod highs;
+pub mod materialise;
+pub mod model;
+pub mod mps;
+pub mod namespaces;
+pub mod policy;
+pub mod pools;
+pub mod preconditions;
+pub mod realize;
+pub mod solve;
+pub mod validate;
+pub mod waves;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use kplan_model::{BlockPlan, BlockStatus, ClusterSnapshot, InventoryRef, Plan, PlanSummary, Policy};
+use rayon::prelude::*;
+
+pub use digest::{plan_id, policy_digest, stamp};
+pub use error::PlanError;
+
+use blocks::{BlockKey, ZoneTiers, check_inventory, partition};
+use context::BlockSettings;
+use solve::plan_block;
+
+/// Plans only the blocks that match (an empty field matches anything).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockFilter {
+    pub datacenter: Option<String>,
+    pub security_tier: Option<String>,
+}
+
+impl BlockFilter {
+    /// `dc/tier`, `dc/` or `/tier`.
+    pub fn parse(text: &str) -> BlockFilter {
+        let (datacenter, tier) = text.split_once('/').unwrap_or((text, ""));
+        let non_empty = |s: &str| if s.trim().is_empty() { None } else { Some(s.trim().to_string()) };
+        BlockFilter { datacenter: non_empty(datacenter), security_tier: non_empty(tier) }
+    }
+
+    pub fn matches(&self, key: &BlockKey) -> bool {
+        self.datacenter.as_ref().is_none_or(|d| *d == key.datacenter)
+            && self.security_tier.as_ref().is_none_or(|t| *t == key.security_tier)
+    }
+}
+
+impl std::fmt::Display for BlockFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.datacenter.as_deref().unwrap_or("*"), self.security_tier.as_deref().unwrap_or("*"))
+    }
+}
+
+/// Options of one `propose` run (the policy holds the defaults).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanOptions {
+    /// Deadline per block, overriding `policy.solver.time_limit_seconds`.
+    pub time_limit_seconds: Option<f64>,
+    /// Plan only the matching blocks.
+    pub block_filter: Option<BlockFilter>,
+    /// Return each block's models in MPS (`kplan propose --write-model DIR`).
+    pub write_models: bool,
+    /// Skip the solver: the greedy plan only (a baseline for benchmarks).
+    pub greedy_only: bool,
+}
+
+/// A block's model in MPS, named `<datacenter>-<tier>.composition` or `.waves`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockModel {
+    pub name: String,
+    pub mps: String,
+}
+
+/// A plan and, when asked, the models it was solved from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProposeOutcome {
+    pub plan: Plan,
+    pub models: Vec<BlockModel>,
+}
+
+/// The policy's one rule set ([`policy::policy_problems`]), and the time limit a
+/// caller may give instead of the policy's.
+fn check_policy(policy: &Policy, time_limit: f64) -> Result<(), PlanError> {
+    let mut problems: Vec<String> = policy::policy_problems(policy).iter().map(ToString::to_string).collect();
+    if !(time_limit.is_finite() && time_limit > 0.0) {
+        problems.push(format!("the solver time limit is {time_limit} s, it must be positive"));
+    }
+    if problems.is_empty() { Ok(()) } else { Err(PlanError::InvalidPolicy(problems.join("; "))) }
+}
+
+/// Plans every block of `inventory` (or those `options.block_filter` matches).
+///
+/// Blocks are solved in parallel; each gets `policy.solver.time_limit_seconds`
+/// (or the override). Every planned block has passed the validator; a block that
+/// cannot be planned is `infeasible` with an explanation.
+pub fn propose(
+    inventory: &[ClusterSnapshot],
+    policy: &Policy,
+    options: &PlanOptions,
+) -> Result<ProposeOutcome, PlanError> {
+    let started = Instant::now();
+    check_inventory(inventory)?;
+    let time_limit = options.time_limit_seconds.unwrap_or(policy.solver.time_limit_seconds);
+    check_policy(policy, time_limit)?;
+
+    let mut blocks = partition(inventory, policy);
+    if let Some(filter) = &options.block_filter {
+        blocks.retain(|block| filter.matches(&block.key));
+        if blocks.is_empty() {
+            return Err(PlanError::NoBlockMatches(filter.to_string()));
+        }
+    }
+    let zone_tiers = ZoneTiers::from_inventory(inventory);
+    let settings = BlockSettings {
+        time_limit_seconds: time_limit,
+        mip_gap: policy.solver.mip_gap,
+        staging_seconds: policy.solver.staging_seconds,
+        waves_seconds: policy.solver.waves_seconds,
+        threads: policy.solver.threads.max(1),
+        write_models: options.write_models,
+        use_solver: !options.greedy_only,
+    };
+    let validate_block = |block: &BlockPlan| -> Vec<String> {
+        let plan = Plan { blocks: vec![block.clone()], ..Plan::default() };
+        validate::validate(inventory, policy, &plan)
+            .into_iter()
+            .filter(|v| v.datacenter == block.datacenter && v.security_tier == block.security_tier)
+            .map(|v| v.to_string())
+            .collect()
+    };
+
+    // Largest blocks first for load balance; results back in block order.
+    let mut order: Vec<usize> = (0..blocks.len()).collect();
+    order.sort_by_key(|&b| (std::cmp::Reverse(blocks[b].nodes.len() + blocks[b].namespaces.len()), b));
+    let mut outcomes: Vec<(usize, context::BlockOutcome)> = order
+        .par_iter()
+        .map(|&b| (b, plan_block(inventory, policy, &blocks[b], &zone_tiers, settings, &validate_block)))
+        .collect();
+    outcomes.sort_by_key(|(b, _)| *b);
+
+    let mut models = Vec::new();
+    let mut block_plans = Vec::with_capacity(outcomes.len());
+    for (_, outcome) in outcomes {
+        models.extend(outcome.models.into_iter().map(|(name, mps)| BlockModel { name, mps }));
+        block_plans.push(outcome.plan);
+    }
+
+    let mut plan = Plan {
+        id: String::new(),
+        created_at_unix: 0,
+        inventory: {
+            let mut refs: Vec<InventoryRef> = inventory
+                .iter()
+                .map(|c| InventoryRef { cluster_id: c.cluster_id.clone(), generation: c.generation })
+                .collect();
+            refs.sort_by(|a, b| a.cluster_id.cmp(&b.cluster_id));
+            refs
+        },
+        policy_digest: policy_digest(policy),
+        blocks: block_plans,
+        summary: PlanSummary::default(),
+    };
+
+    // The whole plan once more: whatever the validator still rejects is not printed.
+    let violations = validate::validate(inventory, policy, &plan);
+    let mut by_block: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for violation in violations {
+        if violation.datacenter.is_empty() && violation.security_tier.is_empty() {
+            tracing::warn!(%violation, "the validator rejects the plan as a whole");
+        }
+        by_block
+            .entry((violation.datacenter.clone(), violation.security_tier.clone()))
+            .or_default()
+            .push(violation.to_string());
+    }
+    for block in &mut plan.blocks {
+        if block.status != BlockStatus::Planned {
+            continue;
+        }
+        if let Some(found) = by_block.get(&(block.datacenter.clone(), block.security_tier.clone())) {
+            tracing::warn!(datacenter = %block.datacenter, tier = %block.security_tier, n_violations = found.len(), "the validator rejected a block of the assembled plan");
+            *block = rejected_block(block, found);
+        }
+    }
+    plan.summary = summarize(&plan.blocks, started.elapsed().as_secs_f64());
+    Ok(ProposeOutcome { plan, models })
+}
+
+fn rejected_block(block: &BlockPlan, violations: &[String]) -> BlockPlan {
+    let shown: Vec<&str> = violations.iter().take(10).map(String::as_str).collect();
+    BlockPlan {
+        datacenter: block.datacenter.clone(),
+        security_tier: block.security_tier.clone(),
+        status: BlockStatus::Infeasible,
+        explanation: format!(
+            "block {}/{}: the plan made for it did not pass the validator: {}",
+            block.datacenter,
+            block.security_tier,
+            shown.join("; ")
+        ),
+        source_clusters: block.source_clusters.clone(),
+        nodes_before: block.nodes_before,
+        nodes_after: block.nodes_before,
+        greedy_objective: block.greedy_objective,
+        solver_status: "infeasible".to_string(),
+        solve_seconds: block.solve_seconds,
+        ..BlockPlan::default()
+    }
+}
+
+fn summarize(blocks: &[BlockPlan], seconds: f64) -> PlanSummary {
+    let planned = || blocks.iter().filter(|b| b.status == BlockStatus::Planned);
+    let unplanned_sources: BTreeSet<&str> = blocks
+        .iter()
+        .filter(|b| b.status != BlockStatus::Planned)
+        .flat_map(|b| b.source_clusters.iter().map(String::as_str))
+        .collect();
+    let retired: BTreeSet<&str> = planned()
+        .flat_map(|b| b.waves.iter().flat_map(|w| w.clusters_retired.iter().map(String::as_str)))
+        .filter(|c| !unplanned_sources.contains(c))
+        .collect();
+    PlanSummary {
+        n_blocks: blocks.len() as u64,
+        n_blocks_infeasible: blocks.iter().filter(|b| b.status == BlockStatus::Infeasible).count() as u64,
+        nodes_before: blocks.iter().map(|b| b.nodes_before).sum(),
+        nodes_after: blocks
+            .iter()
+            .map(|b| if b.status == BlockStatus::Planned { b.nodes_after } else { b.nodes_before })
+            .sum(),
+        control_planes_retired: retired.len() as u64,
+        firewall_flows: planned().map(|b| b.firewall_flows.len() as u64).sum(),
+        waves: planned().map(|b| b.waves.len() as u64).sum(),
+        objective: planned().map(|b| b.objective).sum(),
+        lower_bound: planned().map(|b| b.lower_bound).sum(),
+        solve_seconds: seconds,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,279 @@
+//! A realized candidate written out as the plan users read ([`BlockPlan`]):
+//! targets, waves with capacity before and after, renames, preconditions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kplan_model::{
+    BlockPlan, BlockStatus, ClusterCapacity, ClusterSnapshot, ControlPlaneNode, NamespaceMove, NodeAction, NodeMove,
+    NodeRef, Precondition, PreconditionKind, Resources, TargetCluster, Wave,
+};
+
+use super::explain;
+use super::flows::is_known_cni;
+use super::namespaces::{NamespacePlacement, resolve_collisions};
+use super::preconditions::block_preconditions;
+use super::waves::Destination;
+use crate::context::BlockContext;
+use crate::realize::{Realized, target_zones};
+
+/// A block plan with the block's identity and nothing planned.
+pub fn empty_plan(ctx: &BlockContext) -> BlockPlan {
+    BlockPlan {
+        datacenter: ctx.block.key.datacenter.clone(),
+        security_tier: ctx.block.key.security_tier.clone(),
+        source_clusters: (0..ctx.n_sources()).map(|s| ctx.source_id(s).to_string()).collect(),
+        nodes_before: ctx.data.n_nodes() as u64,
+        ..BlockPlan::default()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The plan
+
+pub(crate) fn node_ref(ctx: &BlockContext, i: usize) -> NodeRef {
+    NodeRef {
+        cluster_id: ctx.source_id(ctx.data.node_source[i]).to_string(),
+        node: ctx.node_name(i).to_string(),
+        zone: ctx.data.node_zone[i].clone(),
+    }
+}
+
+/// Capacity of every source and target after each wave (index 0: before wave 1).
+struct Timeline {
+    sources: Vec<Vec<(Resources, Resources)>>,
+    targets: Vec<Vec<(Resources, Resources)>>,
+}
+
+fn timeline(ctx: &BlockContext, realized: &Realized) -> Timeline {
+    let data = &ctx.data;
+    let assignment = &realized.assignment;
+    let n_waves = realized.schedule.n_waves as usize;
+    let mut source = vec![(Resources::ZERO, Resources::ZERO); ctx.n_sources()];
+    for i in 0..data.n_nodes() {
+        if !data.node_source_control_plane[i] {
+            let s = data.node_source[i];
+            source[s].0 = source[s].0.saturating_add(data.node_allocatable[i]);
+        }
+    }
+    for j in 0..data.n_namespaces() {
+        let s = data.namespace_source[j];
+        source[s].1 = source[s].1.saturating_add(data.namespace_demand[j]);
+    }
+    let mut target = vec![(Resources::ZERO, Resources::ZERO); assignment.n_targets];
+    let mut timeline = Timeline { sources: vec![source.clone()], targets: vec![target.clone()] };
+    let mut nodes_by_wave = vec![Vec::new(); n_waves + 1];
+    for (i, &w) in realized.schedule.node_wave.iter().enumerate() {
+        nodes_by_wave[w as usize].push(i);
+    }
+    let mut namespaces_by_wave = vec![Vec::new(); n_waves + 1];
+    for (j, &w) in realized.schedule.namespace_wave.iter().enumerate() {
+        namespaces_by_wave[w as usize].push(j);
+    }
+    for w in 1..=n_waves {
+        for &i in &nodes_by_wave[w] {
+            if !data.node_source_control_plane[i] {
+                let s = data.node_source[i];
+                source[s].0 = source[s].0.saturating_sub(data.node_allocatable[i]);
+            }
+            if let Some(t) = assignment.counts_for_target(i) {
+                target[t].0 = target[t].0.saturating_add(data.node_allocatable[i]);
+            }
+        }
+        for &j in &namespaces_by_wave[w] {
+            let s = data.namespace_source[j];
+            let t = assignment.namespace_target[j];
+            source[s].1 = source[s].1.saturating_sub(data.namespace_demand[j]);
+            target[t].1 = target[t].1.saturating_add(data.namespace_demand[j]);
+        }
+        timeline.sources.push(source.clone());
+        timeline.targets.push(target.clone());
+    }
+    timeline
+}
+
+/// The block plan of a realized candidate (figures other than the objective are
+/// filled in by the caller).
+pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
+    let data = &ctx.data;
+    let assignment = &realized.assignment;
+    let schedule = &realized.schedule;
+    let key = &ctx.block.key;
+    let target_names: Vec<String> = (0..assignment.n_targets).map(|t| key.target_name(t)).collect();
+    let zones = target_zones(ctx, assignment);
+    let timeline = timeline(ctx, realized);
+    let mut plan = empty_plan(ctx);
+    plan.status = BlockStatus::Planned;
+
+    // Targets.
+    let mut notes = Vec::new();
+    for t in 0..assignment.n_targets {
+        let mut nodes_kept: Vec<NodeRef> = (0..data.n_nodes())
+            .filter(|&i| assignment.node_destination[i] == Destination::Target(t))
+            .map(|i| node_ref(ctx, i))
+            .collect();
+        nodes_kept.sort();
+        let mut control_plane: Vec<ControlPlaneNode> = (0..data.n_nodes())
+            .filter(|&i| {
+                assignment.node_destination[i] == Destination::Target(t) && assignment.node_target_control_plane[i]
+            })
+            .map(|i| {
+                let r = node_ref(ctx, i);
+                ControlPlaneNode { cluster_id: r.cluster_id, node: r.node, zone: r.zone }
+            })
+            .collect();
+        control_plane.sort_by(|a, b| (&a.zone, &a.cluster_id, &a.node).cmp(&(&b.zone, &b.cluster_id, &b.node)));
+        let control_plane_note = explain::control_plane_note(ctx, &zones[t].1);
+        if !control_plane_note.is_empty() && t == 0 && !ctx.small_site {
+            notes.push(control_plane_note.clone());
+        }
+        let (allocatable, requested) = timeline.targets.last().map(|v| v[t]).unwrap_or_default();
+        plan.target_clusters.push(TargetCluster {
+            name: target_names[t].clone(),
+            nodes_kept,
+            control_plane,
+            control_plane_note,
+            small_site: ctx.small_site,
+            distribution: if ctx.small_site { "k3s" } else { "kubeadm" }.to_string(),
+            kubernetes_version: ctx.target_version.clone(),
+            cni: ctx.target_cni.clone(),
+            zones: zones[t].0.clone(),
+            allocatable,
+            requested,
+        });
+    }
+    if ctx.small_site {
+        notes.push(explain::control_plane_note(ctx, &[]));
+    }
+    if assignment.n_targets > 1 {
+        notes.push(format!(
+            "{} target clusters: the nodes kept exceed max_nodes_per_cluster ({})",
+            assignment.n_targets, ctx.policy.max_nodes_per_cluster
+        ));
+    }
+    if ctx.target_cni.trim().is_empty() {
+        notes.push(
+            "no CNI was detected in the block's clusters and the policy sets none: the CNI's own flows are not listed"
+                .to_string(),
+        );
+    } else if !is_known_cni(&ctx.target_cni) {
+        notes.push(format!("kplan does not know the flows of CNI {:?}: its own flows are not listed", ctx.target_cni));
+    }
+    plan.explanation = notes.join("\n");
+    let mut freed: Vec<NodeRef> = (0..data.n_nodes())
+        .filter(|&i| assignment.node_destination[i] == Destination::Free)
+        .map(|i| node_ref(ctx, i))
+        .collect();
+    freed.sort();
+    plan.nodes_freed = freed;
+    plan.firewall_flows = realized.flows.clone();
+
+    // Renames.
+    let placements: Vec<NamespacePlacement> = (0..data.n_namespaces())
+        .map(|j| NamespacePlacement {
+            from_cluster: ctx.source_id(data.namespace_source[j]).to_string(),
+            namespace: ctx.namespace_name(j).to_string(),
+            target_cluster: target_names[assignment.namespace_target[j]].clone(),
+            sla_tier: data.namespace_sla[j],
+            pods: data.namespace_demand[j].pods,
+        })
+        .collect();
+    let renames = resolve_collisions(&placements, ctx.policy);
+    let new_names: BTreeMap<(&str, &str), &str> =
+        renames.iter().map(|r| ((r.from_cluster.as_str(), r.namespace.as_str()), r.new_name.as_str())).collect();
+
+    // Waves.
+    let retirement = schedule.retirement_waves(data, ctx.n_sources());
+    let n_waves = schedule.n_waves as usize;
+    let mut waves: Vec<Wave> = (1..=n_waves).map(|w| Wave { index: w as u64, ..Wave::default() }).collect();
+    for i in 0..data.n_nodes() {
+        let w = schedule.node_wave[i] as usize - 1;
+        let r = node_ref(ctx, i);
+        let (action, to_cluster) = match assignment.node_destination[i] {
+            Destination::Target(t) => (NodeAction::DrainAndJoin, target_names[t].clone()),
+            Destination::Free => (NodeAction::Free, String::new()),
+        };
+        waves[w].nodes.push(NodeMove { cluster_id: r.cluster_id, node: r.node, zone: r.zone, action, to_cluster });
+    }
+    for j in 0..data.n_namespaces() {
+        let w = schedule.namespace_wave[j] as usize - 1;
+        let from_cluster = ctx.source_id(data.namespace_source[j]);
+        let namespace = ctx.namespace_name(j);
+        let new_name = new_names.get(&(from_cluster, namespace)).copied().unwrap_or(namespace);
+        waves[w].namespaces.push(NamespaceMove {
+            from_cluster: from_cluster.to_string(),
+            namespace: namespace.to_string(),
+            to_cluster: target_names[assignment.namespace_target[j]].clone(),
+            new_name: new_name.to_string(),
+            sla_tier: data.namespace_sla[j],
+            requests: data.namespace_demand[j],
+        });
+    }
+    for (s, &w) in retirement.iter().enumerate() {
+        if w > 0 && data.source_owned[s] {
+            waves[w as usize - 1].clusters_retired.push(ctx.source_id(s).to_string());
+        }
+    }
+    // Capacity of every cluster with allocatable or demand, before and after each wave.
+    let capacity = |moment: usize| -> Vec<ClusterCapacity> {
+        let mut rows: Vec<ClusterCapacity> = (0..ctx.n_sources())
+            .map(|s| (ctx.source_id(s).to_string(), timeline.sources[moment][s]))
+            .chain((0..assignment.n_targets).map(|t| (target_names[t].clone(), timeline.targets[moment][t])))
+            .filter(|(_, (allocatable, requested))| *allocatable != Resources::ZERO || *requested != Resources::ZERO)
+            .map(|(cluster, (allocatable, requested))| ClusterCapacity { cluster, allocatable, requested })
+            .collect();
+        rows.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+        rows
+    };
+    for (w, wave) in waves.iter_mut().enumerate() {
+        wave.nodes.sort_by(|a, b| (&a.cluster_id, &a.node).cmp(&(&b.cluster_id, &b.node)));
+        wave.namespaces.sort_by(|a, b| (&a.from_cluster, &a.namespace).cmp(&(&b.from_cluster, &b.namespace)));
+        wave.clusters_retired.sort();
+        wave.capacity_before = capacity(w);
+        wave.capacity_after = capacity(w + 1);
+    }
+    plan.waves = waves;
+    plan.namespace_renames = renames;
+
+    // Preconditions, before the first wave that touches each source.
+    let mut first_wave = vec![u32::MAX; ctx.n_sources()];
+    let mut kept_nodes: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); ctx.n_sources()];
+    let mut moves_namespaces = vec![false; ctx.n_sources()];
+    for i in 0..data.n_nodes() {
+        let s = data.node_source[i];
+        first_wave[s] = first_wave[s].min(schedule.node_wave[i]);
+        if assignment.node_destination[i] != Destination::Free {
+            kept_nodes[s].insert(ctx.node_name(i));
+        }
+    }
+    for j in 0..data.n_namespaces() {
+        let s = data.namespace_source[j];
+        first_wave[s] = first_wave[s].min(schedule.namespace_wave[j]);
+        moves_namespaces[s] = true;
+    }
+    let source_slot: BTreeMap<&str, usize> = (0..ctx.n_sources()).map(|s| (ctx.source_id(s), s)).collect();
+    let clusters: Vec<&ClusterSnapshot> = ctx.block.source_clusters.iter().map(|&c| &ctx.inventory[c]).collect();
+    for mut precondition in block_preconditions(&clusters, &ctx.target_version, &ctx.target_cni) {
+        let Some(&s) = source_slot.get(precondition.cluster_id.as_str()) else { continue };
+        let keep = match precondition.kind {
+            PreconditionKind::KubeletUpgrade | PreconditionKind::RuntimeMigration => {
+                if precondition.nodes.is_empty() {
+                    !kept_nodes[s].is_empty()
+                } else {
+                    precondition.nodes.retain(|n| kept_nodes[s].contains(n.as_str()));
+                    !precondition.nodes.is_empty()
+                }
+            }
+            PreconditionKind::CniMigration => !kept_nodes[s].is_empty(),
+            PreconditionKind::CsiDriver => !kept_nodes[s].is_empty() || moves_namespaces[s],
+        };
+        if keep && first_wave[s] != u32::MAX {
+            precondition.before_wave = first_wave[s] as u64;
+            plan.preconditions.push(precondition);
+        }
+    }
+    plan.preconditions.sort_by(|a: &Precondition, b: &Precondition| {
+        (a.before_wave, &a.cluster_id, a.kind, &a.detail).cmp(&(b.before_wave, &b.cluster_id, b.kind, &b.detail))
+    });
+    plan.nodes_after = assignment.node_destination.iter().filter(|d| **d != Destination::Free).count() as u64;
+    plan
+}

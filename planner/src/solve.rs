@@ -1,0 +1,488 @@
+//! Solving one block: greedy, the composition model, the waves, the plan.
+//!
+//! 1. Pre-checks (`explain.rs`): a block that cannot be planned says why, before
+//!    any solve.
+//! 2. The greedy composition and its waves: the warm start, the fallback and the
+//!    `greedy_objective`.
+//! 3. The composition model (`model.rs`) in HiGHS through good_lp, warm-started
+//!    with the greedy composition, under the block's deadline (HiGHS's
+//!    `time_limit`, plus this module's own deadline on a worker thread: HiGHS's
+//!    MIP does not always honour its limit).
+//! 4. Waves for the better composition (greedy list scheduling; when that is
+//!    longer than the wave lower bound and the model is small enough, the
+//!    time-indexed waves model with the greedy schedule as warm start).
+//! 5. The plan, checked by the planner's exact replay and then by the validator;
+//!    a rejected candidate falls back to the next (model, then greedy), and a
+//!    block with no acceptable candidate is infeasible with the reasons.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use kplan_model::{BlockPlan, BlockStatus, ClusterSnapshot, Policy};
+
+use super::blocks::{Block, ZoneTiers};
+use super::explain;
+use super::greedy::{greedy_composition, greedy_in_zones};
+use super::model::{Composition, CompositionModel, composition_flows, model_units, zone_choices};
+use super::mps::write_mps;
+use super::waves::{Assignment, Schedule, Stall, StallKind, WavesModel, replay, wave_lower_bound};
+use crate::context::{BlockContext, BlockOutcome, BlockSettings};
+use crate::headroom::usable;
+use crate::highs::{MipStatus, SolverSettings, WAVES_ABS_GAP, solve_mip, with_settings};
+use crate::materialise::{empty_plan, materialise};
+use crate::realize::{RealizeFailure, Realized, finish, pool_size, realize};
+
+/// Which candidate a plan came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Model,
+    Greedy,
+}
+
+/// Plans one block; `validate` returns the validator's objections to a block plan.
+pub fn plan_block(
+    inventory: &[ClusterSnapshot],
+    policy: &Policy,
+    block: &Block,
+    zone_tiers: &ZoneTiers,
+    settings: BlockSettings,
+    validate: &(dyn Fn(&BlockPlan) -> Vec<String> + Sync),
+) -> BlockOutcome {
+    let started = Instant::now();
+    let ctx = BlockContext::new(inventory, policy, block, zone_tiers);
+    let mut models = Vec::new();
+    let infeasible = |explanation: String, started: Instant| {
+        let mut plan = empty_plan(&ctx);
+        plan.status = BlockStatus::Infeasible;
+        plan.explanation = explanation;
+        plan.solver_status = "infeasible".to_string();
+        plan.nodes_after = plan.nodes_before;
+        plan.solve_seconds = started.elapsed().as_secs_f64();
+        plan
+    };
+    if let Some(explanation) = explain::precheck(&ctx) {
+        return BlockOutcome { plan: infeasible(explanation, started), models };
+    }
+
+    let wave_bound = wave_lower_bound(&ctx.data, ctx.budget);
+    let greedy = greedy_composition(&ctx.input);
+    let greedy_realized = greedy.clone().map(|c| realize(&ctx, c));
+
+    // The composition model.
+    let mut mip_status = None;
+    let mut dual_bound = f64::NEG_INFINITY;
+    let mut composition_model = None;
+    let mut composition_settings = None;
+    let mut model_realized = None;
+    let analysis = zone_choices(&ctx.input);
+    if settings.use_solver {
+        let mut input = ctx.input.clone();
+        // Starts: the greedy, and the greedy within the zone choices that need the fewest flows.
+        let mut starts: Vec<Composition> = greedy.iter().cloned().collect();
+        if let Some(analysis) = &analysis {
+            input.flows_lower_bound = Some(analysis.flows_lower_bound);
+            let fewest = analysis.choices.first().map_or(0, |c| c.flows);
+            starts.extend(
+                analysis
+                    .choices
+                    .iter()
+                    .take_while(|c| c.flows == fewest)
+                    .take(8)
+                    .filter_map(|c| greedy_in_zones(&input, c)),
+            );
+            // A single target with fewer flows than any two targets could need:
+            // more targets cannot be better, so the model needs only one.
+            let single_target_flows =
+                starts.iter().filter(|c| c.n_targets() == 1).map(|c| composition_flows(&input, c)).min();
+            if input.max_targets > 1
+                && single_target_flows.is_some_and(|f| f < analysis.spread_minimum.saturating_mul(2))
+            {
+                input.max_targets = 1;
+                input.flows_lower_bound = analysis.choices.first().map(|c| c.flows);
+            }
+        }
+        let built = CompositionModel::build(&input);
+        let warm = starts
+            .iter()
+            .filter_map(|c| built.encode(&input, c))
+            .filter(|values| built.model.first_violation(values, 1e-7).is_none())
+            .min_by(|a, b| built.model.objective_value(a).total_cmp(&built.model.objective_value(b)));
+        let greedy_kept = greedy.as_ref().map_or(ctx.data.n_nodes() as u64, |c| c.nodes_kept());
+        let remaining = settings.time_limit_seconds - started.elapsed().as_secs_f64();
+        let solver_settings = SolverSettings {
+            time_limit_seconds: (remaining * 0.8).max(0.05),
+            mip_rel_gap: 0.0,
+            // Flows exact; nodes kept within mip_gap (at least half a node).
+            mip_abs_gap: ctx.weights.nodes * (settings.mip_gap * greedy_kept as f64).max(0.5),
+            threads: settings.threads,
+        };
+        composition_settings = Some(solver_settings);
+        let result = solve_mip(&built.model, warm, solver_settings);
+        tracing::debug!(
+            block = %block.key,
+            status = ?result.status,
+            seconds = result.seconds,
+            n_variables = built.model.variables.len(),
+            n_constraints = built.model.constraints.len(),
+            "composition solved"
+        );
+        mip_status = Some(result.status);
+        dual_bound = result.dual_bound;
+        if let Some(values) = &result.values {
+            let composition = built.decode(&input, values);
+            model_realized = Some(realize(&ctx, composition));
+        }
+        composition_model = Some(built);
+    }
+
+    // Candidates, best objective first (the model's first on a tie).
+    let mut staging_models = Vec::new();
+    let mut candidates: Vec<(Origin, Realized)> = Vec::new();
+    let mut failures: Vec<RealizeFailure> = Vec::new();
+    for (origin, realized) in [(Origin::Model, model_realized), (Origin::Greedy, greedy_realized.clone())] {
+        match realized {
+            Some(Ok(r)) => candidates.push((origin, r)),
+            Some(Err(failure)) => {
+                // The greedy waves got stuck. First (cheap): keep more nodes until the
+                // staging goes through. Then, with time left, the waves model may find a
+                // schedule for the original composition (fewer nodes: the better plan).
+                if candidates.is_empty()
+                    && let RealizeFailure::Stall { stall, composition, assignment } = &failure
+                {
+                    let repaired = repair_staging(&ctx, (**composition).clone(), stall.clone());
+                    // A repair within the composition solve's own tolerance (mip_gap of the
+                    // nodes kept, at least half a node; no new flow) is as good as its answer:
+                    // the rescue could not do better by more than the solve already accepts.
+                    let close_enough = repaired.as_ref().is_some_and(|r| {
+                        let extra = r.composition.nodes_kept().saturating_sub(composition.nodes_kept()) as f64;
+                        r.composition.keep.len() == composition.keep.len()
+                            && composition_flows(&ctx.input, &r.composition)
+                                == composition_flows(&ctx.input, composition)
+                            && extra <= (settings.mip_gap * composition.nodes_kept() as f64).max(0.5)
+                    });
+                    if let Some(repaired) = repaired {
+                        tracing::debug!(
+                            block = %block.key,
+                            ?origin,
+                            stall_wave = stall.wave,
+                            nodes_kept = composition.nodes_kept(),
+                            repaired_nodes_kept = repaired.composition.nodes_kept(),
+                            close_enough,
+                            "staging repaired"
+                        );
+                        candidates.push((origin, repaired));
+                    }
+                    if settings.use_solver
+                        && !close_enough
+                        && let Some(schedule) =
+                            rescue_waves(&ctx, assignment, stall.wave, settings, started, &mut staging_models)
+                    {
+                        candidates
+                            .push((origin, finish(&ctx, (**composition).clone(), (**assignment).clone(), schedule)));
+                    }
+                }
+                failures.push(failure);
+            }
+            None => {}
+        }
+    }
+    candidates.sort_by(|a, b| a.1.objective.total_cmp(&b.1.objective));
+    let greedy_objective = match &greedy_realized {
+        Some(Ok(r)) => r.objective,
+        _ => 0.0,
+    };
+
+    // Shorten the waves of the best candidate with the waves model.
+    let mut waves_model_text = None;
+    if settings.use_solver
+        && let Some((_, best)) = candidates.first_mut()
+        && (u64::from(best.schedule.n_waves) > wave_bound || settings.write_models)
+    {
+        let horizon = best.schedule.n_waves;
+        let fits_size = WavesModel::size_estimate(&ctx.data, &best.assignment, horizon) <= 20_000;
+        let remaining = settings.time_limit_seconds - started.elapsed().as_secs_f64();
+        let time_limit = remaining.min(settings.waves_seconds);
+        if fits_size && (time_limit >= 0.05 || settings.write_models) {
+            let waves_model = WavesModel::build(
+                &block.key.file_name(),
+                &ctx.data,
+                &best.assignment,
+                ctx.n_sources(),
+                &ctx.headroom,
+                ctx.budget,
+                horizon,
+            );
+            let warm = waves_model.encode(&ctx.data, &best.schedule);
+            let waves_settings = SolverSettings {
+                time_limit_seconds: time_limit.max(0.05),
+                mip_rel_gap: 0.0,
+                mip_abs_gap: WAVES_ABS_GAP,
+                threads: settings.threads,
+            };
+            if time_limit >= 0.05 {
+                let result = solve_mip(&waves_model.model, warm, waves_settings);
+                tracing::debug!(
+                    block = %block.key,
+                    status = ?result.status,
+                    seconds = result.seconds,
+                    time_limit,
+                    horizon,
+                    wave_bound,
+                    n_variables = waves_model.model.variables.len(),
+                    n_constraints = waves_model.model.constraints.len(),
+                    "waves model solved"
+                );
+                if let Some(values) = &result.values {
+                    let schedule = waves_model.decode(&ctx.data, values);
+                    if schedule.n_waves < best.schedule.n_waves
+                        && replay(&ctx.data, &best.assignment, &schedule, ctx.n_sources(), &ctx.headroom, ctx.budget)
+                            .is_ok()
+                    {
+                        let realized = finish(&ctx, best.composition.clone(), best.assignment.clone(), schedule);
+                        *best = realized;
+                    }
+                }
+            }
+            if settings.write_models {
+                waves_model_text = Some(with_settings(write_mps(&waves_model.model), waves_settings));
+            }
+        }
+    }
+
+    // The plan: the first candidate the replay and the validator accept.
+    let mut rejections: Vec<String> = Vec::new();
+    let mut chosen: Option<(Origin, BlockPlan, f64)> = None;
+    for (origin, realized) in &candidates {
+        if let Err(error) =
+            replay(&ctx.data, &realized.assignment, &realized.schedule, ctx.n_sources(), &ctx.headroom, ctx.budget)
+        {
+            tracing::warn!(block = %block.key, ?origin, error, "a candidate plan fails the planner's own replay");
+            rejections.push(error);
+            continue;
+        }
+        let plan = materialise(&ctx, realized);
+        let validating = Instant::now();
+        let violations = validate(&plan);
+        tracing::debug!(block = %block.key, seconds = validating.elapsed().as_secs_f64(), "validated");
+        if violations.is_empty() {
+            chosen = Some((*origin, plan, realized.objective));
+            break;
+        }
+        tracing::warn!(block = %block.key, ?origin, n_violations = violations.len(), "the validator rejected a candidate plan");
+        rejections.extend(violations);
+    }
+
+    let Some((origin, mut plan, objective)) = chosen else {
+        let explanation = if !rejections.is_empty() {
+            explain::rejected(&ctx, &rejections)
+        } else {
+            explain::no_plan(&ctx, &failures, mip_status == Some(MipStatus::Infeasible))
+        };
+        return BlockOutcome { plan: infeasible(explanation, started), models };
+    };
+
+    // Figures.
+    let waves_bound = ctx.weights.waves * wave_bound as f64;
+    let composition_bound = analytic_bound(&ctx, analysis.as_ref().map(|a| a.flows_lower_bound))
+        .max(if dual_bound.is_finite() { dual_bound } else { 0.0 });
+    let lower_bound = (composition_bound + waves_bound).min(objective);
+    plan.objective = objective;
+    plan.lower_bound = lower_bound;
+    plan.gap = if objective > 0.0 { ((objective - lower_bound) / objective.max(1e-9)).max(0.0) } else { 0.0 };
+    plan.greedy_objective = greedy_objective;
+    let proved = objective - lower_bound < 0.5 * ctx.weights.waves;
+    plan.solver_status = match (origin, mip_status) {
+        (Origin::Model, Some(MipStatus::Optimal)) if proved => "optimal",
+        (Origin::Model, Some(MipStatus::Optimal | MipStatus::GapLimit)) => "gap-limit",
+        (Origin::Model, _) => "time-limit",
+        // No model plan, a worse one, or one the validator rejected.
+        (Origin::Greedy, _) => "greedy-fallback",
+    }
+    .to_string();
+    let solver_note = match plan.solver_status.as_str() {
+        "time-limit" => Some(format!(
+            "the solver stopped at its deadline ({} s): this is the best plan it found, within {:.2e} of the proved bound",
+            settings.time_limit_seconds, plan.gap
+        )),
+        "greedy-fallback" if settings.use_solver => Some(match mip_status {
+            Some(MipStatus::Deadline | MipStatus::NoSolution) => {
+                "the solver found no plan by its deadline: this is the greedy plan".to_string()
+            }
+            Some(MipStatus::Error) => "the solver failed: this is the greedy plan".to_string(),
+            _ => "the solver's plan was not usable: this is the greedy plan".to_string(),
+        }),
+        _ => None,
+    };
+    if let Some(note) = solver_note {
+        plan.explanation = if plan.explanation.is_empty() { note } else { format!("{}\n{note}", plan.explanation) };
+    }
+    if settings.write_models
+        && let Some(built) = &mut composition_model
+    {
+        built.model.objective_offset = ctx.weights.waves * plan.waves.len() as f64;
+        let text = match composition_settings {
+            Some(solver_settings) => with_settings(write_mps(&built.model), solver_settings),
+            None => write_mps(&built.model),
+        };
+        models.push((format!("{}.composition", block.key.file_name()), text));
+        models.append(&mut staging_models);
+        if let Some(text) = waves_model_text {
+            models.push((format!("{}.waves", block.key.file_name()), text));
+        }
+    }
+    plan.solve_seconds = started.elapsed().as_secs_f64();
+    BlockOutcome { plan, models }
+}
+
+/// A bound on the composition part of the objective without a solve: the
+/// fewest flows any zone choice needs, and the fewest nodes that could hold the
+/// demand (largest nodes only) plus the control plane.
+fn analytic_bound(ctx: &BlockContext, flows_lower_bound: Option<u64>) -> f64 {
+    let data = &ctx.data;
+    let largest = (0..data.n_nodes()).filter(|&i| data.node_allowed[i]).fold([0.0f64; 3], |acc, i| {
+        let u = model_units(data.node_allocatable[i]);
+        [acc[0].max(u[0]), acc[1].max(u[1]), acc[2].max(u[2])]
+    });
+    let demand = model_units(data.demand);
+    let workers = (0..3)
+        .filter(|&r| demand[r] > 0.0 && largest[r] > 0.0)
+        .map(|r| (demand[r] / usable(ctx.headroom[r], largest[r]) - 1e-9).ceil().max(0.0))
+        .fold(0.0, f64::max);
+    let nodes = if ctx.dedicated_control_plane {
+        workers + ctx.n_control_plane as f64
+    } else {
+        workers.max(ctx.n_control_plane as f64)
+    };
+    ctx.weights.flows * flows_lower_bound.unwrap_or(0) as f64 + ctx.weights.nodes * nodes
+}
+
+/// Keeps more nodes until the greedy staging goes through: while the schedule
+/// stalls because the next namespace does not fit its target, the target keeps
+/// one more worker that would otherwise be freed, taken from a source that can
+/// release it now (not one of the sources without slack), in a zone the target
+/// already spans when possible (no new flows). Feasibility comes first in the
+/// objective, so a plan with more nodes beats no plan; the lower bound is
+/// untouched, so the gap shows the price honestly.
+fn repair_staging(ctx: &BlockContext, mut composition: Composition, mut stall: Stall) -> Option<Realized> {
+    let data = &ctx.data;
+    let max = ctx.policy.max_nodes_per_cluster.max(1);
+    for _ in 0..data.n_nodes() {
+        let StallKind::Stuck { next_namespace: Some(next), sources_without_slack } = &stall.kind else {
+            return None;
+        };
+        let target = next.target;
+        if composition.keep[target].iter().sum::<u64>() >= max {
+            return None;
+        }
+        let stuck: BTreeSet<usize> = sources_without_slack.iter().map(|s| s.source).collect();
+        let spanned: BTreeSet<&str> = (0..data.pools.len())
+            .filter(|&p| composition.keep[target][p] > 0)
+            .map(|p| data.pools[p].zone.as_str())
+            .collect();
+        let has_free =
+            |p: usize| (data.pools[p].members.len() as u64) > composition.keep.iter().map(|k| k[p]).sum::<u64>();
+        let demand = model_units(data.namespace_demand[next.namespace]);
+        let size = |p: usize| pool_size(data.pools[p].allocatable, &demand);
+        let best = (0..data.pools.len())
+            .filter(|&p| {
+                let pool = &data.pools[p];
+                pool.allowed
+                    && pool.role == kplan_model::NodeRole::Worker
+                    && has_free(p)
+                    && !stuck.contains(&pool.source)
+            })
+            .max_by(|&a, &b| {
+                let in_zone = |p: usize| spanned.contains(data.pools[p].zone.as_str());
+                in_zone(a).cmp(&in_zone(b)).then(size(a).total_cmp(&size(b))).then(b.cmp(&a))
+            })?;
+        composition.keep[target][best] += 1;
+        match realize(ctx, composition.clone()) {
+            Ok(realized) => return Some(realized),
+            Err(RealizeFailure::Stall { stall: next_stall, composition: next_composition, .. }) => {
+                stall = next_stall;
+                composition = *next_composition;
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// The largest staging rescue tried. On the generated M and L estates a first
+/// schedule was found within 2 s for models of up to 2,182 variables and for none
+/// of 2,562 or more (11 blocks); a larger model costs its whole budget for nothing
+/// and the repaired plan stands.
+const RESCUE_MAX_VARIABLES: usize = 2_500;
+
+/// A schedule from the waves model alone, for an assignment the greedy waves
+/// could not stage. The horizon allows one unit per wave (every schedule fits).
+fn rescue_waves(
+    ctx: &BlockContext,
+    assignment: &Assignment,
+    stall_wave: u32,
+    settings: BlockSettings,
+    started: Instant,
+    models: &mut Vec<(String, String)>,
+) -> Option<Schedule> {
+    let full_horizon = (ctx.data.n_nodes() + ctx.data.n_namespaces()).min(400) as u32;
+    // Its own budget (`solver.staging_seconds`): the repair already has a plan in hand.
+    let budget = (settings.time_limit_seconds - started.elapsed().as_secs_f64()).min(settings.staging_seconds);
+    let rescue_started = Instant::now();
+    // First a short horizon (twice the waves the greedy managed): a much smaller model
+    // that usually holds a schedule; then the full horizon with the time left.
+    let short_horizon = (2 * stall_wave).max(wave_lower_bound(&ctx.data, ctx.budget) as u32 + 2).min(full_horizon);
+    let mut horizons = vec![short_horizon, full_horizon];
+    horizons.dedup();
+    for (attempt, horizon) in horizons.into_iter().enumerate() {
+        // The short horizon may use the whole budget (it usually holds a schedule, and
+        // the larger model is harder still); the full one gets what is left, which is
+        // most of it when HiGHS proves the short one infeasible (usually in milliseconds).
+        let time_limit = budget - rescue_started.elapsed().as_secs_f64();
+        if horizon == 0
+            || time_limit < 0.05
+            || WavesModel::size_estimate(&ctx.data, assignment, horizon) > RESCUE_MAX_VARIABLES
+        {
+            continue;
+        }
+        let waves_model = WavesModel::build(
+            &ctx.block.key.file_name(),
+            &ctx.data,
+            assignment,
+            ctx.n_sources(),
+            &ctx.headroom,
+            ctx.budget,
+            horizon,
+        );
+        // Any schedule will do (a gap of 100% stops at the first one): the waves
+        // model shortens the best candidate afterwards, warm-started from it.
+        let solver_settings = SolverSettings {
+            time_limit_seconds: time_limit,
+            mip_rel_gap: 1.0,
+            mip_abs_gap: WAVES_ABS_GAP,
+            threads: settings.threads,
+        };
+        let result = solve_mip(&waves_model.model, None, solver_settings);
+        if settings.write_models {
+            models.push((
+                format!("{}.staging-{}", ctx.block.key.file_name(), attempt + 1),
+                with_settings(write_mps(&waves_model.model), solver_settings),
+            ));
+        }
+        tracing::debug!(
+            block = %ctx.block.key,
+            status = ?result.status,
+            seconds = result.seconds,
+            time_limit,
+            horizon,
+            stall_wave,
+            n_variables = waves_model.model.variables.len(),
+            "staging rescue solved"
+        );
+        let Some(values) = result.values.as_ref() else { continue };
+        let schedule = waves_model.decode(&ctx.data, values);
+        if replay(&ctx.data, assignment, &schedule, ctx.n_sources(), &ctx.headroom, ctx.budget).is_ok() {
+            return Some(schedule);
+        }
+    }
+    None
+}

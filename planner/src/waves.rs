@@ -1,0 +1,820 @@
+//! Waves: what moves when, for a chosen composition.
+//!
+//! Semantics (docs/plan-semantics.md): during wave `w` the nodes that move count in
+//! neither cluster and the namespaces that move count in both; before and after,
+//! every cluster holds its demand with headroom; per wave at most `wave_budget.nodes`
+//! nodes and `wave_budget.namespaces` namespaces move; SLA tiers move in the
+//! policy's order; a source's control-plane nodes move in the wave it is retired.
+//!
+//! Three tools, all on the same per-unit facts ([`BlockData`]):
+//! - [`replay`]: an exact check of a schedule, in integer resources (the planner's
+//!   own check; the validator still decides);
+//! - [`schedule_greedy`]: list scheduling, wave by wave (namespaces the targets can
+//!   hold, least critical SLA first, from the most loaded sources; then nodes:
+//!   kept nodes first, largest first, as far as their sources' slack allows;
+//!   then whole drained sources with their control plane; then freed nodes);
+//! - [`WavesModel`]: the time-indexed model (cumulative integer moves per node
+//!   unit and wave, binary per namespace and wave), used to shorten the greedy
+//!   schedule when it is longer than the wave lower bound.
+
+// Resource, zone and wave indexes address several parallel arrays at once.
+#![allow(clippy::needless_range_loop)]
+
+use std::collections::BTreeMap;
+
+use kplan_model::Resources;
+
+use super::model::{LinearModel, model_units};
+use super::pools::BlockData;
+
+use crate::headroom::usable;
+pub use crate::headroom::{HeadroomFractions, fits};
+
+/// Where a node goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Destination {
+    Target(usize),
+    Free,
+}
+
+/// A composition made concrete: every node's destination and every namespace's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub n_targets: usize,
+    pub node_destination: Vec<Destination>,
+    /// The node is one of its target's control-plane nodes.
+    pub node_target_control_plane: Vec<bool>,
+    pub namespace_target: Vec<usize>,
+    /// Target control-plane nodes do not count for workloads.
+    pub dedicated_control_plane: bool,
+}
+
+impl Assignment {
+    /// Whether the node's capacity counts for its target's workloads.
+    pub fn counts_for_target(&self, node: usize) -> Option<usize> {
+        match self.node_destination[node] {
+            Destination::Target(t) if !(self.dedicated_control_plane && self.node_target_control_plane[node]) => {
+                Some(t)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The 1-based wave of every node and namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub node_wave: Vec<u32>,
+    pub namespace_wave: Vec<u32>,
+    pub n_waves: u32,
+}
+
+impl Schedule {
+    /// The wave after which each source is retired (its last move).
+    pub fn retirement_waves(&self, data: &BlockData, n_sources: usize) -> Vec<u32> {
+        let mut last = vec![0u32; n_sources];
+        for (i, &w) in self.node_wave.iter().enumerate() {
+            let s = data.node_source[i];
+            last[s] = last[s].max(w);
+        }
+        for (j, &w) in self.namespace_wave.iter().enumerate() {
+            let s = data.namespace_source[j];
+            last[s] = last[s].max(w);
+        }
+        last
+    }
+}
+
+/// Per-wave change budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub nodes: u64,
+    pub namespaces: u64,
+}
+
+/// The namespace that should move next and its target's state when the schedule stalled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceStuck {
+    pub namespace: usize,
+    pub target: usize,
+    pub target_allocatable: Resources,
+    pub target_demand: Resources,
+}
+
+/// A source whose remaining workers cannot lose one more node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceStuck {
+    pub source: usize,
+    pub demand: Resources,
+    pub workers_left: Resources,
+    /// The smallest worker still waiting to move.
+    pub smallest_waiting: Resources,
+}
+
+/// Why a schedule cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stall {
+    pub wave: u32,
+    pub kind: StallKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StallKind {
+    /// A source does not hold its demand with headroom before anything moves.
+    SourceOverloaded { source: usize },
+    /// Nodes or namespaces must move but the budget is zero.
+    BudgetZero,
+    /// Nothing can move: the next namespace does not fit its target and no
+    /// waiting node can leave its source without breaking the source's headroom.
+    Stuck { next_namespace: Option<NamespaceStuck>, sources_without_slack: Vec<SourceStuck> },
+}
+
+/// A proved lower bound on the number of waves of any plan of the block: every
+/// node and every namespace moves; a namespace with demand cannot move in wave 1
+/// (the target holds nothing yet) nor in the last wave (its source keeps a node
+/// until the wave after its last namespace left).
+pub fn wave_lower_bound(data: &BlockData, budget: Budget) -> u64 {
+    let n = data.n_nodes() as u64;
+    let m = data.n_namespaces() as u64;
+    let m_positive = data.namespace_demand.iter().filter(|d| **d != Resources::ZERO).count() as u64;
+    let mut bound = 0;
+    if n > 0 {
+        bound = bound.max(n.div_ceil(budget.nodes.max(1)));
+    }
+    if m > 0 {
+        bound = bound.max(m.div_ceil(budget.namespaces.max(1)));
+    }
+    if m_positive > 0 {
+        bound = bound.max(2 + m_positive.div_ceil(budget.namespaces.max(1)));
+    }
+    bound
+}
+
+/// Capacity state of the block's clusters.
+#[derive(Debug, Clone)]
+struct State {
+    source_allocatable: Vec<Resources>,
+    source_demand: Vec<Resources>,
+    source_nodes_left: Vec<usize>,
+    source_namespaces_left: Vec<usize>,
+    target_allocatable: Vec<Resources>,
+    target_demand: Vec<Resources>,
+}
+
+impl State {
+    fn initial(data: &BlockData, assignment: &Assignment, n_sources: usize) -> State {
+        let mut state = State {
+            source_allocatable: vec![Resources::ZERO; n_sources],
+            source_demand: vec![Resources::ZERO; n_sources],
+            source_nodes_left: vec![0; n_sources],
+            source_namespaces_left: vec![0; n_sources],
+            target_allocatable: vec![Resources::ZERO; assignment.n_targets],
+            target_demand: vec![Resources::ZERO; assignment.n_targets],
+        };
+        for i in 0..data.n_nodes() {
+            let s = data.node_source[i];
+            state.source_nodes_left[s] += 1;
+            if !data.node_source_control_plane[i] {
+                state.source_allocatable[s] = state.source_allocatable[s].saturating_add(data.node_allocatable[i]);
+            }
+        }
+        for j in 0..data.n_namespaces() {
+            let s = data.namespace_source[j];
+            state.source_namespaces_left[s] += 1;
+            state.source_demand[s] = state.source_demand[s].saturating_add(data.namespace_demand[j]);
+        }
+        state
+    }
+
+    fn move_node(&mut self, data: &BlockData, assignment: &Assignment, i: usize) {
+        let s = data.node_source[i];
+        self.source_nodes_left[s] -= 1;
+        if !data.node_source_control_plane[i] {
+            self.source_allocatable[s] = self.source_allocatable[s].saturating_sub(data.node_allocatable[i]);
+        }
+        if let Some(t) = assignment.counts_for_target(i) {
+            self.target_allocatable[t] = self.target_allocatable[t].saturating_add(data.node_allocatable[i]);
+        }
+    }
+
+    fn move_namespace(&mut self, data: &BlockData, assignment: &Assignment, j: usize) {
+        let s = data.namespace_source[j];
+        let t = assignment.namespace_target[j];
+        self.source_namespaces_left[s] -= 1;
+        self.source_demand[s] = self.source_demand[s].saturating_sub(data.namespace_demand[j]);
+        self.target_demand[t] = self.target_demand[t].saturating_add(data.namespace_demand[j]);
+    }
+
+    fn check(&self, data: &BlockData, headroom: &HeadroomFractions, moment: &str, wave: u32) -> Result<(), String> {
+        for (s, (&demand, &allocatable)) in self.source_demand.iter().zip(&self.source_allocatable).enumerate() {
+            if data.source_checked[s] && !fits(demand, allocatable, headroom) {
+                return Err(format!("wave {wave} {moment}: source #{s} does not hold its demand"));
+            }
+        }
+        for (t, (&demand, &allocatable)) in self.target_demand.iter().zip(&self.target_allocatable).enumerate() {
+            if !fits(demand, allocatable, headroom) {
+                return Err(format!("wave {wave} {moment}: target #{t} does not hold its demand"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a schedule exactly against the semantics (capacity at every moment,
+/// budgets, SLA order, control-plane nodes moving in the retirement wave,
+/// everything moved).
+pub fn replay(
+    data: &BlockData,
+    assignment: &Assignment,
+    schedule: &Schedule,
+    n_sources: usize,
+    headroom: &HeadroomFractions,
+    budget: Budget,
+) -> Result<(), String> {
+    let n_waves = schedule.n_waves;
+    if schedule.node_wave.iter().chain(&schedule.namespace_wave).any(|&w| w == 0 || w > n_waves) {
+        return Err("a unit is not scheduled in a wave of the plan".to_string());
+    }
+    let mut nodes_by_wave: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, &w) in schedule.node_wave.iter().enumerate() {
+        nodes_by_wave.entry(w).or_default().push(i);
+    }
+    let mut namespaces_by_wave: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (j, &w) in schedule.namespace_wave.iter().enumerate() {
+        namespaces_by_wave.entry(w).or_default().push(j);
+    }
+    // SLA order.
+    let mut latest_by_rank: BTreeMap<usize, u32> = BTreeMap::new();
+    let mut earliest_by_rank: BTreeMap<usize, u32> = BTreeMap::new();
+    for (j, &w) in schedule.namespace_wave.iter().enumerate() {
+        let rank = data.namespace_sla_rank[j];
+        let latest = latest_by_rank.entry(rank).or_insert(0);
+        *latest = (*latest).max(w);
+        let earliest = earliest_by_rank.entry(rank).or_insert(u32::MAX);
+        *earliest = (*earliest).min(w);
+    }
+    for (&rank, &latest) in &latest_by_rank {
+        for (_, &earliest) in earliest_by_rank.range(rank + 1..) {
+            if earliest < latest {
+                return Err("namespaces of a more critical SLA tier move before a less critical one".to_string());
+            }
+        }
+    }
+    // Control-plane nodes move in the retirement wave.
+    let retirement = schedule.retirement_waves(data, n_sources);
+    for (i, &w) in schedule.node_wave.iter().enumerate() {
+        if data.moves_at_retirement(i) && w != retirement[data.node_source[i]] {
+            return Err(format!("a control-plane node of source #{} moves before its retirement", data.node_source[i]));
+        }
+    }
+
+    let mut state = State::initial(data, assignment, n_sources);
+    state.check(data, headroom, "before", 1)?;
+    let empty = Vec::new();
+    for w in 1..=n_waves {
+        let nodes = nodes_by_wave.get(&w).unwrap_or(&empty);
+        let namespaces = namespaces_by_wave.get(&w).unwrap_or(&empty);
+        if nodes.len() as u64 > budget.nodes {
+            return Err(format!("wave {w} moves {} nodes, over the budget", nodes.len()));
+        }
+        if namespaces.len() as u64 > budget.namespaces {
+            return Err(format!("wave {w} moves {} namespaces, over the budget", namespaces.len()));
+        }
+        // During: moving nodes count nowhere, moving namespaces count on both sides.
+        let mut during = state.clone();
+        for &i in nodes {
+            let s = data.node_source[i];
+            if !data.node_source_control_plane[i] {
+                during.source_allocatable[s] = during.source_allocatable[s].saturating_sub(data.node_allocatable[i]);
+            }
+        }
+        for &j in namespaces {
+            let t = assignment.namespace_target[j];
+            during.target_demand[t] = during.target_demand[t].saturating_add(data.namespace_demand[j]);
+        }
+        during.check(data, headroom, "during", w)?;
+        for &i in nodes {
+            state.move_node(data, assignment, i);
+        }
+        for &j in namespaces {
+            state.move_namespace(data, assignment, j);
+        }
+        state.check(data, headroom, "after", w)?;
+    }
+    Ok(())
+}
+
+/// Greedy list scheduling (see the module documentation).
+pub fn schedule_greedy(
+    data: &BlockData,
+    assignment: &Assignment,
+    n_sources: usize,
+    headroom: &HeadroomFractions,
+    budget: Budget,
+) -> Result<Schedule, Stall> {
+    let n_nodes = data.n_nodes();
+    let n_namespaces = data.n_namespaces();
+    let mut node_wave = vec![0u32; n_nodes];
+    let mut namespace_wave = vec![0u32; n_namespaces];
+    let mut state = State::initial(data, assignment, n_sources);
+    for s in 0..n_sources {
+        if data.source_checked[s] && !fits(state.source_demand[s], state.source_allocatable[s], headroom) {
+            return Err(Stall { wave: 1, kind: StallKind::SourceOverloaded { source: s } });
+        }
+    }
+    if (n_nodes > 0 && budget.nodes == 0) || (n_namespaces > 0 && budget.namespaces == 0) {
+        return Err(Stall { wave: 1, kind: StallKind::BudgetZero });
+    }
+
+    // Normalised node size, for "largest first".
+    let total: Resources = data.node_allocatable.iter().copied().sum();
+    let total_units = model_units(total);
+    let size = |r: Resources| -> f64 {
+        let u = model_units(r);
+        (0..3).filter(|&k| total_units[k] > 0.0).map(|k| u[k] / total_units[k]).sum()
+    };
+    let node_size: Vec<f64> = data.node_allocatable.iter().map(|&r| size(r)).collect();
+    let namespace_size: Vec<f64> = data.namespace_demand.iter().map(|&r| size(r)).collect();
+
+    // Static orders.
+    let mut kept_order: Vec<usize> = (0..n_nodes)
+        .filter(|&i| matches!(assignment.node_destination[i], Destination::Target(_)) && !data.moves_at_retirement(i))
+        .collect();
+    kept_order.sort_by(|&a, &b| {
+        let ca = assignment.counts_for_target(a).is_some();
+        let cb = assignment.counts_for_target(b).is_some();
+        cb.cmp(&ca).then(node_size[b].total_cmp(&node_size[a])).then(a.cmp(&b))
+    });
+    let mut freed_order: Vec<usize> = (0..n_nodes)
+        .filter(|&i| assignment.node_destination[i] == Destination::Free && !data.moves_at_retirement(i))
+        .collect();
+    freed_order.sort_by(|&a, &b| node_size[a].total_cmp(&node_size[b]).then(a.cmp(&b)));
+    let mut nodes_of_source: Vec<Vec<usize>> = vec![Vec::new(); n_sources];
+    for i in 0..n_nodes {
+        nodes_of_source[data.node_source[i]].push(i);
+    }
+
+    let mut moved_nodes = 0usize;
+    let mut moved_namespaces = 0usize;
+    let mut wave = 0u32;
+    while moved_nodes < n_nodes || moved_namespaces < n_namespaces {
+        wave += 1;
+        // 1. Namespaces the targets can hold, SLA order, most loaded sources first.
+        let pressure: Vec<f64> = (0..n_sources)
+            .map(|s| {
+                let d = model_units(state.source_demand[s]);
+                let a = model_units(state.source_allocatable[s]);
+                (0..3)
+                    .map(|r| if d[r] > 0.0 { d[r] / usable(headroom[r], a[r]).max(1e-12) } else { 0.0 })
+                    .fold(0.0, f64::max)
+            })
+            .collect();
+        let mut candidates: Vec<usize> = (0..n_namespaces).filter(|&j| namespace_wave[j] == 0).collect();
+        candidates.sort_by(|&a, &b| {
+            data.namespace_sla_rank[a]
+                .cmp(&data.namespace_sla_rank[b])
+                .then(pressure[data.namespace_source[b]].total_cmp(&pressure[data.namespace_source[a]]))
+                .then(data.namespace_source[a].cmp(&data.namespace_source[b]))
+                .then(namespace_size[b].total_cmp(&namespace_size[a]))
+                .then(a.cmp(&b))
+        });
+        let mut incoming = vec![Resources::ZERO; assignment.n_targets];
+        let mut moving_namespaces = Vec::new();
+        let mut blocked_rank: Option<usize> = None;
+        for &j in &candidates {
+            let rank = data.namespace_sla_rank[j];
+            if blocked_rank.is_some_and(|b| rank > b) {
+                break;
+            }
+            let t = assignment.namespace_target[j];
+            let demand = state.target_demand[t].saturating_add(incoming[t]).saturating_add(data.namespace_demand[j]);
+            if (moving_namespaces.len() as u64) < budget.namespaces
+                && fits(demand, state.target_allocatable[t], headroom)
+            {
+                incoming[t] = incoming[t].saturating_add(data.namespace_demand[j]);
+                moving_namespaces.push(j);
+            } else {
+                blocked_rank = Some(rank);
+            }
+        }
+        let mut namespaces_leaving = vec![0usize; n_sources];
+        for &j in &moving_namespaces {
+            namespaces_leaving[data.namespace_source[j]] += 1;
+        }
+
+        // 2. Nodes, as far as the sources' slack allows.
+        let mut moving_nodes: Vec<usize> = Vec::new();
+        let mut chosen = vec![false; n_nodes];
+        let mut draining = vec![Resources::ZERO; n_sources];
+        let room = |moving: &Vec<usize>| (moving.len() as u64) < budget.nodes;
+        let can_drain = |draining: &Vec<Resources>, s: usize, i: usize| {
+            let left = state.source_allocatable[s].saturating_sub(draining[s]).saturating_sub(data.node_allocatable[i]);
+            fits(state.source_demand[s], left, headroom)
+        };
+        for &i in &kept_order {
+            if !room(&moving_nodes) {
+                break;
+            }
+            let s = data.node_source[i];
+            if node_wave[i] == 0 && can_drain(&draining, s, i) {
+                draining[s] = draining[s].saturating_add(data.node_allocatable[i]);
+                chosen[i] = true;
+                moving_nodes.push(i);
+            }
+        }
+        // Whole sources without demand, with their control plane: they retire.
+        let mut retiring: Vec<usize> = (0..n_sources)
+            .filter(|&s| {
+                state.source_demand[s] == Resources::ZERO
+                    && state.source_namespaces_left[s] == namespaces_leaving[s]
+                    && nodes_of_source[s].iter().any(|&i| node_wave[i] == 0 && !chosen[i])
+            })
+            .collect();
+        retiring.sort_by_key(|&s| (nodes_of_source[s].iter().filter(|&&i| node_wave[i] == 0 && !chosen[i]).count(), s));
+        for s in retiring {
+            let left: Vec<usize> =
+                nodes_of_source[s].iter().copied().filter(|&i| node_wave[i] == 0 && !chosen[i]).collect();
+            if (moving_nodes.len() + left.len()) as u64 <= budget.nodes {
+                for i in left {
+                    chosen[i] = true;
+                    moving_nodes.push(i);
+                }
+            }
+        }
+        for &i in &freed_order {
+            if !room(&moving_nodes) {
+                break;
+            }
+            let s = data.node_source[i];
+            if node_wave[i] == 0 && !chosen[i] && can_drain(&draining, s, i) {
+                draining[s] = draining[s].saturating_add(data.node_allocatable[i]);
+                chosen[i] = true;
+                moving_nodes.push(i);
+            }
+        }
+
+        if moving_nodes.is_empty() && moving_namespaces.is_empty() {
+            return Err(Stall { wave, kind: stall_details(data, assignment, &state, &node_wave, &namespace_wave) });
+        }
+        for &i in &moving_nodes {
+            node_wave[i] = wave;
+            state.move_node(data, assignment, i);
+        }
+        for &j in &moving_namespaces {
+            namespace_wave[j] = wave;
+            state.move_namespace(data, assignment, j);
+        }
+        moved_nodes += moving_nodes.len();
+        moved_namespaces += moving_namespaces.len();
+    }
+    Ok(Schedule { node_wave, namespace_wave, n_waves: wave })
+}
+
+fn stall_details(
+    data: &BlockData,
+    assignment: &Assignment,
+    state: &State,
+    node_wave: &[u32],
+    namespace_wave: &[u32],
+) -> StallKind {
+    let next_namespace = (0..data.n_namespaces())
+        .filter(|&j| namespace_wave[j] == 0)
+        .min_by_key(|&j| (data.namespace_sla_rank[j], j))
+        .map(|j| {
+            let t = assignment.namespace_target[j];
+            NamespaceStuck {
+                namespace: j,
+                target: t,
+                target_allocatable: state.target_allocatable[t],
+                target_demand: state.target_demand[t],
+            }
+        });
+    let mut smallest: BTreeMap<usize, Resources> = BTreeMap::new();
+    for i in (0..data.n_nodes()).filter(|&i| node_wave[i] == 0 && !data.node_source_control_plane[i]) {
+        let s = data.node_source[i];
+        if state.source_demand[s] == Resources::ZERO {
+            continue;
+        }
+        let size = data.node_allocatable[i];
+        let entry = smallest.entry(s).or_insert(size);
+        if model_units(size).iter().sum::<f64>() < model_units(*entry).iter().sum::<f64>() {
+            *entry = size;
+        }
+    }
+    let sources_without_slack = smallest
+        .into_iter()
+        .map(|(s, smallest_waiting)| SourceStuck {
+            source: s,
+            demand: state.source_demand[s],
+            workers_left: state.source_allocatable[s],
+            smallest_waiting,
+        })
+        .collect();
+    StallKind::Stuck { next_namespace, sources_without_slack }
+}
+
+/// The time-indexed waves model for a fixed assignment.
+#[derive(Debug, Clone)]
+pub struct WavesModel {
+    pub model: LinearModel,
+    pub horizon: u32,
+    /// Node units: nodes with the same pool, destination and target control-plane role.
+    units: Vec<Vec<usize>>,
+    /// `moved[u][w]`: cumulative nodes of unit `u` moved by the end of wave `w + 1`.
+    moved: Vec<Vec<usize>>,
+    /// `gone[j][w]`: namespace `j` moved by the end of wave `w + 1`.
+    gone: Vec<Vec<usize>>,
+    active: Vec<usize>,
+    retired: BTreeMap<usize, Vec<usize>>,
+    thresholds: Vec<(usize, usize)>,
+}
+
+impl WavesModel {
+    /// Columns the model would have, to decide whether it is worth building.
+    pub fn size_estimate(data: &BlockData, assignment: &Assignment, horizon: u32) -> usize {
+        let units = node_units(data, assignment).len();
+        (units + data.n_namespaces() + 1) * horizon as usize
+    }
+
+    pub fn build(
+        name: &str,
+        data: &BlockData,
+        assignment: &Assignment,
+        n_sources: usize,
+        headroom: &HeadroomFractions,
+        budget: Budget,
+        horizon: u32,
+    ) -> WavesModel {
+        let h = horizon as usize;
+        let mut model = LinearModel::new(format!("{name}-waves"));
+        let units = node_units(data, assignment);
+        let active: Vec<usize> = (0..h).map(|w| model.add_binary(format!("wave_w{}", w + 1), 1.0)).collect();
+        let mut moved = Vec::with_capacity(units.len());
+        for (u, members) in units.iter().enumerate() {
+            let n = members.len() as f64;
+            let columns: Vec<usize> = (0..h)
+                .map(|w| {
+                    let lower = if w + 1 == h { n } else { 0.0 };
+                    model.add_variable(format!("moved_u{u}_w{}", w + 1), lower, n, true, 0.0)
+                })
+                .collect();
+            moved.push(columns);
+        }
+        let mut gone = Vec::with_capacity(data.n_namespaces());
+        for j in 0..data.n_namespaces() {
+            let columns: Vec<usize> = (0..h)
+                .map(|w| {
+                    let lower = if w + 1 == h { 1.0 } else { 0.0 };
+                    model.add_variable(format!("gone_n{j}_w{}", w + 1), lower, 1.0, true, 0.0)
+                })
+                .collect();
+            gone.push(columns);
+        }
+        // Monotone cumulative moves and active waves as a prefix.
+        for (u, columns) in moved.iter().enumerate() {
+            for w in 1..h {
+                model.add_ge(format!("mono_u{u}_w{}", w + 1), vec![(columns[w], 1.0), (columns[w - 1], -1.0)], 0.0);
+            }
+        }
+        for (j, columns) in gone.iter().enumerate() {
+            for w in 1..h {
+                model.add_ge(format!("mono_n{j}_w{}", w + 1), vec![(columns[w], 1.0), (columns[w - 1], -1.0)], 0.0);
+            }
+        }
+        for w in 1..h {
+            model.add_le(format!("prefix_w{}", w + 1), vec![(active[w], 1.0), (active[w - 1], -1.0)], 0.0);
+        }
+        // Budgets.
+        for w in 0..h {
+            let mut row: Vec<(usize, f64)> = Vec::new();
+            for columns in &moved {
+                row.push((columns[w], 1.0));
+                if w > 0 {
+                    row.push((columns[w - 1], -1.0));
+                }
+            }
+            row.push((active[w], -(budget.nodes as f64)));
+            model.add_le(format!("nodebudget_w{}", w + 1), row, 0.0);
+            let mut row: Vec<(usize, f64)> = Vec::new();
+            for columns in &gone {
+                row.push((columns[w], 1.0));
+                if w > 0 {
+                    row.push((columns[w - 1], -1.0));
+                }
+            }
+            row.push((active[w], -(budget.namespaces as f64)));
+            model.add_le(format!("nsbudget_w{}", w + 1), row, 0.0);
+        }
+        // Capacity of the sources during every wave (their demand before the wave,
+        // their workers not moved by the end of the wave). Solutions are replayed
+        // exactly before use, so the rows carry no safety margin.
+        for s in (0..n_sources).filter(|&s| data.source_checked[s]) {
+            let demand = model_units(
+                (0..data.n_namespaces())
+                    .filter(|&j| data.namespace_source[j] == s)
+                    .map(|j| data.namespace_demand[j])
+                    .sum(),
+            );
+            let allocatable = model_units(
+                (0..data.n_nodes())
+                    .filter(|&i| data.node_source[i] == s && !data.node_source_control_plane[i])
+                    .map(|i| data.node_allocatable[i])
+                    .sum(),
+            );
+            for r in 0..3 {
+                if demand[r] <= 0.0 {
+                    continue;
+                }
+                let factor = usable(headroom[r], 1.0);
+                for w in 0..h {
+                    let mut row = Vec::new();
+                    for (u, members) in units.iter().enumerate() {
+                        let i = members[0];
+                        if data.node_source[i] == s && !data.node_source_control_plane[i] {
+                            row.push((moved[u][w], -factor * model_units(data.node_allocatable[i])[r]));
+                        }
+                    }
+                    if w > 0 {
+                        for (j, columns) in gone.iter().enumerate() {
+                            if data.namespace_source[j] == s {
+                                row.push((columns[w - 1], model_units(data.namespace_demand[j])[r]));
+                            }
+                        }
+                    }
+                    let rhs = demand[r] - factor * allocatable[r];
+                    model.add_ge(format!("source_s{s}_r{r}_w{}", w + 1), row, rhs);
+                }
+            }
+        }
+        // Capacity of the targets during every wave (nodes joined before it,
+        // namespaces moved by its end).
+        for t in 0..assignment.n_targets {
+            for r in 0..3 {
+                let factor = usable(headroom[r], 1.0);
+                for w in 0..h {
+                    let mut row = Vec::new();
+                    for (j, columns) in gone.iter().enumerate() {
+                        if assignment.namespace_target[j] == t {
+                            row.push((columns[w], -model_units(data.namespace_demand[j])[r]));
+                        }
+                    }
+                    if row.is_empty() {
+                        continue;
+                    }
+                    if w > 0 {
+                        for (u, members) in units.iter().enumerate() {
+                            if assignment.counts_for_target(members[0]) == Some(t) {
+                                row.push((moved[u][w - 1], factor * model_units(data.node_allocatable[members[0]])[r]));
+                            }
+                        }
+                    }
+                    model.add_ge(format!("target_t{t}_r{r}_w{}", w + 1), row, 0.0);
+                }
+            }
+        }
+        // SLA order: a threshold wave between consecutive ranks.
+        let mut ranks: Vec<usize> = data.namespace_sla_rank.clone();
+        ranks.sort_unstable();
+        ranks.dedup();
+        let mut thresholds = Vec::new();
+        for pair in ranks.windows(2) {
+            let (before, after) = (pair[0], pair[1]);
+            let theta = model.add_variable(format!("sla_after_rank{before}"), 1.0, horizon as f64, false, 0.0);
+            thresholds.push((before, theta));
+            for (j, columns) in gone.iter().enumerate() {
+                let rank = data.namespace_sla_rank[j];
+                if rank != before && rank != after {
+                    continue;
+                }
+                // wave(j) = h + 1 - Σ_w gone[j][w]
+                let mut row: Vec<(usize, f64)> = columns.iter().map(|&c| (c, -1.0)).collect();
+                row.push((theta, -1.0));
+                if rank == before {
+                    model.add_le(format!("sla_n{j}_le_rank{before}"), row, -(h as f64 + 1.0));
+                } else {
+                    model.add_ge(format!("sla_n{j}_ge_rank{before}"), row, -(h as f64 + 1.0));
+                }
+            }
+        }
+        // Retirement: a source's control-plane nodes move in the wave after which
+        // nothing of it is left.
+        let mut retired = BTreeMap::new();
+        for s in 0..n_sources {
+            let cp_units: Vec<usize> = (0..units.len())
+                .filter(|&u| data.node_source[units[u][0]] == s && data.moves_at_retirement(units[u][0]))
+                .collect();
+            if cp_units.is_empty() {
+                continue;
+            }
+            let columns: Vec<usize> = (0..h)
+                .map(|w| {
+                    let lower = if w + 1 == h { 1.0 } else { 0.0 };
+                    model.add_variable(format!("retired_s{s}_w{}", w + 1), lower, 1.0, true, 0.0)
+                })
+                .collect();
+            for w in 0..h {
+                for u in 0..units.len() {
+                    let i = units[u][0];
+                    if data.node_source[i] != s {
+                        continue;
+                    }
+                    let n = units[u].len() as f64;
+                    if data.moves_at_retirement(i) {
+                        model.add_eq(format!("retcp_u{u}_w{}", w + 1), vec![(moved[u][w], 1.0), (columns[w], -n)], 0.0);
+                    } else {
+                        model.add_ge(
+                            format!("retnode_u{u}_w{}", w + 1),
+                            vec![(moved[u][w], 1.0), (columns[w], -n)],
+                            0.0,
+                        );
+                    }
+                }
+                for (j, gone_j) in gone.iter().enumerate() {
+                    if data.namespace_source[j] == s {
+                        model.add_ge(format!("retns_n{j}_w{}", w + 1), vec![(gone_j[w], 1.0), (columns[w], -1.0)], 0.0);
+                    }
+                }
+            }
+            retired.insert(s, columns);
+        }
+        WavesModel { model, horizon, units, moved, gone, active, retired, thresholds }
+    }
+
+    /// The model's columns for a schedule that fits the horizon.
+    pub fn encode(&self, data: &BlockData, schedule: &Schedule) -> Option<Vec<f64>> {
+        if schedule.n_waves > self.horizon {
+            return None;
+        }
+        let h = self.horizon as usize;
+        let mut values = vec![0.0; self.model.variables.len()];
+        for w in 0..h {
+            values[self.active[w]] = if (w as u32) < schedule.n_waves { 1.0 } else { 0.0 };
+        }
+        for (u, members) in self.units.iter().enumerate() {
+            for w in 0..h {
+                let by = (w + 1) as u32;
+                values[self.moved[u][w]] = members.iter().filter(|&&i| schedule.node_wave[i] <= by).count() as f64;
+            }
+        }
+        for (j, columns) in self.gone.iter().enumerate() {
+            for (w, &c) in columns.iter().enumerate() {
+                values[c] = if schedule.namespace_wave[j] <= (w + 1) as u32 { 1.0 } else { 0.0 };
+            }
+        }
+        let n_sources =
+            self.retired.keys().max().map_or(0, |&s| s + 1).max(data.node_source.iter().max().map_or(0, |&s| s + 1));
+        let retirement =
+            schedule.retirement_waves(data, n_sources.max(data.namespace_source.iter().max().map_or(0, |&s| s + 1)));
+        for (&s, columns) in &self.retired {
+            for (w, &c) in columns.iter().enumerate() {
+                values[c] = if retirement[s] <= (w + 1) as u32 { 1.0 } else { 0.0 };
+            }
+        }
+        for &(rank, theta) in &self.thresholds {
+            let latest = (0..data.n_namespaces())
+                .filter(|&j| data.namespace_sla_rank[j] == rank)
+                .map(|j| schedule.namespace_wave[j])
+                .max()
+                .unwrap_or(1);
+            values[theta] = latest.max(1) as f64;
+        }
+        Some(values)
+    }
+
+    /// The schedule a solution describes; units' nodes move in their pool order.
+    pub fn decode(&self, data: &BlockData, values: &[f64]) -> Schedule {
+        let h = self.horizon as usize;
+        let mut node_wave = vec![0u32; data.n_nodes()];
+        for (u, members) in self.units.iter().enumerate() {
+            let mut done = 0usize;
+            for w in 0..h {
+                let by = (values[self.moved[u][w]].round().max(0.0) as usize).min(members.len());
+                for &i in &members[done.min(by)..by] {
+                    node_wave[i] = (w + 1) as u32;
+                }
+                done = done.max(by);
+            }
+        }
+        let namespace_wave: Vec<u32> = self
+            .gone
+            .iter()
+            .map(|columns| columns.iter().position(|&c| values[c] > 0.5).map_or(self.horizon, |w| (w + 1) as u32))
+            .collect();
+        let n_waves = node_wave.iter().chain(&namespace_wave).copied().max().unwrap_or(0);
+        Schedule { node_wave, namespace_wave, n_waves }
+    }
+}
+
+/// Nodes grouped into interchangeable units for the waves model.
+fn node_units(data: &BlockData, assignment: &Assignment) -> Vec<Vec<usize>> {
+    let mut units: BTreeMap<(usize, Destination, bool), Vec<usize>> = BTreeMap::new();
+    for (p, pool) in data.pools.iter().enumerate() {
+        for &i in &pool.members {
+            units
+                .entry((p, assignment.node_destination[i], assignment.node_target_control_plane[i]))
+                .or_default()
+                .push(i);
+        }
+    }
+    units.into_values().collect()
+}

@@ -31,7 +31,7 @@ import highspy
 threads = int(sys.argv[1]); time_limit = float(sys.argv[2])
 out = []
 for path in sys.argv[3:]:
-    rel_gap, abs_gap, limit = 0.0, 0.0, time_limit
+    rel_gap, abs_gap, limit, max_nodes, seed = 0.0, 0.0, time_limit, None, 0
     with open(path) as f:
         for line in f:
             if not line.startswith('*'):
@@ -40,12 +40,16 @@ for path in sys.argv[3:]:
                 if word.startswith('mip_rel_gap='): rel_gap = float(word.split('=')[1])
                 if word.startswith('mip_abs_gap='): abs_gap = float(word.split('=')[1])
                 if word.startswith('time_limit='): limit = float(word.split('=')[1])
+                if word.startswith('mip_max_nodes='): max_nodes = min(int(word.split('=')[1]), 2**31 - 1)
+                if word.startswith('random_seed='): seed = int(word.split('=')[1])
     h = highspy.Highs()
     h.setOptionValue('output_flag', False)
     h.setOptionValue('threads', threads)
     h.setOptionValue('time_limit', limit)
     h.setOptionValue('mip_rel_gap', rel_gap)
     h.setOptionValue('mip_abs_gap', abs_gap)
+    h.setOptionValue('random_seed', seed)
+    if max_nodes is not None: h.setOptionValue('mip_max_nodes', max_nodes)
     t0 = time.perf_counter(); h.readModel(path); t1 = time.perf_counter()
     h.run(); t2 = time.perf_counter()
     info = h.getInfo()

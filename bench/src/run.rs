@@ -4,7 +4,7 @@
 //! then `propose` several times), the baseline with `--greedy-only`, the solver overhead by
 //! solving `--write-model` exports with Python `highspy`, ingest against a real `kplan-server`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -345,9 +345,12 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
     let _ = writeln!(
         md,
         "Estates come from `kplan-bench generate --size SIZE --seed {}` (kplan snapshot files, imported with \
-         `kplan import --estate`); the policy is the generated `policy.toml` (solver defaults: 60 s per block, \
-         mip_gap 0.005, staging rescue 2 s, waves model 0.5 s, 1 HiGHS thread per block, blocks in parallel on all cores; wave budget 200 nodes and 400 \
-         namespaces). End-to-end time is the wall time of the release `kplan --inventory DIR propose -o json` process \
+         `kplan import --estate`); the policy is the generated `policy.toml` (solver defaults: deterministic work \
+         limits of 5,000 branch-and-bound nodes for the composition, 500 per staging rescue and 200 for the waves \
+         model, with wall-clock safety nets of 60, 20 and 10 s; mip_gap 0.005, random seed 0, 1 HiGHS thread per \
+         block, blocks in parallel on all cores; wave budget 200 nodes and 400 namespaces). \
+         \"Identical across repeats\" compares the plans' content digests; \"wall-clock stops\" counts the blocks \
+         a safety net stopped (their plans depend on the machine's load). End-to-end time is the wall time of the release `kplan --inventory DIR propose -o json` process \
          (store open, planning, validation, storing the plan, printing).\n",
         options.seed
     );
@@ -358,9 +361,9 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
         md,
         "| size | clusters | nodes | blocks | import s | propose s (e2e) | greedy-only s | slowest block s | max gap | \
          plan ÷ greedy (median / max) | bound ÷ greedy (median) | nodes kept plan / greedy | flows plan / greedy | \
-         waves plan / greedy | infeasible |"
+         waves plan / greedy | infeasible | identical across repeats | wall-clock stops |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &sizes {
         let plan = &r.plans[0];
         let slowest: Vec<f64> =
@@ -383,7 +386,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
         let waves = |p: &Plan| p.blocks.iter().map(|b| b.waves.len()).sum::<usize>();
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.1} | {} | {:.2} | {} | {:.3}% | {:.3} / {:.3} | {:.3} | {} / {} | {} / {} | {} / {} | {} |",
+            "| {} | {} | {} | {} | {:.1} | {} | {:.2} | {} | {:.3}% | {:.3} / {:.3} | {:.3} | {} / {} | {} / {} | {} / {} | {} | {} | {} |",
             r.size.name(),
             r.prepared.n_clusters,
             r.prepared.n_nodes,
@@ -403,6 +406,8 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
             waves(plan),
             waves(&r.greedy),
             plan.summary.n_blocks_infeasible,
+            identical_across(&r.plans),
+            r.plans.iter().map(|p| p.blocks.iter().filter(|b| !b.wall_clock_stops.is_empty()).count()).sum::<usize>(),
         );
     }
     let _ = writeln!(md);
@@ -430,7 +435,8 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
             "The estate `kplan propose` plans in the README ({} clusters, {} nodes, its own `policy.toml`), \
              imported once ({:.1} s), proposed {} times: end to end {} s; {} blocks, {} infeasible (each with its \
              explanation in the plan); nodes {} → {}. Cost ÷ bound is the plan's objective ÷ the LP/MIP lower \
-             bound (1 is proven optimal); plan ÷ greedy is its objective ÷ the first-fit-decreasing plan's.\n",
+             bound (1 is proven optimal); plan ÷ greedy is its objective ÷ the first-fit-decreasing plan's. \
+             Identical across repeats: {}.\n",
             example.prepared.n_clusters,
             example.prepared.n_nodes,
             example.prepared.import_seconds,
@@ -440,6 +446,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
             plan.summary.n_blocks_infeasible,
             plan.summary.nodes_before,
             plan.summary.nodes_after,
+            identical_across(&example.plans),
         );
         per_block_table(&mut md, &example.plans, &example.greedy);
         let _ = writeln!(md);
@@ -675,6 +682,16 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
     std::fs::write(&options.out, md).with_context(|| format!("writing {}", options.out.display()))?;
     eprintln!("kplan-bench: wrote {}", options.out.display());
     Ok(())
+}
+
+/// `yes` when every repeat gave the same content digest, else how many differ.
+fn identical_across(plans: &[Plan]) -> String {
+    let digests: BTreeSet<&str> = plans.iter().map(|p| p.fingerprint.content_digest.as_str()).collect();
+    match digests.len() {
+        0 | 1 if plans.iter().all(|p| !p.fingerprint.content_digest.is_empty()) => "yes".to_string(),
+        0 | 1 => "unknown (no digest)".to_string(),
+        n => format!("no ({n} distinct in {})", plans.len()),
+    }
 }
 
 /// One row per block of `plans[0]`: solve time over the repeats, gap, cost ÷ bound, cost ÷ greedy.

@@ -127,6 +127,27 @@ impl Backend {
         }
     }
 
+    /// Plans with `policy` exactly as given (no file, no environment) and does
+    /// not store the result: `kplan propose --check`.
+    pub async fn replan(&mut self, policy: &Policy, options: &PlanOptions) -> anyhow::Result<Plan> {
+        match self {
+            Backend::Local { store, .. } => {
+                let store = store.clone();
+                let policy = policy.clone();
+                let options = options.clone();
+                tokio::task::spawn_blocking(move || -> anyhow::Result<Plan> {
+                    let inventory = store.latest_snapshots()?;
+                    Ok(kplan_planner::propose(&inventory, &policy, &options)?.plan)
+                })
+                .await?
+            }
+            Backend::Remote(_) => bail!(
+                "--check needs the embedded mode (--inventory DIR): a server stores every plan it makes; \
+                 re-plan there with the plan's policy and compare with `kplan plans diff`"
+            ),
+        }
+    }
+
     pub async fn get_plan(&mut self, plan_id: &str) -> anyhow::Result<Plan> {
         let found = match self {
             Backend::Local { store, .. } => store.get_plan(plan_id)?,

@@ -232,6 +232,11 @@ struct ProposeArgs {
     /// Skip the solver and return the greedy first-fit-decreasing plan (a baseline).
     #[arg(long)]
     greedy_only: bool,
+    /// Re-plan a stored plan with its own policy, limits and options on the current
+    /// inventory, and say whether the result is identical (exit 0) or what differs
+    /// (exit 2). Embedded mode; the re-plan is not stored.
+    #[arg(long, value_name = "PLAN_ID", conflicts_with_all = ["policy", "block", "time_limit", "greedy_only", "write_model"])]
+    check: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,6 +254,13 @@ enum PlansCommand {
         #[arg(short, long, value_enum, default_value = "table")]
         output: PlanFormat,
     },
+    /// What differs between two stored plans: inputs (clusters, snapshots, policy,
+    /// versions, limits) and content (per block: nodes, control plane, flows,
+    /// waves, renames, preconditions). Exit 0 when they say the same, 2 when not.
+    #[command(
+        after_help = "Example:\n  kplan plans diff plan-20261125t193000z-1a2b3c4d plan-20261202t081500z-5e6f7a8b"
+    )]
+    Diff { old: String, new: String },
     /// Export one stored plan as JSON, YAML, Markdown or Graphviz.
     #[command(
         after_help = "Examples:\n  kplan plans export plan-20261125t193000z-1a2b3c4d --format dot --out plan.dot && dot -Tsvg plan.dot > plan.svg\n  kplan plans export plan-20261125t193000z-1a2b3c4d --format markdown"
@@ -333,7 +345,7 @@ fn main() -> ExitCode {
             // One line: the chain of contexts joined by ": ".
             let line = format!("{err:#}").replace('\n', " ");
             eprintln!("kplan: {line}");
-            ExitCode::FAILURE
+            if err.downcast_ref::<Differs>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }
@@ -395,6 +407,10 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             let plan = backend.get_plan(&plan_id).await?;
             print!("{}", render_plan(&plan, output)?);
             Ok(())
+        }
+        Command::Plans(PlansCommand::Diff { old, new }) => {
+            let (a, b) = (backend.get_plan(&old).await?, backend.get_plan(&new).await?);
+            report_differences(&a, &b, &format!("plans {old} and {new}"))
         }
         Command::Plans(PlansCommand::Export { plan_id, format, out }) => {
             let plan = backend.get_plan(&plan_id).await?;
@@ -575,6 +591,9 @@ async fn cmd_propose(backend: &mut Backend, args: ProposeArgs) -> anyhow::Result
     use kplan_planner::policy::{env_overrides_present, load_policy};
     use kplan_planner::{BlockFilter, PlanOptions};
 
+    if let Some(plan_id) = &args.check {
+        return check_plan(backend, plan_id, args.output).await;
+    }
     // The policy is read, merged with KPLAN_POLICY__* and checked locally in both
     // modes, so its errors name the file; a server is sent this merged policy.
     let policy = load_policy(args.policy.as_deref())?;
@@ -610,6 +629,86 @@ async fn cmd_propose(backend: &mut Backend, args: ProposeArgs) -> anyhow::Result
     print!("{}", render_plan(&plan, args.output)?);
     Ok(())
 }
+
+/// `kplan propose --check PLAN_ID`: the stored plan's own policy (limits
+/// included) and options, on the current inventory, not stored.
+async fn check_plan(backend: &mut Backend, plan_id: &str, output: PlanFormat) -> anyhow::Result<()> {
+    let old = backend.get_plan(plan_id).await?;
+    let Some(policy) = old.policy.clone() else {
+        anyhow::bail!(
+            "plan {plan_id} was made before kplan recorded a plan's policy: re-plan with `kplan propose --policy FILE` \
+             and compare the two with `kplan plans diff`"
+        );
+    };
+    let options = kplan_planner::PlanOptions {
+        block_filter: old
+            .fingerprint
+            .options
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("block="))
+            .map(kplan_planner::BlockFilter::parse),
+        greedy_only: old.fingerprint.options.split_whitespace().any(|word| word == "greedy-only"),
+        ..kplan_planner::PlanOptions::default()
+    };
+    let new = backend.replan(&policy, &options).await?;
+    if !matches!(output, PlanFormat::Table) {
+        print!("{}", render_plan(&new, output)?);
+    }
+    report_differences(&old, &new, &format!("plan {plan_id} and its re-plan"))
+}
+
+/// Prints what differs between two plans; an error with exit code 2 when their
+/// content does, so scripts and pipelines can gate on it.
+fn report_differences(old: &kplan_model::Plan, new: &kplan_model::Plan, what: &str) -> anyhow::Result<()> {
+    use kplan_planner::diff::{content_differences, input_differences};
+    let inputs = input_differences(old, new);
+    let content = content_differences(old, new);
+    if inputs.is_empty() {
+        eprintln!("inputs: identical (sha256 {})", old.fingerprint.input_digest);
+    } else {
+        eprintln!("inputs differ:");
+        for line in &inputs {
+            eprintln!("  {line}");
+        }
+    }
+    let same_digest =
+        !old.fingerprint.content_digest.is_empty() && old.fingerprint.content_digest == new.fingerprint.content_digest;
+    if content.is_empty() && same_digest {
+        eprintln!("plan: identical (content sha256 {})", new.fingerprint.content_digest);
+        return Ok(());
+    }
+    if content.is_empty() {
+        // Equal in every figure the diff lists, yet not the same digest: a
+        // difference in detail (a capacity figure, an explanation's wording).
+        eprintln!(
+            "plan: the same nodes, flows, waves and renames, but not byte-identical (content sha256 {} → {})",
+            or_unknown(&old.fingerprint.content_digest),
+            or_unknown(&new.fingerprint.content_digest)
+        );
+    } else {
+        eprintln!("plan differs:");
+        for line in &content {
+            eprintln!("  {line}");
+        }
+    }
+    Err(anyhow::Error::new(Differs(what.to_string())))
+}
+
+fn or_unknown(digest: &str) -> &str {
+    if digest.is_empty() { "(not recorded)" } else { digest }
+}
+
+/// The plans compared differ: exit code 2, not 1 (an error).
+#[derive(Debug)]
+struct Differs(String);
+
+impl std::fmt::Display for Differs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} differ", self.0)
+    }
+}
+
+impl std::error::Error for Differs {}
 
 async fn capacity_review(
     backend: &mut Backend,

@@ -83,6 +83,10 @@ pub fn plan_table(plan: &Plan) -> String {
         s.waves,
         s.solve_seconds
     );
+    let f = &plan.fingerprint;
+    if !f.content_digest.is_empty() {
+        let _ = writeln!(out, "inputs sha256 {}, content sha256 {}", f.input_digest, f.content_digest);
+    }
     for block in &plan.blocks {
         // The explanation's lines, then the targets' notes, each once.
         let mut seen = std::collections::BTreeSet::new();
@@ -107,6 +111,10 @@ pub fn plan_markdown(plan: &Plan) -> String {
     let _ = writeln!(out, "| blocks | {} ({} infeasible) |", s.n_blocks, s.n_blocks_infeasible);
     let _ = writeln!(out, "| nodes before → after | {} → {} |", s.nodes_before, s.nodes_after);
     let _ = writeln!(out, "| control planes retired | {} |", s.control_planes_retired);
+    if !plan.fingerprint.content_digest.is_empty() {
+        let _ = writeln!(out, "| inputs (sha256) | `{}` |", plan.fingerprint.input_digest);
+        let _ = writeln!(out, "| content (sha256) | `{}` |", plan.fingerprint.content_digest);
+    }
     let _ = writeln!(out, "| firewall flows to open | {} |", s.firewall_flows);
     let _ = writeln!(out, "| waves | {} |", s.waves);
     let _ = writeln!(out, "| objective / lower bound | {:.1} / {:.1} |", s.objective, s.lower_bound);

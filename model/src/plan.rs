@@ -24,12 +24,43 @@ pub struct Plan {
     pub policy_digest: String,
     pub blocks: Vec<BlockPlan>,
     pub summary: PlanSummary,
+    /// What the plan was made from and a digest of what it says (empty in plans
+    /// made before fingerprints).
+    #[serde(default)]
+    pub fingerprint: PlanFingerprint,
+    /// The policy the plan was made with, every key resolved, so that
+    /// `kplan propose --check` can re-plan with it (absent in older plans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::Policy>,
+}
+
+/// A plan's fingerprint: two plans with the same `content_digest` say the same
+/// thing; two runs with the same `input_digest` must give the same content.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanFingerprint {
+    /// SHA-256 (hex) over every input: each snapshot's cluster, generation and
+    /// content hash, the policy, the versions, the limits and the options.
+    pub input_digest: String,
+    /// SHA-256 (hex) over the plan without its id, creation time, timings and
+    /// fingerprint.
+    pub content_digest: String,
+    pub kplan_version: String,
+    pub highs_version: String,
+    /// The solver's limits, e.g. `threads=1 random_seed=0 composition_max_nodes=5000 ...`.
+    pub limits: String,
+    /// The options of the run that shape the plan (`block=fra/prod`, `greedy-only`), or empty.
+    #[serde(default)]
+    pub options: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryRef {
     pub cluster_id: String,
     pub generation: u64,
+    /// SHA-256 (hex) of the snapshot's content (nodes and namespaces sorted by
+    /// name; generation and collection time left out). Empty in older plans.
+    #[serde(default)]
+    pub content_sha256: String,
 }
 
 /// Totals over every block.
@@ -81,9 +112,16 @@ pub struct BlockPlan {
     pub gap: f64,
     /// The objective of the greedy first-fit-decreasing plan the solve started from.
     pub greedy_objective: f64,
-    /// `optimal`, `gap-limit`, `time-limit`, `greedy-fallback` or `infeasible`.
+    /// `optimal`, `gap-limit`, `work-limit` (the deterministic node limit),
+    /// `greedy-fallback`, `wall-clock-limit` (a safety net stopped a stage: the
+    /// plan depends on the machine) or `infeasible`; `time-limit` in plans made
+    /// before work limits.
     pub solver_status: String,
     pub solve_seconds: f64,
+    /// The planning stages (`composition`, `staging rescue`, `waves`) that a
+    /// wall-clock safety net stopped; empty in a reproducible plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wall_clock_stops: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

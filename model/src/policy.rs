@@ -128,22 +128,57 @@ impl Default for WaveBudget {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SolverPolicy {
-    /// Deadline per block; the best plan found by then is returned.
+    /// Wall-clock safety net of the composition solve per block, in seconds.
+    /// A plan stopped by it says so (`wall-clock-limit`): it depends on how busy
+    /// the machine was. The work limits below are what normally stop a solve.
     pub time_limit_seconds: f64,
     /// Relative MIP gap at which the solve stops.
     pub mip_gap: f64,
-    /// HiGHS threads per block solve (blocks also run in parallel).
+    /// HiGHS threads per block solve (blocks also run in parallel; the number of
+    /// blocks solved at once never changes a plan).
     pub threads: u32,
-    /// Time for staging the model's composition with the waves model when the
-    /// greedy staging stalls on it (otherwise extra nodes are kept until it stages).
+    /// HiGHS `random_seed`: fixed here, so the same inputs give the same plan.
+    pub random_seed: u32,
+    /// Branch-and-bound nodes of the composition solve (HiGHS `mip_max_nodes`):
+    /// a deterministic work limit, unlike a time limit.
+    pub composition_max_nodes: u64,
+    /// Branch-and-bound nodes of each staging rescue attempt, when the greedy
+    /// staging stalls on the model's composition. 0 skips the rescue.
+    pub staging_max_nodes: u64,
+    /// Branch-and-bound nodes of the waves model that shortens a valid schedule.
+    /// 0 skips it.
+    pub waves_max_nodes: u64,
+    /// The largest staging rescue model tried, in variables (its root alone
+    /// grows with its size; branch-and-bound nodes do not bound it).
+    pub staging_max_variables: u64,
+    /// The largest waves model tried, in variables; a larger block keeps its
+    /// greedy schedule.
+    pub waves_max_variables: u64,
+    /// Wall-clock safety net of each staging rescue attempt, in seconds.
     pub staging_seconds: f64,
-    /// Time for the waves model to shorten a valid schedule (fewest waves is the
-    /// objective's last criterion).
+    /// Wall-clock safety net of the waves model, in seconds.
     pub waves_seconds: f64,
 }
 
+/// Default work limits (see `bench/PROFILE.md` for how they were chosen).
+pub const DEFAULT_COMPOSITION_MAX_NODES: u64 = 5_000;
+pub const DEFAULT_STAGING_MAX_NODES: u64 = 50;
+pub const DEFAULT_WAVES_MAX_NODES: u64 = 50;
+
 impl Default for SolverPolicy {
     fn default() -> Self {
-        SolverPolicy { time_limit_seconds: 60.0, mip_gap: 0.005, threads: 1, staging_seconds: 2.0, waves_seconds: 0.5 }
+        SolverPolicy {
+            time_limit_seconds: 60.0,
+            mip_gap: 0.005,
+            threads: 1,
+            random_seed: 0,
+            composition_max_nodes: DEFAULT_COMPOSITION_MAX_NODES,
+            staging_max_nodes: DEFAULT_STAGING_MAX_NODES,
+            waves_max_nodes: DEFAULT_WAVES_MAX_NODES,
+            staging_max_variables: 2_300,
+            waves_max_variables: 1_500,
+            staging_seconds: 20.0,
+            waves_seconds: 10.0,
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use kplan_model::policy::SolverPolicy;
 use kplan_model::{BlockPlan, ClusterSnapshot, NodeRole, Policy};
 
 use super::blocks::{Block, ZoneTiers};
@@ -19,13 +20,9 @@ use crate::headroom::usable;
 /// How to plan one block.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BlockSettings {
-    pub time_limit_seconds: f64,
-    pub mip_gap: f64,
-    /// Budget of the staging rescue (the waves model on a composition the greedy staging stalled on).
-    pub staging_seconds: f64,
-    /// Budget of the waves model shortening the best valid schedule.
-    pub waves_seconds: f64,
-    pub threads: u32,
+    /// The policy's solver settings (work limits, seed, threads, safety nets),
+    /// with the caller's time-limit override applied.
+    pub solver: SolverPolicy,
     pub write_models: bool,
     /// False: greedy only (no HiGHS).
     pub use_solver: bool,

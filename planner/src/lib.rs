@@ -1,7 +1,12 @@
 //! kplan-planner: inventory + policy → a staged, validated consolidation plan.
 //!
 //! Pure: no IO, no protobuf, no clock, no randomness. The same inputs give the
-//! same plan (except `solve_seconds`, and where a solve is cut by its deadline).
+//! same plan on any machine: every solve stops at a deterministic work limit
+//! (branch-and-bound nodes) with a fixed seed and thread count, blocks are
+//! solved in parallel but assembled in a fixed order, and only `solve_seconds`
+//! differs. Wall-clock limits are safety nets: a block one stopped is marked
+//! `wall-clock-limit`. Every plan carries its fingerprint (input and content
+//! digests, [`digest`]).
 //! `docs/plan-semantics.md` is the contract between the model and the validator.
 //!
 //! # The public API
@@ -13,7 +18,9 @@
 //! - [`stamp`]: give a plan its id and time (the caller's clock);
 //! - [`policy::policy_problems`]: the policy's one rule set; with the `files`
 //!   feature, [`policy::load_policy`] layers defaults, a file and the environment;
-//! - [`capacity::review`]: the quarterly capacity review.
+//! - [`capacity::review`]: the quarterly capacity review;
+//! - [`diff::input_differences`], [`diff::content_differences`]: what differs
+//!   between two plans (`kplan propose --check`, `kplan plans diff`).
 //!
 //! ```
 //! use kplan_model::{ClusterFacts, ClusterSnapshot, Node, NodeRole, Policy, Resources};
@@ -62,12 +69,13 @@
 //! - [`flows`], [`namespaces`], [`preconditions`]: the flow table, collisions,
 //!   compatibility;
 //! - [`validate`]: the independent validator (shares no code with the model);
-//! - [`policy`], [`capacity`], [`digest`]: the policy's rules, capacity reviews,
-//!   plan ids and digests.
+//! - [`policy`], [`capacity`], [`digest`], [`diff`]: the policy's rules, capacity
+//!   reviews, plan ids and fingerprints, differences between plans.
 
 pub mod blocks;
 pub mod capacity;
 pub mod context;
+pub mod diff;
 pub mod digest;
 mod error;
 pub mod explain;
@@ -90,7 +98,8 @@ pub mod waves;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use kplan_model::{BlockPlan, BlockStatus, ClusterSnapshot, InventoryRef, Plan, PlanSummary, Policy};
+use kplan_model::policy::SolverPolicy;
+use kplan_model::{BlockPlan, BlockStatus, ClusterSnapshot, InventoryRef, Plan, PlanFingerprint, PlanSummary, Policy};
 use rayon::prelude::*;
 
 pub use digest::{plan_id, policy_digest, stamp};
@@ -188,11 +197,7 @@ pub fn propose(
     }
     let zone_tiers = ZoneTiers::from_inventory(inventory);
     let settings = BlockSettings {
-        time_limit_seconds: time_limit,
-        mip_gap: policy.solver.mip_gap,
-        staging_seconds: policy.solver.staging_seconds,
-        waves_seconds: policy.solver.waves_seconds,
-        threads: policy.solver.threads.max(1),
+        solver: SolverPolicy { time_limit_seconds: time_limit, ..policy.solver },
         write_models: options.write_models,
         use_solver: !options.greedy_only,
     };
@@ -227,7 +232,11 @@ pub fn propose(
         inventory: {
             let mut refs: Vec<InventoryRef> = inventory
                 .iter()
-                .map(|c| InventoryRef { cluster_id: c.cluster_id.clone(), generation: c.generation })
+                .map(|c| InventoryRef {
+                    cluster_id: c.cluster_id.clone(),
+                    generation: c.generation,
+                    content_sha256: String::new(),
+                })
                 .collect();
             refs.sort_by(|a, b| a.cluster_id.cmp(&b.cluster_id));
             refs
@@ -235,6 +244,8 @@ pub fn propose(
         policy_digest: policy_digest(policy),
         blocks: block_plans,
         summary: PlanSummary::default(),
+        fingerprint: PlanFingerprint::default(),
+        policy: None,
     };
 
     // The whole plan once more: whatever the validator still rejects is not printed.
@@ -259,7 +270,42 @@ pub fn propose(
         }
     }
     plan.summary = summarize(&plan.blocks, started.elapsed().as_secs_f64());
+    fingerprint(&mut plan, inventory, policy, &settings.solver, options);
     Ok(ProposeOutcome { plan, models })
+}
+
+/// Records what the plan was made from (snapshot content hashes, the policy,
+/// versions, limits, options) and the digests of its inputs and content.
+fn fingerprint(
+    plan: &mut Plan,
+    inventory: &[ClusterSnapshot],
+    policy: &Policy,
+    solver: &SolverPolicy,
+    options: &PlanOptions,
+) {
+    let hashes: BTreeMap<&str, String> =
+        inventory.iter().map(|c| (c.cluster_id.as_str(), digest::snapshot_content_sha256(c))).collect();
+    for cluster in &mut plan.inventory {
+        cluster.content_sha256 = hashes.get(cluster.cluster_id.as_str()).cloned().unwrap_or_default();
+    }
+    // The policy as applied (with a caller's time-limit override), so a re-plan uses the same.
+    plan.policy = Some(Policy { solver: *solver, ..policy.clone() });
+    let mut words = Vec::new();
+    if let Some(filter) = &options.block_filter {
+        words.push(format!("block={filter}"));
+    }
+    if options.greedy_only {
+        words.push("greedy-only".to_string());
+    }
+    plan.fingerprint = PlanFingerprint {
+        kplan_version: env!("CARGO_PKG_VERSION").to_string(),
+        highs_version: highs::HIGHS_VERSION.to_string(),
+        limits: digest::limits_text(solver),
+        options: words.join(" "),
+        ..PlanFingerprint::default()
+    };
+    plan.fingerprint.input_digest = digest::input_digest(plan);
+    plan.fingerprint.content_digest = digest::content_digest(plan);
 }
 
 fn rejected_block(block: &BlockPlan, violations: &[String]) -> BlockPlan {

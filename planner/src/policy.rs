@@ -301,6 +301,23 @@ pub fn policy_problems(policy: &Policy) -> Vec<PolicyProblem> {
             problem(field.into(), format!("must be 0 (skip) or more, got {value}"));
         }
     }
+    // HiGHS keeps its integer options in 32 bits.
+    let highs_max = i32::MAX as u64;
+    for (field, value) in [
+        ("solver.composition_max_nodes", solver.composition_max_nodes),
+        ("solver.staging_max_nodes", solver.staging_max_nodes),
+        ("solver.waves_max_nodes", solver.waves_max_nodes),
+        ("solver.staging_max_variables", solver.staging_max_variables),
+        ("solver.waves_max_variables", solver.waves_max_variables),
+        ("solver.random_seed", u64::from(solver.random_seed)),
+    ] {
+        if value > highs_max {
+            problem(field.into(), format!("must be at most {highs_max}, got {value}"));
+        }
+    }
+    if solver.composition_max_nodes == 0 {
+        problem("solver.composition_max_nodes".into(), "must be at least 1, got 0".into());
+    }
     problems
 }
 

@@ -5,9 +5,11 @@
 //! 2. The greedy composition and its waves: the warm start, the fallback and the
 //!    `greedy_objective`.
 //! 3. The composition model (`model.rs`) in HiGHS through good_lp, warm-started
-//!    with the greedy composition, under the block's deadline (HiGHS's
-//!    `time_limit`, plus this module's own deadline on a worker thread: HiGHS's
-//!    MIP does not always honour its limit).
+//!    with the greedy composition, stopped by a deterministic work limit
+//!    (`solver.composition_max_nodes`), with `solver.time_limit_seconds` only as
+//!    a wall-clock safety net. No decision here reads the clock: a stage that a
+//!    safety net stopped is listed in `BlockPlan::wall_clock_stops` and the block's
+//!    status is `wall-clock-limit`, never a normal one.
 //! 4. Waves for the better composition (greedy list scheduling; when that is
 //!    longer than the wave lower bound and the model is small enough, the
 //!    time-indexed waves model with the greedy schedule as warm start).
@@ -18,6 +20,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use kplan_model::policy::SolverPolicy;
 use kplan_model::{BlockPlan, BlockStatus, ClusterSnapshot, Policy};
 
 use super::blocks::{Block, ZoneTiers};
@@ -50,7 +53,10 @@ pub fn plan_block(
 ) -> BlockOutcome {
     let started = Instant::now();
     let ctx = BlockContext::new(inventory, policy, block, zone_tiers);
+    let solver = &settings.solver;
     let mut models = Vec::new();
+    // The stages a wall-clock safety net stopped (the plan then depends on the machine).
+    let mut clock_stops: Vec<&'static str> = Vec::new();
     let infeasible = |explanation: String, started: Instant| {
         let mut plan = empty_plan(&ctx);
         plan.status = BlockStatus::Infeasible;
@@ -108,16 +114,19 @@ pub fn plan_block(
             .filter(|values| built.model.first_violation(values, 1e-7).is_none())
             .min_by(|a, b| built.model.objective_value(a).total_cmp(&built.model.objective_value(b)));
         let greedy_kept = greedy.as_ref().map_or(ctx.data.n_nodes() as u64, |c| c.nodes_kept());
-        let remaining = settings.time_limit_seconds - started.elapsed().as_secs_f64();
-        let solver_settings = SolverSettings {
-            time_limit_seconds: (remaining * 0.8).max(0.05),
-            mip_rel_gap: 0.0,
+        let solver_settings = highs_settings(
+            solver,
+            solver.composition_max_nodes,
+            solver.time_limit_seconds,
+            0.0,
             // Flows exact; nodes kept within mip_gap (at least half a node).
-            mip_abs_gap: ctx.weights.nodes * (settings.mip_gap * greedy_kept as f64).max(0.5),
-            threads: settings.threads,
-        };
+            ctx.weights.nodes * (solver.mip_gap * greedy_kept as f64).max(0.5),
+        );
         composition_settings = Some(solver_settings);
         let result = solve_mip(&built.model, warm, solver_settings);
+        if result.stopped_by_clock {
+            clock_stops.push("composition");
+        }
         tracing::debug!(
             block = %block.key,
             status = ?result.status,
@@ -158,7 +167,7 @@ pub fn plan_block(
                         r.composition.keep.len() == composition.keep.len()
                             && composition_flows(&ctx.input, &r.composition)
                                 == composition_flows(&ctx.input, composition)
-                            && extra <= (settings.mip_gap * composition.nodes_kept() as f64).max(0.5)
+                            && extra <= (solver.mip_gap * composition.nodes_kept() as f64).max(0.5)
                     });
                     if let Some(repaired) = repaired {
                         tracing::debug!(
@@ -175,7 +184,7 @@ pub fn plan_block(
                     if settings.use_solver
                         && !close_enough
                         && let Some(schedule) =
-                            rescue_waves(&ctx, assignment, stall.wave, settings, started, &mut staging_models)
+                            rescue_waves(&ctx, assignment, stall.wave, settings, &mut staging_models, &mut clock_stops)
                     {
                         candidates
                             .push((origin, finish(&ctx, (**composition).clone(), (**assignment).clone(), schedule)));
@@ -199,10 +208,10 @@ pub fn plan_block(
         && (u64::from(best.schedule.n_waves) > wave_bound || settings.write_models)
     {
         let horizon = best.schedule.n_waves;
-        let fits_size = WavesModel::size_estimate(&ctx.data, &best.assignment, horizon) <= 20_000;
-        let remaining = settings.time_limit_seconds - started.elapsed().as_secs_f64();
-        let time_limit = remaining.min(settings.waves_seconds);
-        if fits_size && (time_limit >= 0.05 || settings.write_models) {
+        let fits_size =
+            WavesModel::size_estimate(&ctx.data, &best.assignment, horizon) as u64 <= solver.waves_max_variables;
+        let run = solver.waves_max_nodes > 0 && solver.waves_seconds > 0.0;
+        if fits_size && (run || settings.write_models) {
             let waves_model = WavesModel::build(
                 &block.key.file_name(),
                 &ctx.data,
@@ -213,19 +222,17 @@ pub fn plan_block(
                 horizon,
             );
             let warm = waves_model.encode(&ctx.data, &best.schedule);
-            let waves_settings = SolverSettings {
-                time_limit_seconds: time_limit.max(0.05),
-                mip_rel_gap: 0.0,
-                mip_abs_gap: WAVES_ABS_GAP,
-                threads: settings.threads,
-            };
-            if time_limit >= 0.05 {
+            let waves_settings =
+                highs_settings(solver, solver.waves_max_nodes, solver.waves_seconds.max(0.05), 0.0, WAVES_ABS_GAP);
+            if run {
                 let result = solve_mip(&waves_model.model, warm, waves_settings);
+                if result.stopped_by_clock {
+                    clock_stops.push("waves");
+                }
                 tracing::debug!(
                     block = %block.key,
                     status = ?result.status,
                     seconds = result.seconds,
-                    time_limit,
                     horizon,
                     wave_bound,
                     n_variables = waves_model.model.variables.len(),
@@ -292,28 +299,41 @@ pub fn plan_block(
     plan.greedy_objective = greedy_objective;
     let proved = objective - lower_bound < 0.5 * ctx.weights.waves;
     plan.solver_status = match (origin, mip_status) {
+        // Not a normal status: another run, on a quieter machine, may give another plan.
+        _ if !clock_stops.is_empty() => SOLVER_STATUS_WALL_CLOCK,
         (Origin::Model, Some(MipStatus::Optimal)) if proved => "optimal",
         (Origin::Model, Some(MipStatus::Optimal | MipStatus::GapLimit)) => "gap-limit",
-        (Origin::Model, _) => "time-limit",
+        (Origin::Model, _) => "work-limit",
         // No model plan, a worse one, or one the validator rejected.
         (Origin::Greedy, _) => "greedy-fallback",
     }
     .to_string();
-    let solver_note = match plan.solver_status.as_str() {
-        "time-limit" => Some(format!(
-            "the solver stopped at its deadline ({} s): this is the best plan it found, within {:.2e} of the proved bound",
-            settings.time_limit_seconds, plan.gap
+    plan.wall_clock_stops = clock_stops.iter().map(ToString::to_string).collect();
+    let mut notes = Vec::new();
+    if !clock_stops.is_empty() {
+        notes.push(format!(
+            "stopped by the wall-clock safety limit ({}): the machine was too busy or the limits too high; \
+             another run may give another plan (raise solver.time_limit_seconds, staging_seconds or \
+             waves_seconds, or lower the node limits)",
+            clock_stops.join(", ")
+        ));
+    }
+    match (origin, mip_status) {
+        (Origin::Model, Some(MipStatus::WorkLimit)) => notes.push(format!(
+            "the solver stopped at its work limit ({} branch-and-bound nodes, solver.composition_max_nodes): \
+             this is the best plan it found, within {:.2e} of the proved bound",
+            solver.composition_max_nodes, plan.gap
         )),
-        "greedy-fallback" if settings.use_solver => Some(match mip_status {
+        (Origin::Greedy, status) if settings.use_solver => notes.push(match status {
             Some(MipStatus::Deadline | MipStatus::NoSolution) => {
-                "the solver found no plan by its deadline: this is the greedy plan".to_string()
+                "the solver found no plan within its limits: this is the greedy plan".to_string()
             }
             Some(MipStatus::Error) => "the solver failed: this is the greedy plan".to_string(),
             _ => "the solver's plan was not usable: this is the greedy plan".to_string(),
         }),
-        _ => None,
-    };
-    if let Some(note) = solver_note {
+        _ => {}
+    }
+    for note in notes {
         plan.explanation = if plan.explanation.is_empty() { note } else { format!("{}\n{note}", plan.explanation) };
     }
     if settings.write_models
@@ -408,12 +428,6 @@ fn repair_staging(ctx: &BlockContext, mut composition: Composition, mut stall: S
     None
 }
 
-/// The largest staging rescue tried. On the generated M and L estates a first
-/// schedule was found within 2 s for models of up to 2,182 variables and for none
-/// of 2,562 or more (11 blocks); a larger model costs its whole budget for nothing
-/// and the repaired plan stands.
-const RESCUE_MAX_VARIABLES: usize = 2_500;
-
 /// A schedule from the waves model alone, for an assignment the greedy waves
 /// could not stage. The horizon allows one unit per wave (every schedule fits).
 fn rescue_waves(
@@ -421,26 +435,24 @@ fn rescue_waves(
     assignment: &Assignment,
     stall_wave: u32,
     settings: BlockSettings,
-    started: Instant,
     models: &mut Vec<(String, String)>,
+    clock_stops: &mut Vec<&'static str>,
 ) -> Option<Schedule> {
+    let solver = &settings.solver;
+    if solver.staging_max_nodes == 0 || solver.staging_seconds <= 0.0 {
+        return None;
+    }
     let full_horizon = (ctx.data.n_nodes() + ctx.data.n_namespaces()).min(400) as u32;
-    // Its own budget (`solver.staging_seconds`): the repair already has a plan in hand.
-    let budget = (settings.time_limit_seconds - started.elapsed().as_secs_f64()).min(settings.staging_seconds);
-    let rescue_started = Instant::now();
     // First a short horizon (twice the waves the greedy managed): a much smaller model
     // that usually holds a schedule; then the full horizon with the time left.
     let short_horizon = (2 * stall_wave).max(wave_lower_bound(&ctx.data, ctx.budget) as u32 + 2).min(full_horizon);
     let mut horizons = vec![short_horizon, full_horizon];
     horizons.dedup();
     for (attempt, horizon) in horizons.into_iter().enumerate() {
-        // The short horizon may use the whole budget (it usually holds a schedule, and
-        // the larger model is harder still); the full one gets what is left, which is
-        // most of it when HiGHS proves the short one infeasible (usually in milliseconds).
-        let time_limit = budget - rescue_started.elapsed().as_secs_f64();
+        // Each attempt has its own work limit (`solver.staging_max_nodes`); HiGHS
+        // usually proves a too-short horizon infeasible in a few nodes.
         if horizon == 0
-            || time_limit < 0.05
-            || WavesModel::size_estimate(&ctx.data, assignment, horizon) > RESCUE_MAX_VARIABLES
+            || WavesModel::size_estimate(&ctx.data, assignment, horizon) as u64 > solver.staging_max_variables
         {
             continue;
         }
@@ -455,13 +467,12 @@ fn rescue_waves(
         );
         // Any schedule will do (a gap of 100% stops at the first one): the waves
         // model shortens the best candidate afterwards, warm-started from it.
-        let solver_settings = SolverSettings {
-            time_limit_seconds: time_limit,
-            mip_rel_gap: 1.0,
-            mip_abs_gap: WAVES_ABS_GAP,
-            threads: settings.threads,
-        };
+        let solver_settings =
+            highs_settings(solver, solver.staging_max_nodes, solver.staging_seconds, 1.0, WAVES_ABS_GAP);
         let result = solve_mip(&waves_model.model, None, solver_settings);
+        if result.stopped_by_clock && !clock_stops.contains(&"staging rescue") {
+            clock_stops.push("staging rescue");
+        }
         if settings.write_models {
             models.push((
                 format!("{}.staging-{}", ctx.block.key.file_name(), attempt + 1),
@@ -472,7 +483,6 @@ fn rescue_waves(
             block = %ctx.block.key,
             status = ?result.status,
             seconds = result.seconds,
-            time_limit,
             horizon,
             stall_wave,
             n_variables = waves_model.model.variables.len(),
@@ -485,4 +495,26 @@ fn rescue_waves(
         }
     }
     None
+}
+
+/// `BlockPlan::solver_status` of a block that a wall-clock safety net stopped.
+pub const SOLVER_STATUS_WALL_CLOCK: &str = "wall-clock-limit";
+
+/// HiGHS settings of one solve: the policy's seed and threads, a deterministic
+/// work limit and a wall-clock safety net.
+fn highs_settings(
+    solver: &SolverPolicy,
+    max_nodes: u64,
+    safety_seconds: f64,
+    mip_rel_gap: f64,
+    mip_abs_gap: f64,
+) -> SolverSettings {
+    SolverSettings {
+        time_limit_seconds: safety_seconds,
+        max_nodes,
+        random_seed: solver.random_seed,
+        mip_rel_gap,
+        mip_abs_gap,
+        threads: solver.threads.max(1),
+    }
 }

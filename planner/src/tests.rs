@@ -398,7 +398,7 @@ fn the_plan_is_never_worse_than_greedy_and_its_bound_holds() {
         assert!(block.objective <= block.greedy_objective + 1e-6, "{block:#?}");
         assert!(block.lower_bound <= block.objective + 1e-6);
         assert!((0.0..=1.0).contains(&block.gap));
-        assert!(["optimal", "gap-limit", "time-limit", "greedy-fallback"].contains(&block.solver_status.as_str()));
+        assert!(["optimal", "gap-limit", "work-limit", "greedy-fallback"].contains(&block.solver_status.as_str()));
     }
     let greedy = propose(&inventory, &estate_policy(), &PlanOptions { greedy_only: true, ..PlanOptions::default() })
         .unwrap()

@@ -268,7 +268,10 @@ macro_rules! both_ways {
 
 both_ways!(model::NodeRef, v1::NodeRef, { cluster_id, node, zone });
 both_ways!(model::ControlPlaneNode, v1::ControlPlaneNode, { cluster_id, node, zone });
-both_ways!(model::InventoryRef, v1::InventoryRef, { cluster_id, generation });
+both_ways!(model::InventoryRef, v1::InventoryRef, { cluster_id, generation, content_sha256 });
+both_ways!(model::PlanFingerprint, v1::PlanFingerprint, {
+    input_digest, content_digest, kplan_version, highs_version, limits, options
+});
 both_ways!(model::NamespaceRename, v1::NamespaceRename, {
     from_cluster, namespace, new_name, target_cluster, collides_with
 });
@@ -544,6 +547,7 @@ impl From<model::BlockPlan> for v1::BlockPlan {
             greedy_objective: b.greedy_objective,
             solver_status: b.solver_status,
             solve_seconds: b.solve_seconds,
+            wall_clock_stops: b.wall_clock_stops,
         }
     }
 }
@@ -574,6 +578,7 @@ impl From<v1::BlockPlan> for model::BlockPlan {
             greedy_objective: b.greedy_objective,
             solver_status: b.solver_status,
             solve_seconds: b.solve_seconds,
+            wall_clock_stops: b.wall_clock_stops,
         }
     }
 }
@@ -587,6 +592,9 @@ impl From<model::Plan> for v1::Plan {
             policy_digest: p.policy_digest,
             blocks: vec_into(p.blocks),
             summary: Some(p.summary.into()),
+            fingerprint: Some(p.fingerprint.into()),
+            // A Policy always serialises (plain data, string keys).
+            policy_json: p.policy.as_ref().and_then(|policy| serde_json::to_string(policy).ok()).unwrap_or_default(),
         }
     }
 }
@@ -600,6 +608,9 @@ impl From<v1::Plan> for model::Plan {
             policy_digest: p.policy_digest,
             blocks: vec_into(p.blocks),
             summary: p.summary.map(Into::into).unwrap_or_default(),
+            fingerprint: p.fingerprint.map(Into::into).unwrap_or_default(),
+            // Empty (an older server) or unreadable: no policy to re-plan with.
+            policy: serde_json::from_str(&p.policy_json).ok(),
         }
     }
 }

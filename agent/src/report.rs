@@ -446,6 +446,8 @@ mod tests {
             container_runtime: String::new(),
             architecture: String::new(),
             unschedulable: false,
+            taints: Vec::new(),
+            extended: Default::default(),
         };
         let nodes = (0..n_nodes).map(|idx| kplan_model::Node { name: format!("n{idx}"), ..node.clone() }).collect();
         Arc::new(ClusterSnapshot { cluster_id: "c1".into(), nodes, ..ClusterSnapshot::default() })

@@ -426,6 +426,8 @@ fn cluster(rng: &mut Rng, block: &BlockSpec, zones: &[String], cluster_idx: usiz
             container_runtime: runtime.clone(),
             architecture: "amd64".to_string(),
             unschedulable: false,
+            taints: Vec::new(),
+            extended: Default::default(),
         }
     };
     for idx in 0..n_control_plane {
@@ -508,7 +510,14 @@ fn namespace(name: &str, tier: &str, sla: SlaTier, requests: Resources) -> Names
     let mut labels = BTreeMap::new();
     labels.insert("kplan.io/security-tier".to_string(), tier.to_string());
     labels.insert("kplan.io/sla-tier".to_string(), sla.as_str().to_string());
-    Namespace { name: name.to_string(), labels, security_tier: tier.to_string(), sla_tier: sla, requests }
+    Namespace {
+        name: name.to_string(),
+        labels,
+        security_tier: tier.to_string(),
+        sla_tier: sla,
+        requests,
+        pod_groups: Vec::new(),
+    }
 }
 
 /// Writes `estate.toml`, `policy.toml` and `clusters/<id>.json` into `dir`.

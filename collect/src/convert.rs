@@ -113,6 +113,7 @@ pub fn node_from_k8s(node: &Node, options: &CollectOptions) -> Result<kplan_mode
     };
 
     let node_info = status.and_then(|status| status.node_info.as_ref());
+    let (taints, extended) = crate::scheduling::node_scheduling(node, &object)?;
     Ok(kplan_model::Node {
         name,
         labels: node.metadata.labels.clone().unwrap_or_default(),
@@ -124,6 +125,8 @@ pub fn node_from_k8s(node: &Node, options: &CollectOptions) -> Result<kplan_mode
         container_runtime: node_info.map(|info| info.container_runtime_version.clone()).unwrap_or_default(),
         architecture: node_info.map(|info| info.architecture.clone()).unwrap_or_default(),
         unschedulable: node.spec.as_ref().and_then(|spec| spec.unschedulable).unwrap_or(false),
+        taints,
+        extended,
     })
 }
 
@@ -172,7 +175,14 @@ fn namespace_from_parts(
         })?,
         None => SlaTier::Bronze,
     };
-    Ok(kplan_model::Namespace { name, labels, security_tier, sla_tier, requests: Resources::ZERO })
+    Ok(kplan_model::Namespace {
+        name,
+        labels,
+        security_tier,
+        sla_tier,
+        requests: Resources::ZERO,
+        pod_groups: Vec::new(),
+    })
 }
 
 /// Whether a pod no longer holds resources (phase `Succeeded` or `Failed`).

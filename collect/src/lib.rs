@@ -28,6 +28,7 @@ mod convert;
 mod error;
 mod facts;
 mod parse;
+pub mod scheduling;
 
 #[cfg(test)]
 mod tests;
@@ -129,6 +130,7 @@ pub fn collect(
     let mut namespaces: BTreeMap<String, (kplan_model::Namespace, Origin)> = BTreeMap::new();
     let mut pods: HashMap<(String, String), Origin> = HashMap::new();
     let mut demand: BTreeMap<String, Resources> = BTreeMap::new();
+    let mut pod_groups: BTreeMap<String, Vec<kplan_model::scheduling::PodGroup>> = BTreeMap::new();
     let mut workloads: BTreeSet<String> = BTreeSet::new();
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     let mut snapshot: Option<(Origin, Box<ClusterSnapshot>)> = None;
@@ -166,8 +168,14 @@ pub fn collect(
                 if let Some(first) = pods.get(&key) {
                     return Err(duplicate("pod", &format!("{}/{}", key.0, key.1), first, &origin));
                 }
-                pods.insert(key, origin);
+                pods.insert(key.clone(), origin.clone());
                 if let Some((namespace, requests)) = pod_demand {
+                    let object = format!("pod \"{namespace}/{}\"", key.1);
+                    if let Some(group) =
+                        scheduling::pod_group(&pod, requests, &object).map_err(|error| locate(error, &origin))?
+                    {
+                        scheduling::add_to_groups(pod_groups.entry(namespace.clone()).or_default(), group);
+                    }
                     let sum = demand.entry(namespace).or_insert(Resources::ZERO);
                     *sum = sum.saturating_add(requests);
                 }
@@ -201,14 +209,21 @@ pub fn collect(
         return Err(CollectError::NothingToCollect { skipped });
     }
     let generation = options.generation.or(generation).ok_or(CollectError::NoGeneration)?;
-    build_snapshot(
+    let mut snapshot = build_snapshot(
         nodes.into_values().map(|(node, _)| node),
         namespaces.into_values().map(|(namespace, _)| namespace),
         &demand,
         workloads.iter().map(String::as_str),
         generation,
         options,
-    )
+    )?;
+    for namespace in &mut snapshot.namespaces {
+        if let Some(mut groups) = pod_groups.remove(&namespace.name) {
+            scheduling::sort_groups(&mut groups);
+            namespace.pod_groups = groups;
+        }
+    }
+    Ok(snapshot)
 }
 
 /// Names the file of an error from the per-object conversions, and the

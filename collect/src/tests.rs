@@ -554,3 +554,41 @@ fn nameless_objects_are_named_by_their_place() {
         "ns.json: namespace at items[1]: metadata.name: missing"
     );
 }
+
+#[test]
+fn a_gpu_pool_and_its_training_pods_are_recorded_for_the_pod_level_checks() {
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-1", "resourceVersion": "10",
+            "labels": {"topology.kubernetes.io/zone": "a", "accelerator": "nvidia"}},
+         "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]},
+         "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": "4"}}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "train-5f6-a", "namespace": "ml", "resourceVersion": "11",
+            "labels": {"pod-template-hash": "5f6"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "train-5f6", "uid": "u", "controller": true}]},
+         "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"nvidia.com/gpu": "2"}}}],
+                  "nodeSelector": {"accelerator": "nvidia"},
+                  "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+         "status": {"phase": "Running"}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "train-5f6-b", "namespace": "ml", "resourceVersion": "12",
+            "labels": {"pod-template-hash": "5f6"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "train-5f6", "uid": "u", "controller": true}]},
+         "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"nvidia.com/gpu": "2"}}}],
+                  "nodeSelector": {"accelerator": "nvidia"},
+                  "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+         "status": {"phase": "Running"}}
+    ]});
+    let objects = parse_documents(&list.to_string(), "gpu.json").unwrap();
+    let options = CollectOptions { datacenter: Some("fra".into()), ..options() };
+    let snapshot = collect(objects, &options).unwrap();
+    let node = &snapshot.nodes[0];
+    assert_eq!(node.extended.get("nvidia.com/gpu"), Some(&4));
+    assert_eq!(node.taints.len(), 1);
+    let ml = snapshot.namespaces.iter().find(|n| n.name == "ml").unwrap();
+    assert_eq!(ml.pod_groups.len(), 1, "two identical pods are one group: {:#?}", ml.pod_groups);
+    let group = &ml.pod_groups[0];
+    assert_eq!((group.workload().as_str(), group.replicas), ("Deployment/train", 2));
+    assert_eq!(group.extended.get("nvidia.com/gpu"), Some(&2));
+    assert_eq!(group.requests, Resources::new(2000, 8 << 30, 1));
+    // The namespace's sum is still what the pods request.
+    assert_eq!(ml.requests, Resources::new(4000, 16 << 30, 2));
+}

@@ -144,6 +144,13 @@ pub struct Node {
     pub architecture: String,
     #[serde(default)]
     pub unschedulable: bool,
+    /// `spec.taints`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<crate::scheduling::Taint>,
+    /// Allocatable resources besides cpu, memory and pods (`nvidia.com/gpu`,
+    /// `hugepages-2Mi`, `ephemeral-storage`, ...), in the resource's own unit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extended: BTreeMap<String, u64>,
 }
 
 /// One namespace of a source cluster, with its demand summed from its pods.
@@ -157,6 +164,11 @@ pub struct Namespace {
     pub sla_tier: SlaTier,
     /// Summed effective requests of its non-terminated pods; `pods` is the pod count.
     pub requests: Resources,
+    /// Its non-terminated pods, grouped by workload and needs (DaemonSet pods
+    /// are left out: they come with the nodes). Empty when not known (older
+    /// snapshots, agents that do not report pods yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_groups: Vec<crate::scheduling::PodGroup>,
 }
 
 /// Facts about a whole cluster.

@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod plan;
 pub mod policy;
 pub mod quantity;
+pub mod scheduling;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod time;

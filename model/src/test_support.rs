@@ -16,6 +16,8 @@ pub fn worker(name: &str) -> Node {
         container_runtime: "containerd://1.7.0".into(),
         architecture: "amd64".into(),
         unschedulable: false,
+        taints: Vec::new(),
+        extended: Default::default(),
     }
 }
 

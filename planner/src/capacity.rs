@@ -292,6 +292,8 @@ mod tests {
                     container_runtime: String::new(),
                     architecture: String::new(),
                     unschedulable: false,
+                    taints: Vec::new(),
+                    extended: Default::default(),
                 })
                 .collect(),
             namespaces: vec![Namespace {
@@ -300,6 +302,7 @@ mod tests {
                 security_tier: "prod".into(),
                 sla_tier: Default::default(),
                 requests: Resources::new(requested_cores * 1000, (requested_cores * 2) << 30, requested_cores),
+                pod_groups: Vec::new(),
             }],
         }
     }

@@ -37,6 +37,8 @@
 //!     architecture: "amd64".into(),
 //!     labels: Default::default(),
 //!     unschedulable: false,
+//!     taints: vec![],
+//!     extended: Default::default(),
 //! };
 //! let cluster = |id: &str| ClusterSnapshot {
 //!     cluster_id: id.into(),
@@ -269,9 +271,39 @@ pub fn propose(
             *block = rejected_block(block, found);
         }
     }
+    note_unchecked_pods(&mut plan.blocks, inventory);
     plan.summary = summarize(&plan.blocks, started.elapsed().as_secs_f64());
     fingerprint(&mut plan, inventory, policy, &settings.solver, options);
     Ok(ProposeOutcome { plan, models })
+}
+
+/// Says which source clusters of a planned block have pods the inventory does
+/// not describe one by one (older snapshots, kubectl exports without pods,
+/// agents that report sums only): the validator's pod-level checks
+/// (`validate/pods.rs`) could not be made for them.
+fn note_unchecked_pods(blocks: &mut [BlockPlan], inventory: &[ClusterSnapshot]) {
+    let unchecked: BTreeSet<&str> = inventory
+        .iter()
+        // A cluster that reports pods for no namespace while its namespaces have pods
+        // (DaemonSet pods alone are never grouped: they come with the nodes).
+        .filter(|c| {
+            c.namespaces.iter().all(|n| n.pod_groups.is_empty()) && c.namespaces.iter().any(|n| n.requests.pods > 0)
+        })
+        .map(|c| c.cluster_id.as_str())
+        .collect();
+    for block in blocks.iter_mut().filter(|b| b.status == BlockStatus::Planned) {
+        let missing: Vec<&str> =
+            block.source_clusters.iter().map(String::as_str).filter(|c| unchecked.contains(c)).collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let note = format!(
+            "pod-level checks (taints, selectors, affinity, extended resources) not made for {}: their snapshots \
+             have namespace sums but not their pods",
+            missing.join(", ")
+        );
+        block.explanation = if block.explanation.is_empty() { note } else { format!("{}\n{note}", block.explanation) };
+    }
 }
 
 /// Records what the plan was made from (snapshot content hashes, the policy,

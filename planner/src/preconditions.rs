@@ -257,6 +257,8 @@ mod tests {
             container_runtime: runtime.into(),
             architecture: "amd64".into(),
             unschedulable: false,
+            taints: Vec::new(),
+            extended: Default::default(),
         }
     }
 

@@ -25,6 +25,8 @@ fn node(name: &str, datacenter: &str, zone: &str, cores: u64, memory_gib: u64) -
         container_runtime: "containerd://1.7.2".to_string(),
         architecture: "amd64".to_string(),
         unschedulable: false,
+        taints: Vec::new(),
+        extended: Default::default(),
     }
 }
 
@@ -40,6 +42,7 @@ fn namespace(name: &str, tier: &str, sla: SlaTier, cpu_millis: u64, memory_gib: 
         security_tier: tier.to_string(),
         sla_tier: sla,
         requests: Resources::new(cpu_millis, memory_gib * GIB, pods),
+        pod_groups: Vec::new(),
     }
 }
 

@@ -102,6 +102,8 @@ impl From<model::Node> for v1::Node {
             container_runtime: n.container_runtime,
             architecture: n.architecture,
             unschedulable: n.unschedulable,
+            taints: vec_into(n.taints),
+            extended: n.extended.into_iter().collect(),
         }
     }
 }
@@ -123,6 +125,8 @@ impl From<v1::Node> for model::Node {
             container_runtime: n.container_runtime,
             architecture: n.architecture,
             unschedulable: n.unschedulable,
+            taints: vec_into(n.taints),
+            extended: n.extended.into_iter().collect(),
         }
     }
 }
@@ -135,6 +139,7 @@ impl From<model::Namespace> for v1::Namespace {
             security_tier: n.security_tier,
             sla_tier: sla_to_wire(n.sla_tier),
             requests: Some(n.requests.into()),
+            pod_groups: vec_into(n.pod_groups),
         }
     }
 }
@@ -147,6 +152,45 @@ impl From<v1::Namespace> for model::Namespace {
             security_tier: n.security_tier,
             sla_tier: sla_from_wire(n.sla_tier),
             requests: resources(n.requests),
+            pod_groups: vec_into(n.pod_groups),
+        }
+    }
+}
+
+impl From<model::scheduling::PodGroup> for v1::PodGroup {
+    fn from(g: model::scheduling::PodGroup) -> Self {
+        v1::PodGroup {
+            owner_kind: g.owner_kind,
+            owner_name: g.owner_name,
+            replicas: g.replicas,
+            requests: Some(g.requests.into()),
+            extended: g.extended.into_iter().collect(),
+            node_selector: g.node_selector.into_iter().collect(),
+            has_node_affinity: g.node_affinity.is_some(),
+            node_affinity: g
+                .node_affinity
+                .map(|a| a.terms.into_iter().map(|t| v1::NodeSelectorTerm { requirements: vec_into(t) }).collect())
+                .unwrap_or_default(),
+            tolerations: vec_into(g.tolerations),
+            runtime_class: g.runtime_class,
+        }
+    }
+}
+
+impl From<v1::PodGroup> for model::scheduling::PodGroup {
+    fn from(g: v1::PodGroup) -> Self {
+        model::scheduling::PodGroup {
+            owner_kind: g.owner_kind,
+            owner_name: g.owner_name,
+            replicas: g.replicas,
+            requests: resources(g.requests),
+            extended: g.extended.into_iter().collect(),
+            node_selector: g.node_selector.into_iter().collect(),
+            node_affinity: g.has_node_affinity.then(|| model::scheduling::NodeAffinity {
+                terms: g.node_affinity.into_iter().map(|t| vec_into(t.requirements)).collect(),
+            }),
+            tolerations: vec_into(g.tolerations),
+            runtime_class: g.runtime_class,
         }
     }
 }
@@ -267,6 +311,9 @@ macro_rules! both_ways {
 }
 
 both_ways!(model::NodeRef, v1::NodeRef, { cluster_id, node, zone });
+both_ways!(model::scheduling::Taint, v1::Taint, { key, value, effect });
+both_ways!(model::scheduling::Toleration, v1::Toleration, { key, operator, value, effect });
+both_ways!(model::scheduling::NodeSelectorRequirement, v1::NodeSelectorRequirement, { key, operator, values });
 both_ways!(model::ControlPlaneNode, v1::ControlPlaneNode, { cluster_id, node, zone });
 both_ways!(model::InventoryRef, v1::InventoryRef, { cluster_id, generation, content_sha256 });
 both_ways!(model::PlanFingerprint, v1::PlanFingerprint, {
@@ -767,6 +814,8 @@ mod tests {
                 container_runtime: "containerd://1.7.2".into(),
                 architecture: "amd64".into(),
                 unschedulable: true,
+                taints: Vec::new(),
+                extended: Default::default(),
             }],
             namespaces: vec![model::Namespace {
                 name: "payments".into(),
@@ -774,6 +823,7 @@ mod tests {
                 security_tier: "prod".into(),
                 sla_tier: model::SlaTier::Gold,
                 requests: model::Resources::new(250, 1 << 29, 3),
+                pod_groups: Vec::new(),
             }],
         }
     }

@@ -408,14 +408,72 @@ pub fn check_snapshot_with(snapshot: &ClusterSnapshot, limits: &ValidationLimits
             problems.add(format_args!("{object}: security_tier: {why}"));
         }
         check_quantities(&mut problems, object, "requests", &namespace.requests);
+        check_pod_groups(&mut problems, object, namespace);
     }
     problems.into_vec()
+}
+
+/// Pod groups (issue 17): a workload name, at least one replica, one pod each,
+/// and node affinity operators the scheduler knows.
+fn check_pod_groups(problems: &mut Problems, object: &str, namespace: &kplan_model::Namespace) {
+    const OPERATORS: [&str; 6] = ["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"];
+    for (idx, group) in namespace.pod_groups.iter().enumerate() {
+        let object = format!("{object}: pod_groups[{idx}] {}", Quoted(&group.workload()));
+        if group.owner_kind.trim().is_empty() || group.owner_name.trim().is_empty() {
+            problems.add(format_args!("{object}: owner_kind and owner_name must not be empty"));
+        }
+        if group.replicas == 0 {
+            problems.add(format_args!("{object}: replicas: must be at least 1"));
+        }
+        if group.requests.pods != 1 {
+            problems.add(format_args!(
+                "{object}: requests.pods: must be 1 (the requests of one pod), got {}",
+                group.requests.pods
+            ));
+        }
+        let requirements = group.node_affinity.iter().flat_map(|a| a.terms.iter().flatten());
+        for requirement in requirements.filter(|r| !OPERATORS.contains(&r.operator.as_str())) {
+            problems.add(format_args!(
+                "{object}: node_affinity: operator {} of key {} is not one of {}",
+                Quoted(&requirement.operator),
+                Quoted(&requirement.key),
+                OPERATORS.join(", ")
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use kplan_model::{ClusterFacts, Namespace, Node, SlaTier};
+
+    #[test]
+    fn bad_pod_groups_are_named() {
+        let mut snapshot = ClusterSnapshot {
+            cluster_id: "c1".into(),
+            generation: 1,
+            namespaces: vec![namespace("shop")],
+            ..ClusterSnapshot::default()
+        };
+        snapshot.namespaces[0].pod_groups = vec![kplan_model::scheduling::PodGroup {
+            owner_kind: "Deployment".into(),
+            owner_name: "web".into(),
+            replicas: 0,
+            requests: Resources::new(100, 1, 1),
+            node_affinity: Some(kplan_model::scheduling::NodeAffinity {
+                terms: vec![vec![kplan_model::scheduling::NodeSelectorRequirement {
+                    key: "zone".into(),
+                    operator: "Near".into(),
+                    values: vec![],
+                }]],
+            }),
+            ..Default::default()
+        }];
+        let problems = check_snapshot(&snapshot).join("\n");
+        assert!(problems.contains("pod_groups[0] \"Deployment/web\": replicas: must be at least 1"), "{problems}");
+        assert!(problems.contains("operator \"Near\" of key \"zone\""), "{problems}");
+    }
 
     fn node(name: &str) -> Node {
         Node {
@@ -431,6 +489,7 @@ mod tests {
             security_tier: "prod".into(),
             sla_tier: SlaTier::Gold,
             requests: Resources::new(1500, 4 << 30, 12),
+            pod_groups: Vec::new(),
         }
     }
 

@@ -232,6 +232,8 @@ fn wire_node(name: &str) -> v1::Node {
         container_runtime: "containerd://1.7.2".into(),
         architecture: "amd64".into(),
         unschedulable: false,
+        taints: Vec::new(),
+        extended: Default::default(),
     }
 }
 
@@ -242,6 +244,7 @@ fn wire_namespace(name: &str) -> v1::Namespace {
         security_tier: "prod".into(),
         sla_tier: v1::SlaTier::Gold as i32,
         requests: Some(v1::Resources { cpu_millis: 1500, memory_bytes: 4 << 30, pods: 12 }),
+        pod_groups: Vec::new(),
     }
 }
 

@@ -171,6 +171,8 @@ fn snapshot(cluster_id: &str, generation: u64) -> ClusterSnapshot {
         container_runtime: "containerd://1.7.13".into(),
         architecture: "amd64".into(),
         unschedulable: false,
+        taints: Vec::new(),
+        extended: Default::default(),
     };
     ClusterSnapshot {
         cluster_id: cluster_id.into(),
@@ -191,6 +193,7 @@ fn snapshot(cluster_id: &str, generation: u64) -> ClusterSnapshot {
             security_tier: "prod".into(),
             sla_tier: SlaTier::Gold,
             requests: Resources { cpu_millis: 4_000, memory_bytes: 8 << 30, pods: 20 },
+            pod_groups: Vec::new(),
         }],
     }
 }

@@ -204,6 +204,8 @@ resource!(LeanNode, "Node", "nodes", k8s_openapi::ClusterResourceScope);
 #[derive(Debug, Clone, Default, Deserialize)]
 struct LeanNodeSpec {
     unschedulable: Option<bool>,
+    /// What the scheduler keeps off the node (issue 17).
+    taints: Option<Vec<k8s_openapi::api::core::v1::Taint>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -229,7 +231,11 @@ impl LeanNode {
     pub fn into_node(self) -> Node {
         Node {
             metadata: self.metadata,
-            spec: self.spec.map(|spec| NodeSpec { unschedulable: spec.unschedulable, ..NodeSpec::default() }),
+            spec: self.spec.map(|spec| NodeSpec {
+                unschedulable: spec.unschedulable,
+                taints: spec.taints,
+                ..NodeSpec::default()
+            }),
             status: self.status.map(|status| NodeStatus {
                 allocatable: status.allocatable,
                 node_info: status.node_info.map(|info| NodeSystemInfo {

@@ -41,6 +41,7 @@ where
         let namespace_requests =
             |key: &NamespaceKey<'a>| index.namespaces.get(key).map(|i| i.namespace.requests).unwrap_or_default();
 
+        type PodStates<'x> = Vec<(Side<'x>, Vec<&'x kplan_model::Node>, Vec<&'x kplan_model::Namespace>)>;
         // cluster -> (workload allocatable, demand)
         type Capacities<'x> = BTreeMap<Side<'x>, (Resources, Resources)>;
         let snapshot = |source_nodes: &BTreeMap<&'a str, BTreeSet<NodeKey<'a>>>,
@@ -79,11 +80,68 @@ where
             capacities
         };
 
+        // The pods of each cluster on its workload nodes, at one moment (the same
+        // nodes and namespaces the capacity figures count).
+        let pod_states = |source_nodes: &BTreeMap<&'a str, BTreeSet<NodeKey<'a>>>,
+                          source_namespaces: &BTreeMap<&'a str, BTreeSet<NamespaceKey<'a>>>,
+                          target_nodes: &BTreeMap<&'a str, BTreeSet<NodeKey<'a>>>,
+                          target_namespaces: &BTreeMap<&'a str, BTreeSet<NamespaceKey<'a>>>,
+                          moving: Option<&WaveMoves<'a>>|
+         -> PodStates<'a> {
+            let mut states = PodStates::new();
+            for (cluster, nodes) in source_nodes {
+                if !checked_sources.contains(cluster) {
+                    continue;
+                }
+                let nodes = nodes
+                    .iter()
+                    .filter(|key| index.nodes[*key].node.role != NodeRole::ControlPlane)
+                    .filter(|key| moving.is_none_or(|m| !m.nodes.contains(*key)))
+                    .map(|key| index.nodes[key].node)
+                    .collect();
+                let namespaces = source_namespaces[cluster]
+                    .iter()
+                    .filter_map(|k| index.namespaces.get(k))
+                    .map(|i| i.namespace)
+                    .collect();
+                states.push((Side::Source(cluster), nodes, namespaces));
+            }
+            for (target, nodes) in target_nodes {
+                let nodes = nodes
+                    .iter()
+                    .filter(|key| !(dedicated && control_plane.contains(*key)))
+                    .map(|key| index.nodes[key].node)
+                    .collect();
+                let mut namespaces: Vec<&'a kplan_model::Namespace> = target_namespaces[target]
+                    .iter()
+                    .filter_map(|k| index.namespaces.get(k))
+                    .map(|i| i.namespace)
+                    .collect();
+                if let Some(moving) = moving {
+                    namespaces.extend(
+                        moving
+                            .namespaces
+                            .iter()
+                            .filter(|(_, t)| *t == target)
+                            .filter_map(|(k, _)| index.namespaces.get(k))
+                            .map(|i| i.namespace),
+                    );
+                }
+                states.push((Side::Target(target), nodes, namespaces));
+            }
+            states
+        };
+
         for (position, moves) in waves.iter().enumerate() {
             let number = position as u64 + 1;
             let wave = &block.waves[position];
             let before = snapshot(&source_nodes, &source_namespaces, &target_nodes, &target_namespaces, None);
             let during = snapshot(&source_nodes, &source_namespaces, &target_nodes, &target_namespaces, Some(moves));
+            let pods_during =
+                pod_states(&source_nodes, &source_namespaces, &target_nodes, &target_namespaces, Some(moves));
+            for (side, nodes, namespaces) in &pods_during {
+                self.check_pods(&format!("during wave {number}"), side, nodes, namespaces);
+            }
             for key in &moves.nodes {
                 if let Some(nodes) = source_nodes.get_mut(key.0) {
                     nodes.remove(key);
@@ -103,6 +161,10 @@ where
                 }
             }
             let after = snapshot(&source_nodes, &source_namespaces, &target_nodes, &target_namespaces, None);
+            let pods_after = pod_states(&source_nodes, &source_namespaces, &target_nodes, &target_namespaces, None);
+            for (side, nodes, namespaces) in &pods_after {
+                self.check_pods(&format!("after wave {number}"), side, nodes, namespaces);
+            }
             for (moment, capacities) in [(Moment::Before, &before), (Moment::During, &during), (Moment::After, &after)]
             {
                 for (side, (allocatable, demand)) in capacities {

@@ -113,6 +113,7 @@ mod capacity;
 mod flows;
 mod index;
 mod placement;
+mod pods;
 mod shape;
 #[cfg(test)]
 mod tests;
@@ -140,10 +141,12 @@ pub enum Rule {
     Explanation,
     /// The plan's shape: blocks listed once, waves numbered, targets named.
     Structure,
+    /// Pods have nodes: the scheduler's filters, pod by pod (`pods.rs`).
+    PodPlacement,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 15] = [
         Rule::TierSeparation,
         Rule::ZonePermission,
         Rule::Capacity,
@@ -158,6 +161,7 @@ impl Rule {
         Rule::MaxNodes,
         Rule::Explanation,
         Rule::Structure,
+        Rule::PodPlacement,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -176,6 +180,7 @@ impl Rule {
             Rule::MaxNodes => "max-nodes",
             Rule::Explanation => "explanation",
             Rule::Structure => "structure",
+            Rule::PodPlacement => "pod-placement",
         }
     }
 }
@@ -278,6 +283,9 @@ struct BlockCheck<'a, 'p> {
     key: BlockKey,
     members: Option<&'p Members<'a>>,
     out: Vec<Violation>,
+    /// Pod placement findings already reported (one per cluster and workload,
+    /// not one per moment of every wave).
+    reported_pods: BTreeSet<String>,
 }
 
 fn resources_text(name: &str, value: u64) -> String {
@@ -303,7 +311,7 @@ where
     fn new(index: &'p Index<'a>, policy: &'p Policy, block: &'a BlockPlan) -> Self {
         let key = (block.datacenter.clone(), block.security_tier.clone());
         let members = index.blocks.get(&key);
-        BlockCheck { index, policy, block, key, members, out: Vec::new() }
+        BlockCheck { index, policy, block, key, members, out: Vec::new(), reported_pods: BTreeSet::new() }
     }
 
     fn push(&mut self, rule: Rule, detail: String) {

@@ -21,6 +21,8 @@ fn node(name: &str, zone: &str, role: NodeRole) -> Node {
         container_runtime: "containerd://1.7.2".into(),
         architecture: "amd64".into(),
         unschedulable: false,
+        taints: Vec::new(),
+        extended: Default::default(),
     }
 }
 
@@ -31,6 +33,7 @@ fn namespace(name: &str, tier: &str, sla: SlaTier) -> Namespace {
         security_tier: tier.into(),
         sla_tier: sla,
         requests: Resources::new(1000, 1 << 30, 5),
+        pod_groups: Vec::new(),
     }
 }
 
@@ -666,4 +669,76 @@ fn violations_display_block_rule_and_detail() {
     assert_eq!(violation.to_string(), "fra/prod: sla-order: x");
     let names: BTreeSet<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
     assert_eq!(names.len(), Rule::ALL.len());
+}
+
+/// A GPU node (tainted, labelled, 4 GPUs) and a workload of 2 pods that need 2
+/// GPUs each, tolerate the taint and select the label.
+fn make_gpu_node(node: &mut Node) {
+    node.taints = vec![kplan_model::scheduling::Taint {
+        key: "nvidia.com/gpu".into(),
+        value: "present".into(),
+        effect: "NoSchedule".into(),
+    }];
+    node.extended.insert("nvidia.com/gpu".into(), 4);
+    node.labels.insert("accelerator".into(), "nvidia".into());
+}
+
+fn gpu_training() -> kplan_model::scheduling::PodGroup {
+    kplan_model::scheduling::PodGroup {
+        owner_kind: "Deployment".into(),
+        owner_name: "train".into(),
+        replicas: 2,
+        requests: Resources::new(500, 1 << 28, 1),
+        extended: [("nvidia.com/gpu".to_string(), 2)].into_iter().collect(),
+        node_selector: [("accelerator".to_string(), "nvidia".to_string())].into_iter().collect(),
+        tolerations: vec![kplan_model::scheduling::Toleration {
+            key: "nvidia.com/gpu".into(),
+            operator: "Exists".into(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn with_gpu_pods(inventory: &mut [ClusterSnapshot], gpu_nodes: &[&str]) {
+    let c2 = inventory.iter_mut().find(|c| c.cluster_id == "c2").unwrap();
+    for node in c2.nodes.iter_mut().filter(|n| gpu_nodes.contains(&n.name.as_str())) {
+        make_gpu_node(node);
+    }
+    c2.namespaces.iter_mut().find(|n| n.name == "api").unwrap().pod_groups = vec![gpu_training()];
+}
+
+#[test]
+fn a_plan_that_frees_the_gpu_nodes_its_pods_need_is_refused_naming_the_pod() {
+    // c2-w3 is the only GPU node, and the plan frees it: api's GPU pods have no node in fra-prod.
+    let violations = violations_of(|inventory, _, _| with_gpu_pods(inventory, &["c2-w3"]));
+    let pods: Vec<&Violation> = violations.iter().filter(|v| v.rule == Rule::PodPlacement).collect();
+    assert!(!pods.is_empty(), "{violations:#?}");
+    let text = pods.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n");
+    assert!(text.contains("pod api/Deployment/train (2 replicas) has no node in target fra-prod"), "{text}");
+    assert!(text.contains("nodeSelector accelerator=nvidia not matched"), "names the filter: {text}");
+    assert!(text.contains("during wave 2"), "the move is checked while it happens: {text}");
+}
+
+#[test]
+fn gpu_pods_with_a_gpu_node_on_each_side_of_their_move_pass() {
+    // c2-w2 joins fra-prod in wave 1 (a worker there; c2-w1 is one of its dedicated
+    // control-plane nodes); c2-w3 stays in c2 until wave 3, after api has moved.
+    let violations = violations_of(|inventory, _, _| with_gpu_pods(inventory, &["c2-w2", "c2-w3"]));
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[test]
+fn more_gpus_than_the_kept_gpu_nodes_hold_is_short_by_name() {
+    let violations = violations_of(|inventory, _, _| {
+        with_gpu_pods(inventory, &["c2-w2", "c2-w3"]);
+        let c2 = inventory.iter_mut().find(|c| c.cluster_id == "c2").unwrap();
+        c2.namespaces.iter_mut().find(|n| n.name == "api").unwrap().pod_groups[0].replicas = 3;
+    });
+    let text = violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n");
+    assert!(
+        text.contains("api/Deployment/train may use are short: nvidia.com/gpu 6 requested, 4 allocatable"),
+        "{text}"
+    );
 }

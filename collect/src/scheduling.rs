@@ -1,0 +1,247 @@
+//! What the scheduler reads of nodes and pods (issue 17): node taints and
+//! extended resources, and per pod its owning workload, its requests for
+//! resources besides cpu and memory, node selector, required node affinity,
+//! tolerations and runtime class. Pods with the same workload and needs
+//! become one [`PodGroup`] with a replica count, so a snapshot stays small.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, Node, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kplan_model::Resources;
+use kplan_model::quantity::{parse_bytes, parse_count};
+use kplan_model::scheduling::{NodeAffinity, NodeSelectorRequirement, PodGroup, Taint, Toleration};
+
+use crate::CollectError;
+
+/// The resources the inventory keeps apart from [`Resources`].
+fn is_extended(resource: &str) -> bool {
+    !matches!(resource, "cpu" | "memory" | "pods")
+}
+
+/// A quantity of an extended resource in its own unit: sizes
+/// (`hugepages-*`, `ephemeral-storage`) in bytes, devices as counts.
+fn extended_quantity(resource: &str, quantity: &Quantity, object: &str, field: &str) -> Result<u64, CollectError> {
+    let parsed = if resource.starts_with("hugepages-") || resource == "ephemeral-storage" {
+        parse_bytes(&quantity.0)
+    } else {
+        parse_count(&quantity.0).or_else(|_| parse_bytes(&quantity.0))
+    };
+    parsed.map_err(|error| CollectError::field(object.to_string(), format!("{field}.{resource}"), error.to_string()))
+}
+
+/// A node's taints and its allocatable resources besides cpu, memory and pods.
+pub fn node_scheduling(node: &Node, object: &str) -> Result<(Vec<Taint>, BTreeMap<String, u64>), CollectError> {
+    let mut taints: Vec<Taint> = node
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|t| Taint { key: t.key.clone(), value: t.value.clone().unwrap_or_default(), effect: t.effect.clone() })
+        .collect();
+    taints.sort();
+    let mut extended = BTreeMap::new();
+    if let Some(allocatable) = node.status.as_ref().and_then(|status| status.allocatable.as_ref()) {
+        for (resource, quantity) in allocatable.iter().filter(|(resource, _)| is_extended(resource)) {
+            let amount = extended_quantity(resource, quantity, object, "status.allocatable")?;
+            if amount > 0 {
+                extended.insert(resource.clone(), amount);
+            }
+        }
+    }
+    Ok((taints, extended))
+}
+
+/// A container's requests for extended resources (a limit without a request
+/// requests the limit, as the API server defaults it).
+fn container_extended(container: &Container, object: &str, path: &str) -> Result<BTreeMap<String, u64>, CollectError> {
+    let mut out = BTreeMap::new();
+    let Some(resources) = container.resources.as_ref() else { return Ok(out) };
+    for source in [resources.limits.as_ref(), resources.requests.as_ref()].into_iter().flatten() {
+        for (resource, quantity) in source.iter().filter(|(resource, _)| is_extended(resource)) {
+            // Requests are read last and replace limits.
+            out.insert(resource.clone(), extended_quantity(resource, quantity, object, &format!("{path}.resources"))?);
+        }
+    }
+    Ok(out)
+}
+
+/// The owning workload: `(kind, name)`; a ReplicaSet named after its pods'
+/// `pod-template-hash` belongs to the Deployment of that name.
+fn owner(pod: &Pod) -> (String, String) {
+    let owners = pod.metadata.owner_references.as_deref().unwrap_or_default();
+    let owner = owners.iter().find(|owner| owner.controller == Some(true)).or_else(|| owners.first());
+    let hash = pod.metadata.labels.as_ref().and_then(|labels| labels.get("pod-template-hash"));
+    match owner {
+        Some(owner) if owner.kind == "ReplicaSet" => match hash.and_then(|h| owner.name.strip_suffix(&format!("-{h}")))
+        {
+            Some(deployment) if !deployment.is_empty() => ("Deployment".to_string(), deployment.to_string()),
+            _ => ("ReplicaSet".to_string(), owner.name.clone()),
+        },
+        Some(owner) => (owner.kind.clone(), owner.name.clone()),
+        None => ("Pod".to_string(), pod.metadata.name.clone().unwrap_or_default()),
+    }
+}
+
+/// One pod as a group of one: `None` for a DaemonSet's pod (it comes with its
+/// node) and for a terminated pod. `requests` is the pod's effective request
+/// from [`pod_demand`](crate::pod_demand).
+pub fn pod_group(pod: &Pod, requests: Resources, object: &str) -> Result<Option<PodGroup>, CollectError> {
+    let (owner_kind, owner_name) = owner(pod);
+    if owner_kind == "DaemonSet" || crate::is_terminated(pod) {
+        return Ok(None);
+    }
+    let Some(spec) = pod.spec.as_ref() else { return Ok(None) };
+    let mut extended: BTreeMap<String, u64> = BTreeMap::new();
+    for (index, container) in spec.containers.iter().enumerate() {
+        for (resource, amount) in container_extended(container, object, &format!("spec.containers[{index}]"))? {
+            *extended.entry(resource).or_insert(0) += amount;
+        }
+    }
+    for (index, container) in spec.init_containers.iter().flatten().enumerate() {
+        for (resource, amount) in container_extended(container, object, &format!("spec.initContainers[{index}]"))? {
+            let entry = extended.entry(resource).or_insert(0);
+            *entry = (*entry).max(amount);
+        }
+    }
+    let node_affinity = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+        .map(|selector| NodeAffinity {
+            terms: selector
+                .node_selector_terms
+                .iter()
+                .map(|term| {
+                    term.match_expressions
+                        .iter()
+                        .flatten()
+                        .map(|r| NodeSelectorRequirement {
+                            key: r.key.clone(),
+                            operator: r.operator.clone(),
+                            values: r.values.clone().unwrap_or_default(),
+                        })
+                        .collect()
+                })
+                .collect(),
+        });
+    let mut tolerations: Vec<Toleration> = spec
+        .tolerations
+        .iter()
+        .flatten()
+        .map(|t| Toleration {
+            key: t.key.clone().unwrap_or_default(),
+            operator: t.operator.clone().unwrap_or_default(),
+            value: t.value.clone().unwrap_or_default(),
+            effect: t.effect.clone().unwrap_or_default(),
+        })
+        .collect();
+    tolerations.sort();
+    tolerations.dedup();
+    Ok(Some(PodGroup {
+        owner_kind,
+        owner_name,
+        replicas: 1,
+        requests,
+        extended,
+        node_selector: spec.node_selector.clone().unwrap_or_default(),
+        node_affinity,
+        tolerations,
+        runtime_class: spec.runtime_class_name.clone().unwrap_or_default(),
+    }))
+}
+
+/// Adds a pod to its namespace's groups: the same workload with the same
+/// needs adds a replica.
+pub fn add_to_groups(groups: &mut Vec<PodGroup>, group: PodGroup) {
+    match groups.iter_mut().find(|g| PodGroup { replicas: group.replicas, ..(*g).clone() } == group) {
+        Some(existing) => existing.replicas += group.replicas,
+        None => groups.push(group),
+    }
+}
+
+/// Sorted by workload, then by requests, for a stable snapshot.
+pub fn sort_groups(groups: &mut [PodGroup]) {
+    groups.sort_by(|a, b| {
+        (a.owner_kind.as_str(), a.owner_name.as_str(), a.requests, a.replicas)
+            .cmp(&(b.owner_kind.as_str(), b.owner_name.as_str(), b.requests, b.replicas))
+            .then_with(|| {
+                serde_json::to_string(a).unwrap_or_default().cmp(&serde_json::to_string(b).unwrap_or_default())
+            })
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(value: serde_json::Value) -> Pod {
+        serde_json::from_value(value).expect("pod")
+    }
+
+    #[test]
+    fn a_gpu_training_pod_is_read_with_its_needs_and_its_deployment() {
+        let p = pod(json!({
+            "metadata": {"name": "train-7d9f-abcde", "namespace": "ml", "labels": {"pod-template-hash": "7d9f"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "train-7d9f", "uid": "u", "controller": true}]},
+            "spec": {
+                "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "2"}, "requests": {"cpu": "4"}}}],
+                "nodeSelector": {"accelerator": "nvidia"},
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "gpu-mem", "operator": "Gt", "values": ["40"]}]}]}}},
+                "runtimeClassName": "nvidia"
+            }
+        }));
+        let group = pod_group(&p, Resources::new(4000, 0, 1), "pod").unwrap().unwrap();
+        assert_eq!(group.workload(), "Deployment/train");
+        assert_eq!(group.extended.get("nvidia.com/gpu"), Some(&2));
+        assert_eq!(group.node_selector.get("accelerator").map(String::as_str), Some("nvidia"));
+        assert_eq!(group.tolerations.len(), 1);
+        assert_eq!(group.node_affinity.as_ref().map(|a| a.terms.len()), Some(1));
+        assert_eq!(group.runtime_class, "nvidia");
+    }
+
+    #[test]
+    fn daemonset_pods_come_with_their_nodes_and_identical_pods_are_counted() {
+        let ds = pod(json!({"metadata": {"name": "agent-x", "namespace": "mon",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": "u", "controller": true}]},
+            "spec": {"containers": [{"name": "c"}]}}));
+        assert!(pod_group(&ds, Resources::new(100, 0, 1), "pod").unwrap().is_none());
+        let web = |name: &str| {
+            pod(json!({"metadata": {"name": name, "namespace": "shop",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u", "controller": true}]},
+                "spec": {"containers": [{"name": "c"}]}}))
+        };
+        let mut groups = Vec::new();
+        for name in ["db-0", "db-1", "db-2"] {
+            add_to_groups(&mut groups, pod_group(&web(name), Resources::new(500, 1, 1), "pod").unwrap().unwrap());
+        }
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].replicas, 3);
+        assert_eq!(groups[0].workload(), "StatefulSet/db");
+    }
+
+    #[test]
+    fn node_taints_and_extended_resources_are_read_and_bad_quantities_named() {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": "gpu-1"},
+            "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]},
+            "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": "4",
+                "hugepages-2Mi": "1Gi", "ephemeral-storage": "100Gi"}}
+        }))
+        .unwrap();
+        let (taints, extended) = node_scheduling(&node, "node \"gpu-1\"").unwrap();
+        assert_eq!(taints[0].to_string(), "nvidia.com/gpu=present:NoSchedule");
+        assert_eq!(extended.get("nvidia.com/gpu"), Some(&4));
+        assert_eq!(extended.get("hugepages-2Mi"), Some(&(1 << 30)));
+        let bad: Node = serde_json::from_value(json!({"metadata": {"name": "x"},
+            "status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10", "nvidia.com/gpu": "four"}}}))
+        .unwrap();
+        let error = node_scheduling(&bad, "node \"x\"").unwrap_err().to_string();
+        assert!(error.contains("status.allocatable.nvidia.com/gpu"), "{error}");
+    }
+}

@@ -1,0 +1,215 @@
+//! Pod by pod (issue 17): at every moment of every wave, on every source and
+//! target, the pods of the namespaces there must have nodes, as the
+//! scheduler's filters see it: the node is schedulable, its taints are
+//! tolerated (`NoSchedule`, `NoExecute`), it matches the pod's `nodeSelector`
+//! and required node affinity, and one pod fits on that one node for every
+//! resource (cpu, memory, pods and extended resources such as
+//! `nvidia.com/gpu`). Then, for every set of nodes some workloads are
+//! confined to, the pods confined to it must fit into it: with the policy's
+//! headroom for cpu, memory and pods, in whole for extended resources (a GPU
+//! is a device, not a share). This is Hall's condition on the sets that
+//! occur; with the first check it is what the scheduler needs, short of an
+//! exact bin packing.
+//!
+//! Written apart from the planner's model, as every rule of the validator.
+//! Namespaces without pod groups (older snapshots, agents that do not report
+//! pods) are not checked here; the capacity rule still holds for them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kplan_model::scheduling::PodGroup;
+use kplan_model::{Namespace, Node};
+
+use super::*;
+
+/// What a node offers the scheduler, for grouping identical nodes.
+struct NodeClass<'n> {
+    node: &'n Node,
+}
+
+impl<'a, 'p> BlockCheck<'a, 'p>
+where
+    'a: 'p,
+{
+    /// Checks the pods of `namespaces` against `nodes` (the workload nodes of
+    /// one cluster at one moment).
+    pub(super) fn check_pods(&mut self, when: &str, side: &Side<'_>, nodes: &[&'a Node], namespaces: &[&'a Namespace]) {
+        let groups: Vec<(&str, &PodGroup)> =
+            namespaces.iter().flat_map(|ns| ns.pod_groups.iter().map(move |g| (ns.name.as_str(), g))).collect();
+        if groups.is_empty() {
+            return;
+        }
+        // Nodes that look the same to the scheduler, once.
+        let mut classes: Vec<(NodeClass<'a>, u64)> = Vec::new();
+        for node in nodes {
+            match classes.iter_mut().find(|(class, _)| same_to_scheduler(class.node, node)) {
+                Some((_, count)) => *count += 1,
+                None => classes.push((NodeClass { node }, 1)),
+            }
+        }
+        let mut confined: BTreeMap<BTreeSet<usize>, Vec<(&str, &PodGroup)>> = BTreeMap::new();
+        for (namespace, group) in &groups {
+            let mut refusals: BTreeMap<String, u64> = BTreeMap::new();
+            let mut eligible = BTreeSet::new();
+            for (c, (class, count)) in classes.iter().enumerate() {
+                match refusal(class.node, group) {
+                    None => {
+                        eligible.insert(c);
+                    }
+                    Some(reason) => *refusals.entry(reason).or_insert(0) += count,
+                }
+            }
+            if eligible.is_empty() {
+                let key = format!("{}|{}|{namespace}|{}", side.describe(), "none", group.workload());
+                if self.reported_pods.insert(key) {
+                    let reasons: Vec<String> =
+                        refusals.iter().map(|(reason, n)| format!("{n} node{}: {reason}", plural(*n))).collect();
+                    let reasons = if reasons.is_empty() { "it has no nodes".to_string() } else { reasons.join("; ") };
+                    self.push(
+                        Rule::PodPlacement,
+                        format!(
+                            "{when}, pod {namespace}/{} ({} replica{}) has no node in {}: {reasons}",
+                            group.workload(),
+                            group.replicas,
+                            plural(group.replicas),
+                            side.describe()
+                        ),
+                    );
+                }
+                continue;
+            }
+            confined.entry(eligible).or_default().push((namespace, group));
+        }
+        let all: BTreeSet<usize> = (0..classes.len()).collect();
+        let headroom = [self.policy.headroom.cpu, self.policy.headroom.memory, self.policy.headroom.pods];
+        for set in confined.keys() {
+            // Every workload whose nodes all lie in `set` competes for `set`.
+            let members: Vec<(&str, &PodGroup)> = confined
+                .iter()
+                .filter(|(other, _)| other.is_subset(set))
+                .flat_map(|(_, groups)| groups.iter().copied())
+                .collect();
+            let mut over = Vec::new();
+            if set != &all {
+                let need = members.iter().fold([0u128; 3], |acc, (_, g)| {
+                    let r = g.requests;
+                    let n = u128::from(g.replicas);
+                    [acc[0] + n * u128::from(r.cpu_millis), acc[1] + n * u128::from(r.memory_bytes), acc[2] + n]
+                });
+                let have = set.iter().fold([0u128; 3], |acc, &c| {
+                    let (class, count) = &classes[c];
+                    let a = class.node.allocatable;
+                    let n = u128::from(*count);
+                    [
+                        acc[0] + n * u128::from(a.cpu_millis),
+                        acc[1] + n * u128::from(a.memory_bytes),
+                        acc[2] + n * u128::from(a.pods),
+                    ]
+                });
+                for (r, name) in ["cpu", "memory", "pods"].iter().enumerate() {
+                    let limit = (1.0 - headroom[r]) * have[r] as f64;
+                    if need[r] as f64 > limit + 1e-9 * limit.max(1.0) {
+                        over.push(format!(
+                            "{name} {} requested, at most {} with {}% headroom",
+                            resources_text(name, need[r] as u64),
+                            resources_text(name, limit.max(0.0) as u64),
+                            (headroom[r] * 100.0).round()
+                        ));
+                    }
+                }
+            }
+            let mut extended_need: BTreeMap<&str, u128> = BTreeMap::new();
+            for (_, g) in &members {
+                for (resource, amount) in &g.extended {
+                    *extended_need.entry(resource.as_str()).or_insert(0) +=
+                        u128::from(g.replicas) * u128::from(*amount);
+                }
+            }
+            for (resource, need) in extended_need {
+                let have: u128 = set
+                    .iter()
+                    .map(|&c| {
+                        u128::from(classes[c].1)
+                            * u128::from(classes[c].0.node.extended.get(resource).copied().unwrap_or(0))
+                    })
+                    .sum();
+                if need > have {
+                    over.push(format!("{resource} {need} requested, {have} allocatable"));
+                }
+            }
+            if over.is_empty() {
+                continue;
+            }
+            let mut workloads: Vec<String> =
+                members.iter().map(|(namespace, g)| format!("{namespace}/{}", g.workload())).collect();
+            workloads.sort();
+            workloads.dedup();
+            let n_nodes: u64 = set.iter().map(|&c| classes[c].1).sum();
+            let key = format!("{}|set|{}", side.describe(), workloads.join(","));
+            if self.reported_pods.insert(key) {
+                self.push(
+                    Rule::PodPlacement,
+                    format!(
+                        "{when}, in {} the {n_nodes} node{} that {} may use are short: {}",
+                        side.describe(),
+                        plural(n_nodes),
+                        workloads.join(", "),
+                        over.join("; ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn same_to_scheduler(a: &Node, b: &Node) -> bool {
+    a.allocatable == b.allocatable
+        && a.unschedulable == b.unschedulable
+        && a.labels == b.labels
+        && a.taints == b.taints
+        && a.extended == b.extended
+}
+
+/// Why the scheduler would not place one pod of `group` on `node`, or `None`.
+fn refusal(node: &Node, group: &PodGroup) -> Option<String> {
+    if node.unschedulable {
+        return Some("cordoned (unschedulable)".to_string());
+    }
+    if let Some(taint) =
+        node.taints.iter().find(|t| t.repels() && !group.tolerations.iter().any(|tol| tol.tolerates(t)))
+    {
+        return Some(format!("taint {taint} not tolerated"));
+    }
+    if let Some((key, value)) = group.node_selector.iter().find(|(k, v)| node.labels.get(*k) != Some(*v)) {
+        return Some(format!("nodeSelector {key}={value} not matched"));
+    }
+    if let Some(affinity) = &group.node_affinity
+        && !affinity.matches(&node.labels)
+    {
+        return Some("required node affinity not matched".to_string());
+    }
+    let a = node.allocatable;
+    let r = group.requests;
+    for (name, need, have) in
+        [("cpu", r.cpu_millis, a.cpu_millis), ("memory", r.memory_bytes, a.memory_bytes), ("pods", r.pods, a.pods)]
+    {
+        if need > have {
+            return Some(format!(
+                "too small for one pod ({name} {} needed, {} allocatable)",
+                resources_text(name, need),
+                resources_text(name, have)
+            ));
+        }
+    }
+    for (resource, need) in &group.extended {
+        let have = node.extended.get(resource).copied().unwrap_or(0);
+        if *need > have {
+            return Some(format!("{resource}: {need} needed per pod, {have} allocatable"));
+        }
+    }
+    None
+}

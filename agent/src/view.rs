@@ -23,11 +23,14 @@
 //! reporter wakes only for real changes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kplan_model::scheduling::PodGroup;
 use kplan_model::{ClusterSnapshot, Resources};
 
+use crate::collect::scheduling::{pod_group, sort_groups};
 use crate::collect::{
     CollectError, CollectOptions, build_snapshot, is_detection_namespace, namespace_from_k8s, node_from_k8s,
     pod_demand, pod_workload_name,
@@ -103,6 +106,9 @@ struct Stamped<V> {
 struct PodEntry {
     demand: Resources,
     workload: Option<Box<str>>,
+    /// What the pod asks of a node (one replica), shared with every identical
+    /// pod of its namespace; `None` for a DaemonSet's pod.
+    group: Option<Arc<PodGroup>>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -128,6 +134,8 @@ pub struct ClusterView {
     demand: HashMap<String, Resources>,
     /// Workload name → number of detection-namespace pods of that workload.
     system_pod_workloads: BTreeMap<Box<str>, usize>,
+    /// Per namespace, each distinct pod group (one replica) → its pods.
+    groups: HashMap<String, HashMap<Arc<PodGroup>, u64>>,
     /// (namespace, name) of the DaemonSets in the detection namespaces.
     daemon_sets: BTreeMap<(String, String), Stamped<()>>,
     sync: [SyncState; 4],
@@ -154,6 +162,7 @@ impl ClusterView {
             pods: HashMap::new(),
             invalid_pods: BTreeMap::new(),
             demand: HashMap::new(),
+            groups: HashMap::new(),
             system_pod_workloads: BTreeMap::new(),
             daemon_sets: BTreeMap::new(),
             sync: [SyncState::default(); 4],
@@ -292,7 +301,17 @@ impl ClusterView {
             }
             Ok(Some((namespace, demand))) => {
                 let workload = is_detection_namespace(&namespace).then(|| pod_workload_name(pod).into_boxed_str());
-                let entry = PodEntry { demand, workload };
+                let group = match pod_group(pod, demand, &format!("pod {key:?}")) {
+                    Ok(group) => group.map(|group| self.intern(&namespace, group)),
+                    Err(error) => {
+                        let removed = self.remove_pod(&key);
+                        let changed = removed || self.invalid_pods.get(&key).is_none_or(|old| old.value != error);
+                        let (epoch, changed) = self.stamp(Kind::Pods, changed);
+                        self.invalid_pods.insert(key, Stamped { value: error, epoch });
+                        return changed;
+                    }
+                };
+                let entry = PodEntry { demand, workload, group };
                 let was_invalid = self.invalid_pods.remove(&key).is_some();
                 let changed = was_invalid || self.pods.get(&key).is_none_or(|old| old.value != entry);
                 let (epoch, changed) = self.stamp(Kind::Pods, changed);
@@ -331,8 +350,19 @@ impl ClusterView {
         }
     }
 
+    /// The shared copy of `group` in `namespace`, if one is counted already.
+    fn intern(&self, namespace: &str, group: PodGroup) -> Arc<PodGroup> {
+        match self.groups.get(namespace).and_then(|groups| groups.get_key_value(&group)) {
+            Some((shared, _)) => Arc::clone(shared),
+            None => Arc::new(group),
+        }
+    }
+
     fn count(&mut self, key: &str, entry: &PodEntry) {
         let namespace = namespace_of(key);
+        if let Some(group) = &entry.group {
+            *self.groups.entry(namespace.to_string()).or_default().entry(Arc::clone(group)).or_insert(0) += 1;
+        }
         match self.demand.get_mut(namespace) {
             Some(sum) => *sum = sum.saturating_add(entry.demand),
             None => {
@@ -346,6 +376,19 @@ impl ClusterView {
 
     fn uncount(&mut self, key: &str, entry: &PodEntry) {
         let namespace = namespace_of(key);
+        if let Some(group) = &entry.group
+            && let Some(groups) = self.groups.get_mut(namespace)
+        {
+            if let Some(n) = groups.get_mut(group) {
+                *n -= 1;
+                if *n == 0 {
+                    groups.remove(group);
+                }
+            }
+            if groups.is_empty() {
+                self.groups.remove(namespace);
+            }
+        }
         if let Some(sum) = self.demand.get_mut(namespace) {
             *sum = sum.saturating_sub(entry.demand);
             // Every counted pod adds 1 to `pods`: none left, no entry.
@@ -418,7 +461,16 @@ impl ClusterView {
             .chain(self.system_pod_workloads.keys().map(|name| &**name))
             .collect();
         let options = CollectOptions { collected_at_unix, generation: Some(generation), ..self.options.clone() };
-        Ok(build_snapshot(nodes, namespaces, &demand, workloads, generation, &options)?)
+        let mut snapshot = build_snapshot(nodes, namespaces, &demand, workloads, generation, &options)?;
+        for namespace in &mut snapshot.namespaces {
+            if let Some(groups) = self.groups.get(&namespace.name) {
+                let mut listed: Vec<PodGroup> =
+                    groups.iter().map(|(group, n)| PodGroup { replicas: *n, ..(**group).clone() }).collect();
+                sort_groups(&mut listed);
+                namespace.pod_groups = listed;
+            }
+        }
+        Ok(snapshot)
     }
 }
 
@@ -488,13 +540,7 @@ mod tests {
     }
 
     fn expected(objects: Vec<KubeObject>) -> ClusterSnapshot {
-        let mut snapshot = collect(objects, &CollectOptions { generation: Some(7), ..options() }).expect("collects");
-        // The agent reports namespace sums, not pod groups yet (issue 17): the plan
-        // says that the pod-level checks were not made for its clusters.
-        for namespace in &mut snapshot.namespaces {
-            namespace.pod_groups.clear();
-        }
-        snapshot
+        collect(objects, &CollectOptions { generation: Some(7), ..options() }).expect("collects")
     }
 
     fn pods(objects: &[KubeObject]) -> Vec<Pod> {

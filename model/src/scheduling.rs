@@ -23,9 +23,19 @@ pub struct Taint {
 
 impl Taint {
     /// Whether the taint keeps pods that do not tolerate it off the node
-    /// (`PreferNoSchedule` only discourages).
+    /// (`PreferNoSchedule` only discourages). Condition taints are not a
+    /// property of the node: see [`Taint::is_condition`].
     pub fn repels(&self) -> bool {
-        self.effect == "NoSchedule" || self.effect == "NoExecute"
+        (self.effect == "NoSchedule" || self.effect == "NoExecute") && !self.is_condition()
+    }
+
+    /// A taint the node lifecycle controller sets from the node's current
+    /// conditions (`node.kubernetes.io/not-ready`, `unreachable`,
+    /// `memory-pressure`, `unschedulable`, ...) or a cloud provider sets until it
+    /// initialises the node: it says how the node is now, not what it offers
+    /// once it has joined a target, so plans do not count it.
+    pub fn is_condition(&self) -> bool {
+        self.key.starts_with("node.kubernetes.io/") || self.key == "node.cloudprovider.kubernetes.io/uninitialized"
     }
 }
 
@@ -120,7 +130,7 @@ impl NodeAffinity {
 }
 
 /// Identical pods of one workload: same requests and the same needs of a node.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PodGroup {
     /// `Deployment`, `StatefulSet`, `ReplicaSet`, `Job`, `CronJob`, `Pod` (bare), ...
     pub owner_kind: String,

@@ -55,17 +55,10 @@ fn show(args: &[&str]) -> Value {
 }
 
 /// Generation and collection time differ between two imports of the same
-/// cluster; everything else must not, but for the pods one by one: the agent
-/// reports namespace sums, not pod groups yet (issue 17), and the plan says
-/// which pod-level checks it could not make for its clusters.
+/// cluster; everything else must not, pod groups included.
 fn without_times(mut snapshot: Value) -> Value {
     snapshot["generation"] = json!(0);
     snapshot["collected_at_unix"] = json!(0);
-    for namespace in snapshot["namespaces"].as_array_mut().into_iter().flatten() {
-        if let Some(fields) = namespace.as_object_mut() {
-            fields.remove("pod_groups");
-        }
-    }
     snapshot
 }
 

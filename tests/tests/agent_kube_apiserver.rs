@@ -166,6 +166,42 @@ impl Kube {
         });
     }
 
+    /// A GPU node as a device plugin leaves it: tainted, labelled, with
+    /// `nvidia.com/gpu` among its allocatable resources.
+    fn create_gpu_node(&self, name: &str) {
+        let api = Api::<Node>::all(self.client.clone());
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"topology.kubernetes.io/region": "fra",
+                "topology.kubernetes.io/zone": "fra-a", "accelerator": "nvidia"}},
+            "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]}
+        }))
+        .expect("node");
+        let resources = json!({"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": "4"});
+        let status = json!({"status": {"allocatable": resources, "capacity": resources, "nodeInfo": {
+            "kubeletVersion": "v1.20.2", "kubeProxyVersion": "v1.20.2",
+            "containerRuntimeVersion": "containerd://1.4.3", "architecture": "amd64",
+            "operatingSystem": "linux", "osImage": "Debian GNU/Linux 12", "kernelVersion": "6.1.0",
+            "bootID": "b", "machineID": "m", "systemUUID": "s"}}});
+        self.block_on(async {
+            api.create(&PostParams::default(), &node).await.expect("creates node");
+            api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.expect("node status");
+        });
+    }
+
+    /// A pod of a Deployment's ReplicaSet (owner reference and
+    /// `pod-template-hash` as the controllers set them).
+    fn create_replica(&self, namespace: &str, name: &str, deployment: &str, hash: &str, spec: Value) {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": namespace, "labels": {"pod-template-hash": hash},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{deployment}-{hash}"),
+                    "uid": "00000000-0000-0000-0000-000000000001", "controller": true}]},
+            "spec": spec
+        }))
+        .expect("pod");
+        self.block_on(Api::<Pod>::namespaced(self.client.clone(), namespace).create(&PostParams::default(), &pod))
+            .expect("creates pod");
+    }
+
     fn create_pod(&self, namespace: &str, name: &str, node: &str, spec: Value) {
         let mut spec = spec;
         spec["nodeName"] = json!(node);
@@ -227,6 +263,23 @@ fn load_cluster(kube: &Kube) {
         "16417180Ki",
     );
     kube.create_node("w-3", json!({}), "2", "8Gi");
+    // Issue 17: a GPU node and two training pods that need it (not yet scheduled).
+    kube.create_gpu_node("gpu-1");
+    kube.create_namespace("ml", json!({"kplan.io/security-tier": "prod"}));
+    for name in ["train-5f6-a", "train-5f6-b"] {
+        kube.create_replica(
+            "ml",
+            name,
+            "train",
+            "5f6",
+            json!({
+                "containers": [{"name": "t", "image": "registry.example/train:1",
+                    "resources": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"nvidia.com/gpu": "2"}}}],
+                "nodeSelector": {"accelerator": "nvidia"},
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+            }),
+        );
+    }
     kube.create_pod(
         "payments",
         "api-0",
@@ -349,7 +402,29 @@ fn the_agent_reports_a_real_cluster_follows_changes_and_survives_an_outage() {
 
     // Labels, zones, capacities and demand arrived.
     let snapshot = show(&url).expect("the agent's report is stored");
-    assert_eq!(snapshot["nodes"].as_array().expect("nodes").len(), 4, "{snapshot:#}");
+    assert_eq!(snapshot["nodes"].as_array().expect("nodes").len(), 5, "{snapshot:#}");
+    // What the scheduler reads: the GPU node's taint and devices, the training
+    // pods as one group of their Deployment with their needs.
+    let gpu = node(&snapshot, "gpu-1");
+    // The API server also taints a node that never reported Ready
+    // (node.kubernetes.io/not-ready): recorded, and not counted by plans.
+    let taints = gpu["taints"].as_array().expect("taints");
+    assert!(
+        taints.contains(&json!({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"})),
+        "{taints:?}"
+    );
+    assert_eq!(gpu["extended"]["nvidia.com/gpu"], 4);
+    let groups = namespace(&snapshot, "ml")["pod_groups"].as_array().expect("pod groups").clone();
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    let train = &groups[0];
+    assert_eq!((train["owner_kind"].as_str(), train["owner_name"].as_str()), (Some("Deployment"), Some("train")));
+    assert_eq!(train["replicas"], 2);
+    assert_eq!(train["extended"]["nvidia.com/gpu"], 2);
+    assert_eq!(train["node_selector"]["accelerator"], "nvidia");
+    // Besides its own, the API server gives every pod the default not-ready and
+    // unreachable tolerations (DefaultTolerationSeconds).
+    let tolerations = train["tolerations"].as_array().expect("tolerations");
+    assert!(tolerations.iter().any(|t| t["key"] == "nvidia.com/gpu" && t["operator"] == "Exists"), "{tolerations:?}");
     let cp = node(&snapshot, "cp-1");
     assert_eq!(
         (cp["role"].as_str(), cp["zone"].as_str(), cp["datacenter"].as_str()),
@@ -410,7 +485,7 @@ fn the_agent_reports_a_real_cluster_follows_changes_and_survives_an_outage() {
     let server = start_server_on(&data, &addr);
     let outage = outage_started.elapsed();
     let (recovered, _) = wait_until(&url, "state after the outage", Duration::from_secs(30), &mut agent, |s| {
-        s["nodes"].as_array().is_some_and(|nodes| nodes.len() == 5)
+        s["nodes"].as_array().is_some_and(|nodes| nodes.len() == 6)
             && namespace(s, "payments")["sla_tier"] == "silver"
             && namespace(s, "payments")["requests"]["pods"] == 1
     });

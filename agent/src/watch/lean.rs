@@ -6,10 +6,14 @@
 //! [`LeanNode::into_node`]) holding just those fields.
 //!
 //! A pod's contribution depends on: name, namespace, owner references (the
-//! workload name of system pods), `spec.containers[*]` and
-//! `spec.initContainers[*]` `resources` and `restartPolicy`, `spec.overhead`,
-//! `spec.resources` (pod-level requests), and `status.phase`. A node's on:
-//! name, labels, `spec.unschedulable`, `status.allocatable`, `status.nodeInfo`.
+//! workload name of system pods, a pod group's workload), the
+//! `pod-template-hash` label (a ReplicaSet's Deployment), `spec.containers[*]`
+//! and `spec.initContainers[*]` `resources` and `restartPolicy`,
+//! `spec.overhead`, `spec.resources` (pod-level requests), what the scheduler
+//! reads (`spec.nodeSelector`, the required part of `spec.affinity.nodeAffinity`,
+//! `spec.tolerations`, `spec.runtimeClassName`), and `status.phase`. A node's
+//! on: name, labels, `spec.unschedulable`, `spec.taints`, `status.allocatable`,
+//! `status.nodeInfo`.
 //! A unit test checks that the lean path gives the same inventory as the
 //! full objects for every pod and node of the bank example.
 
@@ -17,14 +21,15 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, Node, NodeSpec, NodeStatus, NodeSystemInfo, Pod, PodSpec, PodStatus, ResourceRequirements,
+    Affinity, Container, Node, NodeAffinity, NodeSpec, NodeStatus, NodeSystemInfo, Pod, PodSpec, PodStatus,
+    ResourceRequirements, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::{Deserialize, Deserializer};
 
-/// The metadata fields read of pods and nodes (a pod's labels are not read,
-/// a node's owner references are not either, and both are rare or small).
+/// The metadata fields read of pods and nodes (of a pod's labels only
+/// `pod-template-hash` is kept; a node's owner references are not read).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LeanMeta {
@@ -32,7 +37,13 @@ struct LeanMeta {
     namespace: Option<String>,
     resource_version: Option<String>,
     owner_references: Option<Vec<LeanOwner>>,
+    /// Only `pod-template-hash` is kept.
+    labels: Option<BTreeMap<String, String>>,
 }
+
+/// The one pod label the inventory reads: a ReplicaSet's pods carry it, and
+/// the ReplicaSet is named `<deployment>-<hash>`.
+const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,6 +69,11 @@ fn lean_meta<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ObjectMeta, D
         name: meta.name,
         namespace: meta.namespace,
         resource_version: meta.resource_version,
+        labels: meta.labels.and_then(|labels| {
+            let kept: BTreeMap<String, String> =
+                labels.into_iter().filter(|(key, _)| key == POD_TEMPLATE_HASH).collect();
+            (!kept.is_empty()).then_some(kept)
+        }),
         owner_references: meta.owner_references.map(|owners| {
             owners
                 .into_iter()
@@ -132,6 +148,17 @@ struct LeanPodSpec {
     init_containers: Option<Vec<LeanContainer>>,
     overhead: Option<BTreeMap<String, Quantity>>,
     resources: Option<LeanResources>,
+    node_selector: Option<BTreeMap<String, String>>,
+    affinity: Option<LeanAffinity>,
+    tolerations: Option<Vec<Toleration>>,
+    runtime_class_name: Option<String>,
+}
+
+/// Only the node affinity of `spec.affinity` (pod affinity is not read).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeanAffinity {
+    node_affinity: Option<NodeAffinity>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -181,6 +208,12 @@ impl LeanPod {
                     .map(|containers| containers.into_iter().map(LeanContainer::into_container).collect()),
                 overhead: spec.overhead,
                 resources: spec.resources.map(LeanResources::into_requirements),
+                node_selector: spec.node_selector,
+                affinity: spec
+                    .affinity
+                    .map(|affinity| Affinity { node_affinity: affinity.node_affinity, ..Affinity::default() }),
+                tolerations: spec.tolerations,
+                runtime_class_name: spec.runtime_class_name,
                 ..PodSpec::default()
             }),
             status: self.status.map(|status| PodStatus { phase: status.phase, ..PodStatus::default() }),
@@ -253,7 +286,9 @@ impl LeanNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::scheduling::pod_group;
     use crate::collect::{CollectOptions, KubeObject, node_from_k8s, parse_documents, pod_demand, pod_workload_name};
+    use kplan_model::Resources;
 
     /// Every pod and node of the bank example: the lean path gives what the
     /// full object gives.
@@ -274,6 +309,8 @@ mod tests {
                         let lean = lean.into_pod();
                         assert_eq!(pod_demand(&lean), pod_demand(pod), "{:?}", pod.metadata.name);
                         assert_eq!(pod_workload_name(&lean), pod_workload_name(pod));
+                        let requests = Resources::new(1, 1, 1);
+                        assert_eq!(pod_group(&lean, requests, "p"), pod_group(pod, requests, "p"));
                         n_pods += 1;
                     }
                     KubeObject::Node { node, .. } => {
@@ -305,5 +342,50 @@ mod tests {
         let lean: LeanPod = serde_json::from_value(item).expect("lean pod");
         assert_eq!(pod_demand(&lean.into_pod()), pod_demand(&full));
         assert!(pod_demand(&full).expect("demand").is_some());
+    }
+
+    #[test]
+    fn what_the_scheduler_reads_survives_the_lean_path() {
+        let item = serde_json::json!({
+            "metadata": {"name": "train-5f6-a", "namespace": "ml", "labels": {"pod-template-hash": "5f6", "team": "ml"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "train-5f6", "uid": "u", "controller": true}]},
+            "spec": {
+                "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "2"}}}],
+                "nodeSelector": {"accelerator": "nvidia"},
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}]}},
+                    "podAntiAffinity": {}},
+                "runtimeClassName": "nvidia"
+            },
+            "status": {"phase": "Running"}
+        });
+        let full: Pod = serde_json::from_value(item.clone()).expect("full pod");
+        let lean: LeanPod = serde_json::from_value(item).expect("lean pod");
+        let lean = lean.into_pod();
+        let requests = Resources::new(1000, 1, 1);
+        let group = pod_group(&lean, requests, "p").expect("reads").expect("a group");
+        assert_eq!(Some(group.clone()), pod_group(&full, requests, "p").expect("reads"));
+        assert_eq!(group.workload(), "Deployment/train");
+        assert_eq!(group.extended.get("nvidia.com/gpu"), Some(&2));
+        // Only the label the inventory reads is kept.
+        assert_eq!(lean.metadata.labels.map(|l| l.len()), Some(1));
+    }
+
+    #[test]
+    fn node_taints_survive_the_lean_path() {
+        let item = serde_json::json!({
+            "metadata": {"name": "gpu-1", "labels": {"topology.kubernetes.io/zone": "a"}},
+            "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]},
+            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110", "nvidia.com/gpu": "4"}}
+        });
+        let options =
+            CollectOptions { cluster_id: "c".into(), datacenter: Some("d".into()), ..CollectOptions::default() };
+        let full: Node = serde_json::from_value(item.clone()).expect("full node");
+        let lean: LeanNode = serde_json::from_value(item).expect("lean node");
+        let node = node_from_k8s(&lean.into_node(), &options).expect("converts");
+        assert_eq!(Ok(node.clone()), node_from_k8s(&full, &options));
+        assert_eq!(node.taints.len(), 1);
+        assert_eq!(node.extended.get("nvidia.com/gpu"), Some(&4));
     }
 }

@@ -55,12 +55,7 @@ impl Agent {
     /// What the batch collector makes of the fake's current objects.
     fn expected(&self) -> ClusterSnapshot {
         let objects = parse_documents(&self.fake.export(), "fake").expect("export parses");
-        let mut snapshot = collect(objects, &CollectOptions { generation: Some(1), ..options() }).expect("collects");
-        // The agent reports namespace sums, not pod groups yet (issue 17).
-        for namespace in &mut snapshot.namespaces {
-            namespace.pod_groups.clear();
-        }
-        snapshot
+        collect(objects, &CollectOptions { generation: Some(1), ..options() }).expect("collects")
     }
 
     fn snapshot(&self) -> Result<ClusterSnapshot, crate::view::ViewError> {

@@ -730,6 +730,21 @@ fn gpu_pods_with_a_gpu_node_on_each_side_of_their_move_pass() {
 }
 
 #[test]
+fn condition_taints_say_how_a_node_is_now_and_do_not_count() {
+    let violations = violations_of(|inventory, _, _| {
+        with_gpu_pods(inventory, &["c2-w2", "c2-w3"]);
+        for node in inventory.iter_mut().flat_map(|c| c.nodes.iter_mut()) {
+            node.taints.push(kplan_model::scheduling::Taint {
+                key: "node.kubernetes.io/not-ready".into(),
+                value: String::new(),
+                effect: "NoSchedule".into(),
+            });
+        }
+    });
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[test]
 fn more_gpus_than_the_kept_gpu_nodes_hold_is_short_by_name() {
     let violations = violations_of(|inventory, _, _| {
         with_gpu_pods(inventory, &["c2-w2", "c2-w3"]);

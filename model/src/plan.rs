@@ -261,6 +261,9 @@ pub enum PreconditionKind {
     RuntimeMigration,
     CniMigration,
     CsiDriver,
+    /// The cluster's namespaces move to a newer Kubernetes that no longer serves
+    /// APIs they may use (`planner/src/removed_apis.rs`).
+    RemovedApis,
 }
 
 /// Something that must change in a source cluster before its first wave.

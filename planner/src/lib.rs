@@ -93,6 +93,7 @@ pub mod policy;
 pub mod pools;
 pub mod preconditions;
 pub mod realize;
+pub mod removed_apis;
 pub mod solve;
 pub mod validate;
 pub mod waves;

@@ -265,6 +265,7 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
             }
             PreconditionKind::CniMigration => !kept_nodes[s].is_empty(),
             PreconditionKind::CsiDriver => !kept_nodes[s].is_empty() || moves_namespaces[s],
+            PreconditionKind::RemovedApis => moves_namespaces[s],
         };
         if keep && first_wave[s] != u32::MAX {
             precondition.before_wave = first_wave[s] as u64;

@@ -104,6 +104,9 @@ fn plural(n: usize) -> &'static str {
 /// - `cni-migration`: the cluster's CNI differs from the target's (or was not
 ///   detected while the target's is known); concerns the whole cluster.
 ///
+/// - `removed-apis`: the cluster (API server, else newest kubelet) is older than
+///   the target and Kubernetes removed APIs in between ([`crate::removed_apis`]).
+///
 /// CSI drivers need the other clusters of the block: see [`block_preconditions`].
 /// `before_wave` is 0: the caller sets it.
 pub fn preconditions(cluster: &ClusterSnapshot, target_version: &str, target_cni: &str) -> Vec<Precondition> {
@@ -116,6 +119,27 @@ pub fn preconditions(cluster: &ClusterSnapshot, target_version: &str, target_cni
         before_wave: 0,
     };
     let target = parse_minor_version(target_version);
+
+    // Namespaces moving to a newer Kubernetes cross every API removed in between.
+    if let (Some(source), Some(target)) = (cluster_version(cluster), target)
+        && source.0 == 1
+        && target.0 == 1
+    {
+        let removed = crate::removed_apis::removed_between(source.1, target.1);
+        if !removed.is_empty() {
+            out.push(precondition(
+                PreconditionKind::RemovedApis,
+                format!(
+                    "its namespaces move from {} to {}, which no longer serves APIs they may use ({}): \
+                     their manifests, Helm charts and operators must use the replacements before they move",
+                    format_minor(source),
+                    format_minor(target),
+                    crate::removed_apis::describe(&removed)
+                ),
+                Vec::new(),
+            ));
+        }
+    }
 
     if let Some(target) = target {
         let lag = max_kubelet_lag(target);
@@ -335,7 +359,13 @@ mod tests {
                 node("unknown", "", "containerd://1.7.2"),
             ],
         );
-        let found = preconditions(&c, "v1.29", "calico");
+        let kubelets = |target: &str| -> Vec<Precondition> {
+            preconditions(&c, target, "calico")
+                .into_iter()
+                .filter(|p| p.kind != PreconditionKind::RemovedApis)
+                .collect()
+        };
+        let found = kubelets("v1.29");
         assert_eq!(found.len(), 1, "{found:#?}");
         assert_eq!(found[0].kind, PreconditionKind::KubeletUpgrade);
         assert_eq!(found[0].nodes, vec!["old-1".to_string(), "old-2".to_string()]);
@@ -343,7 +373,7 @@ mod tests {
         assert!(found[0].detail.contains("v1.26 or newer"), "{}", found[0].detail);
         assert_eq!(found[0].before_wave, 0);
         // before 1.28 only two minors are allowed
-        let found = preconditions(&c, "v1.27.2", "calico");
+        let found = kubelets("v1.27.2");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].nodes, vec!["old-2".to_string()]);
     }
@@ -396,6 +426,20 @@ mod tests {
         let found = preconditions(&unknown, "v1.29", "calico");
         assert_eq!(found.len(), 1);
         assert!(found[0].detail.contains("no cni was detected"));
+    }
+
+    #[test]
+    fn namespaces_moving_from_1_23_to_1_28_cross_removed_apis() {
+        let old = cluster("old", "v1.23.17", "calico", n_nodes(2, "v1.23.17"));
+        let found: Vec<Precondition> = preconditions(&old, "v1.28", "calico")
+            .into_iter()
+            .filter(|p| p.kind == PreconditionKind::RemovedApis)
+            .collect();
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].detail.contains("from v1.23 to v1.28"), "{}", found[0].detail);
+        assert!(found[0].detail.contains("batch/v1beta1 CronJob (use batch/v1)"), "{}", found[0].detail);
+        let recent = cluster("recent", "v1.27.3", "calico", n_nodes(2, "v1.27.3"));
+        assert!(preconditions(&recent, "v1.28", "calico").iter().all(|p| p.kind != PreconditionKind::RemovedApis));
     }
 
     #[test]

@@ -532,6 +532,7 @@ fn precondition_kind_to_wire(k: model::PreconditionKind) -> i32 {
         K::RuntimeMigration => v1::PreconditionKind::RuntimeMigration,
         K::CniMigration => v1::PreconditionKind::CniMigration,
         K::CsiDriver => v1::PreconditionKind::CsiDriver,
+        K::RemovedApis => v1::PreconditionKind::RemovedApis,
     }) as i32
 }
 
@@ -541,6 +542,7 @@ fn precondition_kind_from_wire(k: i32) -> model::PreconditionKind {
         Ok(v1::PreconditionKind::RuntimeMigration) => K::RuntimeMigration,
         Ok(v1::PreconditionKind::CniMigration) => K::CniMigration,
         Ok(v1::PreconditionKind::CsiDriver) => K::CsiDriver,
+        Ok(v1::PreconditionKind::RemovedApis) => K::RemovedApis,
         _ => K::KubeletUpgrade,
     }
 }

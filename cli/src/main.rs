@@ -410,7 +410,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plans(PlansCommand::Diff { old, new }) => {
             let (a, b) = (backend.get_plan(&old).await?, backend.get_plan(&new).await?);
-            report_differences(&a, &b, &format!("plans {old} and {new}"))
+            report_differences(&a, &b, &format!("plans {old} and {new}"), false)
         }
         Command::Plans(PlansCommand::Export { plan_id, format, out }) => {
             let plan = backend.get_plan(&plan_id).await?;
@@ -654,44 +654,57 @@ async fn check_plan(backend: &mut Backend, plan_id: &str, output: PlanFormat) ->
     if !matches!(output, PlanFormat::Table) {
         print!("{}", render_plan(&new, output)?);
     }
-    report_differences(&old, &new, &format!("plan {plan_id} and its re-plan"))
+    report_differences(&old, &new, &format!("plan {plan_id} and its re-plan"), !matches!(output, PlanFormat::Table))
 }
 
-/// Prints what differs between two plans; an error with exit code 2 when their
-/// content does, so scripts and pipelines can gate on it.
-fn report_differences(old: &kplan_model::Plan, new: &kplan_model::Plan, what: &str) -> anyhow::Result<()> {
+/// Prints what differs between two plans — on standard output, or on standard
+/// error when standard output carries the re-plan (`--check -o json`); an error
+/// with exit code 2 when their content differs, so pipelines can gate on it. A
+/// closed pipe (`| head`) ends the listing, never the process.
+fn report_differences(
+    old: &kplan_model::Plan,
+    new: &kplan_model::Plan,
+    what: &str,
+    to_stderr: bool,
+) -> anyhow::Result<()> {
     use kplan_planner::diff::{content_differences, input_differences};
+    use std::io::Write;
+    let mut text = String::new();
     let inputs = input_differences(old, new);
     let content = content_differences(old, new);
     if inputs.is_empty() {
-        eprintln!("inputs: identical (sha256 {})", old.fingerprint.input_digest);
+        text.push_str(&format!("inputs: identical (sha256 {})\n", old.fingerprint.input_digest));
     } else {
-        eprintln!("inputs differ:");
+        text.push_str("inputs differ:\n");
         for line in &inputs {
-            eprintln!("  {line}");
+            text.push_str(&format!("  {line}\n"));
         }
     }
     let same_digest =
         !old.fingerprint.content_digest.is_empty() && old.fingerprint.content_digest == new.fingerprint.content_digest;
-    if content.is_empty() && same_digest {
-        eprintln!("plan: identical (content sha256 {})", new.fingerprint.content_digest);
-        return Ok(());
-    }
-    if content.is_empty() {
+    let identical = content.is_empty() && same_digest;
+    if identical {
+        text.push_str(&format!("plan: identical (content sha256 {})\n", new.fingerprint.content_digest));
+    } else if content.is_empty() {
         // Equal in every figure the diff lists, yet not the same digest: a
         // difference in detail (a capacity figure, an explanation's wording).
-        eprintln!(
-            "plan: the same nodes, flows, waves and renames, but not byte-identical (content sha256 {} → {})",
+        text.push_str(&format!(
+            "plan: the same nodes, flows, waves and renames, but not byte-identical (content sha256 {} → {})\n",
             or_unknown(&old.fingerprint.content_digest),
             or_unknown(&new.fingerprint.content_digest)
-        );
+        ));
     } else {
-        eprintln!("plan differs:");
+        text.push_str("plan differs:\n");
         for line in &content {
-            eprintln!("  {line}");
+            text.push_str(&format!("  {line}\n"));
         }
     }
-    Err(anyhow::Error::new(Differs(what.to_string())))
+    let _ = if to_stderr {
+        std::io::stderr().write_all(text.as_bytes())
+    } else {
+        std::io::stdout().write_all(text.as_bytes())
+    };
+    if identical { Ok(()) } else { Err(anyhow::Error::new(Differs(what.to_string()))) }
 }
 
 fn or_unknown(digest: &str) -> &str {

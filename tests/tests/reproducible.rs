@@ -177,9 +177,9 @@ fn propose_check_says_identical_and_names_a_changed_node_after_a_reimport() {
 
     // Unchanged inventory: identical, exit 0.
     let same = kplan_env(&["--inventory", inv, "propose", "--check", &id], &[]);
-    let stderr = String::from_utf8_lossy(&same.stderr);
-    assert!(same.status.success(), "{stderr}");
-    assert!(stderr.contains("inputs: identical") && stderr.contains("plan: identical"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&same.stdout);
+    assert!(same.status.success(), "{}", String::from_utf8_lossy(&same.stderr));
+    assert!(stdout.contains("inputs: identical") && stdout.contains("plan: identical"), "{stdout}");
 
     // One node's allocatable cpu changes in one cluster; it is imported again.
     let cluster_file = estate.join("clusters/fra-prod-core.json");

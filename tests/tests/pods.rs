@@ -1,0 +1,130 @@
+//! Issue 17 end to end, through `kplan import` of kubectl JSON and `kplan
+//! propose`: a plan never leaves a pod without a node. Two clusters of one
+//! block: `gpu-a` runs training pods that need its one tainted GPU node;
+//! `big-b` has large plain nodes the planner would rather keep. Whatever the
+//! planner chooses, a printed plan keeps a GPU node for the training pods in
+//! the target at every wave, or the block is refused with the pod, the filter
+//! and what is missing.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn node(name: &str, zone: &str, cpu: &str, control_plane: bool, gpu: bool) -> Value {
+    let mut labels = json!({"topology.kubernetes.io/zone": zone});
+    if control_plane {
+        labels["node-role.kubernetes.io/control-plane"] = json!("");
+    }
+    let mut allocatable = json!({"cpu": cpu, "memory": "64Gi", "pods": "110"});
+    let mut spec = json!({});
+    if gpu {
+        labels["accelerator"] = json!("nvidia");
+        allocatable["nvidia.com/gpu"] = json!("4");
+        spec["taints"] = json!([{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]);
+    }
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels, "resourceVersion": "100"},
+           "spec": spec,
+           "status": {"allocatable": allocatable, "nodeInfo": {"kubeletVersion": "v1.29.4",
+               "containerRuntimeVersion": "containerd://1.7.13", "architecture": "amd64"}}})
+}
+
+fn namespace(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "resourceVersion": "101",
+        "labels": {"kplan.io/security-tier": "prod", "kplan.io/sla-tier": "silver"}}})
+}
+
+fn pod(namespace: &str, name: &str, owner: &str, cpu: &str, gpu: bool) -> Value {
+    let mut resources = json!({"requests": {"cpu": cpu, "memory": "2Gi"}});
+    let mut spec = json!({});
+    if gpu {
+        resources["limits"] = json!({"nvidia.com/gpu": "2"});
+        spec["nodeSelector"] = json!({"accelerator": "nvidia"});
+        spec["tolerations"] = json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]);
+    }
+    spec["containers"] = json!([{"name": "c", "image": "registry.example/app:1", "resources": resources}]);
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": namespace, "resourceVersion": "102",
+               "labels": {"pod-template-hash": "5f6"},
+               "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{owner}-5f6"),
+                   "uid": "u", "controller": true}]},
+           "spec": spec, "status": {"phase": "Running"}})
+}
+
+fn list(items: Vec<Value>) -> String {
+    json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+}
+
+#[test]
+fn a_printed_plan_never_strands_the_gpu_pods() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gpu_a = dir.path().join("gpu-a.json");
+    std::fs::write(
+        &gpu_a,
+        list(vec![
+            node("a-cp", "z1", "4", true, false),
+            node("a-w1", "z1", "8", false, false),
+            node("a-gpu", "z1", "16", false, true),
+            namespace("ml"),
+            namespace("web"),
+            pod("ml", "train-5f6-a", "train", "1", true),
+            pod("ml", "train-5f6-b", "train", "1", true),
+            pod("web", "front-5f6-a", "front", "1", false),
+        ]),
+    )
+    .expect("write gpu-a");
+    let big_b = dir.path().join("big-b.json");
+    std::fs::write(
+        &big_b,
+        list(vec![
+            node("b-cp1", "z2", "4", true, false),
+            node("b-cp2", "z3", "4", true, false),
+            node("b-cp3", "z1", "4", true, false),
+            node("b-w1", "z2", "64", false, false),
+            node("b-w2", "z3", "64", false, false),
+            namespace("shop"),
+            pod("shop", "api-5f6-a", "api", "2", false),
+        ]),
+    )
+    .expect("write big-b");
+    let inventory = dir.path().join("inventory");
+    let inv = inventory.to_str().expect("utf-8");
+    for (cluster, file) in [("gpu-a", &gpu_a), ("big-b", &big_b)] {
+        kplan_ok(&[
+            "--inventory",
+            inv,
+            "import",
+            "--cluster",
+            cluster,
+            "--datacenter",
+            "fra",
+            "--security-tier",
+            "prod",
+            "--zone",
+            "z1",
+            file.to_str().expect("utf-8"),
+        ]);
+    }
+    let plan: Value = serde_json::from_str(&kplan_ok(&["--inventory", inv, "propose", "-o", "json"])).expect("plan");
+    let block = &plan["blocks"][0];
+    if block["status"] == "planned" {
+        // The target keeps a GPU node, and the validator accepted every wave.
+        let kept: Vec<&str> = block["target_clusters"][0]["nodes_kept"]
+            .as_array()
+            .expect("kept")
+            .iter()
+            .filter_map(|n| n["node"].as_str())
+            .collect();
+        assert!(kept.contains(&"a-gpu"), "a planned block keeps the GPU node its pods need: {kept:?}");
+    } else {
+        let explanation = block["explanation"].as_str().expect("explanation");
+        assert!(explanation.contains("pod ml/Deployment/train (2 replicas) has no node"), "{explanation}");
+        assert!(
+            explanation.contains("nodeSelector accelerator=nvidia not matched")
+                || explanation.contains("nvidia.com/gpu"),
+            "the filter is named: {explanation}"
+        );
+    }
+    // Either way the pod-level checks were made: no "not made" note.
+    assert!(!block["explanation"].as_str().unwrap_or_default().contains("pod-level checks"), "{block:#}");
+}

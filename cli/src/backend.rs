@@ -127,6 +127,15 @@ impl Backend {
         }
     }
 
+    /// The latest snapshot of every cluster of the local inventory; `what` names
+    /// the command in the error a remote backend gives.
+    pub fn local_snapshots(&self, what: &str) -> anyhow::Result<Vec<kplan_model::ClusterSnapshot>> {
+        match self {
+            Backend::Local { store, .. } => Ok(store.latest_snapshots()?),
+            Backend::Remote(_) => bail!("{what} needs the embedded mode (--inventory DIR)"),
+        }
+    }
+
     /// Plans with `policy` exactly as given (no file, no environment) and does
     /// not store the result: `kplan propose --check`.
     pub async fn replan(&mut self, policy: &Policy, options: &PlanOptions) -> anyhow::Result<Plan> {

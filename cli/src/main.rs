@@ -254,6 +254,21 @@ enum PlansCommand {
         #[arg(short, long, value_enum, default_value = "table")]
         output: PlanFormat,
     },
+    /// Where each workload's pods can run before, during and after the waves of a
+    /// stored plan, on the current inventory (embedded mode): the cluster, how many
+    /// nodes pass the scheduler's filters for one pod, their shapes, and why none
+    /// does.
+    #[command(
+        after_help = "Examples:\n  kplan plans pods plan-20261125t193000z-1a2b3c4d\n  kplan plans pods plan-20261125t193000z-1a2b3c4d --namespace ml -o json"
+    )]
+    Pods {
+        plan_id: String,
+        /// Only this namespace (its name in the source cluster).
+        #[arg(long, value_name = "NAMESPACE")]
+        namespace: Option<String>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
     /// What differs between two stored plans: inputs (clusters, snapshots, policy,
     /// versions, limits) and content (per block: nodes, control plane, flows,
     /// waves, renames, preconditions). Exit 0 when they say the same, 2 when not.
@@ -406,6 +421,51 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         Command::Plans(PlansCommand::Show { plan_id, output }) => {
             let plan = backend.get_plan(&plan_id).await?;
             print!("{}", render_plan(&plan, output)?);
+            Ok(())
+        }
+        Command::Plans(PlansCommand::Pods { plan_id, namespace, output }) => {
+            let plan = backend.get_plan(&plan_id).await?;
+            let inventory = backend.local_snapshots("kplan plans pods")?;
+            let policy = plan.policy.clone().unwrap_or_default();
+            let report = kplan_planner::pod_report::pod_report(&inventory, &policy, &plan, namespace.as_deref());
+            if report.is_empty() {
+                eprintln!(
+                    "no pods to show: the inventory describes no pods of {} (kubectl exports with pods, or agents, report them)",
+                    namespace
+                        .as_deref()
+                        .map_or_else(|| "the plan's namespaces".to_string(), |n| format!("namespace {n}"))
+                );
+            }
+            let text = match output::structured(output, &report)? {
+                Some(text) => text,
+                None => {
+                    let rows: Vec<Vec<String>> = report
+                        .iter()
+                        .flat_map(|w| {
+                            w.moments.iter().map(move |m| {
+                                vec![
+                                    format!("{}/{}", w.source_cluster, w.namespace),
+                                    w.workload.clone(),
+                                    w.replicas.to_string(),
+                                    m.when.clone(),
+                                    m.cluster.clone(),
+                                    m.nodes.to_string(),
+                                    if m.problem.is_empty() {
+                                        m.shapes.join(", ")
+                                    } else {
+                                        format!("NO NODE: {}", m.problem)
+                                    },
+                                ]
+                            })
+                        })
+                        .collect();
+                    output::table(
+                        &["NAMESPACE", "WORKLOAD", "REPLICAS", "WHEN", "CLUSTER", "NODES", "NODE SHAPES / WHY NOT"],
+                        &rows,
+                    )
+                }
+            };
+            print!("{text}");
             Ok(())
         }
         Command::Plans(PlansCommand::Diff { old, new }) => {

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Resources;
+use crate::{Node, Resources};
 
 /// A node taint (`spec.taints[]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -159,5 +159,99 @@ impl PodGroup {
     /// `Deployment/web`.
     pub fn workload(&self) -> String {
         format!("{}/{}", self.owner_kind, self.owner_name)
+    }
+}
+
+/// Why the scheduler would not place one pod of `group` on `node`, or `None`:
+/// the node is cordoned, a taint that repels is not tolerated, the
+/// `nodeSelector` or the required node affinity does not match, or one pod
+/// does not fit the node's allocatable for some resource (extended ones
+/// included). The first filter that fails is named, as `kubectl describe pod`
+/// names a scheduling failure.
+pub fn refusal(node: &Node, group: &PodGroup) -> Option<String> {
+    if node.unschedulable {
+        return Some("cordoned (unschedulable)".to_string());
+    }
+    if let Some(taint) =
+        node.taints.iter().find(|t| t.repels() && !group.tolerations.iter().any(|tol| tol.tolerates(t)))
+    {
+        return Some(format!("taint {taint} not tolerated"));
+    }
+    if let Some((key, value)) = group.node_selector.iter().find(|(k, v)| node.labels.get(*k) != Some(*v)) {
+        return Some(format!("nodeSelector {key}={value} not matched"));
+    }
+    if let Some(affinity) = &group.node_affinity
+        && !affinity.matches(&node.labels)
+    {
+        return Some("required node affinity not matched".to_string());
+    }
+    let a = node.allocatable;
+    let r = group.requests;
+    let gib = |bytes: u64| format!("{:.2}Gi", bytes as f64 / (1u64 << 30) as f64);
+    if r.cpu_millis > a.cpu_millis {
+        return Some(format!("too small for one pod (cpu {}m needed, {}m allocatable)", r.cpu_millis, a.cpu_millis));
+    }
+    if r.memory_bytes > a.memory_bytes {
+        return Some(format!(
+            "too small for one pod (memory {} needed, {} allocatable)",
+            gib(r.memory_bytes),
+            gib(a.memory_bytes)
+        ));
+    }
+    if r.pods > a.pods {
+        return Some(format!("too small for one pod (pods {} needed, {} allocatable)", r.pods, a.pods));
+    }
+    for (resource, need) in &group.extended {
+        let have = node.extended.get(resource).copied().unwrap_or(0);
+        if *need > have {
+            return Some(format!("{resource}: {need} needed per pod, {have} allocatable"));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerations_follow_the_scheduler() {
+        let taint = Taint { key: "gpu".into(), value: "yes".into(), effect: "NoSchedule".into() };
+        let exists = Toleration { key: "gpu".into(), operator: "Exists".into(), ..Default::default() };
+        let equal_other = Toleration { key: "gpu".into(), value: "no".into(), ..Default::default() };
+        let everything = Toleration { operator: "Exists".into(), ..Default::default() };
+        let other_effect = Toleration {
+            key: "gpu".into(),
+            operator: "Exists".into(),
+            effect: "NoExecute".into(),
+            ..Default::default()
+        };
+        assert!(exists.tolerates(&taint));
+        assert!(!equal_other.tolerates(&taint));
+        assert!(everything.tolerates(&taint));
+        assert!(!other_effect.tolerates(&taint));
+        assert!(!Taint { effect: "PreferNoSchedule".into(), ..taint.clone() }.repels());
+        assert!(!Taint { key: "node.kubernetes.io/not-ready".into(), ..taint }.repels());
+    }
+
+    #[test]
+    fn node_affinity_operators_follow_the_scheduler() {
+        let labels: BTreeMap<String, String> =
+            [("disk".to_string(), "ssd".to_string()), ("gen".to_string(), "5".to_string())].into_iter().collect();
+        let req = |key: &str, operator: &str, values: &[&str]| NodeSelectorRequirement {
+            key: key.into(),
+            operator: operator.into(),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        };
+        assert!(req("disk", "In", &["ssd", "nvme"]).matches(&labels));
+        assert!(!req("disk", "NotIn", &["ssd"]).matches(&labels));
+        assert!(req("zone", "NotIn", &["a"]).matches(&labels), "NotIn matches a missing label");
+        assert!(req("gen", "Gt", &["4"]).matches(&labels) && !req("gen", "Lt", &["5"]).matches(&labels));
+        assert!(req("zone", "DoesNotExist", &[]).matches(&labels));
+        // Terms are ORed, requirements ANDed, an empty term matches nothing.
+        let affinity =
+            NodeAffinity { terms: vec![vec![], vec![req("disk", "In", &["ssd"]), req("gen", "Gt", &["4"])]] };
+        assert!(affinity.matches(&labels));
+        assert!(!NodeAffinity { terms: vec![vec![]] }.matches(&labels));
     }
 }

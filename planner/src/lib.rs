@@ -20,7 +20,9 @@
 //!   feature, [`policy::load_policy`] layers defaults, a file and the environment;
 //! - [`capacity::review`]: the quarterly capacity review;
 //! - [`diff::input_differences`], [`diff::content_differences`]: what differs
-//!   between two plans (`kplan propose --check`, `kplan plans diff`).
+//!   between two plans (`kplan propose --check`, `kplan plans diff`);
+//! - [`pod_report::pod_report`]: where each workload's pods can run at every
+//!   moment of a plan (`kplan plans pods`).
 //!
 //! ```
 //! use kplan_model::{ClusterFacts, ClusterSnapshot, Node, NodeRole, Policy, Resources};
@@ -89,6 +91,7 @@ pub mod materialise;
 pub mod model;
 pub mod mps;
 pub mod namespaces;
+pub mod pod_report;
 pub mod policy;
 pub mod pools;
 pub mod preconditions;

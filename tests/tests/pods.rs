@@ -127,4 +127,73 @@ fn a_printed_plan_never_strands_the_gpu_pods() {
     }
     // Either way the pod-level checks were made: no "not made" note.
     assert!(!block["explanation"].as_str().unwrap_or_default().contains("pod-level checks"), "{block:#}");
+
+    // The dry run per pod: the training pods start on the one GPU node of gpu-a.
+    let id = plan["id"].as_str().expect("id");
+    let report: Value =
+        serde_json::from_str(&kplan_ok(&["--inventory", inv, "plans", "pods", id, "--namespace", "ml", "-o", "json"]))
+            .expect("report");
+    let train = &report[0];
+    assert_eq!(train["workload"], "Deployment/train");
+    let before = &train["moments"][0];
+    assert_eq!(
+        (before["when"].as_str(), before["cluster"].as_str(), before["nodes"].as_u64()),
+        (Some("before"), Some("gpu-a"), Some(1))
+    );
+    assert_eq!(before["shapes"], json!(["1 × 16 cpu 64Gi nvidia.com/gpu=4"]));
+}
+
+#[test]
+fn the_example_plan_holds_pod_by_pod_in_the_dry_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = dir.path().join("inventory");
+    let inv = inventory.to_str().expect("utf-8");
+    let root = repo_root();
+    let estate = root.join("examples/bank/estate.toml");
+    let policy = root.join("examples/bank/policy.toml");
+    kplan_ok(&["--inventory", inv, "import", "--estate", estate.to_str().expect("utf-8")]);
+    let plan: Value = serde_json::from_str(&kplan_ok(&[
+        "--inventory",
+        inv,
+        "propose",
+        "--policy",
+        policy.to_str().expect("utf-8"),
+        "-o",
+        "json",
+    ]))
+    .expect("plan");
+    let targets: Vec<&str> = plan["blocks"]
+        .as_array()
+        .expect("blocks")
+        .iter()
+        .flat_map(|b| b["target_clusters"].as_array().into_iter().flatten())
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    let report: Value = serde_json::from_str(&kplan_ok(&[
+        "--inventory",
+        inv,
+        "plans",
+        "pods",
+        plan["id"].as_str().expect("id"),
+        "-o",
+        "json",
+    ]))
+    .expect("report");
+    let workloads = report.as_array().expect("workloads");
+    let moved: Vec<&Value> = workloads
+        .iter()
+        .filter(|w| {
+            w["moments"]
+                .as_array()
+                .and_then(|m| m.last())
+                .is_some_and(|m| targets.contains(&m["cluster"].as_str().unwrap_or_default()))
+        })
+        .collect();
+    assert!(moved.len() > 50, "{} of {} workloads reach a target", moved.len(), workloads.len());
+    for workload in moved {
+        for moment in workload["moments"].as_array().expect("moments") {
+            // What the validator accepted, the dry run shows: a node at every moment.
+            assert!(moment["nodes"].as_u64().unwrap_or(0) > 0 && moment["problem"] == "", "{workload:#}");
+        }
+    }
 }

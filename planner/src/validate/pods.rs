@@ -17,12 +17,24 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kplan_model::scheduling::PodGroup;
+use kplan_model::scheduling::{PodGroup, refusal};
 use kplan_model::{Namespace, Node};
 
 use super::*;
 
-/// What a node offers the scheduler, for grouping identical nodes.
+/// What a node offers the scheduler, as far as these pods can tell: its
+/// capacity, cordon, repelling taints, extended resources and the labels some
+/// pod selects on (not the others: `kubernetes.io/hostname` alone would make
+/// every node a class of its own).
+type NodeClassKey<'n> = (
+    kplan_model::Resources,
+    bool,
+    Vec<&'n kplan_model::scheduling::Taint>,
+    &'n BTreeMap<String, u64>,
+    Vec<(&'n str, &'n str)>,
+);
+
+/// One representative node per class.
 struct NodeClass<'n> {
     node: &'n Node,
 }
@@ -39,14 +51,31 @@ where
         if groups.is_empty() {
             return;
         }
-        // Nodes that look the same to the scheduler, once.
-        let mut classes: Vec<(NodeClass<'a>, u64)> = Vec::new();
+        // Nodes that look the same to these pods' filters, once.
+        let selected: BTreeSet<&str> = groups
+            .iter()
+            .flat_map(|(_, g)| {
+                let affinity = g.node_affinity.iter().flat_map(|a| a.terms.iter().flatten().map(|r| r.key.as_str()));
+                g.node_selector.keys().map(String::as_str).chain(affinity)
+            })
+            .collect();
+        let mut by_key: BTreeMap<NodeClassKey<'a>, (&'a Node, u64)> = BTreeMap::new();
         for node in nodes {
-            match classes.iter_mut().find(|(class, _)| same_to_scheduler(class.node, node)) {
-                Some((_, count)) => *count += 1,
-                None => classes.push((NodeClass { node }, 1)),
-            }
+            let key: NodeClassKey<'a> = (
+                node.allocatable,
+                node.unschedulable,
+                node.taints.iter().filter(|t| t.repels()).collect(),
+                &node.extended,
+                node.labels
+                    .iter()
+                    .filter(|(k, _)| selected.contains(k.as_str()))
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+            );
+            by_key.entry(key).or_insert((node, 0)).1 += 1;
         }
+        let classes: Vec<(NodeClass<'a>, u64)> =
+            by_key.into_values().map(|(node, count)| (NodeClass { node }, count)).collect();
         let mut confined: BTreeMap<BTreeSet<usize>, Vec<(&str, &PodGroup)>> = BTreeMap::new();
         for (namespace, group) in &groups {
             let mut refusals: BTreeMap<String, u64> = BTreeMap::new();
@@ -164,52 +193,4 @@ where
 
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-fn same_to_scheduler(a: &Node, b: &Node) -> bool {
-    a.allocatable == b.allocatable
-        && a.unschedulable == b.unschedulable
-        && a.labels == b.labels
-        && a.taints == b.taints
-        && a.extended == b.extended
-}
-
-/// Why the scheduler would not place one pod of `group` on `node`, or `None`.
-fn refusal(node: &Node, group: &PodGroup) -> Option<String> {
-    if node.unschedulable {
-        return Some("cordoned (unschedulable)".to_string());
-    }
-    if let Some(taint) =
-        node.taints.iter().find(|t| t.repels() && !group.tolerations.iter().any(|tol| tol.tolerates(t)))
-    {
-        return Some(format!("taint {taint} not tolerated"));
-    }
-    if let Some((key, value)) = group.node_selector.iter().find(|(k, v)| node.labels.get(*k) != Some(*v)) {
-        return Some(format!("nodeSelector {key}={value} not matched"));
-    }
-    if let Some(affinity) = &group.node_affinity
-        && !affinity.matches(&node.labels)
-    {
-        return Some("required node affinity not matched".to_string());
-    }
-    let a = node.allocatable;
-    let r = group.requests;
-    for (name, need, have) in
-        [("cpu", r.cpu_millis, a.cpu_millis), ("memory", r.memory_bytes, a.memory_bytes), ("pods", r.pods, a.pods)]
-    {
-        if need > have {
-            return Some(format!(
-                "too small for one pod ({name} {} needed, {} allocatable)",
-                resources_text(name, need),
-                resources_text(name, have)
-            ));
-        }
-    }
-    for (resource, need) in &group.extended {
-        let have = node.extended.get(resource).copied().unwrap_or(0);
-        if *need > have {
-            return Some(format!("{resource}: {need} needed per pod, {have} allocatable"));
-        }
-    }
-    None
 }

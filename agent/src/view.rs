@@ -30,7 +30,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kplan_model::scheduling::PodGroup;
 use kplan_model::{ClusterSnapshot, Resources};
 
-use crate::collect::scheduling::{pod_group, sort_groups};
+use crate::collect::scheduling::{counted_groups, pod_group};
 use crate::collect::{
     CollectError, CollectOptions, build_snapshot, is_detection_namespace, namespace_from_k8s, node_from_k8s,
     pod_demand, pod_workload_name,
@@ -464,10 +464,7 @@ impl ClusterView {
         let mut snapshot = build_snapshot(nodes, namespaces, &demand, workloads, generation, &options)?;
         for namespace in &mut snapshot.namespaces {
             if let Some(groups) = self.groups.get(&namespace.name) {
-                let mut listed: Vec<PodGroup> =
-                    groups.iter().map(|(group, n)| PodGroup { replicas: *n, ..(**group).clone() }).collect();
-                sort_groups(&mut listed);
-                namespace.pod_groups = listed;
+                namespace.pod_groups = counted_groups(groups.iter().map(|(group, n)| (&**group, *n)));
             }
         }
         Ok(snapshot)

@@ -127,12 +127,25 @@ impl Backend {
         }
     }
 
-    /// The latest snapshot of every cluster of the local inventory; `what` names
-    /// the command in the error a remote backend gives.
-    pub fn local_snapshots(&self, what: &str) -> anyhow::Result<Vec<kplan_model::ClusterSnapshot>> {
+    /// `kplan plans pods`: where each workload of `plan` can run, on the local
+    /// inventory (read and replayed off the async runtime).
+    pub async fn pod_report(
+        &self,
+        plan: &Plan,
+        namespace: Option<String>,
+    ) -> anyhow::Result<Vec<kplan_planner::pod_report::WorkloadPlacement>> {
         match self {
-            Backend::Local { store, .. } => Ok(store.latest_snapshots()?),
-            Backend::Remote(_) => bail!("{what} needs the embedded mode (--inventory DIR)"),
+            Backend::Local { store, .. } => {
+                let store = store.clone();
+                let plan = plan.clone();
+                tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                    let inventory = store.latest_snapshots()?;
+                    let policy = plan.policy.clone().unwrap_or_default();
+                    Ok(kplan_planner::pod_report::pod_report(&inventory, &policy, &plan, namespace.as_deref()))
+                })
+                .await?
+            }
+            Backend::Remote(_) => bail!("kplan plans pods needs the embedded mode (--inventory DIR)"),
         }
     }
 

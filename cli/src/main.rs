@@ -425,9 +425,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plans(PlansCommand::Pods { plan_id, namespace, output }) => {
             let plan = backend.get_plan(&plan_id).await?;
-            let inventory = backend.local_snapshots("kplan plans pods")?;
-            let policy = plan.policy.clone().unwrap_or_default();
-            let report = kplan_planner::pod_report::pod_report(&inventory, &policy, &plan, namespace.as_deref());
+            let report = backend.pod_report(&plan, namespace.clone()).await?;
             if report.is_empty() {
                 eprintln!(
                     "no pods to show: the inventory describes no pods of {} (kubectl exports with pods, or agents, report them)",

@@ -130,7 +130,7 @@ pub fn collect(
     let mut namespaces: BTreeMap<String, (kplan_model::Namespace, Origin)> = BTreeMap::new();
     let mut pods: HashMap<(String, String), Origin> = HashMap::new();
     let mut demand: BTreeMap<String, Resources> = BTreeMap::new();
-    let mut pod_groups: BTreeMap<String, Vec<kplan_model::scheduling::PodGroup>> = BTreeMap::new();
+    let mut pod_groups: BTreeMap<String, HashMap<kplan_model::scheduling::PodGroup, u64>> = BTreeMap::new();
     let mut workloads: BTreeSet<String> = BTreeSet::new();
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     let mut snapshot: Option<(Origin, Box<ClusterSnapshot>)> = None;
@@ -174,7 +174,7 @@ pub fn collect(
                     if let Some(group) =
                         scheduling::pod_group(&pod, requests, &object).map_err(|error| locate(error, &origin))?
                     {
-                        scheduling::add_to_groups(pod_groups.entry(namespace.clone()).or_default(), group);
+                        *pod_groups.entry(namespace.clone()).or_default().entry(group).or_insert(0) += 1;
                     }
                     let sum = demand.entry(namespace).or_insert(Resources::ZERO);
                     *sum = sum.saturating_add(requests);
@@ -218,9 +218,8 @@ pub fn collect(
         options,
     )?;
     for namespace in &mut snapshot.namespaces {
-        if let Some(mut groups) = pod_groups.remove(&namespace.name) {
-            scheduling::sort_groups(&mut groups);
-            namespace.pod_groups = groups;
+        if let Some(counts) = pod_groups.get(&namespace.name) {
+            namespace.pod_groups = scheduling::counted_groups(counts.iter().map(|(group, n)| (group, *n)));
         }
     }
     Ok(snapshot)

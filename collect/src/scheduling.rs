@@ -153,17 +153,13 @@ pub fn pod_group(pod: &Pod, requests: Resources, object: &str) -> Result<Option<
     }))
 }
 
-/// Adds a pod to its namespace's groups: the same workload with the same
-/// needs adds a replica.
-pub fn add_to_groups(groups: &mut Vec<PodGroup>, group: PodGroup) {
-    match groups.iter_mut().find(|g| PodGroup { replicas: group.replicas, ..(*g).clone() } == group) {
-        Some(existing) => existing.replicas += group.replicas,
-        None => groups.push(group),
-    }
-}
-
-/// Sorted by workload, then by requests, for a stable snapshot.
-pub fn sort_groups(groups: &mut [PodGroup]) {
+/// A namespace's groups as a snapshot lists them, from its pods counted per
+/// group of one (the collector and the agent both count identical pods with
+/// a map keyed by [`pod_group`]'s value): replicas set, sorted by workload,
+/// then by requests.
+pub fn counted_groups<'g>(counts: impl IntoIterator<Item = (&'g PodGroup, u64)>) -> Vec<PodGroup> {
+    let mut groups: Vec<PodGroup> =
+        counts.into_iter().map(|(group, replicas)| PodGroup { replicas, ..group.clone() }).collect();
     groups.sort_by(|a, b| {
         (a.owner_kind.as_str(), a.owner_name.as_str(), a.requests, a.replicas)
             .cmp(&(b.owner_kind.as_str(), b.owner_name.as_str(), b.requests, b.replicas))
@@ -171,6 +167,7 @@ pub fn sort_groups(groups: &mut [PodGroup]) {
                 serde_json::to_string(a).unwrap_or_default().cmp(&serde_json::to_string(b).unwrap_or_default())
             })
     });
+    groups
 }
 
 #[cfg(test)]
@@ -216,10 +213,11 @@ mod tests {
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u", "controller": true}]},
                 "spec": {"containers": [{"name": "c"}]}}))
         };
-        let mut groups = Vec::new();
+        let mut counts = std::collections::HashMap::new();
         for name in ["db-0", "db-1", "db-2"] {
-            add_to_groups(&mut groups, pod_group(&web(name), Resources::new(500, 1, 1), "pod").unwrap().unwrap());
+            *counts.entry(pod_group(&web(name), Resources::new(500, 1, 1), "pod").unwrap().unwrap()).or_insert(0) += 1;
         }
+        let groups = counted_groups(counts.iter().map(|(group, n)| (group, *n)));
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].replicas, 3);
         assert_eq!(groups[0].workload(), "StatefulSet/db");

@@ -207,21 +207,14 @@ mod tests {
     use kplan_model::scheduling::PodGroup;
     use kplan_model::{ClusterFacts, Namespace, Resources, SlaTier};
 
+    /// A 16-core worker (or control plane) labelled `disk=ssd`.
     fn node(name: &str, zone: &str, role: NodeRole) -> Node {
-        Node {
-            name: name.into(),
-            labels: [("disk".to_string(), "ssd".to_string())].into_iter().collect(),
-            datacenter: "fra".into(),
-            zone: zone.into(),
-            role,
-            allocatable: Resources::new(16_000, 64 << 30, 110),
-            kubelet_version: "v1.29.3".into(),
-            container_runtime: "containerd://1.7.2".into(),
-            architecture: "amd64".into(),
-            unschedulable: false,
-            taints: Vec::new(),
-            extended: Default::default(),
-        }
+        let mut node = kplan_model::test_support::worker(name);
+        node.labels.insert("disk".into(), "ssd".into());
+        node.zone = zone.into();
+        node.role = role;
+        node.allocatable = Resources::new(16_000, 64 << 30, 110);
+        node
     }
 
     fn cluster(id: &str, selector: &str) -> ClusterSnapshot {

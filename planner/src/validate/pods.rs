@@ -34,11 +34,6 @@ type NodeClassKey<'n> = (
     Vec<(&'n str, &'n str)>,
 );
 
-/// One representative node per class.
-struct NodeClass<'n> {
-    node: &'n Node,
-}
-
 impl<'a, 'p> BlockCheck<'a, 'p>
 where
     'a: 'p,
@@ -74,14 +69,14 @@ where
             );
             by_key.entry(key).or_insert((node, 0)).1 += 1;
         }
-        let classes: Vec<(NodeClass<'a>, u64)> =
-            by_key.into_values().map(|(node, count)| (NodeClass { node }, count)).collect();
+        // One representative node per class, and how many nodes it stands for.
+        let classes: Vec<(&'a Node, u64)> = by_key.into_values().collect();
         let mut confined: BTreeMap<BTreeSet<usize>, Vec<(&str, &PodGroup)>> = BTreeMap::new();
         for (namespace, group) in &groups {
             let mut refusals: BTreeMap<String, u64> = BTreeMap::new();
             let mut eligible = BTreeSet::new();
             for (c, (class, count)) in classes.iter().enumerate() {
-                match refusal(class.node, group) {
+                match refusal(class, group) {
                     None => {
                         eligible.insert(c);
                     }
@@ -127,7 +122,7 @@ where
                 });
                 let have = set.iter().fold([0u128; 3], |acc, &c| {
                     let (class, count) = &classes[c];
-                    let a = class.node.allocatable;
+                    let a = class.allocatable;
                     let n = u128::from(*count);
                     [
                         acc[0] + n * u128::from(a.cpu_millis),
@@ -158,8 +153,7 @@ where
                 let have: u128 = set
                     .iter()
                     .map(|&c| {
-                        u128::from(classes[c].1)
-                            * u128::from(classes[c].0.node.extended.get(resource).copied().unwrap_or(0))
+                        u128::from(classes[c].1) * u128::from(classes[c].0.extended.get(resource).copied().unwrap_or(0))
                     })
                     .sum();
                 if need > have {

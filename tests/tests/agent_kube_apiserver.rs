@@ -506,8 +506,15 @@ fn the_agent_reports_a_real_cluster_follows_changes_and_survives_an_outage() {
     assert!(delays.iter().max() > delays.first(), "{delays:?}");
     let attempts: Vec<u64> = failures.iter().map(|line| line["attempt"].as_u64().expect("attempt")).collect();
     assert_eq!(attempts, (1..=attempts.len() as u64).collect::<Vec<_>>(), "one delivery, counted attempts");
-    let delivered = agent.messages("snapshot reported").last().cloned().expect("reported after the outage");
-    assert!(delivered["attempt"].as_u64() > Some(1), "{delivered}");
+    // The delivery that ended the outage is the first report after the last
+    // failure (later changes in the cluster may be reported again, at attempt 1).
+    let last_failure = failures.last().expect("failures")["timestamp"].as_str().expect("timestamp").to_string();
+    let delivered = agent
+        .messages("snapshot reported")
+        .into_iter()
+        .find(|line| line["timestamp"].as_str().is_some_and(|at| at > last_failure.as_str()))
+        .expect("reported after the outage");
+    assert_eq!(delivered["attempt"].as_u64(), Some(attempts.len() as u64 + 1), "{delivered}");
 
     // The server ends with the cluster's current state: what a fresh
     // `kplan-agent snapshot` of the cluster gives, generation and time aside.

@@ -9,7 +9,7 @@ use kplan_model::{BlockPlan, ClusterSnapshot, NodeRole, Policy};
 
 use super::blocks::{Block, ZoneTiers};
 use super::flows::required_flows;
-use super::model::{CompositionInput, PairFlows, PoolInput, StagingCut, Weights, model_units};
+use super::model::{ClassInput, CompositionInput, PairFlows, PoolInput, StagingCut, Weights, model_units};
 use super::pools::BlockData;
 use super::preconditions::{majority_cni, majority_version};
 use super::waves::{Budget, HeadroomFractions};
@@ -162,6 +162,20 @@ impl<'a> BlockContext<'a> {
                 }
             }
         }
+        let class_rows = data
+            .placement
+            .rows
+            .iter()
+            .map(|row| ClassInput {
+                pool_supply: data
+                    .pools
+                    .iter()
+                    .map(|pool| pool.members.first().map_or(0.0, |&i| row.node_supply[i] as f64 / row.unit))
+                    .collect(),
+                need: row.total_need() as f64 / row.unit,
+                headroom: row.headroom,
+            })
+            .collect();
         let allowed_nodes = data.node_allowed.iter().filter(|&&a| a).count() as u64;
         let max_nodes = policy.max_nodes_per_cluster.max(1);
         let input = CompositionInput {
@@ -180,6 +194,7 @@ impl<'a> BlockContext<'a> {
             weights,
             flows_lower_bound: None,
             staging_cuts,
+            class_rows,
         };
         BlockContext {
             inventory,

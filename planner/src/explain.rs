@@ -12,7 +12,7 @@ use kplan_model::Resources;
 use super::context::BlockContext;
 use super::headroom::{first_misfit, fits, fits_one, usable};
 use super::realize::RealizeFailure;
-use super::waves::{Stall, StallKind};
+use super::waves::{ClassShort, Side, Stall, StallKind};
 
 const RESOURCES: [&str; 3] = ["cpu", "memory", "pods"];
 
@@ -189,6 +189,28 @@ pub fn precheck(ctx: &BlockContext) -> Option<String> {
         }
     }
 
+    // Pods that no node can host, and placement classes the allowed zones cannot hold.
+    if let Some(homeless) = data.placement.homeless.first() {
+        let more = data.placement.homeless.len() - 1;
+        let more = if more > 0 { format!(" (and {more} more workloads)") } else { String::new() };
+        return Some(format!("block {key}: {homeless}{more}"));
+    }
+    for row in &data.placement.rows {
+        let supply: u64 = (0..n_nodes).filter(|&i| data.node_allowed[i]).map(|i| row.node_supply[i]).sum();
+        if !row.fits(row.total_need(), supply) {
+            let set = &data.placement.sets[row.set];
+            return Some(format!(
+                "block {key}: {} may only run on nodes that are {}; those in zones that may host tier {tier} offer {} {}, but they request {}{}",
+                set.workloads.join(", "),
+                set.nodes,
+                row.resource,
+                row.amount(supply),
+                row.amount(row.total_need()),
+                if row.headroom > 0.0 { format!(" (with {} headroom)", percent(row.headroom)) } else { String::new() }
+            ));
+        }
+    }
+
     // Sources that already break their headroom.
     for s in 0..ctx.n_sources() {
         if let Some(text) = overloaded_source(ctx, s) {
@@ -241,8 +263,10 @@ fn overloaded_source(ctx: &BlockContext, s: usize) -> Option<String> {
 pub fn no_plan(ctx: &BlockContext, failures: &[RealizeFailure], model_infeasible: bool) -> String {
     let key = &ctx.block.key;
     for failure in failures {
-        if let RealizeFailure::Stall { stall, .. } = failure {
-            return stall_words(ctx, stall);
+        match failure {
+            RealizeFailure::Stall { stall, .. } => return stall_words(ctx, stall),
+            RealizeFailure::Class(short) => return format!("block {key}: {}", class_short_words(ctx, short)),
+            _ => {}
         }
     }
     let tier = &key.security_tier;
@@ -290,8 +314,13 @@ pub fn stall_words(ctx: &BlockContext, stall: &Stall) -> String {
             format!("block {key}: cluster {} does not hold its demand before any wave", ctx.source_id(*source))
         }),
         StallKind::BudgetZero => format!("block {key}: the wave budget is zero, so no wave can make progress"),
-        StallKind::Stuck { next_namespace, sources_without_slack } => {
+        StallKind::Stuck { next_namespace, sources_without_slack, class_short } => {
             let mut parts = Vec::new();
+            if let Some(short) = class_short {
+                parts.push(format!("block {key}: the staged merge stalls at wave {}", stall.wave));
+                parts.push(class_short_words(ctx, short));
+                return parts.join("; ");
+            }
             if stall.wave == 1 {
                 parts.push(format!(
                     "block {key}: staging impossible: no source cluster has the slack to drain even one node in wave 1, and the target holds nothing until nodes join it"
@@ -352,6 +381,52 @@ pub fn stall_words(ctx: &BlockContext, stall: &Stall) -> String {
             parts.join("; ")
         }
     }
+}
+
+/// A placement-class row that does not hold, in words: which workloads, on
+/// which nodes, in which cluster, need and supply, and what would help.
+pub fn class_short_words(ctx: &BlockContext, short: &ClassShort) -> String {
+    let data = &ctx.data;
+    let row = &data.placement.rows[short.row];
+    let set = &data.placement.sets[row.set];
+    let cluster = match short.side {
+        Side::Source(s) => format!("source cluster {}", ctx.source_id(s)),
+        Side::Target(t) => format!("target {}", ctx.block.key.target_name(t)),
+    };
+    let shown: Vec<&str> = set.workloads.iter().take(5).map(String::as_str).collect();
+    let more = if set.workloads.len() > shown.len() {
+        format!(" and {} more", set.workloads.len() - shown.len())
+    } else {
+        String::new()
+    };
+    let headroom = if row.headroom > 0.0 { format!(" with {} headroom", percent(row.headroom)) } else { String::new() };
+    let mut text = format!(
+        "{} may only run on nodes that are {} ({} in the block); in {cluster} they would need {} {} but have {}{headroom}",
+        format_args!("{}{more}", shown.join(", ")),
+        set.nodes,
+        set.n_nodes,
+        row.resource,
+        row.amount(short.need),
+        row.amount(short.supply),
+    );
+    if let Some(j) = short.namespace {
+        text.push_str(&format!(" when {} of {} moves", ctx.namespace_name(j), ctx.source_id(data.namespace_source[j])));
+    }
+    if let Some(i) = short.node {
+        text.push_str(&format!(" if node {} leaves", ctx.node_name(i)));
+    }
+    if matches!(short.side, Side::Source(_)) && short.node.is_none() {
+        text.push_str(": the source already lacks them before any wave (pods of these workloads are pending there)");
+    } else if short.namespace.is_some() || short.node.is_some() {
+        text.push_str(
+            ": these pods need such nodes in their source until they move and in the target from the moment they \
+             arrive, so at least one more node of this kind must be kept (or added for the migration as a temporary \
+             buffer node) to hand them over in stages",
+        );
+    } else {
+        text.push_str(": the target must keep more nodes of this kind");
+    }
+    text
 }
 
 /// Every candidate was rejected by the planner's replay or the validator.

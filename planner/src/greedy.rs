@@ -45,7 +45,7 @@ fn compose(input: &CompositionInput, n_targets: usize, fixed: Option<&ZoneChoice
     });
 
     let mut composition = Composition::default();
-    for _ in 0..n_targets {
+    for target in 0..n_targets {
         let mut keep = vec![0u64; n_pools];
         let mut control_plane = vec![0u64; n_pools];
 
@@ -92,8 +92,15 @@ fn compose(input: &CompositionInput, n_targets: usize, fixed: Option<&ZoneChoice
 
         loop {
             // The deficient constraint: the base capacity, or the loss of one zone.
-            let deficit = deficiency(input, &need, &keep, &control_plane, &chosen);
-            let Some((lost_zone, deficit)) = deficit else { break };
+            // Then the placement classes, in target 0 (`ClassInput`).
+            let short = match deficiency(input, &need, &keep, &control_plane, &chosen) {
+                Some((lost, deficit)) => Some((lost, deficit, None)),
+                None if target == 0 => {
+                    class_deficiency(input, &keep, &control_plane).map(|class| (None, [0.0; 3], Some(class)))
+                }
+                None => None,
+            };
+            let Some((lost_zone, deficit, class)) = short else { break };
             // The largest node; among equal sizes, from the zone with the most
             // nodes left (so later targets still find three zones).
             let mut zone_left = vec![0u64; input.zones.len()];
@@ -107,6 +114,7 @@ fn compose(input: &CompositionInput, n_targets: usize, fixed: Option<&ZoneChoice
                 remaining[p] > keep[p]
                     && zone.is_some_and(|z| chosen.contains(&z))
                     && (lost_zone.is_none() || zone != lost_zone)
+                    && class.is_none_or(|(k, _)| input.class_rows[k].pool_supply[p] > 0.0)
             };
             // Workers before a source's control-plane nodes (those join only when
             // their source is retired, too late to hold its namespaces).
@@ -121,12 +129,17 @@ fn compose(input: &CompositionInput, n_targets: usize, fixed: Option<&ZoneChoice
                 Some(p) => {
                     let allocatable = input.pools[p].allocatable;
                     // As many nodes of this pool as the deficit needs, at least one.
-                    let wanted = (0..3)
-                        .filter(|&r| deficit[r] > 0.0 && allocatable[r] > 0.0)
-                        .map(|r| (deficit[r] / usable(input.headroom[r], allocatable[r])).ceil() as u64)
-                        .max()
-                        .unwrap_or(1)
-                        .max(1);
+                    let wanted = if let Some((k, missing)) = class {
+                        let row = &input.class_rows[k];
+                        (missing / usable(row.headroom, row.pool_supply[p])).ceil().max(1.0) as u64
+                    } else {
+                        (0..3)
+                            .filter(|&r| deficit[r] > 0.0 && allocatable[r] > 0.0)
+                            .map(|r| (deficit[r] / usable(input.headroom[r], allocatable[r])).ceil() as u64)
+                            .max()
+                            .unwrap_or(1)
+                            .max(1)
+                    };
                     keep[p] += wanted.min(remaining[p] - keep[p]);
                 }
                 None => {
@@ -195,6 +208,22 @@ fn deficiency(
     None
 }
 
+/// The first placement-class row the kept nodes do not hold, with what is
+/// missing (in the row's unit, before headroom).
+fn class_deficiency(input: &CompositionInput, keep: &[u64], control_plane: &[u64]) -> Option<(usize, f64)> {
+    input.class_rows.iter().enumerate().find_map(|(k, row)| {
+        let supply: f64 = (0..input.pools.len())
+            .map(|p| {
+                let counted = keep[p] - if input.dedicated_control_plane { control_plane[p] } else { 0 };
+                counted as f64 * row.pool_supply[p]
+            })
+            .sum();
+        // Without headroom (devices), exactly: 4 GPUs hold 4.
+        let usable = if row.headroom <= 0.0 { supply } else { safe_usable(row.headroom, supply) };
+        (row.need > 0.0 && usable < row.need).then(|| (k, (row.need - usable) / (1.0 - MARGIN)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +247,7 @@ mod tests {
             weights: Weights::for_block(10, 10),
             flows_lower_bound: None,
             staging_cuts: Vec::new(),
+            class_rows: Vec::new(),
         }
     }
 

@@ -78,6 +78,7 @@
 
 pub mod blocks;
 pub mod capacity;
+pub mod classes;
 pub mod context;
 pub mod diff;
 pub mod digest;
@@ -221,7 +222,15 @@ pub fn propose(
     order.sort_by_key(|&b| (std::cmp::Reverse(blocks[b].nodes.len() + blocks[b].namespaces.len()), b));
     let mut outcomes: Vec<(usize, context::BlockOutcome)> = order
         .par_iter()
-        .map(|&b| (b, plan_block(inventory, policy, &blocks[b], &zone_tiers, settings, &validate_block)))
+        .map(|&b| {
+            let mut outcome = plan_block(inventory, policy, &blocks[b], &zone_tiers, settings, &validate_block);
+            if outcome.plan.status == BlockStatus::Infeasible
+                && let Some(note) = relaxation(inventory, policy, &blocks[b], &zone_tiers, settings)
+            {
+                outcome.plan.explanation = format!("{}\n{note}", outcome.plan.explanation);
+            }
+            (b, outcome)
+        })
         .collect();
     outcomes.sort_by_key(|(b, _)| *b);
 
@@ -279,6 +288,57 @@ pub fn propose(
     plan.summary = summarize(&plan.blocks, started.elapsed().as_secs_f64());
     fingerprint(&mut plan, inventory, policy, &settings.solver, options);
     Ok(ProposeOutcome { plan, models })
+}
+
+/// The smallest headroom, in steps of 5 points down to 5%, at which the
+/// greedy plan of an infeasible block passes the validator: "feasible if ...".
+/// The greedy plan is one of the candidates of every run, so a re-run with
+/// that headroom plans the block (the solver may find a better plan). The
+/// search is deterministic and costs at most a few greedy solves of the block.
+fn relaxation(
+    inventory: &[ClusterSnapshot],
+    policy: &Policy,
+    block: &blocks::Block,
+    zone_tiers: &ZoneTiers,
+    settings: BlockSettings,
+) -> Option<String> {
+    let current = [policy.headroom.cpu, policy.headroom.memory, policy.headroom.pods];
+    let highest = current.iter().copied().fold(0.0, f64::max);
+    let mut step = 1;
+    loop {
+        let level = ((highest - 0.05 * step as f64) * 100.0).round() / 100.0;
+        if level < 0.05 - 1e-9 {
+            return None;
+        }
+        step += 1;
+        let mut relaxed = policy.clone();
+        relaxed.headroom.cpu = current[0].min(level);
+        relaxed.headroom.memory = current[1].min(level);
+        relaxed.headroom.pods = current[2].min(level);
+        let validate_relaxed = |plan: &BlockPlan| -> Vec<String> {
+            let whole = Plan { blocks: vec![plan.clone()], ..Plan::default() };
+            validate::validate(inventory, &relaxed, &whole)
+                .into_iter()
+                .filter(|v| v.datacenter == plan.datacenter && v.security_tier == plan.security_tier)
+                .map(|v| v.to_string())
+                .collect()
+        };
+        let greedy = BlockSettings { use_solver: false, write_models: false, ..settings };
+        let outcome = plan_block(inventory, &relaxed, block, zone_tiers, greedy, &validate_relaxed);
+        if outcome.plan.status == BlockStatus::Planned {
+            let kept: usize = outcome.plan.target_clusters.iter().map(|t| t.nodes_kept.len()).sum();
+            return Some(format!(
+                "feasible if the headroom is lowered to {}% (policy [headroom] cpu, memory and pods, now {}%, {}% and {}%; it applies to every block): \
+                 with it this block is planned, {} → {kept} nodes in {} waves; re-run `kplan propose` with that policy to get the plan",
+                (level * 100.0).round(),
+                (current[0] * 100.0).round(),
+                (current[1] * 100.0).round(),
+                (current[2] * 100.0).round(),
+                outcome.plan.nodes_before,
+                outcome.plan.waves.len()
+            ));
+        }
+    }
 }
 
 /// Says which source clusters of a planned block have pods the inventory does

@@ -277,6 +277,20 @@ pub struct CompositionInput {
     pub flows_lower_bound: Option<u64>,
     /// Necessary conditions for the waves to be able to start and go on.
     pub staging_cuts: Vec<StagingCut>,
+    /// Placement-class rows (`classes.rs`), kept by target 0.
+    pub class_rows: Vec<ClassInput>,
+}
+
+/// A placement-class row for the composition: the kept nodes of the pools
+/// that offer it hold what the pods confined to those nodes need, with the
+/// row's headroom, in target 0 (`realize.rs` sends every namespace with
+/// confined pods there).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassInput {
+    /// Per pool: what one of its nodes offers, in the row's unit.
+    pub pool_supply: Vec<f64>,
+    pub need: f64,
+    pub headroom: f64,
 }
 
 /// Zones and control-plane zones of one target, with the flows they need.
@@ -657,6 +671,26 @@ impl CompositionModel {
             }
         }
 
+        // Placement classes: the nodes some pods are confined to, in target 0.
+        for (k, class) in input.class_rows.iter().enumerate() {
+            let factor = usable(class.headroom, 1.0);
+            let mut row = Vec::new();
+            for (p, &supply) in class.pool_supply.iter().enumerate() {
+                if supply <= 0.0 {
+                    continue;
+                }
+                if let Some(j) = keep[0][p] {
+                    row.push((j, factor * supply));
+                }
+                if input.dedicated_control_plane
+                    && let Some(c) = control_plane[0][p]
+                {
+                    row.push((c, -factor * supply));
+                }
+            }
+            model.add_ge(format!("class{k}_t0"), row, class.need);
+        }
+
         // Staging: what a source's own workers cannot hold twice, nodes from
         // elsewhere must.
         for cut in &input.staging_cuts {
@@ -855,6 +889,7 @@ mod tests {
             weights: Weights::for_block(16, 4),
             flows_lower_bound: None,
             staging_cuts: Vec::new(),
+            class_rows: Vec::new(),
         }
     }
 

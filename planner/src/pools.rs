@@ -8,6 +8,9 @@
 //! (schedulable before cordoned, containerd before docker, then by name), so the
 //! concrete choice is deterministic and needs the fewest migrations.
 //!
+//! Nodes that offer the block's placement classes differently (`classes.rs`:
+//! a GPU node, a tainted node, a node some pods select) are in different pools.
+//!
 //! A namespace group is the namespaces of one source cluster and SLA tier.
 
 use std::collections::BTreeMap;
@@ -15,6 +18,7 @@ use std::collections::BTreeMap;
 use kplan_model::{ClusterSnapshot, NodeRole, Policy, Resources, SlaTier};
 
 use super::blocks::{Block, cluster_datacenter};
+use crate::classes::Placement;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodePool {
@@ -65,6 +69,8 @@ pub struct BlockData {
     /// Per source: the block owns the cluster (its datacenter and tier), so the
     /// cluster is retired in this block.
     pub source_owned: Vec<bool>,
+    /// What the pods need of the nodes, beyond the namespace sums (`classes.rs`).
+    pub placement: Placement,
 }
 
 /// Where an SLA tier moves: its position in `policy.sla_order`; tiers the policy
@@ -95,7 +101,11 @@ impl BlockData {
         let mut node_source_control_plane = Vec::with_capacity(block.nodes.len());
         let mut node_zone = Vec::with_capacity(block.nodes.len());
         let mut node_allowed = Vec::with_capacity(block.nodes.len());
-        let mut keys: BTreeMap<(usize, String, NodeRole, Resources), Vec<usize>> = BTreeMap::new();
+        let headroom = [policy.headroom.cpu, policy.headroom.memory, policy.headroom.pods];
+        let placement = Placement::new(inventory, block, headroom);
+        // Nodes that offer placement classes differently are not interchangeable.
+        type PoolKey = (usize, String, NodeRole, Resources, Vec<u64>);
+        let mut keys: BTreeMap<PoolKey, Vec<usize>> = BTreeMap::new();
         for (i, &id) in block.nodes.iter().enumerate() {
             let node = block.node(inventory, id);
             let source = source_slot[&id.cluster];
@@ -104,11 +114,12 @@ impl BlockData {
             node_source_control_plane.push(node.role == NodeRole::ControlPlane);
             node_zone.push(node.zone.clone());
             node_allowed.push(allowed(&node.zone));
-            keys.entry((source, node.zone.clone(), node.role, node.allocatable)).or_default().push(i);
+            let signature = placement.node_signature(i);
+            keys.entry((source, node.zone.clone(), node.role, node.allocatable, signature)).or_default().push(i);
         }
         let mut pools = Vec::with_capacity(keys.len());
         let mut node_pool = vec![0; block.nodes.len()];
-        for ((source, zone, role, allocatable), mut members) in keys {
+        for ((source, zone, role, allocatable, _), mut members) in keys {
             members.sort_by_cached_key(|&i| {
                 let node = block.node(inventory, block.nodes[i]);
                 (node.unschedulable, is_docker(&node.container_runtime), node.name.clone())
@@ -175,6 +186,7 @@ impl BlockData {
             demand,
             source_checked,
             source_owned,
+            placement,
         }
     }
 

@@ -10,7 +10,9 @@ use kplan_model::{FirewallFlow, Resources};
 use super::flows::required_flows;
 use super::model::{Composition, model_units};
 use super::pools::BlockData;
-use super::waves::{Assignment, Destination, HeadroomFractions, Schedule, Stall, fits, schedule_greedy};
+use super::waves::{
+    Assignment, ClassShort, Destination, HeadroomFractions, Schedule, Side, Stall, fits, schedule_greedy,
+};
 use crate::context::BlockContext;
 use crate::headroom::usable;
 
@@ -31,9 +33,11 @@ pub enum RealizeFailure {
     Capacity { target: usize, zone_lost: Option<String> },
     /// The namespaces could not be split between several targets.
     Packing,
+    /// A target does not hold what the pods confined to some nodes need.
+    Class(Box<ClassShort>),
     /// The greedy wave scheduling got stuck (the composition and assignment are
     /// kept so that the waves model can try).
-    Stall { stall: Stall, composition: Box<Composition>, assignment: Box<Assignment> },
+    Stall { stall: Box<Stall>, composition: Box<Composition>, assignment: Box<Assignment> },
 }
 
 pub(crate) fn assign_nodes(ctx: &BlockContext, composition: &Composition) -> Assignment {
@@ -145,6 +149,29 @@ pub fn realize(ctx: &BlockContext, mut composition: Composition) -> Result<Reali
         let t = assignment.namespace_target[j];
         demand[t] = demand[t].saturating_add(data.namespace_demand[j]);
     }
+    for (k, row) in data.placement.rows.iter().enumerate() {
+        let mut need = vec![0u64; n_targets];
+        let mut supply = vec![0u64; n_targets];
+        for j in 0..data.n_namespaces() {
+            need[assignment.namespace_target[j]] += row.namespace_need[j];
+        }
+        for i in 0..data.n_nodes() {
+            if let Some(t) = assignment.counts_for_target(i) {
+                supply[t] += row.node_supply[i];
+            }
+        }
+        if let Some(t) = (0..n_targets).find(|&t| !row.fits(need[t], supply[t])) {
+            let (need, supply) = (need[t], supply[t]);
+            return Err(RealizeFailure::Class(Box::new(ClassShort {
+                row: k,
+                side: Side::Target(t),
+                need,
+                supply,
+                namespace: None,
+                node: None,
+            })));
+        }
+    }
     for t in 0..n_targets {
         if !fits(demand[t], capacity[t], &ctx.headroom) {
             return Err(RealizeFailure::Capacity { target: t, zone_lost: None });
@@ -163,9 +190,11 @@ pub fn realize(ctx: &BlockContext, mut composition: Composition) -> Result<Reali
     }
     match schedule_greedy(data, &assignment, ctx.n_sources(), &ctx.headroom, ctx.budget) {
         Ok(schedule) => Ok(finish(ctx, composition, assignment, schedule)),
-        Err(stall) => {
-            Err(RealizeFailure::Stall { stall, composition: Box::new(composition), assignment: Box::new(assignment) })
-        }
+        Err(stall) => Err(RealizeFailure::Stall {
+            stall: Box::new(stall),
+            composition: Box::new(composition),
+            assignment: Box::new(assignment),
+        }),
     }
 }
 
@@ -216,7 +245,8 @@ pub(crate) fn block_flows(ctx: &BlockContext, assignment: &Assignment) -> Vec<Fi
 }
 
 /// Splits namespaces between several targets: largest first, each to the target
-/// with the most room left that holds it.
+/// with the most room left that holds it; namespaces with pods confined to
+/// some nodes (placement classes) go to target 0, which keeps those nodes.
 pub(crate) fn pack_namespaces(
     data: &BlockData,
     capacity: &[Resources],
@@ -227,12 +257,26 @@ pub(crate) fn pack_namespaces(
         let u = model_units(r);
         (0..3).filter(|&k| total[k] > 0.0).map(|k| u[k] / total[k]).sum()
     };
+    let confined = |j: usize| data.placement.rows.iter().any(|row| row.namespace_need[j] > 0);
     let mut order: Vec<usize> = (0..data.n_namespaces()).collect();
-    order.sort_by(|&a, &b| norm(data.namespace_demand[b]).total_cmp(&norm(data.namespace_demand[a])).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        confined(b)
+            .cmp(&confined(a))
+            .then(norm(data.namespace_demand[b]).total_cmp(&norm(data.namespace_demand[a])))
+            .then(a.cmp(&b))
+    });
     let mut used = vec![Resources::ZERO; capacity.len()];
     let mut target = vec![0; data.n_namespaces()];
     for j in order {
         let d = data.namespace_demand[j];
+        if confined(j) {
+            if !fits(used[0].saturating_add(d), capacity[0], headroom) {
+                return Err(j);
+            }
+            used[0] = used[0].saturating_add(d);
+            target[j] = 0;
+            continue;
+        }
         let room = |t: usize| -> f64 {
             let c = model_units(capacity[t]);
             let u = model_units(used[t]);

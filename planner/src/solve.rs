@@ -28,7 +28,7 @@ use super::explain;
 use super::greedy::{greedy_composition, greedy_in_zones};
 use super::model::{Composition, CompositionModel, composition_flows, model_units, zone_choices};
 use super::mps::write_mps;
-use super::waves::{Assignment, Schedule, Stall, StallKind, WavesModel, replay, wave_lower_bound};
+use super::waves::{Assignment, Schedule, Side, Stall, StallKind, WavesModel, replay, wave_lower_bound};
 use crate::context::{BlockContext, BlockOutcome, BlockSettings};
 use crate::headroom::usable;
 use crate::highs::{MipStatus, SolverSettings, WAVES_ABS_GAP, solve_mip, with_settings};
@@ -158,7 +158,7 @@ pub fn plan_block(
                 if candidates.is_empty()
                     && let RealizeFailure::Stall { stall, composition, assignment } = &failure
                 {
-                    let repaired = repair_staging(&ctx, (**composition).clone(), stall.clone());
+                    let repaired = repair_staging(&ctx, (**composition).clone(), (**stall).clone());
                     // A repair within the composition solve's own tolerance (mip_gap of the
                     // nodes kept, at least half a node; no new flow) is as good as its answer:
                     // the rescue could not do better by more than the solve already accepts.
@@ -387,8 +387,15 @@ fn repair_staging(ctx: &BlockContext, mut composition: Composition, mut stall: S
     let data = &ctx.data;
     let max = ctx.policy.max_nodes_per_cluster.max(1);
     for _ in 0..data.n_nodes() {
-        let StallKind::Stuck { next_namespace: Some(next), sources_without_slack } = &stall.kind else {
+        let StallKind::Stuck { next_namespace: Some(next), sources_without_slack, class_short } = &stall.kind else {
             return None;
+        };
+        // When a placement class is what the target lacks, only its nodes help.
+        let class_row = class_short.as_ref().filter(|short| short.side == Side::Target(next.target)).map(|s| s.row);
+        let offers = |p: usize| {
+            class_row.is_none_or(|k| {
+                data.pools[p].members.first().is_some_and(|&i| data.placement.rows[k].node_supply[i] > 0)
+            })
         };
         let target = next.target;
         if composition.keep[target].iter().sum::<u64>() >= max {
@@ -409,6 +416,7 @@ fn repair_staging(ctx: &BlockContext, mut composition: Composition, mut stall: S
                 pool.allowed
                     && pool.role == kplan_model::NodeRole::Worker
                     && has_free(p)
+                    && offers(p)
                     && !stuck.contains(&pool.source)
             })
             .max_by(|&a, &b| {
@@ -419,7 +427,7 @@ fn repair_staging(ctx: &BlockContext, mut composition: Composition, mut stall: S
         match realize(ctx, composition.clone()) {
             Ok(realized) => return Some(realized),
             Err(RealizeFailure::Stall { stall: next_stall, composition: next_composition, .. }) => {
-                stall = next_stall;
+                stall = *next_stall;
                 composition = *next_composition;
             }
             Err(_) => return None,

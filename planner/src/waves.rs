@@ -126,7 +126,33 @@ pub enum StallKind {
     BudgetZero,
     /// Nothing can move: the next namespace does not fit its target and no
     /// waiting node can leave its source without breaking the source's headroom.
-    Stuck { next_namespace: Option<NamespaceStuck>, sources_without_slack: Vec<SourceStuck> },
+    /// `class_short`: a placement-class row that blocks (`classes.rs`), when
+    /// one does.
+    Stuck {
+        next_namespace: Option<NamespaceStuck>,
+        sources_without_slack: Vec<SourceStuck>,
+        class_short: Option<Box<ClassShort>>,
+    },
+}
+
+/// A cluster of the block: a source (index into the block's sources) or a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source(usize),
+    Target(usize),
+}
+
+/// A placement-class row ([`crate::classes::ClassRow`]) that does not hold in a
+/// cluster: what the workloads confined to its nodes need and what they have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassShort {
+    pub row: usize,
+    pub side: Side,
+    pub need: u64,
+    pub supply: u64,
+    /// The block namespace whose move was refused, or the node that could not leave.
+    pub namespace: Option<usize>,
+    pub node: Option<usize>,
 }
 
 /// A proved lower bound on the number of waves of any plan of the block: every
@@ -159,10 +185,34 @@ struct State {
     source_namespaces_left: Vec<usize>,
     target_allocatable: Vec<Resources>,
     target_demand: Vec<Resources>,
+    /// Per cluster and placement-class row: supply and need (`classes.rs`).
+    source_row_supply: Vec<Vec<u64>>,
+    source_row_need: Vec<Vec<u64>>,
+    target_row_supply: Vec<Vec<u64>>,
+    target_row_need: Vec<Vec<u64>>,
+}
+
+/// Adds (or with `sign` false, removes) a unit's per-row amounts.
+fn apply_rows(
+    totals: &mut [u64],
+    rows: &[crate::classes::ClassRow],
+    amount: impl Fn(&crate::classes::ClassRow) -> u64,
+    add: bool,
+) {
+    for (total, row) in totals.iter_mut().zip(rows) {
+        let a = amount(row);
+        *total = if add { total.saturating_add(a) } else { total.saturating_sub(a) };
+    }
+}
+
+/// The first row whose need does not fit its supply.
+fn first_short_row(rows: &[crate::classes::ClassRow], need: &[u64], supply: &[u64]) -> Option<usize> {
+    (0..rows.len()).find(|&k| !rows[k].fits(need[k], supply[k]))
 }
 
 impl State {
     fn initial(data: &BlockData, assignment: &Assignment, n_sources: usize) -> State {
+        let rows = &data.placement.rows;
         let mut state = State {
             source_allocatable: vec![Resources::ZERO; n_sources],
             source_demand: vec![Resources::ZERO; n_sources],
@@ -170,50 +220,80 @@ impl State {
             source_namespaces_left: vec![0; n_sources],
             target_allocatable: vec![Resources::ZERO; assignment.n_targets],
             target_demand: vec![Resources::ZERO; assignment.n_targets],
+            source_row_supply: vec![vec![0; rows.len()]; n_sources],
+            source_row_need: vec![vec![0; rows.len()]; n_sources],
+            target_row_supply: vec![vec![0; rows.len()]; assignment.n_targets],
+            target_row_need: vec![vec![0; rows.len()]; assignment.n_targets],
         };
         for i in 0..data.n_nodes() {
             let s = data.node_source[i];
             state.source_nodes_left[s] += 1;
             if !data.node_source_control_plane[i] {
                 state.source_allocatable[s] = state.source_allocatable[s].saturating_add(data.node_allocatable[i]);
+                apply_rows(&mut state.source_row_supply[s], rows, |row| row.node_supply[i], true);
             }
         }
         for j in 0..data.n_namespaces() {
             let s = data.namespace_source[j];
             state.source_namespaces_left[s] += 1;
             state.source_demand[s] = state.source_demand[s].saturating_add(data.namespace_demand[j]);
+            apply_rows(&mut state.source_row_need[s], rows, |row| row.namespace_need[j], true);
         }
         state
+    }
+
+    /// Takes node `i` out of its source's workload capacity (it is draining).
+    fn drain_node(&mut self, data: &BlockData, i: usize) {
+        let s = data.node_source[i];
+        if !data.node_source_control_plane[i] {
+            self.source_allocatable[s] = self.source_allocatable[s].saturating_sub(data.node_allocatable[i]);
+            apply_rows(&mut self.source_row_supply[s], &data.placement.rows, |row| row.node_supply[i], false);
+        }
+    }
+
+    /// Counts namespace `j` in its target too (it is moving).
+    fn arrive_namespace(&mut self, data: &BlockData, assignment: &Assignment, j: usize) {
+        let t = assignment.namespace_target[j];
+        self.target_demand[t] = self.target_demand[t].saturating_add(data.namespace_demand[j]);
+        apply_rows(&mut self.target_row_need[t], &data.placement.rows, |row| row.namespace_need[j], true);
     }
 
     fn move_node(&mut self, data: &BlockData, assignment: &Assignment, i: usize) {
         let s = data.node_source[i];
         self.source_nodes_left[s] -= 1;
-        if !data.node_source_control_plane[i] {
-            self.source_allocatable[s] = self.source_allocatable[s].saturating_sub(data.node_allocatable[i]);
-        }
+        self.drain_node(data, i);
         if let Some(t) = assignment.counts_for_target(i) {
             self.target_allocatable[t] = self.target_allocatable[t].saturating_add(data.node_allocatable[i]);
+            apply_rows(&mut self.target_row_supply[t], &data.placement.rows, |row| row.node_supply[i], true);
         }
     }
 
     fn move_namespace(&mut self, data: &BlockData, assignment: &Assignment, j: usize) {
         let s = data.namespace_source[j];
-        let t = assignment.namespace_target[j];
         self.source_namespaces_left[s] -= 1;
         self.source_demand[s] = self.source_demand[s].saturating_sub(data.namespace_demand[j]);
-        self.target_demand[t] = self.target_demand[t].saturating_add(data.namespace_demand[j]);
+        apply_rows(&mut self.source_row_need[s], &data.placement.rows, |row| row.namespace_need[j], false);
+        self.arrive_namespace(data, assignment, j);
     }
 
     fn check(&self, data: &BlockData, headroom: &HeadroomFractions, moment: &str, wave: u32) -> Result<(), String> {
+        let rows = &data.placement.rows;
         for (s, (&demand, &allocatable)) in self.source_demand.iter().zip(&self.source_allocatable).enumerate() {
             if data.source_checked[s] && !fits(demand, allocatable, headroom) {
                 return Err(format!("wave {wave} {moment}: source #{s} does not hold its demand"));
+            }
+            if data.source_checked[s]
+                && let Some(k) = first_short_row(rows, &self.source_row_need[s], &self.source_row_supply[s])
+            {
+                return Err(format!("wave {wave} {moment}: source #{s} does not hold placement class row {k}"));
             }
         }
         for (t, (&demand, &allocatable)) in self.target_demand.iter().zip(&self.target_allocatable).enumerate() {
             if !fits(demand, allocatable, headroom) {
                 return Err(format!("wave {wave} {moment}: target #{t} does not hold its demand"));
+            }
+            if let Some(k) = first_short_row(rows, &self.target_row_need[t], &self.target_row_supply[t]) {
+                return Err(format!("wave {wave} {moment}: target #{t} does not hold placement class row {k}"));
             }
         }
         Ok(())
@@ -283,14 +363,10 @@ pub fn replay(
         // During: moving nodes count nowhere, moving namespaces count on both sides.
         let mut during = state.clone();
         for &i in nodes {
-            let s = data.node_source[i];
-            if !data.node_source_control_plane[i] {
-                during.source_allocatable[s] = during.source_allocatable[s].saturating_sub(data.node_allocatable[i]);
-            }
+            during.drain_node(data, i);
         }
         for &j in namespaces {
-            let t = assignment.namespace_target[j];
-            during.target_demand[t] = during.target_demand[t].saturating_add(data.namespace_demand[j]);
+            during.arrive_namespace(data, assignment, j);
         }
         during.check(data, headroom, "during", w)?;
         for &i in nodes {
@@ -316,10 +392,27 @@ pub fn schedule_greedy(
     let n_namespaces = data.n_namespaces();
     let mut node_wave = vec![0u32; n_nodes];
     let mut namespace_wave = vec![0u32; n_namespaces];
+    let rows = &data.placement.rows;
     let mut state = State::initial(data, assignment, n_sources);
     for s in 0..n_sources {
         if data.source_checked[s] && !fits(state.source_demand[s], state.source_allocatable[s], headroom) {
             return Err(Stall { wave: 1, kind: StallKind::SourceOverloaded { source: s } });
+        }
+        if data.source_checked[s]
+            && let Some(row) = first_short_row(rows, &state.source_row_need[s], &state.source_row_supply[s])
+        {
+            let class_short = Some(Box::new(ClassShort {
+                row,
+                side: Side::Source(s),
+                need: state.source_row_need[s][row],
+                supply: state.source_row_supply[s][row],
+                namespace: None,
+                node: None,
+            }));
+            return Err(Stall {
+                wave: 1,
+                kind: StallKind::Stuck { next_namespace: None, sources_without_slack: Vec::new(), class_short },
+            });
         }
     }
     if (n_nodes > 0 && budget.nodes == 0) || (n_namespaces > 0 && budget.namespaces == 0) {
@@ -379,6 +472,7 @@ pub fn schedule_greedy(
                 .then(a.cmp(&b))
         });
         let mut incoming = vec![Resources::ZERO; assignment.n_targets];
+        let mut incoming_rows = vec![vec![0u64; rows.len()]; assignment.n_targets];
         let mut moving_namespaces = Vec::new();
         let mut blocked_rank: Option<usize> = None;
         for &j in &candidates {
@@ -388,10 +482,16 @@ pub fn schedule_greedy(
             }
             let t = assignment.namespace_target[j];
             let demand = state.target_demand[t].saturating_add(incoming[t]).saturating_add(data.namespace_demand[j]);
+            let rows_fit = (0..rows.len()).all(|k| {
+                let need = state.target_row_need[t][k] + incoming_rows[t][k] + rows[k].namespace_need[j];
+                rows[k].fits(need, state.target_row_supply[t][k])
+            });
             if (moving_namespaces.len() as u64) < budget.namespaces
                 && fits(demand, state.target_allocatable[t], headroom)
+                && rows_fit
             {
                 incoming[t] = incoming[t].saturating_add(data.namespace_demand[j]);
+                apply_rows(&mut incoming_rows[t], rows, |row| row.namespace_need[j], true);
                 moving_namespaces.push(j);
             } else {
                 blocked_rank = Some(rank);
@@ -405,11 +505,25 @@ pub fn schedule_greedy(
         // 2. Nodes, as far as the sources' slack allows.
         let mut moving_nodes: Vec<usize> = Vec::new();
         let mut chosen = vec![false; n_nodes];
-        let mut draining = vec![Resources::ZERO; n_sources];
+        // What is draining from each source this wave: resources and class rows.
+        let mut draining: Vec<(Resources, Vec<u64>)> = vec![(Resources::ZERO, vec![0; rows.len()]); n_sources];
         let room = |moving: &Vec<usize>| (moving.len() as u64) < budget.nodes;
-        let can_drain = |draining: &Vec<Resources>, s: usize, i: usize| {
-            let left = state.source_allocatable[s].saturating_sub(draining[s]).saturating_sub(data.node_allocatable[i]);
+        let can_drain = |draining: &Vec<(Resources, Vec<u64>)>, s: usize, i: usize| {
+            let left =
+                state.source_allocatable[s].saturating_sub(draining[s].0).saturating_sub(data.node_allocatable[i]);
+            let counted = !data.node_source_control_plane[i];
             fits(state.source_demand[s], left, headroom)
+                && (0..rows.len()).all(|k| {
+                    let gone = draining[s].1[k] + if counted { rows[k].node_supply[i] } else { 0 };
+                    rows[k].fits(state.source_row_need[s][k], state.source_row_supply[s][k].saturating_sub(gone))
+                })
+        };
+        let drain = |draining: &mut Vec<(Resources, Vec<u64>)>, i: usize| {
+            let s = data.node_source[i];
+            draining[s].0 = draining[s].0.saturating_add(data.node_allocatable[i]);
+            if !data.node_source_control_plane[i] {
+                apply_rows(&mut draining[s].1, rows, |row| row.node_supply[i], true);
+            }
         };
         for &i in &kept_order {
             if !room(&moving_nodes) {
@@ -417,7 +531,7 @@ pub fn schedule_greedy(
             }
             let s = data.node_source[i];
             if node_wave[i] == 0 && can_drain(&draining, s, i) {
-                draining[s] = draining[s].saturating_add(data.node_allocatable[i]);
+                drain(&mut draining, i);
                 chosen[i] = true;
                 moving_nodes.push(i);
             }
@@ -447,7 +561,7 @@ pub fn schedule_greedy(
             }
             let s = data.node_source[i];
             if node_wave[i] == 0 && !chosen[i] && can_drain(&draining, s, i) {
-                draining[s] = draining[s].saturating_add(data.node_allocatable[i]);
+                drain(&mut draining, i);
                 chosen[i] = true;
                 moving_nodes.push(i);
             }
@@ -510,7 +624,43 @@ fn stall_details(
             smallest_waiting,
         })
         .collect();
-    StallKind::Stuck { next_namespace, sources_without_slack }
+    // A placement-class row that blocks: the next namespace's in its target,
+    // else one that keeps a waiting node in its source.
+    let rows = &data.placement.rows;
+    let target_short = next_namespace.as_ref().and_then(|next| {
+        let (t, j) = (next.target, next.namespace);
+        (0..rows.len()).find_map(|k| {
+            let need = state.target_row_need[t][k] + rows[k].namespace_need[j];
+            let supply = state.target_row_supply[t][k];
+            (!rows[k].fits(need, supply)).then_some(ClassShort {
+                row: k,
+                side: Side::Target(t),
+                need,
+                supply,
+                namespace: Some(j),
+                node: None,
+            })
+        })
+    });
+    let source_short = || {
+        (0..data.n_nodes()).filter(|&i| node_wave[i] == 0 && !data.node_source_control_plane[i]).find_map(|i| {
+            let s = data.node_source[i];
+            (0..rows.len()).find_map(|k| {
+                let need = state.source_row_need[s][k];
+                let supply = state.source_row_supply[s][k].saturating_sub(rows[k].node_supply[i]);
+                (rows[k].node_supply[i] > 0 && !rows[k].fits(need, supply)).then_some(ClassShort {
+                    row: k,
+                    side: Side::Source(s),
+                    need,
+                    supply,
+                    namespace: None,
+                    node: Some(i),
+                })
+            })
+        })
+    };
+    let class_short = target_short.or_else(source_short).map(Box::new);
+    StallKind::Stuck { next_namespace, sources_without_slack, class_short }
 }
 
 /// The time-indexed waves model for a fixed assignment.
@@ -669,6 +819,60 @@ impl WavesModel {
                         }
                     }
                     model.add_ge(format!("target_t{t}_r{r}_w{}", w + 1), row, 0.0);
+                }
+            }
+        }
+        // The same for every placement-class row (`classes.rs`), in the row's unit.
+        for (k, row) in data.placement.rows.iter().enumerate() {
+            let factor = usable(row.headroom, 1.0);
+            let supply = |i: usize| row.node_supply[i] as f64 / row.unit;
+            let need = |j: usize| row.namespace_need[j] as f64 / row.unit;
+            for s in (0..n_sources).filter(|&s| data.source_checked[s]) {
+                let demand: f64 = (0..data.n_namespaces()).filter(|&j| data.namespace_source[j] == s).map(need).sum();
+                if demand <= 0.0 {
+                    continue;
+                }
+                let available: f64 = (0..data.n_nodes())
+                    .filter(|&i| data.node_source[i] == s && !data.node_source_control_plane[i])
+                    .map(supply)
+                    .sum();
+                for w in 0..h {
+                    let mut terms = Vec::new();
+                    for (u, members) in units.iter().enumerate() {
+                        let i = members[0];
+                        if data.node_source[i] == s && !data.node_source_control_plane[i] && supply(i) > 0.0 {
+                            terms.push((moved[u][w], -factor * supply(i)));
+                        }
+                    }
+                    if w > 0 {
+                        for (j, columns) in gone.iter().enumerate() {
+                            if data.namespace_source[j] == s && need(j) > 0.0 {
+                                terms.push((columns[w - 1], need(j)));
+                            }
+                        }
+                    }
+                    model.add_ge(format!("class{k}_s{s}_w{}", w + 1), terms, demand - factor * available);
+                }
+            }
+            for t in 0..assignment.n_targets {
+                for w in 0..h {
+                    let mut terms = Vec::new();
+                    for (j, columns) in gone.iter().enumerate() {
+                        if assignment.namespace_target[j] == t && need(j) > 0.0 {
+                            terms.push((columns[w], -need(j)));
+                        }
+                    }
+                    if terms.is_empty() {
+                        continue;
+                    }
+                    if w > 0 {
+                        for (u, members) in units.iter().enumerate() {
+                            if assignment.counts_for_target(members[0]) == Some(t) && supply(members[0]) > 0.0 {
+                                terms.push((moved[u][w - 1], factor * supply(members[0])));
+                            }
+                        }
+                    }
+                    model.add_ge(format!("class{k}_t{t}_w{}", w + 1), terms, 0.0);
                 }
             }
         }

@@ -1,10 +1,9 @@
 //! Issue 17 end to end, through `kplan import` of kubectl JSON and `kplan
 //! propose`: a plan never leaves a pod without a node. Two clusters of one
-//! block: `gpu-a` runs training pods that need its one tainted GPU node;
-//! `big-b` has large plain nodes the planner would rather keep. Whatever the
-//! planner chooses, a printed plan keeps a GPU node for the training pods in
-//! the target at every wave, or the block is refused with the pod, the filter
-//! and what is missing.
+//! block: `gpu-a` runs training pods that need its tainted GPU nodes; `big-b`
+//! has large plain nodes the planner would rather keep. The plan keeps a GPU
+//! node for the training pods in the target and hands them over in stages;
+//! with a single GPU node no hand-over exists, and the block says so.
 
 mod common;
 
@@ -55,25 +54,22 @@ fn list(items: Vec<Value>) -> String {
     json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
 }
 
-#[test]
-fn a_printed_plan_never_strands_the_gpu_pods() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let gpu_a = dir.path().join("gpu-a.json");
-    std::fs::write(
-        &gpu_a,
-        list(vec![
-            node("a-cp", "z1", "4", true, false),
-            node("a-w1", "z1", "8", false, false),
-            node("a-gpu", "z1", "16", false, true),
-            namespace("ml"),
-            namespace("web"),
-            pod("ml", "train-5f6-a", "train", "1", true),
-            pod("ml", "train-5f6-b", "train", "1", true),
-            pod("web", "front-5f6-a", "front", "1", false),
-        ]),
-    )
-    .expect("write gpu-a");
-    let big_b = dir.path().join("big-b.json");
+/// Imports `gpu-a` (with `gpu_nodes` tainted GPU nodes) and `big-b` and proposes.
+fn propose_gpu_estate(dir: &std::path::Path, gpu_nodes: usize) -> (String, Value) {
+    let gpu_a = dir.join("gpu-a.json");
+    let mut items = vec![node("a-cp", "z1", "4", true, false), node("a-w1", "z1", "8", false, false)];
+    for g in 1..=gpu_nodes {
+        items.push(node(&format!("a-gpu{g}"), ["z1", "z2", "z3"][g % 3], "16", false, true));
+    }
+    items.extend([
+        namespace("ml"),
+        namespace("web"),
+        pod("ml", "train-5f6-a", "train", "1", true),
+        pod("ml", "train-5f6-b", "train", "1", true),
+        pod("web", "front-5f6-a", "front", "1", false),
+    ]);
+    std::fs::write(&gpu_a, list(items)).expect("write gpu-a");
+    let big_b = dir.join("big-b.json");
     std::fs::write(
         &big_b,
         list(vec![
@@ -87,12 +83,12 @@ fn a_printed_plan_never_strands_the_gpu_pods() {
         ]),
     )
     .expect("write big-b");
-    let inventory = dir.path().join("inventory");
-    let inv = inventory.to_str().expect("utf-8");
+    let inventory = dir.join("inventory");
+    let inv = inventory.to_str().expect("utf-8").to_string();
     for (cluster, file) in [("gpu-a", &gpu_a), ("big-b", &big_b)] {
         kplan_ok(&[
             "--inventory",
-            inv,
+            &inv,
             "import",
             "--cluster",
             cluster,
@@ -105,42 +101,58 @@ fn a_printed_plan_never_strands_the_gpu_pods() {
             file.to_str().expect("utf-8"),
         ]);
     }
-    let plan: Value = serde_json::from_str(&kplan_ok(&["--inventory", inv, "propose", "-o", "json"])).expect("plan");
+    let plan: Value = serde_json::from_str(&kplan_ok(&["--inventory", &inv, "propose", "-o", "json"])).expect("plan");
+    (inv, plan)
+}
+
+#[test]
+fn the_plan_keeps_a_gpu_node_for_the_training_pods_and_hands_them_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (inv, plan) = propose_gpu_estate(dir.path(), 2);
     let block = &plan["blocks"][0];
-    if block["status"] == "planned" {
-        // The target keeps a GPU node, and the validator accepted every wave.
-        let kept: Vec<&str> = block["target_clusters"][0]["nodes_kept"]
-            .as_array()
-            .expect("kept")
-            .iter()
-            .filter_map(|n| n["node"].as_str())
-            .collect();
-        assert!(kept.contains(&"a-gpu"), "a planned block keeps the GPU node its pods need: {kept:?}");
-    } else {
-        let explanation = block["explanation"].as_str().expect("explanation");
-        assert!(explanation.contains("pod ml/Deployment/train (2 replicas) has no node"), "{explanation}");
-        assert!(
-            explanation.contains("nodeSelector accelerator=nvidia not matched")
-                || explanation.contains("nvidia.com/gpu"),
-            "the filter is named: {explanation}"
-        );
-    }
-    // Either way the pod-level checks were made: no "not made" note.
+    // Planning by the namespace sums alone keeps the two 64-core nodes and
+    // frees both GPU nodes; planning by placement class keeps one.
+    assert_eq!(block["status"], "planned", "{block:#}");
+    let kept: Vec<&str> = block["target_clusters"][0]["nodes_kept"]
+        .as_array()
+        .expect("kept")
+        .iter()
+        .filter_map(|n| n["node"].as_str())
+        .collect();
+    assert_eq!(kept.iter().filter(|n| n.starts_with("a-gpu")).count(), 1, "{kept:?}");
     assert!(!block["explanation"].as_str().unwrap_or_default().contains("pod-level checks"), "{block:#}");
 
-    // The dry run per pod: the training pods start on the one GPU node of gpu-a.
+    // The dry run per pod: the training pods have a GPU node at every moment,
+    // first in gpu-a, then in the target.
     let id = plan["id"].as_str().expect("id");
     let report: Value =
-        serde_json::from_str(&kplan_ok(&["--inventory", inv, "plans", "pods", id, "--namespace", "ml", "-o", "json"]))
+        serde_json::from_str(&kplan_ok(&["--inventory", &inv, "plans", "pods", id, "--namespace", "ml", "-o", "json"]))
             .expect("report");
     let train = &report[0];
     assert_eq!(train["workload"], "Deployment/train");
-    let before = &train["moments"][0];
+    let moments = train["moments"].as_array().expect("moments");
+    let before = &moments[0];
     assert_eq!(
         (before["when"].as_str(), before["cluster"].as_str(), before["nodes"].as_u64()),
-        (Some("before"), Some("gpu-a"), Some(1))
+        (Some("before"), Some("gpu-a"), Some(2))
     );
-    assert_eq!(before["shapes"], json!(["1 × 16 cpu 64Gi nvidia.com/gpu=4"]));
+    assert_eq!(before["shapes"], json!(["2 × 16 cpu 64Gi nvidia.com/gpu=4"]));
+    for moment in moments {
+        assert!(moment["nodes"].as_u64().unwrap_or(0) >= 1 && moment["problem"] == "", "{moment:#}");
+    }
+    assert_eq!(moments.last().expect("after")["cluster"], "fra-prod");
+}
+
+#[test]
+fn one_gpu_node_cannot_be_handed_over_and_the_block_says_what_would_help() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, plan) = propose_gpu_estate(dir.path(), 1);
+    let block = &plan["blocks"][0];
+    assert_eq!(block["status"], "infeasible", "{block:#}");
+    let explanation = block["explanation"].as_str().expect("explanation");
+    for needle in ["ml/Deployment/train", "accelerator=nvidia", "temporary buffer node"] {
+        assert!(explanation.contains(needle), "{needle:?} in {explanation}");
+    }
 }
 
 #[test]

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# A real kube-apiserver (v1.20.2, built from Debian's source package) and etcd
-# (Debian's etcd-server), for kplan-agent's end-to-end tests. Offline once built.
+# A real kube-apiserver and kube-scheduler (v1.20.2, built from Debian's source
+# package) and etcd (Debian's etcd-server), for kplan-agent's end-to-end tests and
+# the planner's ground truth (tests/tests/kube_scheduler.rs). Offline once built.
 #
-#   scripts/kube-apiserver.sh build      builds and caches the binaries (about 6 minutes
+#   scripts/kube-apiserver.sh build      builds and caches the binaries (about 8 minutes
 #                                        on 2 cores the first time; instant when cached)
-#   scripts/kube-apiserver.sh paths      prints the cached binaries (fails when missing)
+#   scripts/kube-apiserver.sh paths      prints the cached binaries, one per line:
+#                                        kube-apiserver, etcd, kube-scheduler (fails when missing)
 #   scripts/kube-apiserver.sh run DIR [--remove-on-exit]
 #                                        starts etcd and kube-apiserver on loopback, on free
 #                                        ports, with their files under DIR (removed at the
@@ -34,8 +36,9 @@ log() { echo "kube-apiserver.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 have_binaries() {
-  [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/etcd" ] \
+  [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/etcd" ] && [ -x "$BIN/kube-scheduler" ] \
     && "$BIN/kube-apiserver" --version >/dev/null 2>&1 \
+    && "$BIN/kube-scheduler" --version >/dev/null 2>&1 \
     && "$BIN/etcd" --version >/dev/null 2>&1
 }
 
@@ -93,21 +96,22 @@ EOF
 
   local goroot="$work/root/usr/lib/go-1.15"
   [ -x "$goroot/bin/go" ] || die "go 1.15 not found in $goroot"
-  log "compiling kube-apiserver (log: $work/make.log)"
+  log "compiling kube-apiserver and kube-scheduler (log: $work/make.log)"
   (
     cd "$work/src/tree"
     export GOROOT="$goroot" GOPATH="$work/gopath" GOCACHE="$work/gocache" GOPROXY=off GOFLAGS=-mod=vendor
     export CGO_ENABLED=0 KUBE_VERBOSE=0
     export PATH="$goroot/bin:$work/root/usr/bin:$PATH"
     export LD_LIBRARY_PATH="$work/root/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo "$arch-linux-gnu"):$work/root/lib/$(gcc -print-multiarch 2>/dev/null || echo "$arch-linux-gnu")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    make WHAT=cmd/kube-apiserver
-  ) >"$work/make.log" 2>&1 || die "make WHAT=cmd/kube-apiserver failed, see the end of $work/make.log"
+    make WHAT="cmd/kube-apiserver cmd/kube-scheduler"
+  ) >"$work/make.log" 2>&1 || die "make WHAT='cmd/kube-apiserver cmd/kube-scheduler' failed, see the end of $work/make.log"
   install -m 0755 "$work/src/tree/_output/bin/kube-apiserver" "$BIN/kube-apiserver"
+  install -m 0755 "$work/src/tree/_output/bin/kube-scheduler" "$BIN/kube-scheduler"
   install -m 0755 "$work/root/usr/bin/etcd" "$BIN/etcd"
   have_binaries || die "the built binaries do not run"
   # The source tree, Go and its build cache take several GB; the two binaries are all we keep.
   rm -rf "$work"
-  log "cached $BIN/kube-apiserver ($("$BIN/kube-apiserver" --version)) and $BIN/etcd"
+  log "cached $BIN/kube-apiserver ($("$BIN/kube-apiserver" --version)), $BIN/kube-scheduler and $BIN/etcd"
 }
 
 free_port() {
@@ -200,6 +204,7 @@ case "${1:-}" in
     have_binaries || die "binaries missing: run '$0 build' first"
     echo "$BIN/kube-apiserver"
     echo "$BIN/etcd"
+    echo "$BIN/kube-scheduler"
     ;;
   run)
     [ $# -eq 2 ] || { [ $# -eq 3 ] && [ "$3" = --remove-on-exit ]; } || die "usage: $0 run DIR [--remove-on-exit]"

@@ -16,6 +16,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use kplan_model::policy::{OpenFlow, WaveBudget, ZonePolicy};
+use kplan_model::scheduling::{PodGroup, Taint, Toleration};
 use kplan_model::{ClusterFacts, ClusterSnapshot, Namespace, Node, NodeRole, Policy, Resources, SlaTier};
 
 const MIB: u64 = 1 << 20;
@@ -435,20 +436,47 @@ fn cluster(rng: &mut Rng, block: &BlockSpec, zones: &[String], cluster_idx: usiz
         nodes.push(node(format!("{cluster_id}-cp{}", idx + 1), zone, CONTROL_PLANE_SHAPE, NodeRole::ControlPlane));
     }
     let mut worker_allocatable = Resources::ZERO;
-    for idx in 0..n_nodes - n_control_plane {
+    // Special pools (issue 17), drawn from a stream of the cluster's own so the
+    // rest of the estate does not change with them: GPU nodes, a tainted pool
+    // dedicated to one team, big-memory nodes. The last workers become them.
+    let n_workers = n_nodes - n_control_plane;
+    let mut special = Rng::new(cluster_id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))));
+    let pools = special_pools(&mut special, n_workers, team);
+    let n_special: u64 = pools.iter().map(|p| p.nodes).sum();
+    let mut special_nodes = Vec::new();
+    for idx in 0..n_workers {
         let zone = cluster_zones[idx as usize % cluster_zones.len()];
         let shape = shapes[(idx as usize / cluster_zones.len()) % shapes.len()];
         let worker = node(format!("{cluster_id}-w{:04}", idx + 1), zone, shape, NodeRole::Worker);
-        worker_allocatable = worker_allocatable.saturating_add(worker.allocatable);
+        if idx >= n_workers - n_special {
+            special_nodes.push(nodes.len());
+        } else {
+            worker_allocatable = worker_allocatable.saturating_add(worker.allocatable);
+        }
         nodes.push(worker);
+    }
+    let mut special_namespaces = Vec::new();
+    let mut next = special_nodes.into_iter();
+    for pool in &pools {
+        let members: Vec<usize> = next.by_ref().take(pool.nodes as usize).collect();
+        for &i in &members {
+            pool.shape_node(&mut nodes[i]);
+        }
+        // Sized by the pool's smallest node (its shapes may differ).
+        let smallest = members.iter().map(|&i| nodes[i].allocatable).min_by_key(|r| (r.cpu_millis, r.memory_bytes));
+        if let Some(smallest) = smallest {
+            special_namespaces.push(pool.namespace(&block.tier, members.len() as u64, smallest));
+        }
     }
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
 
-    // Demand: 25-60% of cpu and memory, 15-40% of pod slots, over the namespaces.
+    // Demand: 25-60% of cpu and memory, 15-40% of pod slots of the ordinary
+    // workers, over the namespaces.
     let cpu = worker_allocatable.cpu_millis as f64 * rng.range(0.25, 0.60);
     let memory = worker_allocatable.memory_bytes as f64 * rng.range(0.25, 0.60);
     let pods = worker_allocatable.pods as f64 * rng.range(0.15, 0.40);
-    let n_workers = n_nodes - n_control_plane;
+    // One pod fits the cluster's largest ordinary worker with room to spare.
+    let largest = shapes.iter().fold((0, 0), |acc, s| (acc.0.max(s.cpu_millis), acc.1.max(s.memory_mib * MIB)));
     let n_apps = (3 + n_workers as usize / 4).min(40).min(APPS.len());
     let first_app = rng.below(APPS.len());
     let mut names: Vec<(String, SlaTier)> = Vec::new();
@@ -477,12 +505,16 @@ fn cluster(rng: &mut Rng, block: &BlockSpec, zones: &[String], cluster_idx: usiz
         )
     };
     for (name, share) in platform {
-        namespaces.push(namespace(name, &block.tier, SlaTier::Gold, requests(share)));
+        let groups = workloads(&mut special, name, requests(share), largest);
+        namespaces.push(namespace(name, &block.tier, SlaTier::Gold, groups));
     }
     for ((name, sla), weight) in names.into_iter().zip(weights) {
-        namespaces.push(namespace(&name, &block.tier, sla, requests(app_share * weight / total)));
+        let groups = workloads(&mut special, &name, requests(app_share * weight / total), largest);
+        namespaces.push(namespace(&name, &block.tier, sla, groups));
     }
+    namespaces.extend(special_namespaces);
     namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+    namespaces.dedup_by(|a, b| a.name == b.name);
 
     let csi_drivers = match rng.below(3) {
         0 => vec!["ebs.csi.aws.com".to_string()],
@@ -506,17 +538,161 @@ fn cluster(rng: &mut Rng, block: &BlockSpec, zones: &[String], cluster_idx: usiz
     }
 }
 
-fn namespace(name: &str, tier: &str, sla: SlaTier, requests: Resources) -> Namespace {
+fn namespace(name: &str, tier: &str, sla: SlaTier, pod_groups: Vec<PodGroup>) -> Namespace {
     let mut labels = BTreeMap::new();
     labels.insert("kplan.io/security-tier".to_string(), tier.to_string());
     labels.insert("kplan.io/sla-tier".to_string(), sla.as_str().to_string());
-    Namespace {
-        name: name.to_string(),
-        labels,
-        security_tier: tier.to_string(),
-        sla_tier: sla,
-        requests,
-        pod_groups: Vec::new(),
+    let requests = pod_groups.iter().fold(Resources::ZERO, |acc, g| {
+        acc.saturating_add(Resources::new(
+            g.requests.cpu_millis * g.replicas,
+            g.requests.memory_bytes * g.replicas,
+            g.replicas,
+        ))
+    });
+    Namespace { name: name.to_string(), labels, security_tier: tier.to_string(), sla_tier: sla, requests, pod_groups }
+}
+
+/// A namespace's demand as one to three Deployments of identical pods, no pod
+/// larger than 90% of `largest` (cpu millis, memory bytes): big demand with few
+/// pods gives big pods, which only the larger shapes can run.
+fn workloads(rng: &mut Rng, namespace: &str, demand: Resources, largest: (u64, u64)) -> Vec<PodGroup> {
+    let n = 1 + rng.below(3);
+    let weights: Vec<f64> = (0..n).map(|_| rng.range(0.5, 2.0)).collect();
+    let total: f64 = weights.iter().sum();
+    let pods = apportion(demand.pods.max(n as u64), &weights, 1);
+    let mut groups = Vec::new();
+    for (k, (weight, replicas)) in weights.iter().zip(pods).enumerate() {
+        let cpu = demand.cpu_millis as f64 * weight / total;
+        let memory = demand.memory_bytes as f64 * weight / total;
+        let cap_cpu = largest.0 as f64 * 0.9;
+        let cap_memory = largest.1 as f64 * 0.9;
+        let replicas = replicas.max((cpu / cap_cpu).ceil() as u64).max((memory / cap_memory).ceil() as u64).max(1);
+        groups.push(PodGroup {
+            owner_kind: "Deployment".into(),
+            owner_name: format!("{namespace}-{}", ["api", "worker", "web"][k % 3]),
+            replicas,
+            requests: Resources::new(
+                (cpu / replicas as f64).round() as u64,
+                ((memory / replicas as f64) / MIB as f64).round() as u64 * MIB,
+                1,
+            ),
+            ..PodGroup::default()
+        });
+    }
+    groups
+}
+
+/// A pool of special nodes and the workload that needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PoolKind {
+    /// 8 GPUs per node, tainted, `accelerator=nvidia`.
+    Gpu,
+    /// Tainted `dedicated=<team>:NoSchedule`, labelled `dedicated=<team>`.
+    Dedicated,
+    /// 64 cores, 512 GiB, labelled `memory=high`.
+    BigMemory,
+}
+
+#[derive(Debug, Clone)]
+struct SpecialPool {
+    kind: PoolKind,
+    nodes: u64,
+    team: &'static str,
+}
+
+/// Which special pools a cluster of `n_workers` workers has: GPU nodes in 15%
+/// of the clusters with at least 8 workers, a dedicated pool in 10%, big-memory
+/// nodes in 10%. Each pool has at least two nodes, so its pods can be handed
+/// over in stages (the source keeps one while the target gets another).
+fn special_pools(rng: &mut Rng, n_workers: u64, team: &'static str) -> Vec<SpecialPool> {
+    let mut pools = Vec::new();
+    if n_workers < 8 {
+        return pools;
+    }
+    let budget = n_workers / 3;
+    let mut used = 0;
+    for (kind, chance) in [(PoolKind::Gpu, 0.15), (PoolKind::Dedicated, 0.10), (PoolKind::BigMemory, 0.10)] {
+        let draw = rng.unit();
+        let nodes = [2, 2, 4][rng.below(3)];
+        if draw < chance && used + nodes <= budget {
+            used += nodes;
+            pools.push(SpecialPool { kind, nodes, team });
+        }
+    }
+    pools
+}
+
+impl SpecialPool {
+    fn shape_node(&self, node: &mut Node) {
+        match self.kind {
+            PoolKind::Gpu => {
+                node.allocatable = Resources::new(31_850, 250_000 * MIB, 110);
+                node.labels.insert("accelerator".into(), "nvidia".into());
+                node.extended.insert("nvidia.com/gpu".into(), 8);
+                node.taints.push(Taint {
+                    key: "nvidia.com/gpu".into(),
+                    value: "present".into(),
+                    effect: "NoSchedule".into(),
+                });
+            }
+            PoolKind::Dedicated => {
+                node.labels.insert("dedicated".into(), self.team.into());
+                node.taints.push(Taint {
+                    key: "dedicated".into(),
+                    value: self.team.into(),
+                    effect: "NoSchedule".into(),
+                });
+            }
+            PoolKind::BigMemory => {
+                node.allocatable = Resources::new(63_770, 512_000 * MIB, 250);
+                node.labels.insert("memory".into(), "high".into());
+            }
+        }
+    }
+
+    /// The namespace whose pods need the pool: a quarter to 30% of it (so half
+    /// the pool, with headroom, holds them while the other half hands over).
+    fn namespace(&self, tier: &str, n_nodes: u64, node: Resources) -> Namespace {
+        let mut group = PodGroup { owner_kind: "Deployment".into(), ..PodGroup::default() };
+        let name = match self.kind {
+            PoolKind::Gpu => {
+                // 2 GPUs a pod, half the pool's GPUs.
+                group.owner_name = "trainer".into();
+                group.replicas = 2 * n_nodes;
+                group.requests = Resources::new(4_000, 32 * 1024 * MIB, 1);
+                group.extended.insert("nvidia.com/gpu".into(), 2);
+                group.node_selector.insert("accelerator".into(), "nvidia".into());
+                group.tolerations.push(Toleration {
+                    key: "nvidia.com/gpu".into(),
+                    operator: "Exists".into(),
+                    ..Toleration::default()
+                });
+                "ml-training".to_string()
+            }
+            PoolKind::Dedicated => {
+                // 30% of the pool's cpu and memory (of its smallest node's), two pods a node.
+                group.owner_name = "engine".into();
+                group.replicas = 2 * n_nodes;
+                group.requests =
+                    Resources::new(node.cpu_millis * 15 / 100, (node.memory_bytes * 15 / 100) / MIB * MIB, 1);
+                group.node_selector.insert("dedicated".into(), self.team.into());
+                group.tolerations.push(Toleration {
+                    key: "dedicated".into(),
+                    operator: "Equal".into(),
+                    value: self.team.into(),
+                    effect: "NoSchedule".into(),
+                });
+                format!("{}-dedicated", self.team)
+            }
+            PoolKind::BigMemory => {
+                group.owner_name = "cache".into();
+                group.replicas = n_nodes;
+                group.requests = Resources::new(8_000, 128 * 1024 * MIB, 1);
+                group.node_selector.insert("memory".into(), "high".into());
+                "inmemory-cache".to_string()
+            }
+        };
+        namespace(&name, tier, SlaTier::Silver, vec![group])
     }
 }
 

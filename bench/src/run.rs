@@ -93,17 +93,56 @@ pub(crate) struct Prepared {
     pub(crate) n_clusters: usize,
     pub(crate) n_nodes: u64,
     pub(crate) import_seconds: f64,
+    /// Per block (`dc/tier`): its placement classes and composition model size.
+    pub(crate) shapes: BTreeMap<String, BlockShape>,
+}
+
+/// What the planner sees of one block before solving (issue 17): placement
+/// classes and the size of the composition model as first built (before
+/// the solve's own reductions, e.g. to a single target).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BlockShape {
+    pub(crate) node_classes: usize,
+    pub(crate) pod_classes: usize,
+    pub(crate) class_rows: usize,
+    pub(crate) variables: usize,
+    pub(crate) constraints: usize,
+}
+
+/// [`BlockShape`] of every block of `estate`, computed with the planner's own code.
+fn block_shapes(estate: &crate::generate::Estate) -> BTreeMap<String, BlockShape> {
+    use kplan_planner::blocks::{ZoneTiers, partition};
+    use kplan_planner::context::BlockContext;
+    use kplan_planner::model::CompositionModel;
+    let zone_tiers = ZoneTiers::from_inventory(&estate.snapshots);
+    partition(&estate.snapshots, &estate.policy)
+        .iter()
+        .map(|block| {
+            let ctx = BlockContext::new(&estate.snapshots, &estate.policy, block, &zone_tiers);
+            let model = CompositionModel::build(&ctx.input).model;
+            let placement = &ctx.data.placement;
+            let shape = BlockShape {
+                node_classes: placement.n_node_classes,
+                pod_classes: placement.n_pod_classes,
+                class_rows: placement.rows.len(),
+                variables: model.variables.len(),
+                constraints: model.constraints.len(),
+            };
+            (block.key.to_string(), shape)
+        })
+        .collect()
 }
 
 fn prepare(tools: &Tools, name: &str, spec: &EstateSpec, seed: u64) -> anyhow::Result<Prepared> {
     let dir = tools.work.path().join(name);
     let estate = generate(spec, seed);
     write(&estate, &dir)?;
+    let shapes = block_shapes(&estate);
     let inventory = dir.join("inventory");
     let estate_path = dir.join("estate.toml");
     let (_, import_seconds) =
         tools.kplan(&inventory, &["import", "--estate", &estate_path.display().to_string(), "-o", "json"])?;
-    Ok(Prepared { dir, inventory, n_clusters: spec.n_clusters(), n_nodes: spec.n_nodes(), import_seconds })
+    Ok(Prepared { dir, inventory, n_clusters: spec.n_clusters(), n_nodes: spec.n_nodes(), import_seconds, shapes })
 }
 
 pub(crate) fn propose(tools: &Tools, prepared: &Prepared, extra: &[&str]) -> anyhow::Result<(Plan, f64)> {
@@ -121,7 +160,8 @@ fn propose_older(tools: &Tools, prepared: &Prepared) -> anyhow::Result<(Plan, f6
     let dir = tools.work.path().join("older");
     std::fs::create_dir_all(&dir).context("creating a directory for the older policy")?;
     let mut policy = std::fs::read_to_string(prepared.dir.join("policy.toml")).context("reading policy.toml")?;
-    let older = Prepared { dir: dir.clone(), inventory: prepared.inventory.clone(), ..*prepared };
+    let older =
+        Prepared { dir: dir.clone(), inventory: prepared.inventory.clone(), shapes: BTreeMap::new(), ..*prepared };
     for _ in 0..8 {
         std::fs::write(dir.join("policy.toml"), &policy).context("writing the older policy")?;
         match propose(tools, &older, &[]) {
@@ -231,6 +271,7 @@ fn bench_example(tools: &Tools, options: &RunOptions, dir: &Path) -> anyhow::Res
         n_clusters: estate.lines().filter(|l| l.trim() == "[[clusters]]").count(),
         n_nodes: 0,
         import_seconds,
+        shapes: BTreeMap::new(),
     };
     let mut e2e = Vec::new();
     let mut plans = Vec::new();
@@ -422,7 +463,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
              flows ≫ nodes kept ≫ waves (planner/src/model.rs). The greedy objective is the `--greedy-only` plan's \
              (first-fit decreasing, greedy waves).\n"
         );
-        per_block_table(&mut md, &r.plans, &r.greedy);
+        per_block_table(&mut md, &r.plans, &r.greedy, &r.prepared.shapes);
         let _ = writeln!(md);
     }
 
@@ -448,7 +489,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
             plan.summary.nodes_after,
             identical_across(&example.plans),
         );
-        per_block_table(&mut md, &example.plans, &example.greedy);
+        per_block_table(&mut md, &example.plans, &example.greedy, &example.prepared.shapes);
         let _ = writeln!(md);
     }
 
@@ -694,14 +735,16 @@ fn identical_across(plans: &[Plan]) -> String {
     }
 }
 
-/// One row per block of `plans[0]`: solve time over the repeats, gap, cost ÷ bound, cost ÷ greedy.
-fn per_block_table(md: &mut String, plans: &[Plan], greedy: &Plan) {
+/// One row per block of `plans[0]`: solve time over the repeats, gap, cost ÷ bound, cost ÷ greedy,
+/// and the block's placement classes and composition model size when known.
+fn per_block_table(md: &mut String, plans: &[Plan], greedy: &Plan, shapes: &BTreeMap<String, BlockShape>) {
     let _ = writeln!(
         md,
         "| block | nodes | status | solver | solve s | gap | objective | lower bound | cost ÷ bound | greedy objective | \
-         plan ÷ greedy | kept plan / greedy | flows plan / greedy | waves plan / greedy |"
+         plan ÷ greedy | kept plan / greedy | flows plan / greedy | waves plan / greedy | \
+         node / pod classes, rows | model columns × rows |"
     );
-    let _ = writeln!(md, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let greedy_by_name: BTreeMap<String, &BlockPlan> = greedy.blocks.iter().map(|b| (block_name(b), b)).collect();
     for (idx, block) in plans[0].blocks.iter().enumerate() {
         let times: Vec<f64> = plans.iter().filter_map(|p| p.blocks.get(idx)).map(|b| b.solve_seconds).collect();
@@ -709,7 +752,7 @@ fn per_block_table(md: &mut String, plans: &[Plan], greedy: &Plan) {
         let g = |f: &dyn Fn(&BlockPlan) -> String| greedy.map_or("-".to_string(), |b| f(b));
         let _ = writeln!(
             md,
-            "| {} | {} | {:?} | {} | {} | {:.3}% | {:.0} | {:.0} | {} | {} | {} | {} / {} | {} / {} | {} / {} |",
+            "| {} | {} | {:?} | {} | {} | {:.3}% | {:.0} | {:.0} | {} | {} | {} | {} / {} | {} / {} | {} / {} | {} | {} |",
             block_name(block),
             block.nodes_before,
             block.status,
@@ -734,6 +777,10 @@ fn per_block_table(md: &mut String, plans: &[Plan], greedy: &Plan) {
             g(&|b| b.firewall_flows.len().to_string()),
             block.waves.len(),
             g(&|b| b.waves.len().to_string()),
+            shapes
+                .get(&block_name(block))
+                .map_or("-".to_string(), |s| format!("{} / {}, {}", s.node_classes, s.pod_classes, s.class_rows)),
+            shapes.get(&block_name(block)).map_or("-".to_string(), |s| format!("{} × {}", s.variables, s.constraints)),
         );
     }
 }

@@ -73,13 +73,31 @@ fn estates_are_realistic() {
     }
     assert!(seen.iter().any(|((_, _, name), n)| !name.starts_with("kube-") && name != "default" && *n > 1));
     assert!(!estate.policy.open_flows.is_empty(), "a policy with some open flows");
-    // Utilisation 25-60% of worker cpu.
+    // Utilisation 25-60% of the ordinary workers' cpu by the ordinary namespaces.
+    let special = |name: &str| name == "ml-training" || name == "inmemory-cache" || name.ends_with("-dedicated");
     for s in &estate.snapshots {
-        let workers: u64 =
-            s.nodes.iter().filter(|n| n.role == kplan_model::NodeRole::Worker).map(|n| n.allocatable.cpu_millis).sum();
-        let used = s.requested().cpu_millis as f64 / workers as f64;
+        let workers: u64 = s
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.role == kplan_model::NodeRole::Worker && n.taints.is_empty() && !n.labels.contains_key("memory")
+            })
+            .map(|n| n.allocatable.cpu_millis)
+            .sum();
+        let used: u64 = s.namespaces.iter().filter(|ns| !special(&ns.name)).map(|ns| ns.requests.cpu_millis).sum();
+        let used = used as f64 / workers as f64;
         assert!((0.24..=0.61).contains(&used), "{}: {used}", s.cluster_id);
+        // Every namespace's demand is its pods'.
+        for ns in &s.namespaces {
+            let pods: u64 = ns.pod_groups.iter().map(|g| g.replicas).sum();
+            assert_eq!(pods, ns.requests.pods, "{}/{}", s.cluster_id, ns.name);
+        }
     }
+    // Heterogeneous pools (issue 17): GPU nodes, tainted dedicated pools, big-memory nodes.
+    let nodes: Vec<&kplan_model::Node> = estate.snapshots.iter().flat_map(|s| &s.nodes).collect();
+    assert!(nodes.iter().any(|n| n.extended.get("nvidia.com/gpu") == Some(&8)), "GPU nodes");
+    assert!(nodes.iter().any(|n| n.taints.iter().any(|t| t.key == "dedicated")), "dedicated pools");
+    assert!(nodes.iter().any(|n| n.labels.get("memory").is_some_and(|v| v == "high")), "big-memory nodes");
 }
 
 #[test]

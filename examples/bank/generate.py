@@ -31,6 +31,7 @@ SEED = "kplan-bank-estate-v1"
 SNAPSHOT = datetime(2025, 5, 19, 7, 42, 0, tzinfo=timezone.utc)
 
 GIB_KI = 1024 * 1024  # KiB per GiB
+MAX_PODS = 110        # kubelet's default maxPods
 
 # ---------------------------------------------------------------------------------
 # The estate
@@ -503,14 +504,104 @@ def build_nodes(c: Cluster, g: Gen) -> tuple[list[NodeRec], list[dict]]:
     return recs, objs
 
 
-def node_object(c: Cluster, g: Gen, r: NodeRec, cores: int, cap_mem_ki: int, idx: int) -> dict:
-    labels = {
+def kubelet_labels(name: str) -> dict:
+    """The labels every kubelet puts on its own node."""
+    return {
         "beta.kubernetes.io/arch": "amd64",
         "beta.kubernetes.io/os": "linux",
         "kubernetes.io/arch": "amd64",
-        "kubernetes.io/hostname": r.name,
+        "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
     }
+
+
+def node_resources(cores: int, alloc_cpu_m: int, cap_mem_ki: int, alloc_mem_ki: int, eph_cap_ki: int,
+                   extended: dict[str, int] | None = None) -> tuple[dict, dict]:
+    """A node's status.allocatable and status.capacity; extended resources (nvidia.com/gpu) are in both."""
+    allocatable = {
+        "cpu": cpu_str(alloc_cpu_m),
+        "ephemeral-storage": str(int(eph_cap_ki * 1024 * 0.9)),  # real kubelets print this one in bytes
+        "hugepages-1Gi": "0",
+        "hugepages-2Mi": "0",
+        "memory": f"{alloc_mem_ki}Ki",
+        "pods": str(MAX_PODS),
+    }
+    capacity = {
+        "cpu": str(cores),
+        "ephemeral-storage": f"{eph_cap_ki}Ki",
+        "hugepages-1Gi": "0",
+        "hugepages-2Mi": "0",
+        "memory": f"{cap_mem_ki}Ki",
+        "pods": str(MAX_PODS),
+    }
+    for res, n in (extended or {}).items():
+        allocatable[res] = capacity[res] = str(n)
+    return allocatable, capacity
+
+
+NODE_CONDITIONS = [
+    ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+    ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+    ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+    ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+]
+
+
+def node_conditions(boot: datetime, heartbeat: datetime, calico: bool) -> list[dict]:
+    """status.conditions of a healthy node booted at `boot` (Calico adds NetworkUnavailable=False)."""
+    conditions = []
+    if calico:
+        conditions.append({"lastHeartbeatTime": ts(boot + timedelta(seconds=40)),
+                           "lastTransitionTime": ts(boot + timedelta(seconds=40)),
+                           "message": "Calico is running on this node", "reason": "CalicoIsUp",
+                           "status": "False", "type": "NetworkUnavailable"})
+    for typ, st, reason, msg in NODE_CONDITIONS:
+        conditions.append({"lastHeartbeatTime": ts(heartbeat), "lastTransitionTime": ts(boot + timedelta(seconds=20)),
+                           "message": msg, "reason": reason, "status": st, "type": typ})
+    return conditions
+
+
+def node_document(g: Gen, name: str, ip: str, uid: str, created: datetime, labels: dict, annotations: dict,
+                  spec: dict, allocatable: dict, capacity: dict, conditions: list[dict], images: list[dict],
+                  runtime: str, kubelet: str, kernel: str, os_image: str, upper_uuid: bool = False) -> dict:
+    """A Node as kubectl prints it; draws its bootID, machineID and systemUUID from g, in that order."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "annotations": annotations,
+            "creationTimestamp": ts(created),
+            "labels": labels,
+            "name": name,
+            "resourceVersion": None,
+            "uid": uid,
+        },
+        "spec": spec,
+        "status": {
+            "addresses": [{"address": ip, "type": "InternalIP"}, {"address": name, "type": "Hostname"}],
+            "allocatable": allocatable,
+            "capacity": capacity,
+            "conditions": conditions,
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "images": images,
+            "nodeInfo": {
+                "architecture": "amd64",
+                "bootID": g.uid(),
+                "containerRuntimeVersion": runtime,
+                "kernelVersion": kernel,
+                "kubeProxyVersion": kubelet,
+                "kubeletVersion": kubelet,
+                "machineID": g.hexid(32),
+                "operatingSystem": "linux",
+                "osImage": os_image,
+                "systemUUID": g.uid().upper() if upper_uuid else g.uid(),
+            },
+        },
+    }
+
+
+def node_object(c: Cluster, g: Gen, r: NodeRec, cores: int, cap_mem_ki: int, idx: int) -> dict:
+    labels = kubelet_labels(r.name)
     if c.labels == "topology":
         labels["topology.kubernetes.io/region"] = c.dc
         labels["topology.kubernetes.io/zone"] = r.zone
@@ -565,26 +656,9 @@ def node_object(c: Cluster, g: Gen, r: NodeRec, cores: int, cap_mem_ki: int, idx
         key = "node-role.kubernetes.io/master" if c.cp_label == "master" else "node-role.kubernetes.io/control-plane"
         spec["taints"] = [{"effect": "NoSchedule", "key": key}]
 
-    alloc_cpu = cpu_str(r.alloc_cpu_m)
     eph_cap_ki = g.rng.choice([102_687_672, 205_375_344, 51_290_592])
-    eph_alloc = str(int(eph_cap_ki * 1024 * 0.9))  # real kubelets print this one in bytes
     boot = g.between(SNAPSHOT - timedelta(days=80), SNAPSHOT - timedelta(days=3))
     hb = SNAPSHOT - timedelta(seconds=g.rng.randint(5, 50))
-    cond = [
-        ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-        ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-        ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-        ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-    ]
-    conditions = []
-    if c.cni == "calico":
-        conditions.append({"lastHeartbeatTime": ts(boot + timedelta(seconds=40)),
-                           "lastTransitionTime": ts(boot + timedelta(seconds=40)),
-                           "message": "Calico is running on this node", "reason": "CalicoIsUp",
-                           "status": "False", "type": "NetworkUnavailable"})
-    for typ, st, reason, msg in cond:
-        conditions.append({"lastHeartbeatTime": ts(hb), "lastTransitionTime": ts(boot + timedelta(seconds=20)),
-                           "message": msg, "reason": reason, "status": st, "type": typ})
     minor = r.kubelet.split(".")[1]
     reg = "k8s.gcr.io" if int(minor) < 25 else "registry.k8s.io"
     images = [
@@ -594,53 +668,12 @@ def node_object(c: Cluster, g: Gen, r: NodeRec, cores: int, cap_mem_ki: int, idx
         {"names": [f"{reg}/pause@sha256:{g.digest(reg + '/pause')}", f"{reg}/pause:{'3.5' if int(minor) < 25 else '3.9'}"],
          "sizeBytes": g.rng.randint(250_000, 320_000)},
     ]
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "annotations": annotations,
-            "creationTimestamp": ts(created),
-            "labels": labels,
-            "name": r.name,
-            "resourceVersion": None,
-            "uid": g.uid(),
-        },
-        "spec": spec,
-        "status": {
-            "addresses": [{"address": r.ip, "type": "InternalIP"}, {"address": r.name, "type": "Hostname"}],
-            "allocatable": {
-                "cpu": alloc_cpu,
-                "ephemeral-storage": eph_alloc,
-                "hugepages-1Gi": "0",
-                "hugepages-2Mi": "0",
-                "memory": f"{r.alloc_mem_ki}Ki",
-                "pods": "110",
-            },
-            "capacity": {
-                "cpu": str(cores),
-                "ephemeral-storage": f"{eph_cap_ki}Ki",
-                "hugepages-1Gi": "0",
-                "hugepages-2Mi": "0",
-                "memory": f"{cap_mem_ki}Ki",
-                "pods": "110",
-            },
-            "conditions": conditions,
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            "images": images,
-            "nodeInfo": {
-                "architecture": "amd64",
-                "bootID": g.uid(),
-                "containerRuntimeVersion": r.runtime,
-                "kernelVersion": c.kernel,
-                "kubeProxyVersion": r.kubelet,
-                "kubeletVersion": r.kubelet,
-                "machineID": g.hexid(32),
-                "operatingSystem": "linux",
-                "osImage": c.os_image,
-                "systemUUID": g.uid().upper() if c.csi and c.csi.startswith("vsphere") else g.uid(),
-            },
-        },
-    }
+    allocatable, capacity = node_resources(cores, r.alloc_cpu_m, cap_mem_ki, r.alloc_mem_ki, eph_cap_ki)
+    return node_document(g, r.name, r.ip, uid=g.uid(), created=created, labels=labels, annotations=annotations,
+                         spec=spec, allocatable=allocatable, capacity=capacity,
+                         conditions=node_conditions(boot, hb, calico=c.cni == "calico"), images=images,
+                         runtime=r.runtime, kubelet=r.kubelet, kernel=c.kernel, os_image=c.os_image,
+                         upper_uuid=bool(c.csi and c.csi.startswith("vsphere")))
 
 
 # ---------------------------------------------------------------------------------
@@ -653,16 +686,17 @@ class Container:
     image: str
     cpu_m: int | None       # request; None = no resources at all
     mem_mi: int | None
-    limit: bool = True      # write limits (memory = request, cpu = 2x)
+    limit: str = "burst"    # limits: burst (cpu 2x, memory = request) | equal (= requests) | none
     ports: tuple = ()
     mem_q: str | None = None  # memory written as this quantity instead (decimal units)
+    extended: tuple = ()    # (resource, count), e.g. nvidia.com/gpu: requested and limited alike
 
 
 @dataclass
 class PodSpec:
     namespace: str
     name: str
-    owner_kind: str          # ReplicaSet | StatefulSet | DaemonSet | Job | Node
+    owner_kind: str          # ReplicaSet | StatefulSet | DaemonSet | Job | Node | "" (a bare pod)
     owner_name: str
     owner_uid: str
     labels: dict
@@ -688,7 +722,7 @@ class PodSpec:
         return cpu, mem
 
 
-def resources(ct: Container, odd: bool) -> dict:
+def resources(ct: Container, odd: bool = False) -> dict:
     if ct.cpu_m is None and ct.mem_mi is None:
         return {}
     req = {}
@@ -696,13 +730,13 @@ def resources(ct: Container, odd: bool) -> dict:
         req["cpu"] = cpu_str(ct.cpu_m, odd)
     if ct.mem_mi is not None:
         req["memory"] = ct.mem_q or mem_str(ct.mem_mi)
+    for res, n in ct.extended:
+        req[res] = str(n)
     out = {"requests": req}
-    if ct.limit:
-        lim = {}
-        if ct.cpu_m is not None:
+    if ct.limit != "none":
+        lim = dict(req)
+        if ct.limit == "burst" and ct.cpu_m is not None:
             lim["cpu"] = cpu_str(ct.cpu_m * 2, odd)
-        if ct.mem_mi is not None:
-            lim["memory"] = ct.mem_q or mem_str(ct.mem_mi)
         out["limits"] = lim
     return out
 
@@ -711,152 +745,143 @@ def qos(p: PodSpec) -> str:
     allc = p.containers + p.init
     if all(c.cpu_m is None and c.mem_mi is None for c in allc):
         return "BestEffort"
+    if all(c.limit == "equal" and c.cpu_m is not None and c.mem_mi is not None for c in allc):
+        return "Guaranteed"
     return "Burstable"  # requests below limits (cpu limit = 2x) or no limits
 
 
-def pod_object(c: Cluster, g: Gen, p: PodSpec, nodes_by_name: dict[str, NodeRec], pod_ip: str) -> dict:
-    n = nodes_by_name[p.node]
-    docker = n.runtime.startswith("docker")
-    rt_prefix = "docker://" if docker else "containerd://"
-    created = p.created or g.between(SNAPSHOT - timedelta(days=60), SNAPSHOT - timedelta(hours=2))
-    started = created + timedelta(seconds=g.rng.randint(1, 8))
-    # the bank's own workloads opt out of the service-account token
-    # (automountServiceAccountToken: false); static pods have no service account.
-    # System pods would mount it, but volumes are trimmed from this example to keep it
-    # small (kplan does not read them).
-    mount_token = False
-    sa_token = f"kube-api-access-{g.suffix(5)}" if mount_token else ""
+DEFAULT_TOLERATIONS = [  # what the DefaultTolerationSeconds admission plugin adds to every pod
+    {"effect": "NoExecute", "key": "node.kubernetes.io/not-ready", "operator": "Exists", "tolerationSeconds": 300},
+    {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable", "operator": "Exists", "tolerationSeconds": 300},
+]
 
-    def container_obj(ct: Container) -> dict:
-        o = {
-            "image": ct.image,
-            "imagePullPolicy": "IfNotPresent",
-            "name": ct.name,
-            "resources": resources(ct, p.odd),
-            "terminationMessagePath": "/dev/termination-log",
-            "terminationMessagePolicy": "File",
-        }
-        if mount_token:
-            o["volumeMounts"] = [{"mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
-                                  "name": sa_token, "readOnly": True}]
-        if ct.ports:
-            o["ports"] = [{"containerPort": port, "name": pname, "protocol": "TCP"} for pname, port in ct.ports]
-        return o
 
-    def status_obj(ct: Container, terminated: dict | None, ready: bool) -> dict:
-        image_ref = ct.image.split(":")[0]
-        o = {
-            "containerID": f"{rt_prefix}{g.hexid(64)}",
-            "image": ct.image,
-            "imageID": (f"docker-pullable://{image_ref}@sha256:{g.digest(ct.image)}" if docker
-                        else f"{image_ref}@sha256:{g.digest(ct.image)}"),
-            "lastState": {},
-            "name": ct.name,
-            "ready": ready,
-            "restartCount": 0 if terminated else g.rng.choice([0, 0, 0, 0, 1, 2]),
-        }
-        if terminated is not None:
-            o["started"] = False
-            o["state"] = {"terminated": terminated}
-        else:
-            o["started"] = True
-            o["state"] = {"running": {"startedAt": ts(started + timedelta(seconds=12))}}
-        return o
+def container_object(ct: Container, odd: bool = False) -> dict:
+    """A container of a pod spec or pod template."""
+    o = {
+        "image": ct.image,
+        "imagePullPolicy": "IfNotPresent",
+        "name": ct.name,
+        "resources": resources(ct, odd),
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+    }
+    if ct.ports:
+        o["ports"] = [{"containerPort": port, "name": pname, "protocol": "TCP"} for pname, port in ct.ports]
+    return o
 
+
+def container_status(g: Gen, ct: Container, started: datetime, terminated: dict | None, ready: bool,
+                     docker: bool = False) -> dict:
+    """One entry of status.containerStatuses: running since `started`, or `terminated`."""
+    image_ref = ct.image.split(":")[0]
+    o = {
+        "containerID": f"{'docker://' if docker else 'containerd://'}{g.hexid(64)}",
+        "image": ct.image,
+        "imageID": (f"docker-pullable://{image_ref}@sha256:{g.digest(ct.image)}" if docker
+                    else f"{image_ref}@sha256:{g.digest(ct.image)}"),
+        "lastState": {},
+        "name": ct.name,
+        "ready": ready,
+        "restartCount": 0 if terminated else g.rng.choice([0, 0, 0, 0, 1, 2]),
+    }
+    if terminated is not None:
+        o["started"] = False
+        o["state"] = {"terminated": terminated}
+    else:
+        o["started"] = True
+        o["state"] = {"running": {"startedAt": ts(started + timedelta(seconds=12))}}
+    return o
+
+
+def pod_spec(p: PodSpec, containers: list[dict], inits: list[dict], restart_policy: str, tolerations: list[dict],
+             mount_token: bool = False) -> dict:
+    """A pod's spec around its containers (and init containers) as `container_object` writes them."""
     spec = {
-        "containers": [container_obj(ct) for ct in p.containers],
+        "containers": containers,
         "dnsPolicy": "ClusterFirstWithHostNet" if p.host_network else "ClusterFirst",
         "enableServiceLinks": True,
         "nodeName": p.node,
         "preemptionPolicy": "PreemptLowerPriority",
         "priority": {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}.get(p.priority_class, 0),
-        "restartPolicy": "Never" if p.owner_kind == "Job" else "Always",
+        "restartPolicy": restart_policy,
         "schedulerName": "default-scheduler",
         "securityContext": {},
         "terminationGracePeriodSeconds": 30,
-        "tolerations": ([{"operator": "Exists"}] if p.tolerate_all else [
-            {"effect": "NoExecute", "key": "node.kubernetes.io/not-ready", "operator": "Exists", "tolerationSeconds": 300},
-            {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable", "operator": "Exists", "tolerationSeconds": 300},
-        ]),
+        "tolerations": tolerations,
     }
     if p.owner_kind != "Node":
         spec["serviceAccount"] = p.service_account
         spec["serviceAccountName"] = p.service_account
-    if mount_token:
-        spec["volumes"] = [{"name": sa_token, "projected": {"defaultMode": 420, "sources": [
-            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-            {"configMap": {"items": [{"key": "ca.crt", "path": "ca.crt"}], "name": "kube-root-ca.crt"}},
-            {"downwardAPI": {"items": [{"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
-                                        "path": "namespace"}]}},
-        ]}}]
-    elif p.owner_kind != "Node" and p.service_account == "default":
-        spec["automountServiceAccountToken"] = False
-    if p.init:
-        spec["initContainers"] = [container_obj(ct) for ct in p.init]
+        if p.service_account == "default" and not mount_token:
+            spec["automountServiceAccountToken"] = False
+    if inits:
+        spec["initContainers"] = inits
     if p.host_network:
         spec["hostNetwork"] = True
     if p.priority_class:
         spec["priorityClassName"] = p.priority_class
+    return spec
 
-    finished = started + timedelta(minutes=g.rng.randint(2, 40))
-    if p.phase == "Running":
-        status = {
-            "conditions": [
-                {"lastProbeTime": None, "lastTransitionTime": ts(started + timedelta(seconds=10)), "status": "True", "type": t}
-                for t in ("Initialized", "Ready", "ContainersReady")
-            ] + [{"lastProbeTime": None, "lastTransitionTime": ts(created), "status": "True", "type": "PodScheduled"}],
-            "containerStatuses": [status_obj(ct, None, True) for ct in p.containers],
-            "hostIP": n.ip,
-            "phase": "Running",
-            "podIP": n.ip if p.host_network else pod_ip,
-            "podIPs": [{"ip": n.ip if p.host_network else pod_ip}],
-            "qosClass": qos(p),
-            "startTime": ts(started),
-        }
-    elif p.phase == "Succeeded" or p.failed_reason == "Error":
-        ok = p.phase == "Succeeded"
-        term = {"containerID": "", "exitCode": 0 if ok else 1, "finishedAt": ts(finished),
-                "reason": "Completed" if ok else "Error", "startedAt": ts(started + timedelta(seconds=5))}
-        statuses = []
-        for ct in p.containers:
-            t = dict(term)
-            s = status_obj(ct, t, False)
-            t["containerID"] = s["containerID"]
-            statuses.append(s)
-        status = {
-            "conditions": [
-                {"lastProbeTime": None, "lastTransitionTime": ts(started), "reason": "PodCompleted", "status": "True", "type": "Initialized"},
-                {"lastProbeTime": None, "lastTransitionTime": ts(finished), "reason": "PodCompleted" if ok else "PodFailed", "status": "False", "type": "Ready"},
-                {"lastProbeTime": None, "lastTransitionTime": ts(finished), "reason": "PodCompleted" if ok else "PodFailed", "status": "False", "type": "ContainersReady"},
-                {"lastProbeTime": None, "lastTransitionTime": ts(created), "status": "True", "type": "PodScheduled"},
-            ],
-            "containerStatuses": statuses,
-            "hostIP": n.ip,
-            "phase": p.phase,
-            "podIP": pod_ip,
-            "podIPs": [{"ip": pod_ip}],
-            "qosClass": qos(p),
-            "startTime": ts(started),
-        }
-    else:  # Evicted
-        status = {
-            "message": ("The node was low on resource: memory. Threshold quantity: 100Mi, available: "
-                        f"{g.rng.randint(60000, 99000)}Ki. Container {p.containers[0].name} was using "
-                        f"{g.rng.randint(900000, 3000000)}Ki, request is {mem_str(p.containers[0].mem_mi or 0)}, "
-                        "has larger consumption of memory. "),
-            "phase": "Failed",
-            "reason": "Evicted",
-            "startTime": ts(started),
-        }
-    if p.phase == "Running" and p.init:
+
+def running_status(g: Gen, p: PodSpec, host_ip: str, pod_ip: str, created: datetime, started: datetime,
+                   docker: bool = False) -> dict:
+    """status of a running pod (its init containers, if any, completed)."""
+    status = {
+        "conditions": [
+            {"lastProbeTime": None, "lastTransitionTime": ts(started + timedelta(seconds=10)), "status": "True", "type": t}
+            for t in ("Initialized", "Ready", "ContainersReady")
+        ] + [{"lastProbeTime": None, "lastTransitionTime": ts(created), "status": "True", "type": "PodScheduled"}],
+        "containerStatuses": [container_status(g, ct, started, None, True, docker) for ct in p.containers],
+        "hostIP": host_ip,
+        "phase": "Running",
+        "podIP": host_ip if p.host_network else pod_ip,
+        "podIPs": [{"ip": host_ip if p.host_network else pod_ip}],
+        "qosClass": qos(p),
+        "startTime": ts(started),
+    }
+    if p.init:
         status["initContainerStatuses"] = []
         for ct in p.init:
             term = {"containerID": "", "exitCode": 0, "finishedAt": ts(started + timedelta(seconds=9)),
                     "reason": "Completed", "startedAt": ts(started + timedelta(seconds=1))}
-            s = status_obj(ct, term, True)
+            s = container_status(g, ct, started, term, True, docker)
             term["containerID"] = s["containerID"]
             status["initContainerStatuses"].append(s)
+    return status
 
+
+def finished_status(g: Gen, p: PodSpec, host_ip: str, pod_ip: str, created: datetime, started: datetime,
+                    finished: datetime, docker: bool = False) -> dict:
+    """status of a pod whose containers ran to the end: Succeeded, or Failed with an error."""
+    ok = p.phase == "Succeeded"
+    term = {"containerID": "", "exitCode": 0 if ok else 1, "finishedAt": ts(finished),
+            "reason": "Completed" if ok else "Error", "startedAt": ts(started + timedelta(seconds=5))}
+    statuses = []
+    for ct in p.containers:
+        t = dict(term)
+        s = container_status(g, ct, started, t, False, docker)
+        t["containerID"] = s["containerID"]
+        statuses.append(s)
+    return {
+        "conditions": [
+            {"lastProbeTime": None, "lastTransitionTime": ts(started), "reason": "PodCompleted", "status": "True", "type": "Initialized"},
+            {"lastProbeTime": None, "lastTransitionTime": ts(finished), "reason": "PodCompleted" if ok else "PodFailed", "status": "False", "type": "Ready"},
+            {"lastProbeTime": None, "lastTransitionTime": ts(finished), "reason": "PodCompleted" if ok else "PodFailed", "status": "False", "type": "ContainersReady"},
+            {"lastProbeTime": None, "lastTransitionTime": ts(created), "status": "True", "type": "PodScheduled"},
+        ],
+        "containerStatuses": statuses,
+        "hostIP": host_ip,
+        "phase": p.phase,
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}],
+        "qosClass": qos(p),
+        "startTime": ts(started),
+    }
+
+
+def pod_metadata(g: Gen, p: PodSpec, created: datetime, started: datetime) -> dict:
+    """A pod's metadata: a static pod is mirrored from its node; a bare pod (no owner kind) has no owner."""
     meta = {
         "creationTimestamp": ts(created),
         "labels": p.labels,
@@ -869,17 +894,66 @@ def pod_object(c: Cluster, g: Gen, p: PodSpec, nodes_by_name: dict[str, NodeRec]
         meta["annotations"] = {
             "kubernetes.io/config.hash": g.hexid(32),
             "kubernetes.io/config.mirror": g.hexid(32),
-            "kubernetes.io/config.seen": ts(started) .replace("Z", ".000000000Z"),
+            "kubernetes.io/config.seen": ts(started).replace("Z", ".000000000Z"),
             "kubernetes.io/config.source": "file",
         }
         meta["ownerReferences"] = [{"apiVersion": "v1", "controller": True, "kind": "Node",
                                     "name": p.node, "uid": p.owner_uid}]
-    else:
-        meta["generateName"] = p.name[: len(p.name) - 5] if p.owner_kind in ("ReplicaSet", "DaemonSet", "Job") else p.owner_name + "-"
+    elif p.owner_kind:
+        meta["generateName"] = (p.name[: len(p.name) - 5] if p.owner_kind in ("ReplicaSet", "DaemonSet", "Job")
+                                else p.owner_name + "-")
         meta["ownerReferences"] = [{"apiVersion": "batch/v1" if p.owner_kind == "Job" else "apps/v1",
                                     "blockOwnerDeletion": True, "controller": True, "kind": p.owner_kind,
                                     "name": p.owner_name, "uid": p.owner_uid}]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
+    return meta
+
+
+def pod_object(c: Cluster, g: Gen, p: PodSpec, n: NodeRec, pod_ip: str) -> dict:
+    docker = n.runtime.startswith("docker")
+    created = p.created or g.between(SNAPSHOT - timedelta(days=60), SNAPSHOT - timedelta(hours=2))
+    started = created + timedelta(seconds=g.rng.randint(1, 8))
+    # the bank's own workloads opt out of the service-account token
+    # (automountServiceAccountToken: false); static pods have no service account.
+    # System pods would mount it, but volumes are trimmed from this example to keep it
+    # small (kplan does not read them).
+    mount_token = False
+    sa_token = f"kube-api-access-{g.suffix(5)}" if mount_token else ""
+
+    def container_obj(ct: Container) -> dict:
+        o = container_object(ct, p.odd)
+        if mount_token:
+            o["volumeMounts"] = [{"mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                                  "name": sa_token, "readOnly": True}]
+        return o
+
+    spec = pod_spec(p, [container_obj(ct) for ct in p.containers], [container_obj(ct) for ct in p.init],
+                    "Never" if p.owner_kind == "Job" else "Always",
+                    [{"operator": "Exists"}] if p.tolerate_all else DEFAULT_TOLERATIONS, mount_token)
+    if mount_token:
+        spec["volumes"] = [{"name": sa_token, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"items": [{"key": "ca.crt", "path": "ca.crt"}], "name": "kube-root-ca.crt"}},
+            {"downwardAPI": {"items": [{"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                                        "path": "namespace"}]}},
+        ]}}]
+
+    finished = started + timedelta(minutes=g.rng.randint(2, 40))
+    if p.phase == "Running":
+        status = running_status(g, p, n.ip, pod_ip, created, started, docker)
+    elif p.phase == "Succeeded" or p.failed_reason == "Error":
+        status = finished_status(g, p, n.ip, pod_ip, created, started, finished, docker)
+    else:  # Evicted
+        status = {
+            "message": ("The node was low on resource: memory. Threshold quantity: 100Mi, available: "
+                        f"{g.rng.randint(60000, 99000)}Ki. Container {p.containers[0].name} was using "
+                        f"{g.rng.randint(900000, 3000000)}Ki, request is {mem_str(p.containers[0].mem_mi or 0)}, "
+                        "has larger consumption of memory. "),
+            "phase": "Failed",
+            "reason": "Evicted",
+            "startTime": ts(started),
+        }
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_metadata(g, p, created, started), "spec": spec,
+            "status": status}
 
 
 # business workload templates: (suffix, kind, cpu weight, memory weight, init?, sidecar?)
@@ -1062,7 +1136,7 @@ def system_pods(c: Cluster, g: Gen, nodes: list[NodeRec], node_uids: dict[str, s
                                ("kube-controller-manager", 200, None), ("kube-scheduler", 100, None)]:
             image = f"{reg}/etcd:{etcd_v}" if comp == "etcd" else f"{reg}/{comp}:{c.kubelet}"
             pods.append(PodSpec("kube-system", f"{comp}-{n.name}", "Node", n.name, node_uids[n.name], {"component": comp, "tier": "control-plane"},
-                                [Container(comp, image, cpu, mem, limit=False)], node=n.name, tolerate_all=True,
+                                [Container(comp, image, cpu, mem, limit="none")], node=n.name, tolerate_all=True,
                                 host_network=True, priority_class="system-node-critical",
                                 created=SNAPSHOT - timedelta(days=g.rng.randint(20, 200))))
 
@@ -1089,8 +1163,8 @@ def system_pods(c: Cluster, g: Gen, nodes: list[NodeRec], node_uids: dict[str, s
         ds_uid = g.uid()
         hash_ = str(g.rng.randint(10**8, 10**10))
         eligible = [n for n in nodes if tolerate_all or n.schedulable]
-        containers = [Container(n_, image, cpu, mem, limit=False) for n_, cpu, mem in cts]
-        init_cts = [Container(n_, image, cpu, mem, limit=False) for n_, cpu, mem in inits]
+        containers = [Container(n_, image, cpu, mem, limit="none") for n_, cpu, mem in cts]
+        init_cts = [Container(n_, image, cpu, mem, limit="none") for n_, cpu, mem in inits]
         for n in eligible:
             pods.append(PodSpec("kube-system", f"{ds_name}-{g.suffix(5)}", "DaemonSet", ds_name, ds_uid,
                                 dict(sel, **{"controller-revision-hash": hash_, "pod-template-generation": "1"}),
@@ -1117,25 +1191,28 @@ def system_pods(c: Cluster, g: Gen, nodes: list[NodeRec], node_uids: dict[str, s
         for _ in range(reps):
             pods.append(PodSpec("kube-system", f"{dep}-{rs_hash}-{g.suffix(5)}", "ReplicaSet", f"{dep}-{rs_hash}", rs_uid,
                                 dict(sel, **{"pod-template-hash": rs_hash}),
-                                [Container(n_, image, cpu, mem, limit=mem is not None) for n_, cpu, mem in cts],
+                                [Container(n_, image, cpu, mem, limit="burst" if mem is not None else "none") for n_, cpu, mem in cts],
                                 priority_class="system-cluster-critical", service_account=sa))
     return pods, daemonsets
 
 
-def daemonset_object(g: Gen, name, uid, sel, containers, inits, tolerate_all, sa, n_sched, c: Cluster) -> dict:
+def daemonset_object(g: Gen, name, uid, sel, containers, inits, tolerate_all, sa, n_sched, c: Cluster, *,
+                     node_selector: dict | None = None, tolerations: list | None = None,
+                     host_network: bool = True) -> dict:
+    """A DaemonSet on the Linux nodes, tolerating every taint or none; `node_selector` and
+    `tolerations`, when given, replace those."""
     def ct(x: Container) -> dict:
-        o = {"image": x.image, "imagePullPolicy": "IfNotPresent", "name": x.name,
-             "resources": resources(x, False), "terminationMessagePath": "/dev/termination-log",
-             "terminationMessagePolicy": "File"}
+        o = container_object(x)
         if x.name in ("calico-node", "cilium-agent", "kube-flannel", "kube-proxy", "csi-driver"):
             o["securityContext"] = {"privileged": True}
         return o
 
+    if tolerations is None:
+        tolerations = [{"operator": "Exists"}] if tolerate_all else []
     tmpl_spec = {
         "containers": [ct(x) for x in containers],
         "dnsPolicy": "ClusterFirst",
-        "hostNetwork": True,
-        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "nodeSelector": {"kubernetes.io/os": "linux"} if node_selector is None else dict(node_selector),
         "priorityClassName": "system-node-critical",
         "restartPolicy": "Always",
         "schedulerName": "default-scheduler",
@@ -1143,8 +1220,10 @@ def daemonset_object(g: Gen, name, uid, sel, containers, inits, tolerate_all, sa
         "serviceAccount": sa,
         "serviceAccountName": sa,
         "terminationGracePeriodSeconds": 30,
-        "tolerations": [{"operator": "Exists"}] if tolerate_all else [],
+        "tolerations": tolerations,
     }
+    if host_network:
+        tmpl_spec["hostNetwork"] = True
     if inits:
         tmpl_spec["initContainers"] = [ct(x) for x in inits]
     created = g.between(c.created, c.created + timedelta(days=2))
@@ -1194,7 +1273,7 @@ def schedule(c: Cluster, g: Gen, pods: list[PodSpec], nodes: list[NodeRec]) -> N
     for p in todo:
         cpu, mem = p.effective()
         mem_ki = mem * 1024
-        candidates = [n for n in nodes if n.schedulable and n.n_pods < 110
+        candidates = [n for n in nodes if n.schedulable and n.n_pods < MAX_PODS
                       and n.used_cpu_m + cpu <= n.alloc_cpu_m and n.used_mem_ki + mem_ki <= n.alloc_mem_ki]
         if not candidates:
             raise SystemExit(f"{c.id}: no node fits pod {p.namespace}/{p.name} ({cpu}m, {mem}Mi)")
@@ -1214,7 +1293,9 @@ def schedule(c: Cluster, g: Gen, pods: list[PodSpec], nodes: list[NodeRec]) -> N
 # Namespaces
 # ---------------------------------------------------------------------------------
 
-def namespace_object(c: Cluster, g: Gen, name: str, n: Ns | None) -> dict:
+def namespace_object(c: Cluster, g: Gen, name: str, n: Ns | None, org: str = "bank.internal",
+                     snapshot: datetime = SNAPSHOT) -> dict:
+    """A namespace: a platform one (n is None) or a team's, labelled `<org>/team` and `<org>/cost-center`."""
     labels = {"kubernetes.io/metadata.name": name}
     annotations = {}
     if n is not None:
@@ -1222,11 +1303,11 @@ def namespace_object(c: Cluster, g: Gen, name: str, n: Ns | None) -> dict:
             labels["kplan.io/sla-tier"] = n.sla
         if n.security_tier:
             labels["kplan.io/security-tier"] = n.security_tier
-        labels["bank.internal/team"] = n.team or "apps"
-        labels["bank.internal/cost-center"] = f"CC-{g.rng.randint(1000, 9999)}"
+        labels[f"{org}/team"] = n.team or "apps"
+        labels[f"{org}/cost-center"] = f"CC-{g.rng.randint(1000, 9999)}"
         if name == "fraud-scoring":
-            annotations["bank.internal/exception"] = "RISK-2291: temporary hosting on dev cluster, prod data"
-        created = g.between(c.created + timedelta(days=7), SNAPSHOT - timedelta(days=30))
+            annotations[f"{org}/exception"] = "RISK-2291: temporary hosting on dev cluster, prod data"
+        created = g.between(c.created + timedelta(days=7), snapshot - timedelta(days=30))
     else:
         created = c.created + timedelta(minutes=g.rng.randint(0, 3))
     meta = {"creationTimestamp": ts(created), "labels": labels, "name": name, "resourceVersion": None,
@@ -1235,6 +1316,43 @@ def namespace_object(c: Cluster, g: Gen, name: str, n: Ns | None) -> dict:
         meta["annotations"] = annotations
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta,
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+
+
+PLATFORM_NAMESPACES = ["default", "kube-node-lease", "kube-public", "kube-system"]
+
+
+def namespace_objects(c: Cluster, g: Gen, org: str = "bank.internal", snapshot: datetime = SNAPSHOT) -> list[dict]:
+    """The platform namespaces and the cluster's own, sorted by name."""
+    objs = [namespace_object(c, g, name, None, org, snapshot) for name in PLATFORM_NAMESPACES]
+    objs += [namespace_object(c, g, n.name, n, org, snapshot) for n in c.namespaces]
+    objs.sort(key=lambda o: o["metadata"]["name"])
+    return objs
+
+
+def pod_objects(c: Cluster, g: Gen, pods: list, nodes: list, make=None) -> list[dict]:
+    """The pods sorted by namespace and name, each with an IP in its node's /24 of the pod CIDR.
+    `make(c, g, pod, node, pod_ip)` writes one pod (default: `pod_object`)."""
+    make = make or pod_object
+    by_name = {n.name: n for n in nodes}
+    net_a, net_b = c.pod_cidr.split(".")[:2]
+    node_idx = {n.name: i for i, n in enumerate(nodes)}
+    host_counter: dict[str, int] = {}
+    objs = []
+    for p in sorted(pods, key=lambda p: (p.namespace, p.name)):
+        k = host_counter.get(p.node, 2) + g.rng.randint(1, 3)
+        host_counter[p.node] = k
+        objs.append(make(c, g, p, by_name[p.node], f"{net_a}.{net_b}.{node_idx[p.node]}.{k}"))
+    return objs
+
+
+def kubectl_list(g: Gen, items: list[dict], first_rv: int) -> dict:
+    """The `kind: List` kubectl prints; resourceVersions are numeric and grow through the file
+    (callers keep the ranges of different clusters disjoint)."""
+    rv = first_rv
+    for it in items:
+        rv += g.rng.randint(1, 1500)
+        it["metadata"]["resourceVersion"] = str(rv)
+    return {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}
 
 
 # ---------------------------------------------------------------------------------
@@ -1259,31 +1377,13 @@ def build_cluster(idx: int, c: Cluster) -> tuple[dict, dict]:
     pods = sys_pods + biz
     schedule(c, g, pods, nodes)
 
-    by_name = {n.name: n for n in nodes}
-    net_a, net_b = c.pod_cidr.split(".")[:2]
-    node_idx = {n.name: i for i, n in enumerate(nodes)}
-    host_counter: dict[str, int] = {}
-    pod_objs = []
-    for p in sorted(pods, key=lambda p: (p.namespace, p.name)):
-        k = host_counter.get(p.node, 2) + g.rng.randint(1, 3)
-        host_counter[p.node] = k
-        pod_ip = f"{net_a}.{net_b}.{node_idx[p.node]}.{k}"
-        pod_objs.append(pod_object(c, g, p, by_name, pod_ip))
-
-    platform = ["default", "kube-node-lease", "kube-public", "kube-system"]
-    ns_objs = [namespace_object(c, g, name, None) for name in platform]
-    ns_objs += [namespace_object(c, g, n.name, n) for n in c.namespaces]
-    ns_objs.sort(key=lambda o: o["metadata"]["name"])
+    pod_objs = pod_objects(c, g, pods, nodes)
+    ns_objs = namespace_objects(c, g)
     node_objs.sort(key=lambda o: o["metadata"]["name"])
     ds_objs.sort(key=lambda o: o["metadata"]["name"])
 
     items = node_objs + ns_objs + pod_objs + ds_objs
-    # resourceVersion: numeric, growing within the file, ranges disjoint between clusters
-    rv = 4_000_000 + idx * 9_000_000 + g.rng.randint(0, 500_000)
-    for it in items:
-        rv += g.rng.randint(1, 1500)
-        it["metadata"]["resourceVersion"] = str(rv)
-    doc = {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}
+    doc = kubectl_list(g, items, 4_000_000 + idx * 9_000_000 + g.rng.randint(0, 500_000))
 
     running = [p for p in pods if p.phase == "Running"]
     summary = {
@@ -1313,17 +1413,34 @@ def dump(doc: dict) -> str:
     return json.dumps(doc, indent=4, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def estate_toml() -> str:
+def write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8", newline="\n")
+
+
+def clusters_dir(here: Path, clusters: list) -> Path:
+    """`clusters/` next to a generator, without the exports of clusters it no longer writes."""
+    out_dir = here / "clusters"
+    out_dir.mkdir(exist_ok=True)
+    wanted = {f"{c.id}.json" for c in clusters}
+    for stale in out_dir.glob("*.json"):
+        if stale.name not in wanted:
+            stale.unlink()
+    return out_dir
+
+
+def estate_toml(clusters: list | None = None, title: str = "The example bank estate: one entry per source cluster.",
+                path: str = "examples/bank/estate.toml") -> str:
+    """The import manifest; each cluster gives its id, dc, tier and default_zone."""
     out = [
-        "# The example bank estate: one entry per source cluster.",
-        "# Generated by generate.py; read by `kplan import --estate examples/bank/estate.toml`.",
+        f"# {title}",
+        f"# Generated by generate.py; read by `kplan import --estate {path}`.",
         "#   datacenter    : default datacenter for nodes without a datacenter/region label",
         "#   security_tier : the cluster's security tier (namespaces may override with kplan.io/security-tier)",
         "#   zone          : default firewall zone for nodes without a zone label",
         "#   files         : kubectl JSON exports, relative to this file",
         "",
     ]
-    for c in CLUSTERS:
+    for c in clusters or CLUSTERS:
         out += [
             "[[clusters]]",
             f'id = "{c.id}"',
@@ -1473,12 +1590,7 @@ cluster reports it.
 
 
 def main() -> None:
-    out_dir = HERE / "clusters"
-    out_dir.mkdir(exist_ok=True)
-    wanted = {f"{c.id}.json" for c in CLUSTERS}
-    for stale in out_dir.glob("*.json"):
-        if stale.name not in wanted:
-            stale.unlink()
+    out_dir = clusters_dir(HERE, CLUSTERS)
     ids = [c.id for c in CLUSTERS]
     assert len(ids) == len(set(ids)), "duplicate cluster id"
     summaries = {}
@@ -1487,12 +1599,12 @@ def main() -> None:
         letters = set(c.cp) | {z for z, _, _ in c.workers}
         assert letters <= set(ZONES[c.dc][c.tier]), f"{c.id}: zone outside its tier"
         doc, summary = build_cluster(idx, c)
-        (out_dir / f"{c.id}.json").write_text(dump(doc), encoding="utf-8", newline="\n")
+        write_text(out_dir / f"{c.id}.json", dump(doc))
         summaries[c.id] = summary
         print(f"{c.id:24} {summary['nodes']:3} nodes {summary['namespaces']:3} ns {summary['pods']:4} pods "
               f"cpu {summary['u_cpu']:.0%} mem {summary['u_mem']:.0%}")
-    (HERE / "estate.toml").write_text(estate_toml(), encoding="utf-8", newline="\n")
-    (HERE / "README.md").write_text(readme(summaries), encoding="utf-8", newline="\n")
+    write_text(HERE / "estate.toml", estate_toml())
+    write_text(HERE / "README.md", readme(summaries))
 
 
 if __name__ == "__main__":

@@ -399,15 +399,24 @@ pub fn class_short_words(ctx: &BlockContext, short: &ClassShort) -> String {
     } else {
         String::new()
     };
-    let headroom = if row.headroom > 0.0 { format!(" with {} headroom", percent(row.headroom)) } else { String::new() };
+    let usable = (usable(row.headroom, short.supply as f64)).floor().max(0.0) as u64;
+    let have = if row.headroom > 0.0 {
+        format!(
+            "{} allocatable, {} usable with {} headroom",
+            row.amount(short.supply),
+            row.amount(usable),
+            percent(row.headroom)
+        )
+    } else {
+        row.amount(short.supply)
+    };
     let mut text = format!(
-        "{} may only run on nodes that are {} ({} in the block); in {cluster} they would need {} {} but have {}{headroom}",
+        "{} may only run on nodes that are {} ({} in the block); in {cluster} they would need {} {} but have {have}",
         format_args!("{}{more}", shown.join(", ")),
         set.nodes,
         set.n_nodes,
         row.resource,
         row.amount(short.need),
-        row.amount(short.supply),
     );
     if let Some(j) = short.namespace {
         text.push_str(&format!(" when {} of {} moves", ctx.namespace_name(j), ctx.source_id(data.namespace_source[j])));

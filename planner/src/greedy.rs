@@ -45,7 +45,7 @@ fn compose(input: &CompositionInput, n_targets: usize, fixed: Option<&ZoneChoice
     });
 
     let mut composition = Composition::default();
-    for target in 0..n_targets {
+    for _ in 0..n_targets {
         let mut keep = vec![0u64; n_pools];
         let mut control_plane = vec![0u64; n_pools];
 
@@ -92,13 +92,12 @@ fn compose(input: &CompositionInput, n_targets: usize, fixed: Option<&ZoneChoice
 
         loop {
             // The deficient constraint: the base capacity, or the loss of one zone.
-            // Then the placement classes, in target 0 (`ClassInput`).
+            // Then the placement classes (`ClassInput`), each target its share.
             let short = match deficiency(input, &need, &keep, &control_plane, &chosen) {
                 Some((lost, deficit)) => Some((lost, deficit, None)),
-                None if target == 0 => {
-                    class_deficiency(input, &keep, &control_plane).map(|class| (None, [0.0; 3], Some(class)))
+                None => {
+                    class_deficiency(input, n_targets, &keep, &control_plane).map(|class| (None, [0.0; 3], Some(class)))
                 }
-                None => None,
             };
             let Some((lost_zone, deficit, class)) = short else { break };
             // The largest node; among equal sizes, from the zone with the most
@@ -208,10 +207,17 @@ fn deficiency(
     None
 }
 
-/// The first placement-class row the kept nodes do not hold, with what is
-/// missing (in the row's unit, before headroom).
-fn class_deficiency(input: &CompositionInput, keep: &[u64], control_plane: &[u64]) -> Option<(usize, f64)> {
+/// The first placement-class row the kept nodes do not hold (each of
+/// `n_targets` targets an equal share), with what is missing (in the row's
+/// unit, before headroom).
+fn class_deficiency(
+    input: &CompositionInput,
+    n_targets: usize,
+    keep: &[u64],
+    control_plane: &[u64],
+) -> Option<(usize, f64)> {
     input.class_rows.iter().enumerate().find_map(|(k, row)| {
+        let need = row.need / n_targets as f64;
         let supply: f64 = (0..input.pools.len())
             .map(|p| {
                 let counted = keep[p] - if input.dedicated_control_plane { control_plane[p] } else { 0 };
@@ -220,7 +226,7 @@ fn class_deficiency(input: &CompositionInput, keep: &[u64], control_plane: &[u64
             .sum();
         // Without headroom (devices), exactly: 4 GPUs hold 4.
         let usable = if row.headroom <= 0.0 { supply } else { safe_usable(row.headroom, supply) };
-        (row.need > 0.0 && usable < row.need).then(|| (k, (row.need - usable) / (1.0 - MARGIN)))
+        (need > 0.0 && usable < need).then(|| (k, (need - usable) / (1.0 - MARGIN)))
     })
 }
 

@@ -328,7 +328,7 @@ fn relaxation(
         if outcome.plan.status == BlockStatus::Planned {
             let kept: usize = outcome.plan.target_clusters.iter().map(|t| t.nodes_kept.len()).sum();
             return Some(format!(
-                "feasible if the headroom is lowered to {}% (policy [headroom] cpu, memory and pods, now {}%, {}% and {}%; it applies to every block): \
+                "feasible if the headroom is at most {}% (policy [headroom] cpu, memory and pods, now {}%, {}% and {}%; it applies to every block): \
                  with it this block is planned, {} → {kept} nodes in {} waves; re-run `kplan propose` with that policy to get the plan",
                 (level * 100.0).round(),
                 (current[0] * 100.0).round(),

@@ -277,20 +277,22 @@ pub struct CompositionInput {
     pub flows_lower_bound: Option<u64>,
     /// Necessary conditions for the waves to be able to start and go on.
     pub staging_cuts: Vec<StagingCut>,
-    /// Placement-class rows (`classes.rs`), kept by target 0.
+    /// Placement-class rows (`classes.rs`).
     pub class_rows: Vec<ClassInput>,
 }
 
 /// A placement-class row for the composition: the kept nodes of the pools
 /// that offer it hold what the pods confined to those nodes need, with the
-/// row's headroom, in target 0 (`realize.rs` sends every namespace with
-/// confined pods there).
+/// row's headroom; with several targets, each its share of the demand of the
+/// row's base resource (`share[t,r]`; `realize.rs` packs namespaces by row).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassInput {
     /// Per pool: what one of its nodes offers, in the row's unit.
     pub pool_supply: Vec<f64>,
     pub need: f64,
     pub headroom: f64,
+    /// The base resource whose share the row follows (0 cpu, 1 memory, 2 pods).
+    pub share_of: usize,
 }
 
 /// Zones and control-plane zones of one target, with the flows they need.
@@ -671,24 +673,31 @@ impl CompositionModel {
             }
         }
 
-        // Placement classes: the nodes some pods are confined to, in target 0.
+        // Placement classes: the nodes some pods are confined to.
         for (k, class) in input.class_rows.iter().enumerate() {
             let factor = usable(class.headroom, 1.0);
-            let mut row = Vec::new();
-            for (p, &supply) in class.pool_supply.iter().enumerate() {
-                if supply <= 0.0 {
-                    continue;
+            for t in 0..n_targets {
+                let mut row = Vec::new();
+                for (p, &supply) in class.pool_supply.iter().enumerate() {
+                    if supply <= 0.0 {
+                        continue;
+                    }
+                    if let Some(j) = keep[t][p] {
+                        row.push((j, factor * supply));
+                    }
+                    if input.dedicated_control_plane
+                        && let Some(c) = control_plane[t][p]
+                    {
+                        row.push((c, -factor * supply));
+                    }
                 }
-                if let Some(j) = keep[0][p] {
-                    row.push((j, factor * supply));
-                }
-                if input.dedicated_control_plane
-                    && let Some(c) = control_plane[0][p]
-                {
-                    row.push((c, -factor * supply));
+                if n_targets > 1 {
+                    row.push((share[t][class.share_of], -class.need));
+                    model.add_ge(format!("class{k}_t{t}"), row, 0.0);
+                } else {
+                    model.add_ge(format!("class{k}_t{t}"), row, class.need);
                 }
             }
-            model.add_ge(format!("class{k}_t0"), row, class.need);
         }
 
         // Staging: what a source's own workers cannot hold twice, nodes from

@@ -138,12 +138,17 @@ pub fn pod_report(
                     nodes.entry(node_move.to_cluster.clone()).or_default().insert(key);
                 }
             }
+            // A row when the workload's nodes changed, and always after the
+            // last wave: where its pods run once the merge is done.
+            let final_wave = block.waves.last().is_some_and(|w| w.index == number);
             for (placement, group, at) in &mut tracked {
                 let now = moment(format!("after wave {number}"), at, &nodes, group);
                 let last = placement.moments.last();
-                if last.is_none_or(|m| {
-                    (m.cluster.as_str(), m.nodes, &m.shapes) != (now.cluster.as_str(), now.nodes, &now.shapes)
-                }) {
+                if final_wave
+                    || last.is_none_or(|m| {
+                        (m.cluster.as_str(), m.nodes, &m.shapes) != (now.cluster.as_str(), now.nodes, &now.shapes)
+                    })
+                {
                     placement.moments.push(now);
                 }
             }

@@ -97,9 +97,19 @@ pub(crate) fn add_node_for(
             pool.allowed && (pool.members.len() as u64) > composition.keep.iter().map(|k| k[p]).sum::<u64>()
         };
         let size = |p: usize| pool_size(data.pools[p].allocatable, &demand);
+        // A node that offers every placement class the namespace's pods are confined to.
+        let serves = |p: usize| {
+            data.pools[p].members.first().is_some_and(|&i| {
+                data.placement.rows.iter().all(|row| row.namespace_need[j] == 0 || row.node_supply[i] > 0)
+            })
+        };
         let best = (0..data.pools.len()).filter(|&p| free(p)).max_by(|&a, &b| {
             let in_zone = |p: usize| zones.contains(data.pools[p].zone.as_str());
-            in_zone(a).cmp(&in_zone(b)).then(size(a).total_cmp(&size(b))).then(b.cmp(&a))
+            serves(a)
+                .cmp(&serves(b))
+                .then(in_zone(a).cmp(&in_zone(b)))
+                .then(size(a).total_cmp(&size(b)))
+                .then(b.cmp(&a))
         });
         if let Some(p) = best {
             composition.keep[t][p] += 1;
@@ -123,15 +133,19 @@ pub fn realize(ctx: &BlockContext, mut composition: Composition) -> Result<Reali
     let (assignment, capacity) = loop {
         let mut assignment = assign_nodes(ctx, &composition);
         let mut capacity = vec![Resources::ZERO; n_targets];
+        let mut row_supply = vec![vec![0u64; data.placement.rows.len()]; n_targets];
         for i in 0..data.n_nodes() {
             if let Some(t) = assignment.counts_for_target(i) {
                 capacity[t] = capacity[t].saturating_add(data.node_allocatable[i]);
+                for (k, row) in data.placement.rows.iter().enumerate() {
+                    row_supply[t][k] += row.node_supply[i];
+                }
             }
         }
         if n_targets == 1 {
             break (assignment, capacity);
         }
-        match pack_namespaces(data, &capacity, &ctx.headroom) {
+        match pack_namespaces(data, &capacity, &row_supply, &ctx.headroom) {
             Ok(targets) => {
                 assignment.namespace_target = targets;
                 break (assignment, capacity);
@@ -245,19 +259,22 @@ pub(crate) fn block_flows(ctx: &BlockContext, assignment: &Assignment) -> Vec<Fi
 }
 
 /// Splits namespaces between several targets: largest first, each to the target
-/// with the most room left that holds it; namespaces with pods confined to
-/// some nodes (placement classes) go to target 0, which keeps those nodes.
+/// with the most room left that holds it, for the namespace sums and for every
+/// placement-class row (`classes.rs`; namespaces with confined pods first).
+/// `row_supply[t][k]`: what target `t`'s workload nodes offer row `k`.
 pub(crate) fn pack_namespaces(
     data: &BlockData,
     capacity: &[Resources],
+    row_supply: &[Vec<u64>],
     headroom: &HeadroomFractions,
 ) -> Result<Vec<usize>, usize> {
+    let rows = &data.placement.rows;
     let total = model_units(data.demand);
     let norm = |r: Resources| -> f64 {
         let u = model_units(r);
         (0..3).filter(|&k| total[k] > 0.0).map(|k| u[k] / total[k]).sum()
     };
-    let confined = |j: usize| data.placement.rows.iter().any(|row| row.namespace_need[j] > 0);
+    let confined = |j: usize| rows.iter().any(|row| row.namespace_need[j] > 0);
     let mut order: Vec<usize> = (0..data.n_namespaces()).collect();
     order.sort_by(|&a, &b| {
         confined(b)
@@ -266,27 +283,27 @@ pub(crate) fn pack_namespaces(
             .then(a.cmp(&b))
     });
     let mut used = vec![Resources::ZERO; capacity.len()];
+    let mut used_rows = vec![vec![0u64; rows.len()]; capacity.len()];
     let mut target = vec![0; data.n_namespaces()];
     for j in order {
         let d = data.namespace_demand[j];
-        if confined(j) {
-            if !fits(used[0].saturating_add(d), capacity[0], headroom) {
-                return Err(j);
-            }
-            used[0] = used[0].saturating_add(d);
-            target[j] = 0;
-            continue;
-        }
         let room = |t: usize| -> f64 {
             let c = model_units(capacity[t]);
             let u = model_units(used[t]);
             (0..3).map(|k| (usable(headroom[k], c[k]) - u[k]) / total[k].max(1e-9)).fold(f64::INFINITY, f64::min)
         };
+        let holds = |t: usize| {
+            fits(used[t].saturating_add(d), capacity[t], headroom)
+                && (0..rows.len()).all(|k| rows[k].fits(used_rows[t][k] + rows[k].namespace_need[j], row_supply[t][k]))
+        };
         let best = (0..capacity.len())
-            .filter(|&t| fits(used[t].saturating_add(d), capacity[t], headroom))
+            .filter(|&t| holds(t))
             .max_by(|&a, &b| room(a).total_cmp(&room(b)).then(b.cmp(&a)))
             .ok_or(j)?;
         used[best] = used[best].saturating_add(d);
+        for (k, row) in rows.iter().enumerate() {
+            used_rows[best][k] += row.namespace_need[j];
+        }
         target[j] = best;
     }
     Ok(target)

@@ -1001,7 +1001,7 @@ fn a_block_that_cannot_be_staged_says_at_which_headroom_it_can_and_a_rerun_prove
     assert!(prod.explanation.contains("risk/Deployment/engine"), "{}", prod.explanation);
     let level: f64 = prod
         .explanation
-        .split("feasible if the headroom is lowered to ")
+        .split("feasible if the headroom is at most ")
         .nth(1)
         .and_then(|rest| rest.split('%').next())
         .and_then(|n| n.parse().ok())

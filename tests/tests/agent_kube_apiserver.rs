@@ -9,14 +9,13 @@
 //! test process exits).
 //!
 //! In CI (`CI` set) a missing API server fails the tests with the build's
-//! reason; elsewhere they are skipped with a notice.
+//! reason; elsewhere they are skipped with a notice (`kube_harness`).
 
 mod common;
+mod kube_harness;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -24,101 +23,23 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube_harness::{Apiserver, Kube};
 use serde_json::{Value, json};
-
-struct Apiserver {
-    _script: Mutex<Child>,
-    admin_kubeconfig: PathBuf,
-    agent_kubeconfig: PathBuf,
-}
-
-static APISERVER: OnceLock<Option<Apiserver>> = OnceLock::new();
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0")
-}
 
 /// The shared API server with the agent's RBAC applied, or `None` (skip)
 /// when it cannot be had outside CI.
 fn apiserver() -> Option<&'static Apiserver> {
-    APISERVER.get_or_init(start_apiserver).as_ref()
-}
-
-fn start_apiserver() -> Option<Apiserver> {
-    let script = repo_root().join("scripts/kube-apiserver.sh");
-    let build = Command::new(&script).arg("build").stdout(Stdio::null()).output();
-    let failure = match &build {
-        Ok(output) if output.status.success() => None,
-        Ok(output) => Some(String::from_utf8_lossy(&output.stderr).trim().to_string()),
-        Err(error) => Some(format!("cannot run {}: {error}", script.display())),
-    };
-    if let Some(reason) = failure {
-        if in_ci() {
-            panic!(
-                "CI needs a real kube-apiserver for the agent's end-to-end tests, and \
-                 `scripts/kube-apiserver.sh build` failed: {reason}"
-            );
-        }
-        eprintln!("NOTICE: skipping the real kube-apiserver tests: `scripts/kube-apiserver.sh build` failed: {reason}");
-        return None;
-    }
-    let dir = tempfile::Builder::new().prefix("kplan-kube-").tempdir().expect("tempdir").keep();
-    let mut child = Command::new(&script)
-        .arg("run")
-        .arg(&dir)
-        .arg("--remove-on-exit")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting scripts/kube-apiserver.sh run");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(line) if line.starts_with("ready ") => {}
-        other => {
-            let _ = child.kill();
-            panic!("kube-apiserver did not become ready: {other:?} (logs in {})", dir.display());
-        }
-    }
-    let server = Apiserver {
-        _script: Mutex::new(child),
-        admin_kubeconfig: dir.join("admin.kubeconfig"),
-        agent_kubeconfig: dir.join("agent.kubeconfig"),
-    };
-    let kube = Kube::connect(&server.admin_kubeconfig);
-    kube.apply_agent_rbac();
-    Some(server)
-}
-
-/// A kube client with its own runtime, for synchronous tests.
-struct Kube {
-    runtime: tokio::runtime::Runtime,
-    client: kube::Client,
+    static APISERVER: OnceLock<Option<Apiserver>> = OnceLock::new();
+    APISERVER
+        .get_or_init(|| {
+            let server = Apiserver::start()?;
+            Kube::connect(&server.admin_kubeconfig).apply_agent_rbac();
+            Some(server)
+        })
+        .as_ref()
 }
 
 impl Kube {
-    fn connect(kubeconfig: &std::path::Path) -> Kube {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let client = runtime.block_on(async {
-            let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .expect("kube config");
-            kube::Client::try_from(config).expect("kube client")
-        });
-        Kube { runtime, client }
-    }
-
-    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
-    }
-
     fn apply_agent_rbac(&self) {
         let text =
             std::fs::read_to_string(repo_root().join("deploy/kubernetes/agent/clusterrole.yaml")).expect("clusterrole");

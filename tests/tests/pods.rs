@@ -6,104 +6,11 @@
 //! with a single GPU node no hand-over exists, and the block says so.
 
 mod common;
+mod gpu_estate;
 
 use common::*;
+use gpu_estate::propose_gpu_estate;
 use serde_json::{Value, json};
-
-fn node(name: &str, zone: &str, cpu: &str, control_plane: bool, gpu: bool) -> Value {
-    let mut labels = json!({"topology.kubernetes.io/zone": zone});
-    if control_plane {
-        labels["node-role.kubernetes.io/control-plane"] = json!("");
-    }
-    let mut allocatable = json!({"cpu": cpu, "memory": "64Gi", "pods": "110"});
-    let mut spec = json!({});
-    if gpu {
-        labels["accelerator"] = json!("nvidia");
-        allocatable["nvidia.com/gpu"] = json!("4");
-        spec["taints"] = json!([{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]);
-    }
-    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels, "resourceVersion": "100"},
-           "spec": spec,
-           "status": {"allocatable": allocatable, "nodeInfo": {"kubeletVersion": "v1.29.4",
-               "containerRuntimeVersion": "containerd://1.7.13", "architecture": "amd64"}}})
-}
-
-fn namespace(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "resourceVersion": "101",
-        "labels": {"kplan.io/security-tier": "prod", "kplan.io/sla-tier": "silver"}}})
-}
-
-fn pod(namespace: &str, name: &str, owner: &str, cpu: &str, gpu: bool) -> Value {
-    let mut resources = json!({"requests": {"cpu": cpu, "memory": "2Gi"}});
-    let mut spec = json!({});
-    if gpu {
-        resources["limits"] = json!({"nvidia.com/gpu": "2"});
-        spec["nodeSelector"] = json!({"accelerator": "nvidia"});
-        spec["tolerations"] = json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]);
-    }
-    spec["containers"] = json!([{"name": "c", "image": "registry.example/app:1", "resources": resources}]);
-    json!({"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": name, "namespace": namespace, "resourceVersion": "102",
-               "labels": {"pod-template-hash": "5f6"},
-               "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{owner}-5f6"),
-                   "uid": "u", "controller": true}]},
-           "spec": spec, "status": {"phase": "Running"}})
-}
-
-fn list(items: Vec<Value>) -> String {
-    json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
-}
-
-/// Imports `gpu-a` (with `gpu_nodes` tainted GPU nodes) and `big-b` and proposes.
-fn propose_gpu_estate(dir: &std::path::Path, gpu_nodes: usize) -> (String, Value) {
-    let gpu_a = dir.join("gpu-a.json");
-    let mut items = vec![node("a-cp", "z1", "4", true, false), node("a-w1", "z1", "8", false, false)];
-    for g in 1..=gpu_nodes {
-        items.push(node(&format!("a-gpu{g}"), ["z1", "z2", "z3"][g % 3], "16", false, true));
-    }
-    items.extend([
-        namespace("ml"),
-        namespace("web"),
-        pod("ml", "train-5f6-a", "train", "1", true),
-        pod("ml", "train-5f6-b", "train", "1", true),
-        pod("web", "front-5f6-a", "front", "1", false),
-    ]);
-    std::fs::write(&gpu_a, list(items)).expect("write gpu-a");
-    let big_b = dir.join("big-b.json");
-    std::fs::write(
-        &big_b,
-        list(vec![
-            node("b-cp1", "z2", "4", true, false),
-            node("b-cp2", "z3", "4", true, false),
-            node("b-cp3", "z1", "4", true, false),
-            node("b-w1", "z2", "64", false, false),
-            node("b-w2", "z3", "64", false, false),
-            namespace("shop"),
-            pod("shop", "api-5f6-a", "api", "2", false),
-        ]),
-    )
-    .expect("write big-b");
-    let inventory = dir.join("inventory");
-    let inv = inventory.to_str().expect("utf-8").to_string();
-    for (cluster, file) in [("gpu-a", &gpu_a), ("big-b", &big_b)] {
-        kplan_ok(&[
-            "--inventory",
-            &inv,
-            "import",
-            "--cluster",
-            cluster,
-            "--datacenter",
-            "fra",
-            "--security-tier",
-            "prod",
-            "--zone",
-            "z1",
-            file.to_str().expect("utf-8"),
-        ]);
-    }
-    let plan: Value = serde_json::from_str(&kplan_ok(&["--inventory", &inv, "propose", "-o", "json"])).expect("plan");
-    (inv, plan)
-}
 
 #[test]
 fn the_plan_keeps_a_gpu_node_for_the_training_pods_and_hands_them_over() {
@@ -140,7 +47,11 @@ fn the_plan_keeps_a_gpu_node_for_the_training_pods_and_hands_them_over() {
     for moment in moments {
         assert!(moment["nodes"].as_u64().unwrap_or(0) >= 1 && moment["problem"] == "", "{moment:#}");
     }
-    assert_eq!(moments.last().expect("after")["cluster"], "fra-prod");
+    // The last row is where the pods run once the merge is done.
+    let after = moments.last().expect("after");
+    assert_eq!(after["cluster"], "fra-prod");
+    let waves = plan["blocks"][0]["waves"].as_array().expect("waves").len();
+    assert_eq!(after["when"], format!("after wave {waves}"));
 }
 
 #[test]
@@ -181,16 +92,7 @@ fn the_example_plan_holds_pod_by_pod_in_the_dry_run() {
         .flat_map(|b| b["target_clusters"].as_array().into_iter().flatten())
         .filter_map(|t| t["name"].as_str())
         .collect();
-    let report: Value = serde_json::from_str(&kplan_ok(&[
-        "--inventory",
-        inv,
-        "plans",
-        "pods",
-        plan["id"].as_str().expect("id"),
-        "-o",
-        "json",
-    ]))
-    .expect("report");
+    let report = pod_report(inv, &plan);
     let workloads = report.as_array().expect("workloads");
     let moved: Vec<&Value> = workloads
         .iter()
@@ -202,10 +104,66 @@ fn the_example_plan_holds_pod_by_pod_in_the_dry_run() {
         })
         .collect();
     assert!(moved.len() > 50, "{} of {} workloads reach a target", moved.len(), workloads.len());
-    for workload in moved {
-        for moment in workload["moments"].as_array().expect("moments") {
-            // What the validator accepted, the dry run shows: a node at every moment.
-            assert!(moment["nodes"].as_u64().unwrap_or(0) > 0 && moment["problem"] == "", "{workload:#}");
-        }
+    // What the validator accepted, the dry run shows: a node at every moment.
+    moved.into_iter().for_each(assert_a_node_at_every_moment);
+}
+
+/// `kplan plans pods ID -o json` of a stored plan.
+fn pod_report(inv: &str, plan: &Value) -> Value {
+    let id = plan["id"].as_str().expect("id");
+    serde_json::from_str(&kplan_ok(&["--inventory", inv, "plans", "pods", id, "-o", "json"])).expect("report")
+}
+
+fn assert_a_node_at_every_moment(workload: &Value) {
+    for moment in workload["moments"].as_array().expect("moments") {
+        assert!(moment["nodes"].as_u64().unwrap_or(0) > 0 && moment["problem"] == "", "{workload:#}");
     }
+}
+
+/// The pools example (`examples/pools/`): GPU, dedicated and big-memory
+/// pools that pods need. The block is planned, keeps a node of every pool,
+/// every workload has nodes at every moment, and README.md shows the plan.
+#[test]
+fn the_pools_example_keeps_every_pool_its_pods_need() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = dir.path().join("inventory");
+    let inv = inventory.to_str().expect("utf-8");
+    let root = repo_root();
+    let estate = root.join("examples/pools/estate.toml");
+    let policy = root.join("examples/pools/policy.toml");
+    kplan_ok(&["--inventory", inv, "import", "--estate", estate.to_str().expect("utf-8")]);
+    let policy = policy.to_str().expect("utf-8");
+    let table = kplan_ok(&["--inventory", inv, "propose", "--policy", policy]);
+    let plan: Value =
+        serde_json::from_str(&kplan_ok(&["--inventory", inv, "propose", "--policy", policy, "-o", "json"]))
+            .expect("plan");
+    let block = &plan["blocks"][0];
+    assert_eq!(block["status"], "planned", "{block:#}");
+    let kept: Vec<&str> = block["target_clusters"][0]["nodes_kept"]
+        .as_array()
+        .expect("kept")
+        .iter()
+        .filter_map(|n| n["node"].as_str())
+        .collect();
+    for pool in ["-gpu-", "-risk-risk-", "-data-mem-"] {
+        assert!(kept.iter().any(|n| n.contains(pool)), "no {pool} node kept: {kept:?}");
+    }
+    let report = pod_report(inv, &plan);
+    let workloads = report.as_array().expect("workloads");
+    // Every workload of the 31 namespaces (a workload with pods in several namespaces counts once per namespace).
+    assert!(workloads.len() >= 25, "{} workloads", workloads.len());
+    workloads.iter().for_each(assert_a_node_at_every_moment);
+    // README.md shows this table.
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let section = &readme[readme.find("## Pod by pod: the pools example").expect("the pools section")..];
+    // The second block of the section: the first shows the commands.
+    let shown = section.split("```\n").nth(3).expect("the output block");
+    let normalise = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| !line.starts_with("plan plan-"))
+            .map(str::to_string)
+            .filter(|line| !line.is_empty())
+            .collect()
+    };
+    assert_eq!(normalise(shown), normalise(&table), "README.md's pools output: update it");
 }

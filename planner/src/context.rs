@@ -134,11 +134,56 @@ impl<'a> BlockContext<'a> {
                 let largest = demands.iter().map(|d| d[r]).fold(0.0, f64::max);
                 let smallest = demands.iter().map(|d| d[r]).fold(f64::INFINITY, f64::min);
                 if retiring[r] > 0.0 && total > block_demand[r] - factor * retiring[r] + 1e-9 {
-                    staging_cuts.push(StagingCut { source: s, resource: r, rhs: total, exclude_workers: false });
+                    staging_cuts.push(StagingCut {
+                        source: s,
+                        resource: r,
+                        rhs: total,
+                        exclude_workers: false,
+                        class_row: None,
+                    });
                 }
                 let rhs = (2.0 * largest).max(total + smallest) - factor * workers[r];
                 if rhs > 1e-9 && rhs > block_demand[r] - factor * own[r] + 1e-9 {
-                    staging_cuts.push(StagingCut { source: s, resource: r, rhs, exclude_workers: true });
+                    staging_cuts.push(StagingCut {
+                        source: s,
+                        resource: r,
+                        rhs,
+                        exclude_workers: true,
+                        class_row: None,
+                    });
+                }
+            }
+            // The same for every placement-class row, on the nodes of its set.
+            for (k, row) in data.placement.rows.iter().enumerate() {
+                let needs: Vec<f64> = (0..data.n_namespaces())
+                    .filter(|&j| data.namespace_source[j] == s && row.namespace_need[j] > 0)
+                    .map(|j| row.namespace_need[j] as f64 / row.unit)
+                    .collect();
+                if needs.is_empty() {
+                    continue;
+                }
+                let total: f64 = needs.iter().sum();
+                let largest = needs.iter().copied().fold(0.0, f64::max);
+                let smallest = needs.iter().copied().fold(f64::INFINITY, f64::min);
+                let supply = |keep: &dyn Fn(usize) -> bool| -> f64 {
+                    (0..data.n_nodes())
+                        .filter(|&i| data.node_source[i] == s && keep(i))
+                        .map(|i| row.node_supply[i] as f64 / row.unit)
+                        .sum()
+                };
+                let workers = supply(&|i| !data.node_source_control_plane[i]);
+                let own = supply(&|_| true);
+                let factor = usable(row.headroom, 1.0);
+                let block_need = row.total_need() as f64 / row.unit;
+                let rhs = (2.0 * largest).max(total + smallest) - factor * workers;
+                if rhs > 1e-9 && rhs > block_need - factor * own + 1e-9 {
+                    staging_cuts.push(StagingCut {
+                        source: s,
+                        resource: 0,
+                        rhs,
+                        exclude_workers: true,
+                        class_row: Some(k),
+                    });
                 }
             }
         }

@@ -211,6 +211,38 @@ pub fn precheck(ctx: &BlockContext) -> Option<String> {
         }
     }
 
+    // A hand-over no choice of nodes allows: while a source's pods confined to
+    // some nodes move, its own nodes of that kind and the target's hold both
+    // copies, and the other sources' nodes of that kind are too few.
+    for cut in &ctx.input.staging_cuts {
+        let Some(k) = cut.class_row else { continue };
+        let class = &ctx.input.class_rows[k];
+        let factor = usable(class.headroom, 1.0);
+        let others: f64 = ctx
+            .input
+            .pools
+            .iter()
+            .enumerate()
+            .filter(|(_, pool)| pool.source != cut.source && pool.zone.is_some())
+            .map(|(p, pool)| factor * class.pool_supply[p] * pool.count as f64)
+            .sum();
+        if cut.rhs > others + 1e-9 {
+            let row = &data.placement.rows[k];
+            let set = &data.placement.sets[row.set];
+            let unit = |x: f64| row.amount((x * row.unit).round() as u64);
+            return Some(format!(
+                "block {key}: {} may only run on nodes that are {}; while they move, cluster {} must hold them on its own such nodes and the target too: that needs {} more {} (usable) than cluster {}'s own such nodes can give, and the other clusters' such nodes give {}; keep or add a temporary buffer node of this kind in the target for the migration, or move these workloads a few replicas at a time",
+                set.workloads.join(", "),
+                set.nodes,
+                ctx.source_id(cut.source),
+                unit(cut.rhs),
+                row.resource,
+                ctx.source_id(cut.source),
+                unit(others),
+            ));
+        }
+    }
+
     // Sources that already break their headroom.
     for s in 0..ctx.n_sources() {
         if let Some(text) = overloaded_source(ctx, s) {

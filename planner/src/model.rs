@@ -463,13 +463,21 @@ pub struct PoolInput {
 /// `(1 - h) W_s` of both copies, so the rest must come from other sources'
 /// nodes (`rhs = max(2 q_s, D_s + m_s) - (1 - h) W_s`, with `q_s` the largest
 /// and `m_s` the smallest of its namespaces, outside = other sources' pools).
+///
+/// The same holds for a placement-class row (`class_row`, an index into
+/// `class_rows`): while a namespace with pods confined to the row's nodes
+/// moves, the source's own nodes of the set and the target's together hold
+/// both copies, so other sources' kept nodes of the set must hold what the
+/// source's cannot.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StagingCut {
     pub source: usize,
+    /// The base resource (0 cpu, 1 memory, 2 pods), when `class_row` is `None`.
     pub resource: usize,
     pub rhs: f64,
     /// Leave out the source's workers too (not only its control plane).
     pub exclude_workers: bool,
+    pub class_row: Option<usize>,
 }
 
 /// Column indexes of the composition model, to encode a warm start and decode a solution.
@@ -704,14 +712,18 @@ impl CompositionModel {
         // elsewhere must.
         for cut in &input.staging_cuts {
             let r = cut.resource;
-            let factor = usable(input.headroom[r], 1.0);
+            let class = cut.class_row.map(|k| &input.class_rows[k]);
+            let factor = usable(class.map_or(input.headroom[r], |c| c.headroom), 1.0);
             let mut row = Vec::new();
             for t in 0..n_targets {
                 for (p, pool) in input.pools.iter().enumerate() {
                     if pool.source == cut.source && (cut.exclude_workers || !pool.source_worker) {
                         continue;
                     }
-                    let a = factor * pool.allocatable[r];
+                    let a = factor * class.map_or(pool.allocatable[r], |c| c.pool_supply[p]);
+                    if a == 0.0 {
+                        continue;
+                    }
                     if let Some(k) = keep[t][p] {
                         row.push((k, a));
                     }
@@ -723,7 +735,11 @@ impl CompositionModel {
                 }
             }
             let kind = if cut.exclude_workers { "others" } else { "nocp" };
-            model.add_ge(format!("staging_{kind}_s{}_r{r}", cut.source), row, cut.rhs);
+            let name = match cut.class_row {
+                Some(k) => format!("staging_{kind}_s{}_class{k}", cut.source),
+                None => format!("staging_{kind}_s{}_r{r}", cut.source),
+            };
+            model.add_ge(name, row, cut.rhs);
         }
 
         // The proved lower bound on flows, as a cut.

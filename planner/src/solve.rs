@@ -139,7 +139,11 @@ pub fn plan_block(
         dual_bound = result.dual_bound;
         if let Some(values) = &result.values {
             let composition = built.decode(&input, values);
-            model_realized = Some(realize(&ctx, composition));
+            let realized = realize(&ctx, composition);
+            if let Err(failure) = &realized {
+                tracing::debug!(block = %block.key, ?failure, "the composition model's plan could not be realized");
+            }
+            model_realized = Some(realized);
         }
         composition_model = Some(built);
     }
@@ -417,7 +421,9 @@ fn repair_staging(ctx: &BlockContext, mut composition: Composition, mut stall: S
                     && pool.role == kplan_model::NodeRole::Worker
                     && has_free(p)
                     && offers(p)
-                    && !stuck.contains(&pool.source)
+                    // Without slack for the namespace sums, a source may still
+                    // spare a node of a class (the next realize checks it).
+                    && (class_row.is_some() || !stuck.contains(&pool.source))
             })
             .max_by(|&a, &b| {
                 let in_zone = |p: usize| spanned.contains(data.pools[p].zone.as_str());

@@ -36,6 +36,11 @@ struct Args {
     namespaces: usize,
     #[arg(long, default_value_t = 150_000)]
     pods: usize,
+    /// Identical pods per workload: a namespace's pods are its workloads'
+    /// replicas (the same template, so one pod group each). 1 makes every
+    /// pod a workload of its own: the agent's worst case.
+    #[arg(long, default_value_t = 5)]
+    replicas: usize,
     /// Snapshot runs (separate processes); medians are reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -203,16 +208,18 @@ fn main() -> anyhow::Result<()> {
     });
     // Pods are rendered once, before any run: the fake then only copies bytes,
     // so the runs measure the agent, not the fake's templating.
+    // Consecutive pods share a namespace; within it, `replicas` consecutive
+    // pods share a template (a workload's identical replicas).
+    let per_namespace = args.pods.div_ceil(n_namespaces.max(1)).max(1);
+    let replicas = args.replicas.max(1);
     let pods: Vec<Bytes> = (0..args.pods)
         .map(|idx| {
             let name = format!("pod-{idx:06}");
-            let namespace = format!("ns-{:04}", idx % n_namespaces);
+            let (ns_idx, position) = (idx / per_namespace, idx % per_namespace);
+            let namespace = format!("ns-{ns_idx:04}");
             let node = format!("node-{:05}", idx % n_nodes);
-            pod_templates[idx % pod_templates.len()].fill(&[
-                ("@@NAME@@", &name),
-                ("@@NS@@", &namespace),
-                ("@@NODE@@", &node),
-            ])
+            let template = (ns_idx * 7919 + position / replicas) % pod_templates.len();
+            pod_templates[template].fill(&[("@@NAME@@", &name), ("@@NS@@", &namespace), ("@@NODE@@", &node)])
         })
         .collect();
     let pod_bytes: usize = pods.iter().map(Bytes::len).sum();
@@ -253,6 +260,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     let mut runs = Vec::new();
+    let mut n_groups = 0usize;
     for run_idx in 0..args.runs {
         let started = Instant::now();
         let output = Command::new(&agent)
@@ -284,6 +292,7 @@ fn main() -> anyhow::Result<()> {
         };
         let snapshot: ClusterSnapshot = serde_json::from_str(&std::fs::read_to_string(&out)?)?;
         let n_pods: u64 = snapshot.namespaces.iter().map(|ns| ns.requests.pods).sum();
+        n_groups = snapshot.namespaces.iter().map(|ns| ns.pod_groups.len()).sum();
         if snapshot.nodes.len() != args.nodes
             || snapshot.namespaces.len() != args.namespaces
             || n_pods != args.pods as u64
@@ -322,15 +331,19 @@ fn main() -> anyhow::Result<()> {
          - *peak RSS*: the agent's `VmHWM` (/proc/self/status) when the snapshot is written.\n\n",
     );
     report.push_str(&format!(
-        "Command: `cargo run --release -p kplan-agent --bin kplan-agent-bench -- --runs {}`\n\n\
+        "Command: `cargo run --release -p kplan-agent --bin kplan-agent-bench -- --runs {} --replicas {}`\n\n\
          Machine: {}. The fake API runs in the benchmark process on the same machine (one worker thread).\n\n\
-         Cluster: {} nodes, {} namespaces, {} pods ({} MiB of pod JSON), 3 DaemonSets.\n\n",
+         Cluster: {} nodes, {} namespaces, {} pods ({} MiB of pod JSON), 3 DaemonSets. A namespace's pods are \
+         its workloads' replicas, {} identical pods per workload (`--replicas`; 1 makes every pod a workload of \
+         its own, the worst case): the snapshot holds {n_groups} pod groups.\n\n",
         args.runs,
+        args.replicas,
         machine,
         args.nodes,
         args.namespaces,
         args.pods,
-        pod_bytes >> 20
+        pod_bytes >> 20,
+        args.replicas,
     ));
     report.push_str("## Medians\n\n| measure | median | target |\n| --- | --- | --- |\n");
     report.push_str(&format!(

@@ -3,6 +3,7 @@
 //! local mode opens the server's own sled store in-process. A server is reached
 //! over TLS (`https://`) or, when allowed, plaintext (`kplan_proto::tls`).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -127,8 +128,9 @@ impl Backend {
         }
     }
 
-    /// `kplan plans pods`: where each workload of `plan` can run, on the local
-    /// inventory (read and replayed off the async runtime).
+    /// `kplan plans pods`: where each workload of `plan` can run, on the
+    /// newest inventory: the local store's, or the server's snapshots of the
+    /// plan's source clusters (a reader's query); replayed off the async runtime.
     pub async fn pod_report(
         &self,
         plan: &Plan,
@@ -145,7 +147,24 @@ impl Backend {
                 })
                 .await?
             }
-            Backend::Remote(_) => bail!("kplan plans pods needs the embedded mode (--inventory DIR)"),
+            Backend::Remote(remote) => {
+                let sources: BTreeSet<&str> =
+                    plan.blocks.iter().flat_map(|b| b.source_clusters.iter().map(String::as_str)).collect();
+                let mut inventory = Vec::with_capacity(sources.len());
+                for cluster_id in sources {
+                    // A cluster the server no longer has is shown without nodes.
+                    if let Some((_, snapshot)) = remote.get_cluster(cluster_id, None).await? {
+                        inventory.push(snapshot);
+                    }
+                }
+                let plan = plan.clone();
+                tokio::task::spawn_blocking(move || {
+                    let policy = plan.policy.clone().unwrap_or_default();
+                    kplan_planner::pod_report::pod_report(&inventory, &policy, &plan, namespace.as_deref())
+                })
+                .await
+                .context("replaying the plan for the pod report")
+            }
         }
     }
 

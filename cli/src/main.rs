@@ -255,7 +255,8 @@ enum PlansCommand {
         output: PlanFormat,
     },
     /// Where each workload's pods can run before, during and after the waves of a
-    /// stored plan, on the current inventory (embedded mode): the cluster, how many
+    /// stored plan, on the current inventory (the local one, or the server's newest
+    /// snapshots of the plan's clusters): the cluster, how many
     /// nodes pass the scheduler's filters for one pod, their shapes, and why none
     /// does.
     #[command(

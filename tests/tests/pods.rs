@@ -167,3 +167,45 @@ fn the_pools_example_keeps_every_pool_its_pods_need() {
     };
     assert_eq!(normalise(shown), normalise(&table), "README.md's pools output: update it");
 }
+
+/// `kplan plans pods` against a server: the server's newest snapshots of the
+/// plan's clusters, fetched with a reader's query, give the same report as
+/// the local inventory does.
+#[test]
+fn the_pod_report_from_a_server_is_the_local_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (inv, local_plan) = propose_gpu_estate(dir.path(), 2);
+    let local = pod_report(&inv, &local_plan);
+    let server = Server::start(&dir.path().join("server"));
+    let url = server.url();
+    let remote = |args: &[&str]| -> String {
+        let mut all = vec!["--server", url.as_str(), "--insecure-plaintext"];
+        all.extend_from_slice(args);
+        kplan_ok(&all)
+    };
+    for cluster in ["gpu-a", "big-b"] {
+        let file = dir.path().join(format!("{cluster}.json"));
+        let file = file.to_str().expect("utf-8");
+        remote(&[
+            "import",
+            "--cluster",
+            cluster,
+            "--datacenter",
+            "fra",
+            "--security-tier",
+            "prod",
+            "--zone",
+            "z1",
+            file,
+        ]);
+    }
+    let plan: Value = serde_json::from_str(&remote(&["propose", "-o", "json"])).expect("plan");
+    assert_eq!(
+        plan["fingerprint"]["content_digest"], local_plan["fingerprint"]["content_digest"],
+        "the same inventory and policy give the same plan"
+    );
+    let id = plan["id"].as_str().expect("id");
+    let report: Value = serde_json::from_str(&remote(&["plans", "pods", id, "-o", "json"])).expect("report");
+    assert_eq!(report, local);
+    assert!(report.as_array().is_some_and(|workloads| workloads.len() == 3), "{report:#}");
+}

@@ -64,7 +64,7 @@ impl ClassRow {
     }
 
     pub fn total_need(&self) -> u64 {
-        self.namespace_need.iter().sum()
+        self.namespace_need.iter().fold(0u64, |acc, n| acc.saturating_add(*n))
     }
 
     /// An amount of the row's resource in a user's words.
@@ -116,7 +116,6 @@ impl Placement {
                 let namespace = block.namespace(inventory, id);
                 namespace.pod_groups.iter().map(move |g| (j, namespace.name.as_str(), g))
             })
-            .filter(|(_, _, g)| g.replicas > 0)
             .collect();
         if groups.is_empty() {
             return Placement::default();

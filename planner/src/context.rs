@@ -219,11 +219,6 @@ impl<'a> BlockContext<'a> {
                     .collect(),
                 need: row.total_need() as f64 / row.unit,
                 headroom: row.headroom,
-                share_of: match row.resource.as_str() {
-                    "memory" => 1,
-                    "pods" => 2,
-                    _ => 0,
-                },
             })
             .collect();
         let allowed_nodes = data.node_allowed.iter().filter(|&&a| a).count() as u64;

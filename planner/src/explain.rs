@@ -457,7 +457,7 @@ pub fn class_short_words(ctx: &BlockContext, short: &ClassShort) -> String {
         text.push_str(&format!(" if node {} leaves", ctx.node_name(i)));
     }
     if matches!(short.side, Side::Source(_)) && short.node.is_none() {
-        text.push_str(": the source already lacks them before any wave (pods of these workloads are pending there)");
+        text.push_str(": the source already lacks such nodes, or breaks their headroom, before any wave");
     } else if short.namespace.is_some() || short.node.is_some() {
         text.push_str(
             ": these pods need such nodes in their source until they move and in the target from the moment they \

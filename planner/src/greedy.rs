@@ -45,7 +45,7 @@ fn compose(input: &CompositionInput, n_targets: usize, fixed: Option<&ZoneChoice
     });
 
     let mut composition = Composition::default();
-    for _ in 0..n_targets {
+    for target in 0..n_targets {
         let mut keep = vec![0u64; n_pools];
         let mut control_plane = vec![0u64; n_pools];
 
@@ -92,12 +92,13 @@ fn compose(input: &CompositionInput, n_targets: usize, fixed: Option<&ZoneChoice
 
         loop {
             // The deficient constraint: the base capacity, or the loss of one zone.
-            // Then the placement classes (`ClassInput`), each target its share.
+            // Then the placement classes (`ClassInput`), over all targets: the
+            // last one keeps what the earlier ones lack.
             let short = match deficiency(input, &need, &keep, &control_plane, &chosen) {
                 Some((lost, deficit)) => Some((lost, deficit, None)),
-                None => {
-                    class_deficiency(input, n_targets, &keep, &control_plane).map(|class| (None, [0.0; 3], Some(class)))
-                }
+                None if target + 1 == n_targets => class_deficiency(input, &composition, &keep, &control_plane)
+                    .map(|class| (None, [0.0; 3], Some(class))),
+                None => None,
             };
             let Some((lost_zone, deficit, class)) = short else { break };
             // The largest node; among equal sizes, from the zone with the most
@@ -207,21 +208,25 @@ fn deficiency(
     None
 }
 
-/// The first placement-class row the kept nodes do not hold (each of
-/// `n_targets` targets an equal share), with what is missing (in the row's
-/// unit, before headroom).
+/// The first placement-class row that the targets already composed
+/// (`earlier`) and the current one (`keep`, `control_plane`) do not hold
+/// together, with what is missing (in the row's unit, before headroom).
 fn class_deficiency(
     input: &CompositionInput,
-    n_targets: usize,
+    earlier: &Composition,
     keep: &[u64],
     control_plane: &[u64],
 ) -> Option<(usize, f64)> {
+    let counted = |keep: &[u64], control_plane: &[u64], p: usize| {
+        keep[p] - if input.dedicated_control_plane { control_plane[p] } else { 0 }
+    };
     input.class_rows.iter().enumerate().find_map(|(k, row)| {
-        let need = row.need / n_targets as f64;
+        let need = row.need;
         let supply: f64 = (0..input.pools.len())
             .map(|p| {
-                let counted = keep[p] - if input.dedicated_control_plane { control_plane[p] } else { 0 };
-                counted as f64 * row.pool_supply[p]
+                let before: u64 =
+                    (0..earlier.n_targets()).map(|t| counted(&earlier.keep[t], &earlier.control_plane[t], p)).sum();
+                (before + counted(keep, control_plane, p)) as f64 * row.pool_supply[p]
             })
             .sum();
         // Without headroom (devices), exactly: 4 GPUs hold 4.

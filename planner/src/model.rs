@@ -283,16 +283,15 @@ pub struct CompositionInput {
 
 /// A placement-class row for the composition: the kept nodes of the pools
 /// that offer it hold what the pods confined to those nodes need, with the
-/// row's headroom; with several targets, each its share of the demand of the
-/// row's base resource (`share[t,r]`; `realize.rs` packs namespaces by row).
+/// row's headroom. With several targets the row holds over all of them
+/// (a necessary condition: the confined namespaces may all go to one target;
+/// `realize.rs` packs namespaces by row and checks every target exactly).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassInput {
     /// Per pool: what one of its nodes offers, in the row's unit.
     pub pool_supply: Vec<f64>,
     pub need: f64,
     pub headroom: f64,
-    /// The base resource whose share the row follows (0 cpu, 1 memory, 2 pods).
-    pub share_of: usize,
 }
 
 /// Zones and control-plane zones of one target, with the flows they need.
@@ -684,8 +683,8 @@ impl CompositionModel {
         // Placement classes: the nodes some pods are confined to.
         for (k, class) in input.class_rows.iter().enumerate() {
             let factor = usable(class.headroom, 1.0);
+            let mut row = Vec::new();
             for t in 0..n_targets {
-                let mut row = Vec::new();
                 for (p, &supply) in class.pool_supply.iter().enumerate() {
                     if supply <= 0.0 {
                         continue;
@@ -699,13 +698,8 @@ impl CompositionModel {
                         row.push((c, -factor * supply));
                     }
                 }
-                if n_targets > 1 {
-                    row.push((share[t][class.share_of], -class.need));
-                    model.add_ge(format!("class{k}_t{t}"), row, 0.0);
-                } else {
-                    model.add_ge(format!("class{k}_t{t}"), row, class.need);
-                }
             }
+            model.add_ge(format!("class{k}"), row, class.need);
         }
 
         // Staging: what a source's own workers cannot hold twice, nodes from

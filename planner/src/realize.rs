@@ -103,7 +103,9 @@ pub(crate) fn add_node_for(
                 data.placement.rows.iter().all(|row| row.namespace_need[j] == 0 || row.node_supply[i] > 0)
             })
         };
-        let best = (0..data.pools.len()).filter(|&p| free(p)).max_by(|&a, &b| {
+        // A namespace with confined pods is helped only by a node of its classes.
+        let confined = data.placement.rows.iter().any(|row| row.namespace_need[j] > 0);
+        let best = (0..data.pools.len()).filter(|&p| free(p) && (!confined || serves(p))).max_by(|&a, &b| {
             let in_zone = |p: usize| zones.contains(data.pools[p].zone.as_str());
             serves(a)
                 .cmp(&serves(b))
@@ -138,7 +140,7 @@ pub fn realize(ctx: &BlockContext, mut composition: Composition) -> Result<Reali
             if let Some(t) = assignment.counts_for_target(i) {
                 capacity[t] = capacity[t].saturating_add(data.node_allocatable[i]);
                 for (k, row) in data.placement.rows.iter().enumerate() {
-                    row_supply[t][k] += row.node_supply[i];
+                    row_supply[t][k] = row_supply[t][k].saturating_add(row.node_supply[i]);
                 }
             }
         }
@@ -167,11 +169,12 @@ pub fn realize(ctx: &BlockContext, mut composition: Composition) -> Result<Reali
         let mut need = vec![0u64; n_targets];
         let mut supply = vec![0u64; n_targets];
         for j in 0..data.n_namespaces() {
-            need[assignment.namespace_target[j]] += row.namespace_need[j];
+            let t = assignment.namespace_target[j];
+            need[t] = need[t].saturating_add(row.namespace_need[j]);
         }
         for i in 0..data.n_nodes() {
             if let Some(t) = assignment.counts_for_target(i) {
-                supply[t] += row.node_supply[i];
+                supply[t] = supply[t].saturating_add(row.node_supply[i]);
             }
         }
         if let Some(t) = (0..n_targets).find(|&t| !row.fits(need[t], supply[t])) {
@@ -294,7 +297,8 @@ pub(crate) fn pack_namespaces(
         };
         let holds = |t: usize| {
             fits(used[t].saturating_add(d), capacity[t], headroom)
-                && (0..rows.len()).all(|k| rows[k].fits(used_rows[t][k] + rows[k].namespace_need[j], row_supply[t][k]))
+                && (0..rows.len())
+                    .all(|k| rows[k].fits(used_rows[t][k].saturating_add(rows[k].namespace_need[j]), row_supply[t][k]))
         };
         let best = (0..capacity.len())
             .filter(|&t| holds(t))
@@ -302,7 +306,7 @@ pub(crate) fn pack_namespaces(
             .ok_or(j)?;
         used[best] = used[best].saturating_add(d);
         for (k, row) in rows.iter().enumerate() {
-            used_rows[best][k] += row.namespace_need[j];
+            used_rows[best][k] = used_rows[best][k].saturating_add(row.namespace_need[j]);
         }
         target[j] = best;
     }

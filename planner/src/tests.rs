@@ -1014,3 +1014,54 @@ fn a_block_that_cannot_be_staged_says_at_which_headroom_it_can_and_a_rerun_prove
     let again = self::plan(&inventory, &relaxed);
     assert_eq!(block(&again, "dc1", "prod").status, BlockStatus::Planned);
 }
+
+#[test]
+fn with_several_targets_the_gpu_pods_go_where_the_gpu_node_is() {
+    // 110 cores of web and shop pods need more nodes than one target may have
+    // (8), so the block gets two targets; the training pods need one GPU
+    // node, which only one of them can keep.
+    let mut nodes = workers("w", "dc1", &["a", "b", "c"], 14, 16, 64);
+    nodes.extend([gpu_node("gpu-1", "a"), gpu_node("gpu-2", "b")]);
+    nodes.push(control_plane(node("cp", "dc1", "c", 4, 16)));
+    let mut other = workers("v", "dc1", &["a", "b", "c"], 10, 16, 64);
+    other.push(control_plane(node("cp2", "dc1", "a", 4, 16)));
+    let inventory = vec![
+        cluster(
+            "one",
+            "prod",
+            "dc1",
+            nodes,
+            vec![
+                with_pods(namespace("web", "prod", SlaTier::Silver, 0, 0, 0), vec![pods("front", 60, 1000, 2)]),
+                with_pods(namespace("ml", "prod", SlaTier::Silver, 0, 0, 0), vec![gpu_pods("train", 2, 2)]),
+            ],
+        ),
+        cluster(
+            "two",
+            "prod",
+            "dc1",
+            other,
+            vec![with_pods(namespace("shop", "prod", SlaTier::Silver, 0, 0, 0), vec![pods("api", 50, 1000, 2)])],
+        ),
+    ];
+    let mut policy = estate_policy();
+    policy.max_nodes_per_cluster = 8;
+    let plan = plan(&inventory, &policy);
+    let prod = block(&plan, "dc1", "prod");
+    assert_eq!(prod.status, BlockStatus::Planned, "{}", prod.explanation);
+    assert!(prod.target_clusters.len() >= 2, "{} targets", prod.target_clusters.len());
+    let ml_target = prod
+        .waves
+        .iter()
+        .flat_map(|w| &w.namespaces)
+        .find(|m| m.namespace == "ml")
+        .map(|m| m.to_cluster.clone())
+        .expect("ml moves");
+    let with_gpu: Vec<&str> = prod
+        .target_clusters
+        .iter()
+        .filter(|t| t.nodes_kept.iter().any(|n| n.node.starts_with("gpu")))
+        .map(|t| t.name.as_str())
+        .collect();
+    assert!(with_gpu.contains(&ml_target.as_str()), "ml goes to {ml_target}, GPU nodes are in {with_gpu:?}");
+}

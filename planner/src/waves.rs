@@ -483,7 +483,9 @@ pub fn schedule_greedy(
             let t = assignment.namespace_target[j];
             let demand = state.target_demand[t].saturating_add(incoming[t]).saturating_add(data.namespace_demand[j]);
             let rows_fit = (0..rows.len()).all(|k| {
-                let need = state.target_row_need[t][k] + incoming_rows[t][k] + rows[k].namespace_need[j];
+                let need = state.target_row_need[t][k]
+                    .saturating_add(incoming_rows[t][k])
+                    .saturating_add(rows[k].namespace_need[j]);
                 rows[k].fits(need, state.target_row_supply[t][k])
             });
             if (moving_namespaces.len() as u64) < budget.namespaces
@@ -514,7 +516,7 @@ pub fn schedule_greedy(
             let counted = !data.node_source_control_plane[i];
             fits(state.source_demand[s], left, headroom)
                 && (0..rows.len()).all(|k| {
-                    let gone = draining[s].1[k] + if counted { rows[k].node_supply[i] } else { 0 };
+                    let gone = draining[s].1[k].saturating_add(if counted { rows[k].node_supply[i] } else { 0 });
                     rows[k].fits(state.source_row_need[s][k], state.source_row_supply[s][k].saturating_sub(gone))
                 })
         };
@@ -568,7 +570,10 @@ pub fn schedule_greedy(
         }
 
         if moving_nodes.is_empty() && moving_namespaces.is_empty() {
-            return Err(Stall { wave, kind: stall_details(data, assignment, &state, &node_wave, &namespace_wave) });
+            return Err(Stall {
+                wave,
+                kind: stall_details(data, assignment, headroom, &state, &node_wave, &namespace_wave),
+            });
         }
         for &i in &moving_nodes {
             node_wave[i] = wave;
@@ -587,6 +592,7 @@ pub fn schedule_greedy(
 fn stall_details(
     data: &BlockData,
     assignment: &Assignment,
+    headroom: &HeadroomFractions,
     state: &State,
     node_wave: &[u32],
     namespace_wave: &[u32],
@@ -630,7 +636,7 @@ fn stall_details(
     let target_short = next_namespace.as_ref().and_then(|next| {
         let (t, j) = (next.target, next.namespace);
         (0..rows.len()).find_map(|k| {
-            let need = state.target_row_need[t][k] + rows[k].namespace_need[j];
+            let need = state.target_row_need[t][k].saturating_add(rows[k].namespace_need[j]);
             let supply = state.target_row_supply[t][k];
             (!rows[k].fits(need, supply)).then_some(ClassShort {
                 row: k,
@@ -642,9 +648,15 @@ fn stall_details(
             })
         })
     });
+    // Only a node whose leaving the namespace sums would allow: then the row
+    // is what keeps it.
     let source_short = || {
         (0..data.n_nodes()).filter(|&i| node_wave[i] == 0 && !data.node_source_control_plane[i]).find_map(|i| {
             let s = data.node_source[i];
+            let left = state.source_allocatable[s].saturating_sub(data.node_allocatable[i]);
+            if !fits(state.source_demand[s], left, headroom) {
+                return None;
+            }
             (0..rows.len()).find_map(|k| {
                 let need = state.source_row_need[s][k];
                 let supply = state.source_row_supply[s][k].saturating_sub(rows[k].node_supply[i]);

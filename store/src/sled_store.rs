@@ -177,6 +177,44 @@ fn without_panics<T>(path: &str, f: impl FnOnce() -> Result<T, StoreError>) -> R
     })
 }
 
+/// Removes sled's interrupted page-cache snapshots (`snap.<lsn>.generating`)
+/// from `dir`. sled 0.34 writes a snapshot to `snap.<lsn>.generating`, syncs
+/// it and renames it to `snap.<lsn>`; a process killed before the rename
+/// leaves the `.generating` file, and the next open reads it as the newest
+/// snapshot, finds it short or its checksum wrong, and refuses the whole
+/// database as corrupt (spacejam/sled#1527, #1533). Such a file holds
+/// nothing of its own: a snapshot only caches what the log holds, and the
+/// last complete snapshot and the log are kept, so removing it loses nothing
+/// stored.
+fn remove_interrupted_snapshots(dir: &Path) -> Result<(), StoreError> {
+    let failed = |what: String, err: std::io::Error| StoreError::Open {
+        path: dir.display().to_string(),
+        reason: format!("{what}: {err}"),
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(failed("listing the directory".to_string(), err)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|err| failed("listing the directory".to_string(), err))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            let path = entry.path();
+            let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            std::fs::remove_file(&path)
+                .map_err(|err| failed(format!("removing the interrupted sled snapshot {}", path.display()), err))?;
+            tracing::warn!(
+                file = %path.display(),
+                bytes,
+                "removed an interrupted sled snapshot (the process stopped while writing it); the log and the last complete snapshot are kept"
+            );
+        }
+    }
+    Ok(())
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `dir` and verifies its schema version,
     /// every stored value's checksum and the records' consistency. Damaged
@@ -199,6 +237,7 @@ impl SledStore {
     }
 
     fn open_sled(dir: &Path) -> Result<Self, StoreError> {
+        remove_interrupted_snapshots(dir)?;
         let db = sled::Config::new().path(dir).open()?;
         let meta = db.open_tree("meta")?;
         let store = SledStore {
@@ -665,6 +704,27 @@ mod tests {
         assert_eq!((clusters[0].generation, clusters[0].n_nodes, clusters[0].n_generations), (7, 3, 2));
         let (_, old) = store.get_cluster("a", Some(5)).expect("reads").expect("exists");
         assert_eq!(old.nodes.len(), 2);
+    }
+
+    /// A process killed while sled wrote a page-cache snapshot leaves
+    /// `snap.<lsn>.generating`; sled alone then refuses the whole database
+    /// as corrupt. The store opens it, with every acknowledged write.
+    #[test]
+    fn an_interrupted_sled_snapshot_does_not_make_the_store_unopenable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = SledStore::open(dir.path()).expect("opens");
+            store.put_snapshot(&snapshot("a", 1, 3), 1).expect("stores");
+        }
+        // What sled leaves when killed between writing and renaming a snapshot.
+        std::fs::write(dir.path().join("snap.FFFFFFFFFFFFFFF0.generating"), b"partial").expect("writes");
+        let sled_alone = sled::Config::new().path(dir.path()).open();
+        assert!(matches!(sled_alone, Err(sled::Error::Corruption { .. })), "sled 0.34 refuses it: {sled_alone:?}");
+        drop(sled_alone);
+        let store = SledStore::open(dir.path()).expect("the store opens");
+        let (_, stored) = store.get_cluster("a", None).expect("reads").expect("kept");
+        assert_eq!(stored.nodes.len(), 3);
+        assert!(!dir.path().join("snap.FFFFFFFFFFFFFFF0.generating").exists());
     }
 
     #[test]

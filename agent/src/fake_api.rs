@@ -8,7 +8,8 @@
 //! at `http://127.0.0.1:PORT`).
 //!
 //! What it serves, read-only: list and watch of nodes, namespaces, pods (all
-//! namespaces) and DaemonSets (all namespaces), with
+//! namespaces), DaemonSets (all namespaces), PersistentVolumeClaims (all
+//! namespaces), PersistentVolumes and StorageClasses, with
 //! - real list semantics: `limit` and `continue` pagination, the list's
 //!   `resourceVersion`, metadata-only responses
 //!   (`Accept: …;as=PartialObjectMetadataList…`);
@@ -53,11 +54,21 @@ pub enum ApiResource {
     Namespaces,
     Pods,
     DaemonSets,
+    PersistentVolumeClaims,
+    PersistentVolumes,
+    StorageClasses,
 }
 
 impl ApiResource {
-    pub const ALL: [ApiResource; 4] =
-        [ApiResource::Nodes, ApiResource::Namespaces, ApiResource::Pods, ApiResource::DaemonSets];
+    pub const ALL: [ApiResource; 7] = [
+        ApiResource::Nodes,
+        ApiResource::Namespaces,
+        ApiResource::Pods,
+        ApiResource::DaemonSets,
+        ApiResource::PersistentVolumeClaims,
+        ApiResource::PersistentVolumes,
+        ApiResource::StorageClasses,
+    ];
 
     /// The cluster-wide collection path.
     pub fn path(self) -> &'static str {
@@ -66,6 +77,9 @@ impl ApiResource {
             ApiResource::Namespaces => "/api/v1/namespaces",
             ApiResource::Pods => "/api/v1/pods",
             ApiResource::DaemonSets => "/apis/apps/v1/daemonsets",
+            ApiResource::PersistentVolumeClaims => "/api/v1/persistentvolumeclaims",
+            ApiResource::PersistentVolumes => "/api/v1/persistentvolumes",
+            ApiResource::StorageClasses => "/apis/storage.k8s.io/v1/storageclasses",
         }
     }
 
@@ -75,12 +89,16 @@ impl ApiResource {
             ApiResource::Namespaces => "Namespace",
             ApiResource::Pods => "Pod",
             ApiResource::DaemonSets => "DaemonSet",
+            ApiResource::PersistentVolumeClaims => "PersistentVolumeClaim",
+            ApiResource::PersistentVolumes => "PersistentVolume",
+            ApiResource::StorageClasses => "StorageClass",
         }
     }
 
     pub fn api_version(self) -> &'static str {
         match self {
             ApiResource::DaemonSets => "apps/v1",
+            ApiResource::StorageClasses => "storage.k8s.io/v1",
             _ => "v1",
         }
     }
@@ -215,7 +233,7 @@ impl FakeApi {
     }
 
     /// Adds or replaces an object (JSON with `kind`, `metadata.name`, and
-    /// `metadata.namespace` for pods and DaemonSets): it gets the next
+    /// `metadata.namespace` for pods, DaemonSets and claims): it gets the next
     /// resourceVersion, and open watches see ADDED or MODIFIED.
     pub fn apply(&self, object: Value) {
         self.store(object, true);
@@ -259,8 +277,9 @@ impl FakeApi {
         }
     }
 
-    /// Loads every Node, Namespace, Pod and DaemonSet of parsed kubectl output
-    /// (other kinds and kplan snapshots are ignored).
+    /// Loads every Node, Namespace, Pod, DaemonSet, PersistentVolumeClaim,
+    /// PersistentVolume and StorageClass of parsed kubectl output (other kinds
+    /// and kplan snapshots are ignored).
     pub fn load(&self, objects: &[KubeObject]) {
         for object in objects {
             let value = match object {
@@ -268,6 +287,9 @@ impl FakeApi {
                 KubeObject::Namespace { namespace, .. } => serde_json::to_value(namespace),
                 KubeObject::Pod { pod, .. } => serde_json::to_value(pod),
                 KubeObject::DaemonSet { daemon_set, .. } => serde_json::to_value(daemon_set),
+                KubeObject::PersistentVolumeClaim { claim, .. } => serde_json::to_value(claim),
+                KubeObject::PersistentVolume { volume, .. } => serde_json::to_value(volume),
+                KubeObject::StorageClass { class, .. } => serde_json::to_value(class),
                 _ => continue,
             };
             self.apply(value.expect("k8s-openapi objects serialise"));

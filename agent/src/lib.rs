@@ -1,4 +1,5 @@
-//! kplan's cluster agent: reads nodes, namespaces, pods and DaemonSets from the
+//! kplan's cluster agent: reads nodes, namespaces, pods, DaemonSets,
+//! PersistentVolumeClaims, PersistentVolumes and StorageClasses from the
 //! Kubernetes API (read-only) and reports cluster snapshots to kplan-server.
 //!
 //! - [`collect`]: Kubernetes objects to a snapshot, by the label contract (pure);

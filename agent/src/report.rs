@@ -112,7 +112,7 @@ pub fn unix_millis() -> u64 {
 }
 
 pub fn unix_seconds() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    kplan_model::time::now_unix()
 }
 
 /// Why a snapshot was built.

@@ -11,7 +11,15 @@
 //!   workload name. The per-namespace sums are updated incrementally: an event
 //!   subtracts the pod's old contribution and adds its new one. Whole Pod
 //!   objects are never kept;
-//! - the names of the DaemonSets in the detection namespaces.
+//! - the names of the DaemonSets in the detection namespaces;
+//! - the cluster's PersistentVolumeClaims, PersistentVolumes and
+//!   StorageClasses, reduced to their name (and namespace) and their `spec`
+//!   and `status` (labels, annotations and `managedFields` dropped). They
+//!   are few, and the pods' claims are resolved through them at every
+//!   [`snapshot`](ClusterView::snapshot) (a
+//!   [`VolumeIndex`](crate::collect::volumes::VolumeIndex) built from them),
+//!   so a claim bound or a volume created after its pods is read right.
+//!   Pods keep only their claims' names.
 //!
 //! Relists: [`begin_list`](ClusterView::begin_list) starts an epoch, every listed
 //! object is stamped with it, and [`end_list`](ClusterView::end_list) drops what
@@ -21,32 +29,53 @@
 //! Every update says whether something that matters for the snapshot changed
 //! (a pod's status heartbeat does not; its requests or phase do), so the
 //! reporter wakes only for real changes.
+//!
+//! The volume kinds are [optional](Kind::is_optional): an API server that
+//! refuses to list one ([`list_refused`](ClusterView::list_refused)) does not
+//! hold the snapshot back; it is reported without that kind (the pods'
+//! claims keep what the other kinds tell of them, at worst their names)
+//! until a list succeeds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kplan_model::scheduling::PodGroup;
 use kplan_model::{ClusterSnapshot, Resources};
 
 use crate::collect::scheduling::{counted_groups, pod_group};
+use crate::collect::volumes::VolumeIndex;
 use crate::collect::{
     CollectError, CollectOptions, build_snapshot, is_detection_namespace, namespace_from_k8s, node_from_k8s,
     pod_demand, pod_workload_name,
 };
 
-/// The four kinds of object the agent watches.
+/// The kinds of object the agent watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Nodes,
     Namespaces,
     Pods,
     DaemonSets,
+    PersistentVolumeClaims,
+    PersistentVolumes,
+    StorageClasses,
 }
 
+const N_KINDS: usize = 7;
+
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Nodes, Kind::Namespaces, Kind::Pods, Kind::DaemonSets];
+    pub const ALL: [Kind; N_KINDS] = [
+        Kind::Nodes,
+        Kind::Namespaces,
+        Kind::Pods,
+        Kind::DaemonSets,
+        Kind::PersistentVolumeClaims,
+        Kind::PersistentVolumes,
+        Kind::StorageClasses,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,7 +83,18 @@ impl Kind {
             Kind::Namespaces => "namespaces",
             Kind::Pods => "pods",
             Kind::DaemonSets => "daemonsets",
+            Kind::PersistentVolumeClaims => "persistentvolumeclaims",
+            Kind::PersistentVolumes => "persistentvolumes",
+            Kind::StorageClasses => "storageclasses",
         }
+    }
+
+    /// Whether a snapshot can be made without this kind: the volume kinds,
+    /// which complete the pods' claims (a ClusterRole from before issue 17
+    /// does not grant them). Without them a snapshot still carries all
+    /// capacity and demand; it only knows less of the pods' volumes.
+    pub fn is_optional(self) -> bool {
+        matches!(self, Kind::PersistentVolumeClaims | Kind::PersistentVolumes | Kind::StorageClasses)
     }
 
     fn index(self) -> usize {
@@ -116,6 +156,10 @@ struct SyncState {
     epoch: u32,
     listing: bool,
     listed_once: bool,
+    /// An optional kind whose last list the API server refused (see
+    /// [`ClusterView::list_refused`]): it counts as synced, contributes
+    /// nothing, and does not hold snapshots back while it is retried.
+    refused: bool,
     /// Something that matters changed during the current list.
     changed_while_listing: bool,
 }
@@ -138,7 +182,13 @@ pub struct ClusterView {
     groups: HashMap<String, HashMap<Arc<PodGroup>, u64>>,
     /// (namespace, name) of the DaemonSets in the detection namespaces.
     daemon_sets: BTreeMap<(String, String), Stamped<()>>,
-    sync: [SyncState; 4],
+    /// (namespace, name) → the claim (see [`lean_meta`]), or why its size cannot be read.
+    claims: BTreeMap<(String, String), Stamped<Result<PersistentVolumeClaim, CollectError>>>,
+    /// Name → the volume (see [`lean_meta`]), or why its size cannot be read.
+    volumes: BTreeMap<String, Stamped<Result<PersistentVolume, CollectError>>>,
+    /// Name → the storage class (see [`lean_meta`]).
+    storage_classes: BTreeMap<String, Stamped<StorageClass>>,
+    sync: [SyncState; N_KINDS],
 }
 
 /// Sizes of the view, for logs.
@@ -148,6 +198,8 @@ pub struct ViewCounts {
     pub n_namespaces: usize,
     pub n_pods: usize,
     pub n_daemon_sets: usize,
+    /// PersistentVolumeClaims, PersistentVolumes and StorageClasses.
+    pub n_volume_objects: usize,
     pub n_invalid: usize,
 }
 
@@ -165,7 +217,10 @@ impl ClusterView {
             groups: HashMap::new(),
             system_pod_workloads: BTreeMap::new(),
             daemon_sets: BTreeMap::new(),
-            sync: [SyncState::default(); 4],
+            claims: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            storage_classes: BTreeMap::new(),
+            sync: [SyncState::default(); N_KINDS],
         }
     }
 
@@ -173,14 +228,32 @@ impl ClusterView {
         &self.options
     }
 
-    /// True once every kind has completed its first list.
+    /// True once every kind has completed its first list (or, for an
+    /// optional kind, had its list refused).
     pub fn is_synced(&self) -> bool {
-        self.sync.iter().all(|state| state.listed_once)
+        self.sync.iter().all(|state| state.listed_once || state.refused)
     }
 
     /// The kinds still waiting for their first complete list.
     pub fn unsynced_kinds(&self) -> Vec<Kind> {
-        Kind::ALL.into_iter().filter(|kind| !self.sync[kind.index()].listed_once).collect()
+        Kind::ALL
+            .into_iter()
+            .filter(|kind| {
+                let state = &self.sync[kind.index()];
+                !state.listed_once && !state.refused
+            })
+            .collect()
+    }
+
+    /// The optional kinds the API server refuses to list: snapshots are
+    /// made without them.
+    pub fn refused_kinds(&self) -> Vec<Kind> {
+        Kind::ALL.into_iter().filter(|kind| self.is_refused(*kind)).collect()
+    }
+
+    /// Whether the API server refused the last list of `kind` (see [`list_refused`](Self::list_refused)).
+    pub fn is_refused(&self, kind: Kind) -> bool {
+        self.sync[kind.index()].refused
     }
 
     pub fn counts(&self) -> ViewCounts {
@@ -189,6 +262,7 @@ impl ClusterView {
             n_namespaces: self.namespaces.len(),
             n_pods: self.pods.len() + self.invalid_pods.len(),
             n_daemon_sets: self.daemon_sets.len(),
+            n_volume_objects: self.claims.len() + self.volumes.len() + self.storage_classes.len(),
             n_invalid: self.n_invalid(),
         }
     }
@@ -197,6 +271,8 @@ impl ClusterView {
         self.nodes.values().filter(|entry| entry.value.is_err()).count()
             + self.namespaces.values().filter(|entry| entry.value.is_err()).count()
             + self.invalid_pods.len()
+            + self.claims.values().filter(|entry| entry.value.is_err()).count()
+            + self.volumes.values().filter(|entry| entry.value.is_err()).count()
     }
 
     /// A (re)list of `kind` starts: objects applied from now on carry a new epoch.
@@ -243,14 +319,57 @@ impl ClusterView {
                 self.daemon_sets.retain(|_, entry| entry.epoch == epoch);
                 removed = self.daemon_sets.len() != before;
             }
+            Kind::PersistentVolumeClaims => {
+                let before = self.claims.len();
+                self.claims.retain(|_, entry| entry.epoch == epoch);
+                removed = self.claims.len() != before;
+            }
+            Kind::PersistentVolumes => {
+                let before = self.volumes.len();
+                self.volumes.retain(|_, entry| entry.epoch == epoch);
+                removed = self.volumes.len() != before;
+            }
+            Kind::StorageClasses => {
+                let before = self.storage_classes.len();
+                self.storage_classes.retain(|_, entry| entry.epoch == epoch);
+                removed = self.storage_classes.len() != before;
+            }
         }
         let state = &mut self.sync[kind.index()];
-        let first = !state.listed_once;
+        // A kind listed again after a refusal now counts: that is a change.
+        let first = !state.listed_once || state.refused;
         let changed = first || removed || state.changed_while_listing;
         state.listing = false;
         state.listed_once = true;
+        state.refused = false;
         state.changed_while_listing = false;
         changed
+    }
+
+    /// The API server refused to list `kind` (403 Forbidden: the ClusterRole
+    /// lacks it; 404: it does not serve it). For an [optional](Kind::is_optional)
+    /// kind the view stops waiting for it: what it held is dropped (it can no
+    /// longer be kept current), it counts as synced, and snapshots are made
+    /// without it until a list succeeds ([`end_list`](Self::end_list)).
+    /// True when this changed the view (the first refusal, or objects
+    /// dropped). Nothing happens for the other kinds: a snapshot without
+    /// nodes or pods would be wrong, not just less complete.
+    pub fn list_refused(&mut self, kind: Kind) -> bool {
+        if !kind.is_optional() {
+            return false;
+        }
+        let removed = match kind {
+            Kind::PersistentVolumeClaims => !std::mem::take(&mut self.claims).is_empty(),
+            Kind::PersistentVolumes => !std::mem::take(&mut self.volumes).is_empty(),
+            Kind::StorageClasses => !std::mem::take(&mut self.storage_classes).is_empty(),
+            Kind::Nodes | Kind::Namespaces | Kind::Pods | Kind::DaemonSets => false,
+        };
+        let state = &mut self.sync[kind.index()];
+        let newly = !state.refused;
+        state.refused = true;
+        state.listing = false;
+        state.changed_while_listing = false;
+        newly || removed
     }
 
     fn stamp(&mut self, kind: Kind, changed: bool) -> (u32, bool) {
@@ -425,6 +544,90 @@ impl ClusterView {
         self.daemon_sets.remove(&(namespace.clone(), name.clone())).is_some()
     }
 
+    /// A PersistentVolumeClaim was added or modified (or listed). Its size
+    /// is read at once: a malformed one is an invalid object, as for pods.
+    pub fn apply_claim(&mut self, claim: &PersistentVolumeClaim) -> bool {
+        let (Some(namespace), Some(name)) = (&claim.metadata.namespace, &claim.metadata.name) else { return false };
+        let lean = PersistentVolumeClaim {
+            metadata: lean_meta(&claim.metadata),
+            spec: claim.spec.clone(),
+            status: claim.status.clone(),
+        };
+        let object = format!("persistentvolumeclaim \"{namespace}/{name}\"");
+        let value = VolumeIndex::default().add_claim(&lean, &object).map(|()| lean);
+        let key = (namespace.clone(), name.clone());
+        let changed = self.claims.get(&key).is_none_or(|entry| entry.value != value);
+        let (epoch, changed) = self.stamp(Kind::PersistentVolumeClaims, changed);
+        self.claims.insert(key, Stamped { value, epoch });
+        changed
+    }
+
+    pub fn delete_claim(&mut self, metadata: &ObjectMeta) -> bool {
+        let (Some(namespace), Some(name)) = (&metadata.namespace, &metadata.name) else { return false };
+        self.claims.remove(&(namespace.clone(), name.clone())).is_some()
+    }
+
+    /// A PersistentVolume was added or modified (or listed).
+    pub fn apply_volume(&mut self, volume: &PersistentVolume) -> bool {
+        let Some(name) = volume.metadata.name.clone().filter(|name| !name.is_empty()) else { return false };
+        let lean = PersistentVolume {
+            metadata: lean_meta(&volume.metadata),
+            spec: volume.spec.clone(),
+            status: volume.status.clone(),
+        };
+        let value = VolumeIndex::default().add_volume(&lean, &format!("persistentvolume {name:?}")).map(|()| lean);
+        let changed = self.volumes.get(&name).is_none_or(|entry| entry.value != value);
+        let (epoch, changed) = self.stamp(Kind::PersistentVolumes, changed);
+        self.volumes.insert(name, Stamped { value, epoch });
+        changed
+    }
+
+    pub fn delete_volume(&mut self, name: &str) -> bool {
+        self.volumes.remove(name).is_some()
+    }
+
+    /// A StorageClass was added or modified (or listed).
+    pub fn apply_storage_class(&mut self, class: &StorageClass) -> bool {
+        let Some(name) = class.metadata.name.clone().filter(|name| !name.is_empty()) else { return false };
+        let lean = StorageClass { metadata: lean_meta(&class.metadata), ..class.clone() };
+        let changed = self.storage_classes.get(&name).is_none_or(|entry| entry.value != lean);
+        let (epoch, changed) = self.stamp(Kind::StorageClasses, changed);
+        self.storage_classes.insert(name, Stamped { value: lean, epoch });
+        changed
+    }
+
+    pub fn delete_storage_class(&mut self, name: &str) -> bool {
+        self.storage_classes.remove(name).is_some()
+    }
+
+    /// The index of the claims, volumes and classes the view holds now.
+    /// A refused kind adds nothing (not even what a retried list has
+    /// brought so far).
+    fn volume_index(&self) -> Result<VolumeIndex, CollectError> {
+        let refused = |kind: Kind| self.sync[kind.index()].refused;
+        let mut index = VolumeIndex::default();
+        if !refused(Kind::StorageClasses) {
+            for entry in self.storage_classes.values() {
+                index.add_class(&entry.value);
+            }
+        }
+        if !refused(Kind::PersistentVolumes) {
+            for (name, entry) in &self.volumes {
+                if let Ok(volume) = &entry.value {
+                    index.add_volume(volume, &format!("persistentvolume {name:?}"))?;
+                }
+            }
+        }
+        if !refused(Kind::PersistentVolumeClaims) {
+            for ((namespace, name), entry) in &self.claims {
+                if let Ok(claim) = &entry.value {
+                    index.add_claim(claim, &format!("persistentvolumeclaim \"{namespace}/{name}\""))?;
+                }
+            }
+        }
+        Ok(index)
+    }
+
     /// The snapshot of the view, with this generation and collection time.
     /// An error while a kind is not yet listed, a relist is under way, or an
     /// object breaks the label contract.
@@ -433,7 +636,13 @@ impl ClusterView {
         if !unsynced.is_empty() {
             return Err(ViewError::NotSynced { kinds: unsynced });
         }
-        let listing: Vec<Kind> = Kind::ALL.into_iter().filter(|kind| self.sync[kind.index()].listing).collect();
+        let listing: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|kind| {
+                let state = &self.sync[kind.index()];
+                state.listing && !state.refused
+            })
+            .collect();
         if !listing.is_empty() {
             return Err(ViewError::Listing { kinds: listing });
         }
@@ -445,6 +654,8 @@ impl ClusterView {
                 .filter_map(|entry| entry.value.as_ref().err())
                 .chain(self.namespaces.values().filter_map(|entry| entry.value.as_ref().err()))
                 .chain(self.invalid_pods.values().map(|entry| &entry.value))
+                .chain(self.claims.values().filter_map(|entry| entry.value.as_ref().err()))
+                .chain(self.volumes.values().filter_map(|entry| entry.value.as_ref().err()))
                 .take(MAX_ERRORS_SHOWN)
                 .cloned()
                 .collect();
@@ -462,13 +673,23 @@ impl ClusterView {
             .collect();
         let options = CollectOptions { collected_at_unix, generation: Some(generation), ..self.options.clone() };
         let mut snapshot = build_snapshot(nodes, namespaces, &demand, workloads, generation, &options)?;
+        // Built now, from the claims and volumes as they are, not when the pods were read.
+        let volumes = self.volume_index()?;
         for namespace in &mut snapshot.namespaces {
             if let Some(groups) = self.groups.get(&namespace.name) {
                 namespace.pod_groups = counted_groups(groups.iter().map(|(group, n)| (&**group, *n)));
+                volumes.resolve_groups(&namespace.name, &mut namespace.pod_groups);
             }
         }
         Ok(snapshot)
     }
+}
+
+/// What the view keeps of a volume object's metadata: its name and namespace
+/// (labels, annotations and `managedFields` are the bulk of a small object,
+/// and the index reads none of them).
+fn lean_meta(metadata: &ObjectMeta) -> ObjectMeta {
+    ObjectMeta { name: metadata.name.clone(), namespace: metadata.namespace.clone(), ..ObjectMeta::default() }
 }
 
 fn pod_key(metadata: &ObjectMeta) -> Option<Box<str>> {
@@ -490,228 +711,4 @@ fn namespace_of(key: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::collect::{KubeObject, collect, parse_documents};
-    use serde_json::json;
-
-    const BANK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/bank/clusters/fra-prod-payments.json");
-
-    fn options() -> CollectOptions {
-        CollectOptions {
-            cluster_id: "fra-prod-payments".into(),
-            security_tier: Some("prod".into()),
-            ..CollectOptions::default()
-        }
-    }
-
-    fn bank_objects() -> Vec<KubeObject> {
-        let text = std::fs::read_to_string(BANK).expect("bank example");
-        parse_documents(&text, "fra-prod-payments.json").expect("parses")
-    }
-
-    fn load(view: &mut ClusterView, objects: &[KubeObject]) {
-        for kind in Kind::ALL {
-            view.begin_list(kind);
-        }
-        for object in objects {
-            match object {
-                KubeObject::Node { node, .. } => {
-                    view.apply_node(node);
-                }
-                KubeObject::Namespace { namespace, .. } => {
-                    view.apply_namespace(&namespace.metadata);
-                }
-                KubeObject::Pod { pod, .. } => {
-                    view.apply_pod(pod);
-                }
-                KubeObject::DaemonSet { daemon_set, .. } => {
-                    view.apply_daemon_set(&daemon_set.metadata);
-                }
-                _ => {}
-            }
-        }
-        for kind in Kind::ALL {
-            view.end_list(kind);
-        }
-    }
-
-    fn expected(objects: Vec<KubeObject>) -> ClusterSnapshot {
-        collect(objects, &CollectOptions { generation: Some(7), ..options() }).expect("collects")
-    }
-
-    fn pods(objects: &[KubeObject]) -> Vec<Pod> {
-        objects
-            .iter()
-            .filter_map(|object| match object {
-                KubeObject::Pod { pod, .. } => Some((**pod).clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_listed_cluster_gives_the_collectors_snapshot() {
-        let objects = bank_objects();
-        let mut view = ClusterView::new(options());
-        assert!(matches!(view.snapshot(7, 0), Err(ViewError::NotSynced { .. })));
-        load(&mut view, &objects);
-        assert!(view.is_synced());
-        let snapshot = view.snapshot(7, 0).expect("snapshot");
-        assert_eq!(snapshot, expected(objects));
-        assert_eq!(snapshot.facts.cni, "calico");
-    }
-
-    #[test]
-    fn incremental_pod_changes_match_a_fresh_collection() {
-        let objects = bank_objects();
-        let mut view = ClusterView::new(options());
-        load(&mut view, &objects);
-        let mut all_pods = pods(&objects);
-        // Grow a pod's requests, finish another, delete a third, add a new one.
-        let grown = &mut all_pods[0];
-        let container = &mut grown.spec.as_mut().unwrap().containers[0];
-        let requests = container.resources.get_or_insert_default().requests.get_or_insert_default();
-        requests.insert("cpu".into(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("7".into()));
-        assert!(view.apply_pod(&all_pods[0]));
-        all_pods[1].status.get_or_insert_default().phase = Some("Succeeded".into());
-        assert!(view.apply_pod(&all_pods[1]));
-        let deleted = all_pods.remove(2);
-        assert!(view.delete_pod(&deleted.metadata));
-        let mut added = all_pods[3].clone();
-        added.metadata.name = Some("brand-new".into());
-        assert!(view.apply_pod(&added));
-        all_pods.push(added);
-
-        let mut objects: Vec<KubeObject> =
-            objects.into_iter().filter(|object| !matches!(object, KubeObject::Pod { .. })).collect();
-        objects.extend(
-            all_pods
-                .into_iter()
-                .map(|pod| KubeObject::Pod { origin: crate::collect::Origin::new("test", ""), pod: Box::new(pod) }),
-        );
-        assert_eq!(view.snapshot(7, 0).expect("snapshot"), expected(objects));
-    }
-
-    #[test]
-    fn changes_that_do_not_matter_are_not_changes() {
-        let objects = bank_objects();
-        let mut view = ClusterView::new(options());
-        load(&mut view, &objects);
-        let mut pod = pods(&objects)[0].clone();
-        pod.metadata.resource_version = Some("999999".into());
-        pod.status.get_or_insert_default().pod_ip = Some("10.1.2.3".into());
-        assert!(!view.apply_pod(&pod), "a status-only change is not a change");
-        let KubeObject::Node { node, .. } = objects.iter().find(|o| matches!(o, KubeObject::Node { .. })).unwrap()
-        else {
-            unreachable!()
-        };
-        let mut node = (**node).clone();
-        node.metadata.resource_version = Some("1000000".into());
-        assert!(!view.apply_node(&node), "a heartbeat is not a change");
-        node.metadata.labels.get_or_insert_default().insert("topology.kubernetes.io/zone".into(), "elsewhere".into());
-        assert!(view.apply_node(&node));
-        assert!(!view.delete_pod(&ObjectMeta {
-            namespace: Some("nowhere".into()),
-            name: Some("nothing".into()),
-            ..ObjectMeta::default()
-        }));
-    }
-
-    #[test]
-    fn a_relist_drops_what_it_did_not_see_and_keeps_sums_right() {
-        let objects = bank_objects();
-        let mut view = ClusterView::new(options());
-        load(&mut view, &objects);
-        // Relist without the first namespace's pods and without one node.
-        let first_namespace = pods(&objects)[0].metadata.namespace.clone().unwrap();
-        let first_node = objects.iter().find(|o| matches!(o, KubeObject::Node { .. })).unwrap().clone();
-        let kept: Vec<KubeObject> = objects
-            .into_iter()
-            .filter(|object| match object {
-                KubeObject::Pod { pod, .. } => pod.metadata.namespace.as_deref() != Some(&first_namespace),
-                KubeObject::Node { node, .. } => {
-                    let KubeObject::Node { node: first, .. } = &first_node else { unreachable!() };
-                    node.metadata.name != first.metadata.name
-                }
-                _ => true,
-            })
-            .collect();
-        view.begin_list(Kind::Pods);
-        view.begin_list(Kind::Nodes);
-        assert!(matches!(view.snapshot(7, 0), Err(ViewError::Listing { .. })));
-        for object in &kept {
-            match object {
-                KubeObject::Pod { pod, .. } => assert!(!view.apply_pod(pod)),
-                KubeObject::Node { node, .. } => assert!(!view.apply_node(node)),
-                _ => {}
-            }
-        }
-        assert!(view.end_list(Kind::Pods));
-        assert!(view.end_list(Kind::Nodes));
-        assert_eq!(view.snapshot(7, 0).expect("snapshot"), expected(kept.clone()));
-        // A relist that finds nothing new is no change.
-        view.begin_list(Kind::DaemonSets);
-        for object in &kept {
-            if let KubeObject::DaemonSet { daemon_set, .. } = object {
-                assert!(!view.apply_daemon_set(&daemon_set.metadata));
-            }
-        }
-        assert!(!view.end_list(Kind::DaemonSets));
-    }
-
-    #[test]
-    fn invalid_objects_block_the_snapshot_until_fixed() {
-        let mut view = ClusterView::new(CollectOptions { zone: None, ..options() });
-        for kind in Kind::ALL {
-            view.begin_list(kind);
-            view.end_list(kind);
-        }
-        let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": "w1", "labels": {"topology.kubernetes.io/region": "fra"}},
-            "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}
-        }))
-        .unwrap();
-        assert!(view.apply_node(&node));
-        let error = view.snapshot(1, 0).expect_err("no zone");
-        assert!(error.to_string().contains("node \"w1\" has no firewall zone"), "{error}");
-        let bad_pod: Pod = serde_json::from_value(json!({
-            "metadata": {"name": "p", "namespace": "shop"},
-            "spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "1x"}}}]}
-        }))
-        .unwrap();
-        assert!(view.apply_pod(&bad_pod));
-        assert_eq!(view.counts().n_invalid, 2);
-        let mut fixed = node.clone();
-        fixed.metadata.labels.as_mut().unwrap().insert("topology.kubernetes.io/zone".into(), "a".into());
-        assert!(view.apply_node(&fixed));
-        assert!(view.delete_pod(&bad_pod.metadata));
-        let snapshot = view.snapshot(1, 0).expect("fixed");
-        assert_eq!(snapshot.nodes.len(), 1);
-        assert!(snapshot.namespaces.is_empty());
-    }
-
-    #[test]
-    fn pods_without_a_namespace_object_still_count_and_leave_with_their_last_pod() {
-        let mut view = ClusterView::new(options());
-        for kind in Kind::ALL {
-            view.begin_list(kind);
-            view.end_list(kind);
-        }
-        let pod = |name: &str| -> Pod {
-            serde_json::from_value(json!({
-                "metadata": {"name": name, "namespace": "orphans"},
-                "spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}}}]}
-            }))
-            .unwrap()
-        };
-        view.apply_pod(&pod("a"));
-        view.apply_pod(&pod("b"));
-        let snapshot = view.snapshot(1, 0).expect("snapshot");
-        assert_eq!(snapshot.namespaces.len(), 1);
-        assert_eq!(snapshot.namespaces[0].requests, Resources::new(500, 2 << 30, 2));
-        view.delete_pod(&pod("a").metadata);
-        view.delete_pod(&pod("b").metadata);
-        assert!(view.snapshot(1, 0).expect("snapshot").namespaces.is_empty());
-    }
-}
+mod tests;

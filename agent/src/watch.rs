@@ -11,6 +11,11 @@
 //!   nothing; the API server sends a DELETED event when a pod finishes). Each
 //!   pod is reduced to its contribution at once and dropped (see
 //!   [`ClusterView`]); at most one list page of pods is in memory.
+//! - PersistentVolumeClaims (all namespaces), PersistentVolumes and
+//!   StorageClasses (`storage.k8s.io/v1`): whole objects, few and small;
+//!   the view keeps their `spec` and `status` and drops the rest of their
+//!   metadata (`managedFields` above all). Pods' claims are resolved through
+//!   them at every snapshot.
 //!
 //! Lists are paginated (`limit`, default 500) and read from etcd (the default
 //! `MostRecent` semantic): a `resourceVersion=0` list would come from the API
@@ -23,6 +28,22 @@
 //! reset after 2 minutes without error). Errors are logged and the watcher
 //! keeps going; no API error ends the agent. The view is "synced" once every
 //! watcher has completed its first list.
+//!
+//! A refused volume kind: an agent upgraded before its ClusterRole (the
+//! ClusterRole of an older release grants no PersistentVolumeClaims,
+//! PersistentVolumes or StorageClasses) gets 403 Forbidden on their lists
+//! forever, and an API server without `storage.k8s.io/v1` answers 404.
+//! Waiting for them, as for the other kinds, would stop all reporting (and
+//! readiness) over data that only refines the snapshot, so for these
+//! [optional](Kind::is_optional) kinds a 403 or 404 on a list marks the kind
+//! refused in the view ([`ClusterView::list_refused`]): it counts as synced,
+//! snapshots are reported without it (pods' claims keep only what the other
+//! kinds tell; the planner says which volume checks it could not make), and
+//! one warning names the missing permission. The watcher keeps retrying with
+//! its backoff (at most every 30 s), so fixing the ClusterRole takes effect
+//! without a restart: the next successful list restores the volumes and is
+//! logged. A 403 on nodes, namespaces, pods or DaemonSets is still waited
+//! out: a snapshot without them would be wrong, not just less complete.
 
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,7 +51,8 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -118,7 +140,7 @@ impl Default for WatchOptions {
     }
 }
 
-/// Starts the four watchers on `tasks`. They run until aborted.
+/// Starts the watchers, one per [`Kind`], on `tasks`. They run until aborted.
 pub fn spawn_watchers(client: Client, handle: &ViewHandle, options: &WatchOptions, tasks: &mut JoinSet<()>) {
     let config = watcher::Config::default().page_size(options.page_size);
     tasks.spawn(watch_kind(
@@ -147,11 +169,35 @@ pub fn spawn_watchers(client: Client, handle: &ViewHandle, options: &WatchOption
     ));
     tasks.spawn(watch_kind(
         Kind::DaemonSets,
-        Api::<PartialObjectMeta<DaemonSet>>::all(client),
-        config,
+        Api::<PartialObjectMeta<DaemonSet>>::all(client.clone()),
+        config.clone(),
         handle.clone(),
         |view, daemon_set| view.apply_daemon_set(&daemon_set.metadata),
         |view, daemon_set| view.delete_daemon_set(&daemon_set.metadata),
+    ));
+    tasks.spawn(watch_kind(
+        Kind::PersistentVolumeClaims,
+        Api::<PersistentVolumeClaim>::all(client.clone()),
+        config.clone(),
+        handle.clone(),
+        |view, claim| view.apply_claim(&claim),
+        |view, claim| view.delete_claim(&claim.metadata),
+    ));
+    tasks.spawn(watch_kind(
+        Kind::PersistentVolumes,
+        Api::<PersistentVolume>::all(client.clone()),
+        config.clone(),
+        handle.clone(),
+        |view, volume| view.apply_volume(&volume),
+        |view, volume| view.delete_volume(volume.metadata.name.as_deref().unwrap_or_default()),
+    ));
+    tasks.spawn(watch_kind(
+        Kind::StorageClasses,
+        Api::<StorageClass>::all(client),
+        config,
+        handle.clone(),
+        |view, class| view.apply_storage_class(&class),
+        |view, class| view.delete_storage_class(class.metadata.name.as_deref().unwrap_or_default()),
     ));
 }
 
@@ -191,10 +237,12 @@ async fn watch_kind<K>(
                 });
             }
             Ok(Event::InitDone) => {
-                let changed = handle.update(|view| view.end_list(kind));
+                let (was_refused, changed) = handle_end_list(&handle, kind);
                 n_lists += 1;
                 let duration_ms = list_started.elapsed().as_millis() as u64;
-                if n_lists == 1 {
+                if was_refused {
+                    info!(kind = %kind, n_objects = n_listed, duration_ms, "listed after being refused; reporting it again");
+                } else if n_lists == 1 {
                     info!(kind = %kind, n_objects = n_listed, duration_ms, "initial list done");
                 } else {
                     info!(kind = %kind, n_objects = n_listed, duration_ms, changed, n_lists, "relisted");
@@ -212,10 +260,43 @@ async fn watch_kind<K>(
             Err(error) => {
                 n_errors += 1;
                 let code = error_code(&error);
+                if kind.is_optional()
+                    && matches!(error, watcher::Error::InitialListFailed(_))
+                    && matches!(code, Some(403 | 404))
+                {
+                    // See the module documentation: report without this kind, keep retrying.
+                    let mut newly = false;
+                    handle.update(|view| {
+                        newly = !view.is_refused(kind);
+                        view.list_refused(kind)
+                    });
+                    if newly {
+                        warn!(
+                            kind = %kind, code, error = %error,
+                            "the kubernetes api refuses to list this kind: reporting snapshots without it (pods' \
+                             volumes unresolved) until it allows it; grant get, list and watch on it \
+                             (deploy/kubernetes/agent/clusterrole.yaml); retrying with backoff"
+                        );
+                    } else {
+                        debug!(kind = %kind, code, n_errors, "list still refused; retrying with backoff");
+                    }
+                    continue;
+                }
                 warn!(kind = %kind, code, n_errors, error = %error, "watch failed; retrying with backoff");
             }
         }
     }
+}
+
+/// Ends a list of `kind`: whether the kind was refused before it, and
+/// whether the view changed.
+fn handle_end_list(handle: &ViewHandle, kind: Kind) -> (bool, bool) {
+    let mut was_refused = false;
+    let changed = handle.update(|view| {
+        was_refused = view.is_refused(kind);
+        view.end_list(kind)
+    });
+    (was_refused, changed)
 }
 
 /// The HTTP status code of a watcher error, when the API server sent one.

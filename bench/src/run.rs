@@ -383,17 +383,39 @@ pub fn run(options: &RunOptions) -> anyhow::Result<()> {
         options.repeats
     );
     let _ = writeln!(md, "- the whole run took {total:.0} s\n");
+    let defaults = kplan_model::policy::SolverPolicy::default();
+    // 5000 → "5,000", as the text around it writes numbers.
+    let grouped = |n: u64| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
     let _ = writeln!(
         md,
         "Estates come from `kplan-bench generate --size SIZE --seed {}` (kplan snapshot files, imported with \
          `kplan import --estate`); the policy is the generated `policy.toml` (solver defaults: deterministic work \
-         limits of 5,000 branch-and-bound nodes for the composition, 500 per staging rescue and 200 for the waves \
-         model, with wall-clock safety nets of 60, 20 and 10 s; mip_gap 0.005, random seed 0, 1 HiGHS thread per \
+         limits of {} branch-and-bound nodes for the composition, {} per staging rescue and {} for the waves \
+         model, with wall-clock safety nets of {}, {} and {} s; mip_gap {}, random seed {}, {} HiGHS thread per \
          block, blocks in parallel on all cores; wave budget 200 nodes and 400 namespaces). \
          \"Identical across repeats\" compares the plans' content digests; \"wall-clock stops\" counts the blocks \
          a safety net stopped (their plans depend on the machine's load). End-to-end time is the wall time of the release `kplan --inventory DIR propose -o json` process \
          (store open, planning, validation, storing the plan, printing).\n",
-        options.seed
+        options.seed,
+        grouped(defaults.composition_max_nodes),
+        grouped(defaults.staging_max_nodes),
+        grouped(defaults.waves_max_nodes),
+        defaults.time_limit_seconds,
+        defaults.staging_seconds,
+        defaults.waves_seconds,
+        defaults.mip_gap,
+        defaults.random_seed,
+        defaults.threads,
     );
 
     // Summary.

@@ -168,25 +168,55 @@ impl Backend {
         }
     }
 
-    /// Plans with `policy` exactly as given (no file, no environment) and does
-    /// not store the result: `kplan propose --check`.
-    pub async fn replan(&mut self, policy: &Policy, options: &PlanOptions) -> anyhow::Result<Plan> {
-        match self {
-            Backend::Local { store, .. } => {
-                let store = store.clone();
-                let policy = policy.clone();
-                let options = options.clone();
-                tokio::task::spawn_blocking(move || -> anyhow::Result<Plan> {
-                    let inventory = store.latest_snapshots()?;
-                    Ok(kplan_planner::propose(&inventory, &policy, &options)?.plan)
-                })
-                .await?
-            }
-            Backend::Remote(_) => bail!(
-                "--check needs the embedded mode (--inventory DIR): a server stores every plan it makes; \
-                 re-plan there with the plan's policy and compare with `kplan plans diff`"
-            ),
+    /// The snapshots a plan was made from, by the generations it recorded
+    /// (`kplan propose --check`), from the local store or the server. A
+    /// generation that is no longer stored (compacted away) is an error that
+    /// names it.
+    pub async fn recorded_snapshots(&mut self, plan: &Plan) -> anyhow::Result<Vec<ClusterSnapshot>> {
+        let mut inventory = Vec::with_capacity(plan.inventory.len());
+        for input in &plan.inventory {
+            let (_, snapshot) =
+                self.get_cluster(&input.cluster_id, Some(input.generation)).await.with_context(|| {
+                    format!(
+                        "plan {} was made from generation {} of cluster {:?}, which is no longer stored: \
+                     re-plan on the current inventory with `--latest`",
+                        plan.id, input.generation, input.cluster_id
+                    )
+                })?;
+            inventory.push(snapshot);
         }
+        Ok(inventory)
+    }
+
+    /// Every cluster's newest snapshot, from the local store or the server.
+    pub async fn latest_snapshots(&mut self) -> anyhow::Result<Vec<ClusterSnapshot>> {
+        let mut inventory = Vec::new();
+        match self {
+            Backend::Local { store, .. } => inventory = store.latest_snapshots()?,
+            Backend::Remote(_) => {
+                for summary in self.list_clusters().await? {
+                    inventory.push(self.get_cluster(&summary.cluster_id, None).await?.1);
+                }
+            }
+        }
+        Ok(inventory)
+    }
+
+    /// Plans `inventory` with `policy` exactly as given (no file, no
+    /// environment), in this process, and does not store the result:
+    /// `kplan propose --check`.
+    pub async fn replan(
+        &mut self,
+        inventory: Vec<ClusterSnapshot>,
+        policy: &Policy,
+        options: &PlanOptions,
+    ) -> anyhow::Result<Plan> {
+        let policy = policy.clone();
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Plan> {
+            Ok(kplan_planner::propose(&inventory, &policy, &options)?.plan)
+        })
+        .await?
     }
 
     pub async fn get_plan(&mut self, plan_id: &str) -> anyhow::Result<Plan> {

@@ -114,8 +114,8 @@ kplan propose --policy examples/bank/policy.toml\n  \
 kplan propose --policy policy.toml -o markdown > plan.md\n  \
 kplan propose --block fra/prod --write-model models/\n  \
 kplan --server http://127.0.0.1:7470 propose --policy policy.yaml -o json\n\n\
-Policy values can be overridden by KPLAN_POLICY__* environment variables in the embedded mode,\n\
-e.g. KPLAN_POLICY__HEADROOM__CPU=0.3.")]
+Policy values can be overridden by KPLAN_POLICY__* environment variables, e.g.\n\
+KPLAN_POLICY__HEADROOM__CPU=0.3; a server is sent the merged, checked policy.")]
     Propose(ProposeArgs),
     /// List, show and export stored plans.
     #[command(
@@ -232,11 +232,18 @@ struct ProposeArgs {
     /// Skip the solver and return the greedy first-fit-decreasing plan (a baseline).
     #[arg(long)]
     greedy_only: bool,
-    /// Re-plan a stored plan with its own policy, limits and options on the current
-    /// inventory, and say whether the result is identical (exit 0) or what differs
-    /// (exit 2). Embedded mode; the re-plan is not stored.
+    /// Re-plan a stored plan from the same stored inputs (the snapshot generations
+    /// it recorded) with its own policy, limits and options, and say whether the
+    /// result is identical (exit 0) or what differs (exit 2). With `--latest`, on
+    /// the current inventory instead. The re-plan is not stored; with a server, its
+    /// snapshots are fetched and planned in this process.
     #[arg(long, value_name = "PLAN_ID", conflicts_with_all = ["policy", "block", "time_limit", "greedy_only", "write_model"])]
     check: Option<String>,
+    /// With `--check`: re-plan on the newest snapshot of every cluster, not on the
+    /// plan's recorded generations (what changed in the estate since, and what it
+    /// does to the plan).
+    #[arg(long, requires = "check")]
+    latest: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -651,7 +658,7 @@ async fn cmd_propose(backend: &mut Backend, args: ProposeArgs) -> anyhow::Result
     use kplan_planner::{BlockFilter, PlanOptions};
 
     if let Some(plan_id) = &args.check {
-        return check_plan(backend, plan_id, args.output).await;
+        return check_plan(backend, plan_id, args.latest, args.output).await;
     }
     // The policy is read, merged with KPLAN_POLICY__* and checked locally in both
     // modes, so its errors name the file; a server is sent this merged policy.
@@ -689,9 +696,10 @@ async fn cmd_propose(backend: &mut Backend, args: ProposeArgs) -> anyhow::Result
     Ok(())
 }
 
-/// `kplan propose --check PLAN_ID`: the stored plan's own policy (limits
-/// included) and options, on the current inventory, not stored.
-async fn check_plan(backend: &mut Backend, plan_id: &str, output: PlanFormat) -> anyhow::Result<()> {
+/// `kplan propose --check PLAN_ID [--latest]`: the stored plan's own policy
+/// (limits included) and options, on the snapshots it recorded (or the newest
+/// ones), not stored.
+async fn check_plan(backend: &mut Backend, plan_id: &str, latest: bool, output: PlanFormat) -> anyhow::Result<()> {
     let old = backend.get_plan(plan_id).await?;
     let Some(policy) = old.policy.clone() else {
         anyhow::bail!(
@@ -709,7 +717,30 @@ async fn check_plan(backend: &mut Backend, plan_id: &str, output: PlanFormat) ->
         greedy_only: old.fingerprint.options.split_whitespace().any(|word| word == "greedy-only"),
         ..kplan_planner::PlanOptions::default()
     };
-    let new = backend.replan(&policy, &options).await?;
+    let inventory = if latest { backend.latest_snapshots().await? } else { backend.recorded_snapshots(&old).await? };
+    if !latest {
+        // Say when the estate has moved on since, and how to plan on it.
+        let recorded: std::collections::BTreeMap<&str, u64> =
+            old.inventory.iter().map(|i| (i.cluster_id.as_str(), i.generation)).collect();
+        let changed: Vec<String> = backend
+            .list_clusters()
+            .await?
+            .into_iter()
+            .filter_map(|c| match recorded.get(c.cluster_id.as_str()) {
+                Some(&g) if g == c.generation => None,
+                Some(&g) => Some(format!("{} (generation {g} → {})", c.cluster_id, c.generation)),
+                None => Some(format!("{} (new)", c.cluster_id)),
+            })
+            .collect();
+        if !changed.is_empty() {
+            eprintln!(
+                "note: re-planned on the plan's recorded snapshots; the inventory has changed since for {}: \
+                 `kplan propose --check {plan_id} --latest` plans on the current one",
+                changed.join(", ")
+            );
+        }
+    }
+    let new = backend.replan(inventory, &policy, &options).await?;
     if !matches!(output, PlanFormat::Table) {
         print!("{}", render_plan(&new, output)?);
     }

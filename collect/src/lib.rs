@@ -29,6 +29,7 @@ mod error;
 mod facts;
 mod parse;
 pub mod scheduling;
+pub mod volumes;
 
 #[cfg(test)]
 mod tests;
@@ -132,6 +133,7 @@ pub fn collect(
     let mut demand: BTreeMap<String, Resources> = BTreeMap::new();
     let mut pod_groups: BTreeMap<String, HashMap<kplan_model::scheduling::PodGroup, u64>> = BTreeMap::new();
     let mut workloads: BTreeSet<String> = BTreeSet::new();
+    let mut volumes = volumes::VolumeIndex::default();
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     let mut snapshot: Option<(Origin, Box<ClusterSnapshot>)> = None;
     let mut first_kube_object: Option<String> = None;
@@ -188,6 +190,19 @@ pub fn collect(
                     workloads.insert(name.clone());
                 }
             }
+            KubeObject::PersistentVolumeClaim { origin, claim } => {
+                let object = format!(
+                    "persistentvolumeclaim \"{}/{}\"",
+                    claim.metadata.namespace.as_deref().unwrap_or_default(),
+                    claim.metadata.name.as_deref().unwrap_or_default()
+                );
+                volumes.add_claim(&claim, &object).map_err(|error| locate(error, &origin))?;
+            }
+            KubeObject::PersistentVolume { origin, volume } => {
+                let object = format!("persistentvolume {:?}", volume.metadata.name.as_deref().unwrap_or_default());
+                volumes.add_volume(&volume, &object).map_err(|error| locate(error, &origin))?;
+            }
+            KubeObject::StorageClass { class, .. } => volumes.add_class(&class),
             KubeObject::Skipped { kind, .. } => *skipped.entry(kind).or_insert(0) += 1,
             KubeObject::Snapshot { origin, snapshot: found } => {
                 if let Some((first, _)) = &snapshot {
@@ -220,6 +235,7 @@ pub fn collect(
     for namespace in &mut snapshot.namespaces {
         if let Some(counts) = pod_groups.get(&namespace.name) {
             namespace.pod_groups = scheduling::counted_groups(counts.iter().map(|(group, n)| (group, *n)));
+            volumes.resolve_groups(&namespace.name, &mut namespace.pod_groups);
         }
     }
     Ok(snapshot)

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kplan_model::ClusterSnapshot;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -56,6 +58,18 @@ pub enum KubeObject {
         origin: Origin,
         daemon_set: Box<DaemonSet>,
     },
+    PersistentVolumeClaim {
+        origin: Origin,
+        claim: Box<PersistentVolumeClaim>,
+    },
+    PersistentVolume {
+        origin: Origin,
+        volume: Box<PersistentVolume>,
+    },
+    StorageClass {
+        origin: Origin,
+        class: Box<StorageClass>,
+    },
     /// A kind the collector does not read (Service, Event, Deployment, …), or
     /// an item without `kind` whose shape matches none of the four above (kind `unknown`).
     Skipped {
@@ -78,6 +92,9 @@ impl KubeObject {
             | KubeObject::Namespace { origin, .. }
             | KubeObject::Pod { origin, .. }
             | KubeObject::DaemonSet { origin, .. }
+            | KubeObject::PersistentVolumeClaim { origin, .. }
+            | KubeObject::PersistentVolume { origin, .. }
+            | KubeObject::StorageClass { origin, .. }
             | KubeObject::Skipped { origin, .. }
             | KubeObject::Snapshot { origin, .. } => origin,
         }
@@ -90,6 +107,9 @@ impl KubeObject {
             KubeObject::Namespace { .. } => "Namespace",
             KubeObject::Pod { .. } => "Pod",
             KubeObject::DaemonSet { .. } => "DaemonSet",
+            KubeObject::PersistentVolumeClaim { .. } => "PersistentVolumeClaim",
+            KubeObject::PersistentVolume { .. } => "PersistentVolume",
+            KubeObject::StorageClass { .. } => "StorageClass",
             KubeObject::Skipped { kind, .. } => kind,
             KubeObject::Snapshot { .. } => "ClusterSnapshot",
         }
@@ -103,6 +123,9 @@ impl KubeObject {
             KubeObject::Namespace { namespace, .. } => namespace.metadata.resource_version.as_deref(),
             KubeObject::Pod { pod, .. } => pod.metadata.resource_version.as_deref(),
             KubeObject::DaemonSet { daemon_set, .. } => daemon_set.metadata.resource_version.as_deref(),
+            KubeObject::PersistentVolumeClaim { claim, .. } => claim.metadata.resource_version.as_deref(),
+            KubeObject::PersistentVolume { volume, .. } => volume.metadata.resource_version.as_deref(),
+            KubeObject::StorageClass { class, .. } => class.metadata.resource_version.as_deref(),
             KubeObject::Skipped { resource_version, .. } => resource_version.as_deref(),
             KubeObject::Snapshot { .. } => None,
         };
@@ -311,6 +334,7 @@ fn read_item(
     }
     let kind = kind.unwrap_or_else(|| infer_kind(&map).to_string());
     let core = matches!(api_version.as_deref(), None | Some("v1"));
+    let storage = matches!(api_version.as_deref(), None | Some("storage.k8s.io/v1"));
     let apps = match api_version.as_deref() {
         None => true,
         Some(api_version) => api_version.starts_with("apps/") || api_version.starts_with("extensions/"),
@@ -350,6 +374,18 @@ fn read_item(
         "DaemonSet" if apps => {
             let object = object_ref("daemonset");
             KubeObject::DaemonSet { daemon_set: Box::new(typed(map, &origin, object)?), origin }
+        }
+        "PersistentVolumeClaim" if core => {
+            let object = object_ref("persistentvolumeclaim");
+            KubeObject::PersistentVolumeClaim { claim: Box::new(typed(map, &origin, object)?), origin }
+        }
+        "PersistentVolume" if core => {
+            let object = object_ref("persistentvolume");
+            KubeObject::PersistentVolume { volume: Box::new(typed(map, &origin, object)?), origin }
+        }
+        "StorageClass" if storage => {
+            let object = object_ref("storageclass");
+            KubeObject::StorageClass { class: Box::new(typed(map, &origin, object)?), origin }
         }
         _ => {
             let resource_version = map

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Container, Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kplan_model::Resources;
 use kplan_model::quantity::{parse_bytes, parse_count};
-use kplan_model::scheduling::{NodeAffinity, NodeSelectorRequirement, PodGroup, Taint, Toleration};
+use kplan_model::scheduling::{PodGroup, Taint, Toleration};
 
 use crate::CollectError;
 
@@ -110,23 +110,7 @@ pub fn pod_group(pod: &Pod, requests: Resources, object: &str) -> Result<Option<
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
         .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
-        .map(|selector| NodeAffinity {
-            terms: selector
-                .node_selector_terms
-                .iter()
-                .map(|term| {
-                    term.match_expressions
-                        .iter()
-                        .flatten()
-                        .map(|r| NodeSelectorRequirement {
-                            key: r.key.clone(),
-                            operator: r.operator.clone(),
-                            values: r.values.clone().unwrap_or_default(),
-                        })
-                        .collect()
-                })
-                .collect(),
-        });
+        .map(crate::volumes::node_affinity);
     let mut tolerations: Vec<Toleration> = spec
         .tolerations
         .iter()
@@ -150,6 +134,7 @@ pub fn pod_group(pod: &Pod, requests: Resources, object: &str) -> Result<Option<
         node_affinity,
         tolerations,
         runtime_class: spec.runtime_class_name.clone().unwrap_or_default(),
+        volumes: crate::volumes::pod_claims(pod),
     }))
 }
 

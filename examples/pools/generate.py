@@ -11,7 +11,7 @@ can only run on:
   ams-prod-web    ordinary workers only
 
 Writes, next to this file:
-  clusters/<cluster-id>.json   what `kubectl get nodes,namespaces,pods,daemonsets -A -o json`
+  clusters/<cluster-id>.json   what `kubectl get nodes,namespaces,pods,daemonsets,pvc,pv,storageclasses -A -o json`
                                prints for each source cluster
   estate.toml                  the import manifest (`kplan import --estate estate.toml`)
   policy.toml                  the consolidation policy (the bank's, with the ams zones)
@@ -133,6 +133,7 @@ class Wl:
     phase: str = "Running"         # Running | Succeeded (completed CronJob runs)
     note: str = ""
     started_ago: timedelta = timedelta(hours=3)   # Jobs: how long before the export it was created
+    local_volume_gib: int = 0      # StatefulSets: each pod's claim on a local volume of its node (0: none)
 
 
 @dataclass
@@ -297,7 +298,8 @@ CLUSTERS: list[Cluster] = [
                 Wl("opensearch", "StatefulSet", 3,
                    [app("opensearch", img("search", "opensearch", "2.13.0"), 4000, 16 * 1024,
                         ports=(("http", 9200), ("transport", 9300)))],
-                   init=[Ct("sysctl", f"{REGISTRY}/platform/busybox:1.36", 10, 16, limit="equal")]),
+                   init=[Ct("sysctl", f"{REGISTRY}/platform/busybox:1.36", 10, 16, limit="equal")],
+                   local_volume_gib=500, note="data on local NVMe volumes of the workers it runs on"),
                 Wl("search-api", "Deployment", 2,
                    [app("api", img("search", "search-api", "1.9.3"), 1000, 2 * 1024, ports=(("http", 8080),))]),
             ]),
@@ -470,6 +472,7 @@ class PodRec(bank.PodSpec):
     node_selector: dict = field(default_factory=dict)
     tolerations: list = field(default_factory=list)   # on top of the defaults
     workload: str = ""             # namespace/name, for spreading replicas
+    local_volume_gib: int = 0      # a claim `data-<pod>` on a local volume of its node
 
     def extended_requests(self) -> dict[str, int]:
         """Extended resources (nvidia.com/gpu) the app containers request (init containers' are not counted)."""
@@ -492,6 +495,11 @@ def pod_object(c: Cluster, g: Gen, p: PodRec, node: NodeRec, pod_ip: str) -> dic
     if p.owner_kind == "StatefulSet":
         spec["hostname"] = p.name
         spec["subdomain"] = p.owner_name
+    if p.local_volume_gib:
+        spec["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": f"data-{p.name}"}}] + \
+            spec.get("volumes", [])
+        spec["containers"][0].setdefault("volumeMounts", []).insert(
+            0, {"name": "data", "mountPath": f"/var/lib/{p.containers[0].name}/data"})
 
     if p.phase == "Running":
         status = bank.running_status(g, p, node.ip, pod_ip, created, started)
@@ -524,7 +532,7 @@ def workload_pods(ns: Ns, g: Gen) -> list[PodRec]:
                                    dict(base, **{"apps.kubernetes.io/pod-index": str(i),
                                                  "controller-revision-hash": rev,
                                                  "statefulset.kubernetes.io/pod-name": f"{w.name}-{i}"}),
-                                   w.containers, **common))
+                                   w.containers, local_volume_gib=w.local_volume_gib, **common))
         elif w.kind == "Job":
             # a CronJob's Job is named after its scheduled time in minutes since the epoch
             scheduled = SNAPSHOT - w.started_ago
@@ -690,6 +698,52 @@ def schedule(c: Cluster, g: Gen, pods: list[PodRec], nodes: list[NodeRec]) -> No
 # Namespaces and clusters
 # ---------------------------------------------------------------------------------
 
+LOCAL_CLASS = "local-nvme"
+
+
+def storage_objects(g: Gen, pods: list[PodRec]) -> list[dict]:
+    """Local volumes, as the local static provisioner makes them: a StorageClass without a
+    provisioner (WaitForFirstConsumer), per pod with a local volume one PersistentVolume on the
+    node the pod runs on (`spec.local`, node affinity on kubernetes.io/hostname) and its bound claim."""
+    local = sorted((p for p in pods if p.local_volume_gib), key=lambda p: (p.namespace, p.name))
+    if not local:
+        return []
+    created = SNAPSHOT - timedelta(days=200)
+    stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    objs = [{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+             "metadata": {"name": LOCAL_CLASS, "uid": g.uid(), "creationTimestamp": stamp},
+             "provisioner": "kubernetes.io/no-provisioner", "reclaimPolicy": "Retain",
+             "volumeBindingMode": "WaitForFirstConsumer"}]
+    for p in local:
+        claim, volume, size = f"data-{p.name}", f"local-pv-{g.suffix(8)}", f"{p.local_volume_gib}Gi"
+        claim_uid = g.uid()
+        objs.append({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": volume, "uid": g.uid(), "creationTimestamp": stamp,
+                         "labels": {"storage.ams.example.internal/node": p.node},
+                         "annotations": {"pv.kubernetes.io/provisioned-by": "local-volume-provisioner-" + p.node},
+                         "finalizers": ["kubernetes.io/pv-protection"]},
+            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
+                     "persistentVolumeReclaimPolicy": "Retain", "storageClassName": LOCAL_CLASS,
+                     "volumeMode": "Filesystem", "local": {"path": "/mnt/nvme/vol1"},
+                     "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "name": claim,
+                                  "namespace": p.namespace, "uid": claim_uid},
+                     "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                         {"key": "kubernetes.io/hostname", "operator": "In", "values": [p.node]}]}]}}},
+            "status": {"phase": "Bound"}})
+        objs.append({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim, "namespace": p.namespace, "uid": claim_uid, "creationTimestamp": stamp,
+                         "labels": dict(p.labels),
+                         "annotations": {"pv.kubernetes.io/bind-completed": "yes",
+                                         "volume.kubernetes.io/selected-node": p.node},
+                         "finalizers": ["kubernetes.io/pvc-protection"]},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}},
+                     "storageClassName": LOCAL_CLASS, "volumeMode": "Filesystem", "volumeName": volume},
+            "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": size}}})
+    return objs
+
+
 def build_cluster(idx: int, c: Cluster) -> tuple[dict, dict]:
     g = Gen(f"{SEED}/{c.id}")
     nodes = build_nodes(c, g)
@@ -708,7 +762,7 @@ def build_cluster(idx: int, c: Cluster) -> tuple[dict, dict]:
     node_objs.sort(key=lambda o: o["metadata"]["name"])
     ds_objs.sort(key=lambda o: o["metadata"]["name"])
 
-    items = node_objs + ns_objs + pod_objs + ds_objs
+    items = node_objs + ns_objs + pod_objs + ds_objs + storage_objects(g, pods)
     # resourceVersion: numeric, growing within the file, ranges disjoint between clusters
     doc = bank.kubectl_list(g, items, 71_000_000 + idx * 5_000_000 + g.rng.randint(0, 400_000))
 
@@ -838,6 +892,14 @@ platform_namespaces = ["default", "kube-*"]
 # does not count for workloads (a small site's K3s server always counts).
 # Default: true.
 dedicated_control_plane = true
+
+# Pods whose PersistentVolumes keep their data on one node's disks (local and
+# hostPath volumes). "keep-node": that node is kept in the pods' target and
+# joins it in the same wave as their namespace moves (the pods go with their
+# disks; they are down while the node changes cluster). "migrate-data": the
+# node may be freed; a data-migration precondition names the claims, their
+# size and nodes, before the namespace or those nodes move. Default: "keep-node".
+local_volumes = "keep-node"
 
 # Which security tiers each firewall zone may host: a prod namespace never
 # lands on a node in a zone that may not host prod. `tiers = []` hosts nothing
@@ -997,7 +1059,7 @@ kplan --inventory /tmp/pools-inv plans pods <plan-id>      # where each workload
 
 | file | what it is |
 |---|---|
-| `clusters/<id>.json` | a `kind: List` of Nodes, Namespaces, Pods and DaemonSets, as `kubectl get nodes,namespaces,pods,daemonsets -A -o json` prints it |
+| `clusters/<id>.json` | a `kind: List` of Nodes, Namespaces, Pods, DaemonSets and (in `ams-prod-data`) the local volumes of `opensearch` (StorageClass, PersistentVolumes, claims), as `kubectl get nodes,namespaces,pods,daemonsets,pvc,pv,storageclasses -A -o json` prints it |
 | `estate.toml` | the import manifest: per cluster its datacenter, security tier, default zone and file |
 | `policy.toml` | the bank's policy (`examples/bank/policy.toml`) with the zones `ams-prod-a/b/c` (prod) and flows between a and b |
 | `generate.py` | writes all of the above and this README, deterministically (fixed seeds; Python 3.11, standard library only) |
@@ -1053,13 +1115,27 @@ pool's pods with headroom), so the hand-over can be staged.
 
 ## What kplan plans
 
-With `policy.toml` (20 % headroom), `kplan propose` plans the block `ams/prod` (36 → 8 nodes at
-the time of writing): the target `ams-prod` keeps one GPU node, one `dedicated=risk` node and the
-three big-memory nodes (untainted, so the ordinary workloads land there too), plus three
-control-plane nodes in three zones. In the first wave one node of each pool is drained and joins
-the target while the source keeps another; the pool namespaces move in the next wave; the source's
-last pool node is freed after that. `kplan plans pods <plan-id>` shows, workload by workload, how
-many nodes pass the scheduler's filters in each cluster before, during and after every wave.
+With `policy.toml` (20 % headroom), `kplan propose` plans the block `ams/prod` (36 → 10 nodes at
+the time of writing): the target `ams-prod` keeps one GPU node, one `dedicated=risk` node, two
+big-memory nodes (untainted, so the ordinary workloads land there too), the three large workers
+of `ams-prod-data` that hold OpenSearch's data, and three control-plane nodes in three zones. In
+the first wave one node of each pool is drained and joins the target while the source keeps
+another; the pool namespaces move in the next wave; `search` moves in the same wave as the three
+large workers (its pods go with their disks: `local_volumes = "keep-node"`, the default); the
+source's last pool node is freed after that. `kplan plans pods <plan-id>` shows, workload by
+workload, how many nodes pass the scheduler's filters in each cluster before, during and after
+every wave.
+
+## The local volumes
+
+`search/opensearch` (StatefulSet, 3 × 4 cpu / 16 GiB) keeps its data on local NVMe disks: each
+pod mounts a claim `data-opensearch-N` (500 GiB, StorageClass `local-nvme`, no provisioner,
+`WaitForFirstConsumer`) bound to a PersistentVolume with `spec.local` and a required node
+affinity on `kubernetes.io/hostname`, as the local static provisioner makes them. The scheduler
+only places such a pod on that node (its `VolumeBinding` filter), so kplan does too: by default
+the node is kept and joins the target in the wave its namespace moves. With
+`local_volumes = "migrate-data"` the nodes may be freed (36 → 8) and the plan lists a
+`data-migration` precondition: the claims, 1500 GiB, the nodes that hold them, before the wave.
 
 ## The namespaces
 
@@ -1074,7 +1150,7 @@ control-plane pods, `calico-node` and `kube-proxy` DaemonSets, `coredns`,
 ## What is trimmed
 
 As in the bank example, the exports leave out what kplan never reads: `managedFields`, pod volumes
-(the workloads set `automountServiceAccountToken: false`), most of each node's `images` list, and
+other than the local-volume claims (the workloads set `automountServiceAccountToken: false`), most of each node's `images` list, and
 every kind not asked for.
 """
 

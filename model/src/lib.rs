@@ -10,7 +10,7 @@ pub mod plan;
 pub mod policy;
 pub mod quantity;
 pub mod scheduling;
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 pub mod time;
 

@@ -264,6 +264,9 @@ pub enum PreconditionKind {
     /// The cluster's namespaces move to a newer Kubernetes that no longer serves
     /// APIs they may use (`planner/src/removed_apis.rs`).
     RemovedApis,
+    /// A node-local volume's data is copied to the target before its pods or
+    /// its node move (policy `local_volumes = "migrate-data"`).
+    DataMigration,
 }
 
 /// Something that must change in a source cluster before its first wave.
@@ -276,6 +279,9 @@ pub struct Precondition {
     pub nodes: Vec<String>,
     /// The first wave that touches the cluster (it must be done before).
     pub before_wave: u64,
+    /// The claims it concerns, as `namespace/claim` (data migrations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<String>,
 }
 
 /// One stored plan, without its body.

@@ -48,7 +48,21 @@ pub struct Policy {
     /// Whether control-plane nodes are dedicated (their capacity does not count
     /// for workloads). Default true.
     pub dedicated_control_plane: bool,
+    /// What happens to a pod whose volume keeps its data on one node (local
+    /// and hostPath PersistentVolumes): `keep-node` (the default) keeps that
+    /// node in the pod's target; `migrate-data` lets the node go and lists a
+    /// data migration before the namespace's wave.
+    pub local_volumes: LocalVolumes,
     pub solver: SolverPolicy,
+}
+
+/// See [`Policy::local_volumes`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LocalVolumes {
+    #[default]
+    KeepNode,
+    MigrateData,
 }
 
 impl Default for Policy {
@@ -70,6 +84,7 @@ impl Default for Policy {
             calico_encapsulation: "ipip".to_string(),
             platform_namespaces: vec!["default".to_string(), "kube-*".to_string()],
             dedicated_control_plane: true,
+            local_volumes: LocalVolumes::KeepNode,
             solver: SolverPolicy::default(),
         }
     }

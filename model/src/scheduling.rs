@@ -153,6 +153,10 @@ pub struct PodGroup {
     pub tolerations: Vec<Toleration>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub runtime_class: String,
+    /// The PersistentVolumeClaims its pods mount, sorted by claim name (pods of
+    /// a StatefulSet mount one claim each, so they are groups of one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<PodVolume>,
 }
 
 impl PodGroup {
@@ -160,11 +164,75 @@ impl PodGroup {
     pub fn workload(&self) -> String {
         format!("{}/{}", self.owner_kind, self.owner_name)
     }
+
+    /// Every node label key the group's scheduling depends on: `nodeSelector`,
+    /// required node affinity and its volumes' node affinity.
+    pub fn selected_keys(&self) -> impl Iterator<Item = &str> {
+        let affinity = self.node_affinity.iter().chain(self.volumes.iter().filter_map(|v| v.node_affinity.as_ref()));
+        self.node_selector
+            .keys()
+            .map(String::as_str)
+            .chain(affinity.flat_map(|a| a.terms.iter().flatten().map(|r| r.key.as_str())))
+    }
+
+    /// Whether some volume keeps its data on one node (local or hostPath).
+    pub fn has_node_local_data(&self) -> bool {
+        self.volumes.iter().any(PodVolume::is_node_local)
+    }
+
+    /// The group as it schedules once its node-local volumes' data has been
+    /// copied elsewhere (policy `local_volumes = "migrate-data"`): those
+    /// volumes no longer pin it.
+    pub fn with_local_data_migrated(&self) -> PodGroup {
+        let mut group = self.clone();
+        for volume in group.volumes.iter_mut().filter(|v| v.is_node_local()) {
+            volume.node_affinity = None;
+        }
+        group
+    }
+}
+
+/// What a pod's PersistentVolumeClaim is bound to, as the scheduler's volume
+/// filters and a data migration see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PodVolume {
+    /// The claim's name (in the pod's namespace).
+    pub claim: String,
+    /// The bound PersistentVolume; empty while the claim is unbound or the
+    /// inventory has no PersistentVolumes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub volume: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub storage_class: String,
+    /// The volume's CSI driver, `kubernetes.io/local` or `kubernetes.io/host-path`
+    /// for node-local volumes, else the storage class's provisioner.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub driver: String,
+    /// The volume's capacity (the claim's request while unbound).
+    #[serde(default)]
+    pub size_bytes: u64,
+    /// The PersistentVolume's `spec.nodeAffinity.required`: the scheduler only
+    /// places the pod on a matching node. A local volume names its one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_affinity: Option<NodeAffinity>,
+}
+
+/// The driver name kplan records for `spec.local` volumes.
+pub const LOCAL_VOLUME_DRIVER: &str = "kubernetes.io/local";
+/// The driver name kplan records for `spec.hostPath` volumes.
+pub const HOST_PATH_DRIVER: &str = "kubernetes.io/host-path";
+
+impl PodVolume {
+    /// Whether the data lives on one node's disks (local or hostPath volumes).
+    pub fn is_node_local(&self) -> bool {
+        self.driver == LOCAL_VOLUME_DRIVER || self.driver == HOST_PATH_DRIVER
+    }
 }
 
 /// Why the scheduler would not place one pod of `group` on `node`, or `None`:
 /// the node is cordoned, a taint that repels is not tolerated, the
-/// `nodeSelector` or the required node affinity does not match, or one pod
+/// `nodeSelector` or the required node affinity does not match, a bound
+/// volume's node affinity does not match (`VolumeBinding`), or one pod
 /// does not fit the node's allocatable for some resource (extended ones
 /// included). The first filter that fails is named, as `kubectl describe pod`
 /// names a scheduling failure.
@@ -184,6 +252,12 @@ pub fn refusal(node: &Node, group: &PodGroup) -> Option<String> {
         && !affinity.matches(&node.labels)
     {
         return Some("required node affinity not matched".to_string());
+    }
+    if let Some(volume) =
+        group.volumes.iter().find(|v| v.node_affinity.as_ref().is_some_and(|a| !a.matches(&node.labels)))
+    {
+        let local = if volume.is_node_local() { "its data is on another node" } else { "node affinity not matched" };
+        return Some(format!("volume {} (claim {}): {local}", volume.volume, volume.claim));
     }
     let a = node.allocatable;
     let r = group.requests;
@@ -232,6 +306,40 @@ mod tests {
         assert!(!other_effect.tolerates(&taint));
         assert!(!Taint { effect: "PreferNoSchedule".into(), ..taint.clone() }.repels());
         assert!(!Taint { key: "node.kubernetes.io/not-ready".into(), ..taint }.repels());
+    }
+
+    #[test]
+    fn a_bound_volume_keeps_its_pods_on_the_nodes_its_affinity_names() {
+        let host = |name: &str| {
+            let mut node = crate::test_support::worker(name);
+            node.labels.insert("kubernetes.io/hostname".into(), name.into());
+            node
+        };
+        let volume = PodVolume {
+            claim: "data-pg-0".into(),
+            volume: "pv-1".into(),
+            driver: LOCAL_VOLUME_DRIVER.into(),
+            node_affinity: Some(NodeAffinity {
+                terms: vec![vec![NodeSelectorRequirement {
+                    key: "kubernetes.io/hostname".into(),
+                    operator: "In".into(),
+                    values: vec!["db-1".into()],
+                }]],
+            }),
+            ..Default::default()
+        };
+        let group = PodGroup {
+            requests: Resources::new(1000, 1 << 30, 1),
+            volumes: vec![volume],
+            replicas: 1,
+            ..Default::default()
+        };
+        assert_eq!(refusal(&host("db-1"), &group), None);
+        let refused = refusal(&host("db-2"), &group).expect("refused");
+        assert!(refused.contains("data-pg-0") && refused.contains("another node"), "{refused}");
+        // Once its data is migrated, the volume no longer pins the pod.
+        assert!(group.has_node_local_data());
+        assert_eq!(refusal(&host("db-2"), &group.with_local_data_migrated()), None);
     }
 
     #[test]

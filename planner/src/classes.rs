@@ -27,8 +27,10 @@
 //! rows accept may therefore, rarely, still be refused by the validator (and
 //! then falls back or is explained); a plan they refuse is never valid.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
+use kplan_model::policy::LocalVolumes;
 use kplan_model::scheduling::{PodGroup, Taint, refusal};
 use kplan_model::{ClusterSnapshot, Node, Resources};
 
@@ -50,6 +52,11 @@ pub struct ClassRow {
     pub node_supply: Vec<u64>,
     /// Per block namespace: what its pods confined to the set ask for.
     pub namespace_need: Vec<u64>,
+    /// The row's pods keep their data on the set's nodes (local volumes,
+    /// `local_volumes = "keep-node"`): they move with those nodes, in the same
+    /// wave ([`Placement::travels`]), so the waves do not hold them on both
+    /// sides. The composition still keeps the nodes in the target.
+    pub travels: bool,
 }
 
 impl ClassRow {
@@ -61,6 +68,12 @@ impl ClassRow {
             return need <= supply;
         }
         crate::headroom::fits_one(need as f64, self.headroom, supply as f64)
+    }
+
+    /// [`fits`](Self::fits) at a moment of the waves: a row whose pods travel
+    /// with their nodes always fits there (the pairing is a rule of its own).
+    pub fn fits_staged(&self, need: u64, supply: u64) -> bool {
+        self.travels || self.fits(need, supply)
     }
 
     pub fn total_need(&self) -> u64 {
@@ -100,6 +113,11 @@ pub struct Placement {
     pub n_pod_classes: usize,
     /// Workloads no node of the block can host, with the scheduler's reasons.
     pub homeless: Vec<String>,
+    /// `(namespace, node)`, block indices: the namespace's pods keep data on
+    /// local volumes of the node, in its own source (`local_volumes =
+    /// "keep-node"`): the node is kept in the namespace's target and both move
+    /// in the same wave, the pods with their disks. Sorted.
+    pub travels: Vec<(usize, usize)>,
 }
 
 /// The node class key: what the block's pods can tell apart.
@@ -107,27 +125,36 @@ type NodeKey<'n> = (Resources, bool, Vec<&'n Taint>, Vec<(&'n str, u64)>, Vec<(&
 
 impl Placement {
     /// The placement classes of `block` (empty when its namespaces report no pods).
-    pub fn new(inventory: &[ClusterSnapshot], block: &Block, headroom: [f64; 3]) -> Placement {
-        let groups: Vec<(usize, &str, &PodGroup)> = block
+    pub fn new(
+        inventory: &[ClusterSnapshot],
+        block: &Block,
+        headroom: [f64; 3],
+        local_volumes: LocalVolumes,
+    ) -> Placement {
+        // Under `migrate-data` node-local volumes do not pin (their data moves,
+        // and the plan lists the migration: `materialise.rs`).
+        let migrate = local_volumes == LocalVolumes::MigrateData;
+        let groups: Vec<(usize, &str, Cow<'_, PodGroup>)> = block
             .namespaces
             .iter()
             .enumerate()
             .flat_map(|(j, &id)| {
                 let namespace = block.namespace(inventory, id);
-                namespace.pod_groups.iter().map(move |g| (j, namespace.name.as_str(), g))
+                namespace.pod_groups.iter().map(move |g| {
+                    let group = if migrate && g.has_node_local_data() {
+                        Cow::Owned(g.with_local_data_migrated())
+                    } else {
+                        Cow::Borrowed(g)
+                    };
+                    (j, namespace.name.as_str(), group)
+                })
             })
             .collect();
         if groups.is_empty() {
             return Placement::default();
         }
         let nodes: Vec<&Node> = block.nodes.iter().map(|&id| block.node(inventory, id)).collect();
-        let selected: BTreeSet<&str> = groups
-            .iter()
-            .flat_map(|(_, _, g)| {
-                let affinity = g.node_affinity.iter().flat_map(|a| a.terms.iter().flatten().map(|r| r.key.as_str()));
-                g.node_selector.keys().map(String::as_str).chain(affinity)
-            })
-            .collect();
+        let selected: BTreeSet<&str> = groups.iter().flat_map(|(_, _, g)| g.selected_keys()).collect();
         let requested: BTreeSet<&str> =
             groups.iter().flat_map(|(_, _, g)| g.extended.keys().map(String::as_str)).collect();
 
@@ -153,7 +180,8 @@ impl Placement {
         let mut placement = Placement { n_node_classes: classes.len(), ..Placement::default() };
         let mut confined: BTreeMap<BTreeSet<usize>, Vec<(usize, String, &PodGroup)>> = BTreeMap::new();
         let mut eligible_sets: BTreeSet<BTreeSet<usize>> = BTreeSet::new();
-        for &(j, namespace, group) in &groups {
+        for (j, namespace, group) in &groups {
+            let (j, namespace, group): (usize, &str, &PodGroup) = (*j, namespace, group);
             let mut eligible = BTreeSet::new();
             let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
             for (c, members) in classes.iter().enumerate() {
@@ -182,6 +210,21 @@ impl Placement {
         }
         placement.homeless.sort();
         placement.homeless.dedup();
+        if !migrate {
+            for (j, _, group) in &groups {
+                let source = block.namespaces[*j].cluster;
+                for volume in group.volumes.iter().filter(|v| v.is_node_local()) {
+                    let Some(affinity) = &volume.node_affinity else { continue };
+                    for (i, node) in nodes.iter().enumerate() {
+                        if block.nodes[i].cluster == source && affinity.matches(&node.labels) {
+                            placement.travels.push((*j, i));
+                        }
+                    }
+                }
+            }
+            placement.travels.sort();
+            placement.travels.dedup();
+        }
         placement.n_pod_classes = eligible_sets.len();
 
         let n_namespaces = block.namespaces.len();
@@ -216,6 +259,7 @@ impl Placement {
                         unit,
                         node_supply: supply.collect(),
                         namespace_need: need,
+                        travels: false,
                     });
                 }
             }
@@ -241,9 +285,14 @@ impl Placement {
                     unit,
                     node_supply,
                     namespace_need: need,
+                    travels: false,
                 });
             }
             rows.retain(|row| row.total_need() > 0);
+            let travels = !migrate && members.iter().all(|(_, _, g)| g.has_node_local_data());
+            for row in &mut rows {
+                row.travels = travels;
+            }
             if rows.is_empty() {
                 continue;
             }

@@ -153,8 +153,9 @@ impl<'a> BlockContext<'a> {
                     });
                 }
             }
-            // The same for every placement-class row, on the nodes of its set.
-            for (k, row) in data.placement.rows.iter().enumerate() {
+            // The same for every placement-class row, on the nodes of its set
+            // (not for pods that travel with their nodes: they are never on both sides).
+            for (k, row) in data.placement.rows.iter().enumerate().filter(|(_, row)| !row.travels) {
                 let needs: Vec<f64> = (0..data.n_namespaces())
                     .filter(|&j| data.namespace_source[j] == s && row.namespace_need[j] > 0)
                     .map(|j| row.namespace_need[j] as f64 / row.unit)

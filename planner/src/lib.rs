@@ -101,6 +101,7 @@ pub mod removed_apis;
 pub mod solve;
 pub mod validate;
 pub mod waves;
+pub mod waves_model;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -355,18 +356,41 @@ fn note_unchecked_pods(blocks: &mut [BlockPlan], inventory: &[ClusterSnapshot]) 
         })
         .map(|c| c.cluster_id.as_str())
         .collect();
+    // Clusters whose pods mount claims the inventory does not describe
+    // (an export without persistentvolumeclaims and persistentvolumes).
+    let unresolved: BTreeSet<&str> = inventory
+        .iter()
+        .filter(|c| {
+            let mut volumes = c.namespaces.iter().flat_map(|n| &n.pod_groups).flat_map(|g| &g.volumes);
+            volumes.any(|v| v.volume.is_empty() && v.storage_class.is_empty() && v.driver.is_empty())
+        })
+        .map(|c| c.cluster_id.as_str())
+        .collect();
     for block in blocks.iter_mut().filter(|b| b.status == BlockStatus::Planned) {
-        let missing: Vec<&str> =
-            block.source_clusters.iter().map(String::as_str).filter(|c| unchecked.contains(c)).collect();
-        if missing.is_empty() {
-            continue;
+        let of = |set: &BTreeSet<&str>| -> Vec<String> {
+            block.source_clusters.iter().filter(|c| set.contains(c.as_str())).cloned().collect()
+        };
+        let mut notes = Vec::new();
+        let missing = of(&unchecked);
+        if !missing.is_empty() {
+            notes.push(format!(
+                "pod-level checks (taints, selectors, affinity, extended resources) not made for {}: their snapshots \
+                 have namespace sums but not their pods",
+                missing.join(", ")
+            ));
         }
-        let note = format!(
-            "pod-level checks (taints, selectors, affinity, extended resources) not made for {}: their snapshots \
-             have namespace sums but not their pods",
-            missing.join(", ")
-        );
-        block.explanation = if block.explanation.is_empty() { note } else { format!("{}\n{note}", block.explanation) };
+        let missing = of(&unresolved);
+        if !missing.is_empty() {
+            notes.push(format!(
+                "volume checks (local volumes, storage drivers) not made for some claims of {}: their snapshots \
+                 do not list the claims' PersistentVolumeClaims and PersistentVolumes",
+                missing.join(", ")
+            ));
+        }
+        for note in notes {
+            block.explanation =
+                if block.explanation.is_empty() { note } else { format!("{}\n{note}", block.explanation) };
+        }
     }
 }
 
@@ -455,4 +479,8 @@ fn summarize(blocks: &[BlockPlan], seconds: f64) -> PlanSummary {
 }
 
 #[cfg(test)]
+mod class_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod volume_tests;

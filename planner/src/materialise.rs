@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kplan_model::policy::LocalVolumes;
 use kplan_model::{
     BlockPlan, BlockStatus, ClusterCapacity, ClusterSnapshot, ControlPlaneNode, NamespaceMove, NodeAction, NodeMove,
     NodeRef, Precondition, PreconditionKind, Resources, TargetCluster, Wave,
@@ -11,7 +12,7 @@ use kplan_model::{
 use super::explain;
 use super::flows::is_known_cni;
 use super::namespaces::{NamespacePlacement, resolve_collisions};
-use super::preconditions::block_preconditions;
+use super::preconditions::{block_preconditions, data_migration};
 use super::waves::Destination;
 use crate::context::BlockContext;
 use crate::realize::{Realized, target_zones};
@@ -266,10 +267,25 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
             PreconditionKind::CniMigration => !kept_nodes[s].is_empty(),
             PreconditionKind::CsiDriver => !kept_nodes[s].is_empty() || moves_namespaces[s],
             PreconditionKind::RemovedApis => moves_namespaces[s],
+            PreconditionKind::DataMigration => false,
         };
         if keep && first_wave[s] != u32::MAX {
             precondition.before_wave = first_wave[s] as u64;
             plan.preconditions.push(precondition);
+        }
+    }
+    if ctx.policy.local_volumes == LocalVolumes::MigrateData {
+        let node_wave: BTreeMap<(usize, &str), u64> = (0..data.n_nodes())
+            .map(|i| ((data.node_source[i], ctx.node_name(i)), schedule.node_wave[i] as u64))
+            .collect();
+        for j in 0..data.n_namespaces() {
+            let s = data.namespace_source[j];
+            let cluster = &ctx.inventory[ctx.block.source_clusters[s]];
+            let namespace = ctx.block.namespace(ctx.inventory, ctx.block.namespaces[j]);
+            let target = &target_names[assignment.namespace_target[j]];
+            let wave = schedule.namespace_wave[j] as u64;
+            plan.preconditions
+                .extend(data_migration(cluster, namespace, target, wave, |node| node_wave.get(&(s, node)).copied()));
         }
     }
     plan.preconditions.sort_by(|a: &Precondition, b: &Precondition| {

@@ -4,6 +4,10 @@
 //! HiGHS through `good_lp`, and `mps.rs` writes it out, so the solved model and
 //! the exported one cannot diverge.
 //!
+//! Longer than 900 lines on purpose: the composition model's variables and its
+//! rows are built in one place, so that every row can be read beside the
+//! variables it sums (splitting it would scatter one model over several files).
+//!
 //! # The composition model (stage 1)
 //!
 //! Over node pools (`pools.rs`: identical nodes of one source cluster, zone, shape

@@ -6,10 +6,12 @@
 //! when none does, why (the filter, and on how many nodes). A report, not a
 //! check: the validator (`validate/pods.rs`) decides whether a plan holds.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use kplan_model::scheduling::{PodGroup, refusal};
-use kplan_model::{BlockStatus, ClusterSnapshot, Node, NodeAction, NodeRole, Plan, Policy};
+use kplan_model::policy::LocalVolumes;
+use kplan_model::scheduling::{PodGroup, PodVolume, refusal};
+use kplan_model::{BlockStatus, ClusterSnapshot, Node, NodeAction, NodeRole, Plan, Policy, PreconditionKind};
 use serde::Serialize;
 
 /// One workload of one source namespace, through the plan.
@@ -68,8 +70,23 @@ pub fn pod_report(
         let lookup = |(cluster, node): &(String, String)| -> Option<&Node> {
             clusters.get(cluster.as_str()).and_then(|c| c.nodes.iter().find(|n| &n.name == node))
         };
+        let migrated_claims: BTreeSet<(&str, &str, &str)> = if policy.local_volumes == LocalVolumes::MigrateData {
+            block
+                .preconditions
+                .iter()
+                .filter(|p| p.kind == PreconditionKind::DataMigration)
+                .flat_map(|p| {
+                    p.claims
+                        .iter()
+                        .filter_map(|c| c.split_once('/'))
+                        .map(|(ns, claim)| (p.cluster_id.as_str(), ns, claim))
+                })
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
         // Every workload of the block's namespaces, where it starts.
-        let mut tracked: Vec<(WorkloadPlacement, &PodGroup, String)> = Vec::new();
+        let mut tracked: Vec<(WorkloadPlacement, Cow<'_, PodGroup>, String)> = Vec::new();
         for source in &block.source_clusters {
             let Some(cluster) = clusters.get(source.as_str()) else { continue };
             for ns in cluster.namespaces.iter().filter(|ns| namespace.is_none_or(|n| n == ns.name)) {
@@ -84,9 +101,32 @@ pub fn pod_report(
                     let placement = WorkloadPlacement {
                         source_cluster: source.clone(),
                         namespace: ns.name.clone(),
-                        workload: group.workload(),
+                        workload: {
+                            // Pods with their own local data are told apart by their claim.
+                            let local: Vec<&str> =
+                                group.volumes.iter().filter(|v| v.is_node_local()).map(|v| v.claim.as_str()).collect();
+                            if local.is_empty() {
+                                group.workload()
+                            } else {
+                                format!("{} ({})", group.workload(), local.join(", "))
+                            }
+                        },
                         replicas: group.replicas,
                         moments: Vec::new(),
+                    };
+                    // Data the plan migrates (`data-migration`) no longer pins the pods.
+                    let migrated = |v: &PodVolume| {
+                        v.is_node_local()
+                            && migrated_claims.contains(&(source.as_str(), ns.name.as_str(), v.claim.as_str()))
+                    };
+                    let group = if group.volumes.iter().any(migrated) {
+                        let mut owned = group.clone();
+                        for volume in owned.volumes.iter_mut().filter(|v| migrated(v)) {
+                            volume.node_affinity = None;
+                        }
+                        Cow::Owned(owned)
+                    } else {
+                        Cow::Borrowed(group)
                     };
                     tracked.push((placement, group, source.clone()));
                 }
@@ -123,6 +163,26 @@ pub fn pod_report(
                 .collect();
             for (placement, group, at) in &mut tracked {
                 if let Some(to) = moving.get(&(placement.source_cluster.as_str(), placement.namespace.as_str())) {
+                    // Pods with local data travel with their node when it joins their target now.
+                    let joining: Vec<&Node> = wave
+                        .nodes
+                        .iter()
+                        .filter(|m| m.cluster_id == *at && m.action == NodeAction::DrainAndJoin && m.to_cluster == *to)
+                        .filter_map(|m| lookup(&(m.cluster_id.clone(), m.node.clone())))
+                        .collect();
+                    let mut pinned = group
+                        .volumes
+                        .iter()
+                        .filter_map(|v| v.node_affinity.as_ref().filter(|_| v.is_node_local()))
+                        .peekable();
+                    let travels =
+                        pinned.peek().is_some() && pinned.all(|a| joining.iter().any(|n| a.matches(&n.labels)));
+                    if travels {
+                        let when = format!("during wave {number} (with its node)");
+                        placement.moments.push(describe(when, to, &joining, group));
+                        *at = to.to_string();
+                        continue;
+                    }
                     let when = format!("during wave {number}");
                     placement.moments.push(moment(when.clone(), at, &during, group));
                     placement.moments.push(moment(when, to, &nodes, group));

@@ -102,7 +102,7 @@ impl BlockData {
         let mut node_zone = Vec::with_capacity(block.nodes.len());
         let mut node_allowed = Vec::with_capacity(block.nodes.len());
         let headroom = [policy.headroom.cpu, policy.headroom.memory, policy.headroom.pods];
-        let placement = Placement::new(inventory, block, headroom);
+        let placement = Placement::new(inventory, block, headroom, policy.local_volumes);
         // Nodes that offer placement classes differently are not interchangeable.
         type PoolKey = (usize, String, NodeRole, Resources, Vec<u64>);
         let mut keys: BTreeMap<PoolKey, Vec<usize>> = BTreeMap::new();

@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kplan_model::{ClusterSnapshot, NodeRole, Precondition, PreconditionKind};
+use kplan_model::scheduling::PodVolume;
+use kplan_model::{ClusterSnapshot, Namespace, NodeRole, Precondition, PreconditionKind};
 
 use super::flows::normalize_cni;
 
@@ -117,6 +118,7 @@ pub fn preconditions(cluster: &ClusterSnapshot, target_version: &str, target_cni
         detail,
         nodes,
         before_wave: 0,
+        claims: Vec::new(),
     };
     let target = parse_minor_version(target_version);
 
@@ -224,6 +226,30 @@ pub fn preconditions(cluster: &ClusterSnapshot, target_version: &str, target_cni
     out
 }
 
+/// The storage drivers a cluster has: the CSI drivers its facts list, and
+/// the drivers (CSI or provisioner) of the volumes its pods mount, with their
+/// storage classes. Node-local volumes and classes without a provisioner
+/// need no driver.
+fn storage_drivers(cluster: &ClusterSnapshot) -> BTreeMap<String, BTreeSet<&str>> {
+    let mut drivers: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    for driver in &cluster.facts.csi_drivers {
+        if !driver.trim().is_empty() {
+            drivers.entry(driver.trim().to_string()).or_default();
+        }
+    }
+    let volumes = cluster.namespaces.iter().flat_map(|n| &n.pod_groups).flat_map(|g| &g.volumes);
+    for volume in volumes.filter(|v| !v.is_node_local() && !v.driver.is_empty()) {
+        if volume.driver == "kubernetes.io/no-provisioner" {
+            continue;
+        }
+        let classes = drivers.entry(volume.driver.clone()).or_default();
+        if !volume.storage_class.is_empty() {
+            classes.insert(volume.storage_class.as_str());
+        }
+    }
+    drivers
+}
+
 fn sorted_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
     let set: BTreeSet<&str> = names.collect();
     set.into_iter().map(str::to_string).collect()
@@ -244,23 +270,89 @@ pub fn block_preconditions(clusters: &[&ClusterSnapshot], target_version: &str, 
         let others: BTreeSet<String> = sorted
             .iter()
             .filter(|other| other.cluster_id != cluster.cluster_id)
-            .flat_map(|other| other.facts.csi_drivers.iter().map(|d| d.trim().to_string()))
+            .flat_map(|other| storage_drivers(other).into_keys())
             .collect();
-        let own: BTreeSet<String> = cluster.facts.csi_drivers.iter().map(|d| d.trim().to_string()).collect();
-        for driver in own.difference(&others).filter(|d| !d.is_empty()) {
+        for (driver, classes) in storage_drivers(cluster).into_iter().filter(|(d, _)| !others.contains(d)) {
+            let classes = if classes.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (storage class{} {})",
+                    if classes.len() == 1 { "" } else { "es" },
+                    sorted_names(classes.into_iter()).join(", ")
+                )
+            };
             out.push(Precondition {
                 cluster_id: cluster.cluster_id.clone(),
                 kind: PreconditionKind::CsiDriver,
                 detail: format!(
-                    "csi driver {driver} is used here and by no other cluster of the block: install it on the target before this cluster's volumes move"
+                    "csi driver {driver}{classes} is used here and by no other cluster of the block: install it on the target before this cluster's volumes move"
                 ),
                 nodes: Vec::new(),
                 before_wave: 0,
+                claims: Vec::new(),
             });
         }
     }
     out.sort_by(|a, b| (&a.cluster_id, a.kind).cmp(&(&b.cluster_id, b.kind)));
     out
+}
+
+/// The `data-migration` precondition of one namespace that moves to `target`
+/// in wave `namespace_wave`, under `local_volumes = "migrate-data"`: the
+/// node-local claims (local and hostPath volumes) of its pods, the nodes of
+/// `cluster` that hold their data, and their size. It comes before the
+/// earlier of the namespace's wave and the first wave in which one of those
+/// nodes leaves (`node_wave`; a node that stays has none). `None` when its pods
+/// mount no node-local volume.
+pub fn data_migration(
+    cluster: &ClusterSnapshot,
+    namespace: &Namespace,
+    target: &str,
+    namespace_wave: u64,
+    node_wave: impl Fn(&str) -> Option<u64>,
+) -> Option<Precondition> {
+    let mut claims: BTreeMap<&str, &PodVolume> = BTreeMap::new();
+    for volume in namespace.pod_groups.iter().flat_map(|g| &g.volumes).filter(|v| v.is_node_local()) {
+        claims.entry(volume.claim.as_str()).or_insert(volume);
+    }
+    if claims.is_empty() {
+        return None;
+    }
+    let mut nodes: BTreeSet<&str> = BTreeSet::new();
+    let mut parts = Vec::new();
+    let mut bytes: u64 = 0;
+    for (claim, volume) in &claims {
+        let holders: Vec<&str> = cluster
+            .nodes
+            .iter()
+            .filter(|n| volume.node_affinity.as_ref().is_some_and(|a| a.matches(&n.labels)))
+            .map(|n| n.name.as_str())
+            .collect();
+        bytes = bytes.saturating_add(volume.size_bytes);
+        nodes.extend(holders.iter().copied());
+        let on = if holders.is_empty() { "node unknown".to_string() } else { format!("on {}", holders.join(", ")) };
+        parts.push(format!("{claim} ({}, {on})", gib(volume.size_bytes)));
+    }
+    let before = nodes.iter().filter_map(|n| node_wave(n)).chain([namespace_wave]).min().unwrap_or(namespace_wave);
+    Some(Precondition {
+        cluster_id: cluster.cluster_id.clone(),
+        kind: PreconditionKind::DataMigration,
+        detail: format!(
+            "namespace {} keeps {} on node-local volumes: {}; copy it to storage on {target} (a Velero file-system \
+             backup and restore, or the application's own replication) before its pods or those nodes move",
+            namespace.name,
+            gib(bytes),
+            parts.join(", ")
+        ),
+        nodes: nodes.into_iter().map(str::to_string).collect(),
+        before_wave: before,
+        claims: claims.keys().map(|claim| format!("{}/{claim}", namespace.name)).collect(),
+    })
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Conversions between the wire types of `kplan.v1` and the domain types of
-//! `kplan-model`. This module is the only place that knows both.
+//! `kplan-model`. This module is the only place that knows both (an
+//! architecture invariant), which is why it is longer than 900 lines: one
+//! `From` pair per message, and its round-trip tests.
 //!
 //! Wire → domain conversions that can fail (a missing required message) return
 //! [`ConvertError`] naming the field; the server maps it to INVALID_ARGUMENT.
@@ -159,6 +161,7 @@ impl From<v1::Namespace> for model::Namespace {
 
 impl From<model::scheduling::PodGroup> for v1::PodGroup {
     fn from(g: model::scheduling::PodGroup) -> Self {
+        let (has_node_affinity, node_affinity) = affinity_to_wire(g.node_affinity);
         v1::PodGroup {
             owner_kind: g.owner_kind,
             owner_name: g.owner_name,
@@ -166,13 +169,53 @@ impl From<model::scheduling::PodGroup> for v1::PodGroup {
             requests: Some(g.requests.into()),
             extended: g.extended.into_iter().collect(),
             node_selector: g.node_selector.into_iter().collect(),
-            has_node_affinity: g.node_affinity.is_some(),
-            node_affinity: g
-                .node_affinity
-                .map(|a| a.terms.into_iter().map(|t| v1::NodeSelectorTerm { requirements: vec_into(t) }).collect())
-                .unwrap_or_default(),
+            has_node_affinity,
+            node_affinity,
             tolerations: vec_into(g.tolerations),
             runtime_class: g.runtime_class,
+            volumes: vec_into(g.volumes),
+        }
+    }
+}
+
+fn affinity_to_wire(affinity: Option<model::scheduling::NodeAffinity>) -> (bool, Vec<v1::NodeSelectorTerm>) {
+    let has = affinity.is_some();
+    let terms = affinity
+        .map(|a| a.terms.into_iter().map(|t| v1::NodeSelectorTerm { requirements: vec_into(t) }).collect())
+        .unwrap_or_default();
+    (has, terms)
+}
+
+fn affinity_from_wire(has: bool, terms: Vec<v1::NodeSelectorTerm>) -> Option<model::scheduling::NodeAffinity> {
+    has.then(|| model::scheduling::NodeAffinity {
+        terms: terms.into_iter().map(|t| vec_into(t.requirements)).collect(),
+    })
+}
+
+impl From<model::scheduling::PodVolume> for v1::PodVolume {
+    fn from(v: model::scheduling::PodVolume) -> Self {
+        let (has_node_affinity, node_affinity) = affinity_to_wire(v.node_affinity);
+        v1::PodVolume {
+            claim: v.claim,
+            volume: v.volume,
+            storage_class: v.storage_class,
+            driver: v.driver,
+            size_bytes: v.size_bytes,
+            has_node_affinity,
+            node_affinity,
+        }
+    }
+}
+
+impl From<v1::PodVolume> for model::scheduling::PodVolume {
+    fn from(v: v1::PodVolume) -> Self {
+        model::scheduling::PodVolume {
+            claim: v.claim,
+            volume: v.volume,
+            storage_class: v.storage_class,
+            driver: v.driver,
+            size_bytes: v.size_bytes,
+            node_affinity: affinity_from_wire(v.has_node_affinity, v.node_affinity),
         }
     }
 }
@@ -186,11 +229,10 @@ impl From<v1::PodGroup> for model::scheduling::PodGroup {
             requests: resources(g.requests),
             extended: g.extended.into_iter().collect(),
             node_selector: g.node_selector.into_iter().collect(),
-            node_affinity: g.has_node_affinity.then(|| model::scheduling::NodeAffinity {
-                terms: g.node_affinity.into_iter().map(|t| vec_into(t.requirements)).collect(),
-            }),
+            node_affinity: affinity_from_wire(g.has_node_affinity, g.node_affinity),
             tolerations: vec_into(g.tolerations),
             runtime_class: g.runtime_class,
+            volumes: vec_into(g.volumes),
         }
     }
 }
@@ -533,6 +575,7 @@ fn precondition_kind_to_wire(k: model::PreconditionKind) -> i32 {
         K::CniMigration => v1::PreconditionKind::CniMigration,
         K::CsiDriver => v1::PreconditionKind::CsiDriver,
         K::RemovedApis => v1::PreconditionKind::RemovedApis,
+        K::DataMigration => v1::PreconditionKind::DataMigration,
     }) as i32
 }
 
@@ -543,6 +586,7 @@ fn precondition_kind_from_wire(k: i32) -> model::PreconditionKind {
         Ok(v1::PreconditionKind::CniMigration) => K::CniMigration,
         Ok(v1::PreconditionKind::CsiDriver) => K::CsiDriver,
         Ok(v1::PreconditionKind::RemovedApis) => K::RemovedApis,
+        Ok(v1::PreconditionKind::DataMigration) => K::DataMigration,
         _ => K::KubeletUpgrade,
     }
 }
@@ -555,6 +599,7 @@ impl From<model::Precondition> for v1::Precondition {
             detail: p.detail,
             nodes: p.nodes,
             before_wave: p.before_wave,
+            claims: p.claims,
         }
     }
 }
@@ -567,6 +612,7 @@ impl From<v1::Precondition> for model::Precondition {
             detail: p.detail,
             nodes: p.nodes,
             before_wave: p.before_wave,
+            claims: p.claims,
         }
     }
 }

@@ -260,7 +260,7 @@ impl ServerConfig {
         let (Some(cert_file), Some(key_file), Some(client_ca_file)) = (cert_file, key_file, client_ca_file) else {
             return Err(ConfigError { problems });
         };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let now = kplan_model::time::now_unix();
         let material = TlsMaterial::load(TlsPaths { cert_file, key_file, client_ca_file }, now)
             .map_err(|more| problems.extend(more))
             .ok();

@@ -243,8 +243,7 @@ fn log_security(security: &TransportSecurity, config: &ServerConfig) {
              any cluster, read and plan; use [tls] outside a trusted test network"
         ),
         TransportSecurity::MutualTls { material, tokens } => {
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            let now = kplan_model::time::now_unix();
             let days_left = (material.not_after_unix - now) / 86_400;
             info!(
                 n_client_cas = material.n_client_cas,
@@ -272,7 +271,7 @@ impl kplan_server::metrics::MetricsSource for MetricsSource {
         let Some(store) = self.store.get() else {
             return Err("the store is not open yet".to_string());
         };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let now = kplan_model::time::now_unix();
         self.metrics.render(store.as_ref(), store.size_on_disk().ok(), now).map_err(|e| e.to_string())
     }
 
@@ -353,8 +352,7 @@ fn spawn_history_compaction(store: Arc<SledStore>, keep_all_days: u64) {
         loop {
             every.tick().await;
             let store = store.clone();
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            let now = kplan_model::time::now_unix();
             let keep = (keep_all_days as i64).saturating_mul(86_400);
             match tokio::task::spawn_blocking(move || store.compact_history(now, keep)).await {
                 Ok(Ok(0)) => {}

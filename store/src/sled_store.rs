@@ -1,4 +1,5 @@
-//! [`Store`] on sled 0.34.
+//! [`Store`] on sled 0.34. Longer than 900 lines with its tests: the crash
+//! and damage tests sit beside the code they protect.
 //!
 //! Trees:
 //! - `meta`: `schema_version` → u32, `write_seq` → u64 (big endian; see [`super::manifest`])

@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_harness::{Apiserver, Kube};
 use serde_json::{Value, json};
@@ -141,6 +142,57 @@ impl Kube {
         self.block_on(api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))).expect("patches labels");
     }
 
+    /// Issue 17: a local PersistentVolume on `node` (100 GiB, class
+    /// `local-nvme`), its claim `data-db-0` in `db` bound to it by
+    /// `spec.volumeName` (no controller binds it here), and a pod mounting the
+    /// claim. Nothing schedules or runs the pod: it stays Pending.
+    fn create_local_volume(&self, node: &str) {
+        let class: StorageClass = serde_json::from_value(json!({
+            "metadata": {"name": "local-nvme"},
+            "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "WaitForFirstConsumer"
+        }))
+        .expect("storage class");
+        let volume: PersistentVolume = serde_json::from_value(json!({
+            "metadata": {"name": "pv-db-0"},
+            "spec": {
+                "capacity": {"storage": "100Gi"}, "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "local-nvme", "persistentVolumeReclaimPolicy": "Retain",
+                "local": {"path": "/mnt/nvme0"},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}
+            }
+        }))
+        .expect("persistent volume");
+        let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": "data-db-0", "namespace": "db"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-nvme", "volumeName": "pv-db-0",
+                     "resources": {"requests": {"storage": "80Gi"}}}
+        }))
+        .expect("claim");
+        self.block_on(async {
+            Api::<StorageClass>::all(self.client.clone())
+                .create(&PostParams::default(), &class)
+                .await
+                .expect("creates storage class");
+            Api::<PersistentVolume>::all(self.client.clone())
+                .create(&PostParams::default(), &volume)
+                .await
+                .expect("creates persistent volume");
+            Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), "db")
+                .create(&PostParams::default(), &claim)
+                .await
+                .expect("creates claim");
+        });
+        self.create_pod(
+            "db",
+            "db-0",
+            node,
+            json!({"containers": [container("pg", "500m", "1Gi")],
+                   "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]}),
+        );
+    }
+
     fn nodes(&self) -> Api<Node> {
         Api::all(self.client.clone())
     }
@@ -158,8 +210,10 @@ const CLUSTER: &str = "lab-real";
 const GI: u64 = 1 << 30;
 const MI: u64 = 1 << 20;
 
-/// Loads the test cluster: 4 nodes (label chains, beta labels, none at all),
-/// 3 namespaces, 4 running pods, one finished pod, calico's DaemonSet.
+/// Loads the test cluster: 4 nodes (label chains, beta labels, only a
+/// hostname), 3 namespaces, 4 running pods, one finished pod, calico's
+/// DaemonSet; and (issue 17) a GPU node with two training pods, and a
+/// database pod whose claim is bound to a local volume on w-3.
 fn load_cluster(kube: &Kube) {
     kube.create_namespace("payments", json!({"kplan.io/security-tier": "prod", "kplan.io/sla-tier": "gold"}));
     kube.create_namespace("web", json!({"kplan.io/security-tier": "prod", "kplan.io/sla-tier": "silver"}));
@@ -179,11 +233,12 @@ fn load_cluster(kube: &Kube) {
     );
     kube.create_node(
         "w-2",
-        json!({"failure-domain.beta.kubernetes.io/region": "fra", "failure-domain.beta.kubernetes.io/zone": "fra-b"}),
+        json!({"failure-domain.beta.kubernetes.io/region": "fra", "failure-domain.beta.kubernetes.io/zone": "fra-b",
+               "kubernetes.io/hostname": "w-2"}),
         "3500m",
         "16417180Ki",
     );
-    kube.create_node("w-3", json!({}), "2", "8Gi");
+    kube.create_node("w-3", json!({"kubernetes.io/hostname": "w-3"}), "2", "8Gi");
     // Issue 17: a GPU node and two training pods that need it (not yet scheduled).
     kube.create_gpu_node("gpu-1");
     kube.create_namespace("ml", json!({"kplan.io/security-tier": "prod"}));
@@ -215,6 +270,8 @@ fn load_cluster(kube: &Kube) {
     );
     kube.create_pod("web", "front-0", "w-1", json!({"containers": [container("web", "100m", "128Mi")]}));
     kube.create_pod("kube-system", "calico-node-x1", "w-3", json!({"containers": [container("calico", "250m", "0")]}));
+    kube.create_namespace("db", json!({"kplan.io/security-tier": "prod"}));
+    kube.create_local_volume("w-3");
     // A finished pod asks for nothing.
     kube.create_pod("batch", "done-0", "w-3", json!({"containers": [container("job", "4", "4Gi")]}));
     let finished = json!({"status": {"phase": "Succeeded"}});
@@ -371,6 +428,31 @@ fn the_agent_reports_a_real_cluster_follows_changes_and_survives_an_outage() {
     assert_eq!(batch["requests"]["pods"], 0, "the finished pod does not count");
     assert_eq!(snapshot["facts"]["cni"], "calico");
     assert_eq!(snapshot["facts"]["kubernetes_version"], "v1.20.2");
+    // The database pod's claim, resolved through the watched claims, volumes
+    // and classes: the local volume pins it to w-3.
+    let db = namespace(&snapshot, "db")["pod_groups"].as_array().expect("pod groups").clone();
+    assert_eq!(db.len(), 1, "{db:#?}");
+    let volumes = db[0]["volumes"].as_array().expect("volumes");
+    assert_eq!(volumes.len(), 1, "{volumes:#?}");
+    let volume = &volumes[0];
+    assert_eq!(
+        (
+            volume["claim"].as_str(),
+            volume["volume"].as_str(),
+            volume["storage_class"].as_str(),
+            volume["driver"].as_str()
+        ),
+        (Some("data-db-0"), Some("pv-db-0"), Some("local-nvme"), Some("kubernetes.io/local")),
+        "{volume:#}"
+    );
+    assert_eq!(volume["size_bytes"], 100 * GI, "the volume's capacity, not the claim's request");
+    let pinned: kplan_model::scheduling::NodeAffinity =
+        serde_json::from_value(volume["node_affinity"].clone()).expect("the local volume's node affinity");
+    let labels = |name: &str| -> std::collections::BTreeMap<String, String> {
+        serde_json::from_value(node(&snapshot, name)["labels"].clone()).expect("node labels")
+    };
+    assert!(pinned.matches(&labels("w-3")), "{pinned:?} must match w-3: {:?}", labels("w-3"));
+    assert!(!pinned.matches(&labels("w-2")), "{pinned:?} must not match w-2: {:?}", labels("w-2"));
 
     // A node label and a namespace's tier label change through the API: they
     // arrive within the debounce interval (plus delivery).
@@ -430,11 +512,19 @@ fn the_agent_reports_a_real_cluster_follows_changes_and_survives_an_outage() {
     // The delivery that ended the outage is the first report after the last
     // failure (later changes in the cluster may be reported again, at attempt 1).
     let last_failure = failures.last().expect("failures")["timestamp"].as_str().expect("timestamp").to_string();
-    let delivered = agent
-        .messages("snapshot reported")
-        .into_iter()
-        .find(|line| line["timestamp"].as_str().is_some_and(|at| at > last_failure.as_str()))
-        .expect("reported after the outage");
+    // The server may show the report a moment before the agent logs its acknowledgement.
+    let log_deadline = Instant::now() + Duration::from_secs(10);
+    let delivered = loop {
+        let found = agent
+            .messages("snapshot reported")
+            .into_iter()
+            .find(|line| line["timestamp"].as_str().is_some_and(|at| at > last_failure.as_str()));
+        match found {
+            Some(line) => break line,
+            None if Instant::now() > log_deadline => panic!("reported after the outage:\n{}", agent.log_text()),
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
     assert_eq!(delivered["attempt"].as_u64(), Some(attempts.len() as u64 + 1), "{delivered}");
 
     // The server ends with the cluster's current state: what a fresh
@@ -472,6 +562,9 @@ fn the_agent_user_may_read_and_nothing_else() {
         Api::<Namespace>::all(client.clone()).list(&ListParams::default()).await.expect("may list namespaces");
         Api::<Pod>::all(client.clone()).list(&ListParams::default()).await.expect("may list pods");
         Api::<DaemonSet>::all(client.clone()).list(&ListParams::default()).await.expect("may list daemonsets");
+        Api::<PersistentVolumeClaim>::all(client.clone()).list(&ListParams::default()).await.expect("may list claims");
+        Api::<PersistentVolume>::all(client.clone()).list(&ListParams::default()).await.expect("may list volumes");
+        Api::<StorageClass>::all(client.clone()).list(&ListParams::default()).await.expect("may list classes");
         let forbidden =
             |result: Result<_, kube::Error>| matches!(result, Err(kube::Error::Api(status)) if status.code == 403);
         assert!(forbidden(Api::<Secret>::all(client.clone()).list(&ListParams::default()).await.map(|_| ())));

@@ -77,6 +77,14 @@ fn the_cli_and_the_benchmark_never_link_the_server() {
 }
 
 #[test]
+fn the_collector_is_pure() {
+    assert_none_of(
+        "kplan-collect",
+        &["tokio", "kube", "kube-client", "hyper", "tonic", "prost", "sled", "good_lp", "kplan-proto", "kplan-planner"],
+    );
+}
+
+#[test]
 fn the_agent_never_links_the_planner_or_the_store() {
     assert_none_of("kplan-agent", &["kplan-planner", "kplan-store", "kplan-server", "good_lp", "sled"]);
 }

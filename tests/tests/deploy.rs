@@ -8,7 +8,8 @@
 //! - Every pod meets the Pod Security Standard "restricted", has CPU and memory
 //!   requests and limits, and lives in a namespace that enforces "restricted".
 //! - The agent's ClusterRole grants exactly get, list and watch on nodes,
-//!   namespaces, pods and daemonsets, and only the agent's ServiceAccount is bound.
+//!   namespaces, pods, daemonsets, persistentvolumeclaims, persistentvolumes and
+//!   storageclasses, and only the agent's ServiceAccount is bound.
 //! - NetworkPolicies deny by default and open exactly the documented ports;
 //!   probes, Services, container ports and the configuration files agree on them.
 //! - The systemd units pass `systemd-analyze verify` and `security`, and keep
@@ -527,7 +528,15 @@ fn every_pod_meets_the_restricted_profile_in_a_restricted_namespace() {
 
 fn expected_agent_rules() -> BTreeSet<(String, String, String)> {
     let mut rules = BTreeSet::new();
-    for (group, resource) in [("", "nodes"), ("", "namespaces"), ("", "pods"), ("apps", "daemonsets")] {
+    for (group, resource) in [
+        ("", "nodes"),
+        ("", "namespaces"),
+        ("", "pods"),
+        ("apps", "daemonsets"),
+        ("", "persistentvolumeclaims"),
+        ("", "persistentvolumes"),
+        ("storage.k8s.io", "storageclasses"),
+    ] {
         for verb in ["get", "list", "watch"] {
             rules.insert((group.to_string(), resource.to_string(), verb.to_string()));
         }
@@ -535,7 +544,8 @@ fn expected_agent_rules() -> BTreeSet<(String, String, String)> {
     rules
 }
 
-/// The agent's ClusterRole must grant exactly get/list/watch on the four kinds.
+/// The agent's ClusterRole must grant exactly get/list/watch on the seven kinds
+/// it watches (nodes, namespaces, pods, DaemonSets, claims, volumes, storage classes).
 fn cluster_role_problems(role: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let mut granted = BTreeSet::new();
@@ -626,7 +636,7 @@ fn rbac_problems(objects: &[Value]) -> Vec<String> {
 }
 
 #[test]
-fn the_agent_may_only_get_list_and_watch_nodes_namespaces_pods_and_daemonsets() {
+fn the_agent_may_only_get_list_and_watch_the_kinds_it_reports() {
     let Some(overlays) = overlays() else { return };
     // The file the agent's real-API end-to-end test binds its user to.
     let alone = render(&deploy_dir().join("kubernetes/agent"));

@@ -148,6 +148,20 @@ fn the_pools_example_keeps_every_pool_its_pods_need() {
     for pool in ["-gpu-", "-risk-risk-", "-data-mem-"] {
         assert!(kept.iter().any(|n| n.contains(pool)), "no {pool} node kept: {kept:?}");
     }
+    // OpenSearch's data is on local volumes of the three large workers of
+    // ams-prod-data: they are kept, and join the target in the wave `search` moves.
+    let wave_of = |name: &str| -> Option<u64> {
+        block["waves"].as_array().expect("waves").iter().find_map(|w| {
+            let listed = |key: &str, field: &str| {
+                w[key].as_array().is_some_and(|items| items.iter().any(|item| item[field] == name))
+            };
+            (listed("nodes", "node") || listed("namespaces", "namespace")).then(|| w["index"].as_u64().expect("index"))
+        })
+    };
+    for host in ["ams-prod-data-w-01", "ams-prod-data-w-02", "ams-prod-data-w-03"] {
+        assert!(kept.contains(&host), "{host} holds OpenSearch's data: {kept:?}");
+        assert_eq!(wave_of(host), wave_of("search"), "{host} moves with search");
+    }
     let report = pod_report(inv, &plan);
     let workloads = report.as_array().expect("workloads");
     // Every workload of the 31 namespaces (a workload with pods in several namespaces counts once per namespace).

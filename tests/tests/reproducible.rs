@@ -194,7 +194,17 @@ fn propose_check_says_identical_and_names_a_changed_node_after_a_reimport() {
     std::fs::write(&cluster_file, serde_json::to_string(&export).expect("json")).expect("write");
     kplan_ok(&["--inventory", inv, "import", "--estate", estate_file.to_str().expect("utf-8")]);
 
-    let changed = kplan_env(&["--inventory", inv, "propose", "--check", &id, "-o", "json"], &[]);
+    // From its recorded snapshots the approved plan is still reproduced, with a
+    // note that the estate has moved on.
+    let recorded = kplan_env(&["--inventory", inv, "propose", "--check", &id], &[]);
+    let stdout = String::from_utf8_lossy(&recorded.stdout);
+    let stderr = String::from_utf8_lossy(&recorded.stderr);
+    assert!(recorded.status.success(), "{stderr}");
+    assert!(stdout.contains("inputs: identical") && stdout.contains("plan: identical"), "{stdout}");
+    assert!(stderr.contains("fra-prod-core (generation") && stderr.contains("--latest"), "{stderr}");
+
+    // On the current inventory, the change shows.
+    let changed = kplan_env(&["--inventory", inv, "propose", "--check", &id, "--latest", "-o", "json"], &[]);
     let stderr = String::from_utf8_lossy(&changed.stderr);
     assert_eq!(changed.status.code(), Some(2), "a different plan is exit code 2: {stderr}");
     assert!(stderr.contains("inputs differ"), "{stderr}");

@@ -1,6 +1,6 @@
 //! Lean views of Pods and Nodes: only the fields the label contract reads are
-//! deserialised; the rest of each object (environment, volumes, managed
-//! fields, conditions, a node's image list, …) is skipped by the JSON parser
+//! deserialised; the rest of each object (environment, volumes other than
+//! claims, managed fields, conditions, a node's image list, …) is skipped by the JSON parser
 //! without being allocated. The watchers list and watch these types; each is
 //! turned into the k8s-openapi object the collector takes ([`LeanPod::into_pod`],
 //! [`LeanNode::into_node`]) holding just those fields.
@@ -11,7 +11,9 @@
 //! and `spec.initContainers[*]` `resources` and `restartPolicy`,
 //! `spec.overhead`, `spec.resources` (pod-level requests), what the scheduler
 //! reads (`spec.nodeSelector`, the required part of `spec.affinity.nodeAffinity`,
-//! `spec.tolerations`, `spec.runtimeClassName`), and `status.phase`. A node's
+//! `spec.tolerations`, `spec.runtimeClassName`), the claims it mounts (of
+//! `spec.volumes[*]` only the name, `persistentVolumeClaim.claimName` and
+//! whether it is `ephemeral`; other volumes are dropped), and `status.phase`. A node's
 //! on: name, labels, `spec.unschedulable`, `spec.taints`, `status.allocatable`,
 //! `status.nodeInfo`.
 //! A unit test checks that the lean path gives the same inventory as the
@@ -21,11 +23,12 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, Node, NodeAffinity, NodeSpec, NodeStatus, NodeSystemInfo, Pod, PodSpec, PodStatus,
-    ResourceRequirements, Toleration,
+    Affinity, Container, EphemeralVolumeSource, Node, NodeAffinity, NodeSpec, NodeStatus, NodeSystemInfo,
+    PersistentVolumeClaimVolumeSource, Pod, PodSpec, PodStatus, ResourceRequirements, Toleration, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
 /// The metadata fields read of pods and nodes (of a pod's labels only
@@ -152,6 +155,42 @@ struct LeanPodSpec {
     affinity: Option<LeanAffinity>,
     tolerations: Option<Vec<Toleration>>,
     runtime_class_name: Option<String>,
+    volumes: Option<Vec<LeanVolume>>,
+}
+
+/// A pod volume: what names a claim (issue 17); the rest is skipped.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeanVolume {
+    #[serde(default)]
+    name: String,
+    persistent_volume_claim: Option<LeanClaimSource>,
+    /// A generic ephemeral volume's claim is `<pod>-<volume>`: only its presence is read.
+    ephemeral: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeanClaimSource {
+    #[serde(default)]
+    claim_name: String,
+}
+
+impl LeanVolume {
+    /// The volume as a k8s-openapi one, or `None` when it names no claim.
+    fn into_volume(self) -> Option<Volume> {
+        if self.persistent_volume_claim.is_none() && self.ephemeral.is_none() {
+            return None;
+        }
+        Some(Volume {
+            name: self.name,
+            persistent_volume_claim: self
+                .persistent_volume_claim
+                .map(|claim| PersistentVolumeClaimVolumeSource { claim_name: claim.claim_name, read_only: None }),
+            ephemeral: self.ephemeral.map(|_| EphemeralVolumeSource::default()),
+            ..Volume::default()
+        })
+    }
 }
 
 /// Only the node affinity of `spec.affinity` (pod affinity is not read).
@@ -214,6 +253,10 @@ impl LeanPod {
                     .map(|affinity| Affinity { node_affinity: affinity.node_affinity, ..Affinity::default() }),
                 tolerations: spec.tolerations,
                 runtime_class_name: spec.runtime_class_name,
+                volumes: spec
+                    .volumes
+                    .map(|volumes| volumes.into_iter().filter_map(LeanVolume::into_volume).collect::<Vec<_>>())
+                    .filter(|volumes| !volumes.is_empty()),
                 ..PodSpec::default()
             }),
             status: self.status.map(|status| PodStatus { phase: status.phase, ..PodStatus::default() }),
@@ -370,6 +413,31 @@ mod tests {
         assert_eq!(group.extended.get("nvidia.com/gpu"), Some(&2));
         // Only the label the inventory reads is kept.
         assert_eq!(lean.metadata.labels.map(|l| l.len()), Some(1));
+    }
+
+    #[test]
+    fn claims_survive_the_lean_path_and_other_volumes_do_not() {
+        let item = serde_json::json!({
+            "metadata": {"name": "db-0", "namespace": "payments"},
+            "spec": {
+                "containers": [{"name": "pg", "resources": {"requests": {"cpu": "1"}}}],
+                "volumes": [
+                    {"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0", "readOnly": false}},
+                    {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {"accessModes": ["ReadWriteOnce"]}}}},
+                    {"name": "config", "configMap": {"name": "pg", "items": [{"key": "a", "path": "b"}]}},
+                    {"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}
+                ]
+            }
+        });
+        let full: Pod = serde_json::from_value(item.clone()).expect("full pod");
+        let lean: LeanPod = serde_json::from_value(item).expect("lean pod");
+        let lean = lean.into_pod();
+        let requests = Resources::new(1000, 1, 1);
+        let group = pod_group(&lean, requests, "p").expect("reads").expect("a group");
+        assert_eq!(Some(group.clone()), pod_group(&full, requests, "p").expect("reads"));
+        let claims: Vec<&str> = group.volumes.iter().map(|v| v.claim.as_str()).collect();
+        assert_eq!(claims, ["data-db-0", "db-0-scratch"]);
+        assert_eq!(lean.spec.expect("spec").volumes.expect("volumes").len(), 2, "only the claims are kept");
     }
 
     #[test]

@@ -315,3 +315,115 @@ async fn paginated_lists_are_followed_to_the_end() {
     agent.converges("paginated relist").await;
     assert_eq!(agent.n_lists(ApiResource::Pods), 3, "first list, the failed relist, the good one");
 }
+
+/// A pod of `vault` mounting the claim `data-vault-0`.
+fn vault_pod() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "vault-0", "namespace": "vault"},
+        "spec": {"containers": [{"name": "vault", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}],
+                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-vault-0"}}]}
+    })
+}
+
+fn vault_claim() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data-vault-0", "namespace": "vault",
+                     "managedFields": [{"manager": "kubectl", "operation": "Update"}]},
+        "spec": {"volumeName": "pv-vault", "storageClassName": "local-nvme", "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "10Gi"}}}
+    })
+}
+
+fn vault_volume() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": "pv-vault"},
+        "spec": {"capacity": {"storage": "20Gi"}, "storageClassName": "local-nvme", "accessModes": ["ReadWriteOnce"],
+                 "local": {"path": "/mnt/nvme0"},
+                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                     {"key": "kubernetes.io/hostname", "operator": "In", "values": ["db-1"]}]}]}}}
+    })
+}
+
+fn local_class() -> Value {
+    json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "local-nvme"}, "provisioner": "kubernetes.io/no-provisioner"
+    })
+}
+
+/// The `vault` pod group's one volume in the agent's snapshot.
+fn vault_volume_of(agent: &Agent) -> kplan_model::scheduling::PodVolume {
+    let snapshot = agent.snapshot().expect("snapshot");
+    let vault = snapshot.namespaces.iter().find(|ns| ns.name == "vault").expect("vault namespace");
+    assert_eq!(vault.pod_groups.len(), 1, "{:?}", vault.pod_groups);
+    let [volume] = vault.pod_groups[0].volumes.as_slice() else { panic!("{:?}", vault.pod_groups[0].volumes) };
+    volume.clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn claims_volumes_and_classes_are_watched_and_resolved_at_every_snapshot() {
+    let fake = bank_fake();
+    fake.apply(vault_pod());
+    let mut agent = Agent::start(&fake, 500);
+    agent.converges("the pod without its claim").await;
+    assert_eq!(vault_volume_of(&agent).volume, "", "nothing known but the claim's name");
+    agent.watching().await;
+
+    // The claim, its volume and class arrive after the pod.
+    fake.apply(local_class());
+    fake.apply(vault_volume());
+    fake.apply(vault_claim());
+    agent.converges("claim, volume and class").await;
+    let volume = vault_volume_of(&agent);
+    assert_eq!((volume.volume.as_str(), volume.driver.as_str()), ("pv-vault", "kubernetes.io/local"));
+    assert_eq!(volume.size_bytes, 20 << 30);
+    assert!(volume.node_affinity.is_some());
+
+    // The volume goes, then the claim.
+    assert!(fake.delete(ApiResource::PersistentVolumes, None, "pv-vault"));
+    agent.converges("volume deleted").await;
+    let volume = vault_volume_of(&agent);
+    assert_eq!((volume.driver.as_str(), volume.size_bytes), ("kubernetes.io/no-provisioner", 10 << 30));
+    assert!(volume.node_affinity.is_none());
+    assert!(fake.delete(ApiResource::PersistentVolumeClaims, Some("vault"), "data-vault-0"));
+    agent.converges("claim deleted").await;
+    assert_eq!(vault_volume_of(&agent).storage_class, "");
+    for resource in [ApiResource::PersistentVolumeClaims, ApiResource::PersistentVolumes, ApiResource::StorageClasses] {
+        assert_eq!(agent.n_lists(resource), 1, "{resource:?}: watched, not relisted");
+    }
+}
+
+/// An agent whose ClusterRole predates the volume kinds: 403 on their lists.
+/// It reports without them at once (and stays ready) instead of waiting
+/// forever, and picks them up when the lists are allowed again.
+#[tokio::test(start_paused = true)]
+async fn a_forbidden_volume_kind_is_reported_without_and_picked_up_once_allowed() {
+    let fake = bank_fake();
+    for object in [vault_pod(), vault_claim(), vault_volume(), local_class()] {
+        fake.apply(object);
+    }
+    fake.fail(ApiResource::PersistentVolumeClaims, Verb::List, Fault::Status(403), 4);
+    let mut agent = Agent::start(&fake, 500);
+    agent.handle.wait_synced().await;
+    assert!(agent.handle.read(|view| view.is_refused(Kind::PersistentVolumeClaims)));
+    let volume = vault_volume_of(&agent);
+    assert_eq!((volume.claim.as_str(), volume.volume.as_str()), ("data-vault-0", ""), "claims unknown: name only");
+    assert!(agent.n_requests(ApiResource::PersistentVolumeClaims, Verb::List) < 5, "still being refused");
+
+    // The ClusterRole is fixed: the fifth list succeeds; nothing restarts.
+    agent.converges("claims allowed again").await;
+    assert!(agent.handle.read(|view| view.refused_kinds().is_empty()));
+    assert_eq!(vault_volume_of(&agent).volume, "pv-vault");
+    assert_eq!(agent.n_requests(ApiResource::PersistentVolumeClaims, Verb::List), 5);
+
+    // A 403 on pods is still waited out (see api_failures_are_waited_out).
+    let fake = bank_fake();
+    fake.fail(ApiResource::Pods, Verb::List, Fault::Status(403), 3);
+    let agent = Agent::start(&fake, 500);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(!agent.handle.is_synced());
+    agent.handle.wait_synced().await;
+}

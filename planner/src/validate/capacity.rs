@@ -139,8 +139,9 @@ where
             let during = snapshot(&source_nodes, &source_namespaces, &target_nodes, &target_namespaces, Some(moves));
             let pods_during =
                 pod_states(&source_nodes, &source_namespaces, &target_nodes, &target_namespaces, Some(moves));
+            let in_transit = self.in_transit(moves);
             for (side, nodes, namespaces) in &pods_during {
-                self.check_pods(&format!("during wave {number}"), side, nodes, namespaces);
+                self.check_pods(&format!("during wave {number}"), side, nodes, namespaces, &in_transit);
             }
             for key in &moves.nodes {
                 if let Some(nodes) = source_nodes.get_mut(key.0) {
@@ -163,7 +164,7 @@ where
             let after = snapshot(&source_nodes, &source_namespaces, &target_nodes, &target_namespaces, None);
             let pods_after = pod_states(&source_nodes, &source_namespaces, &target_nodes, &target_namespaces, None);
             for (side, nodes, namespaces) in &pods_after {
-                self.check_pods(&format!("after wave {number}"), side, nodes, namespaces);
+                self.check_pods(&format!("after wave {number}"), side, nodes, namespaces, &BTreeSet::new());
             }
             for (moment, capacities) in [(Moment::Before, &before), (Moment::During, &during), (Moment::After, &after)]
             {

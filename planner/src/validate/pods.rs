@@ -1,8 +1,10 @@
 //! Pod by pod (issue 17): at every moment of every wave, on every source and
 //! target, the pods of the namespaces there must have nodes, as the
 //! scheduler's filters see it: the node is schedulable, its taints are
-//! tolerated (`NoSchedule`, `NoExecute`), it matches the pod's `nodeSelector`
-//! and required node affinity, and one pod fits on that one node for every
+//! tolerated (`NoSchedule`, `NoExecute`), it matches the pod's `nodeSelector`,
+//! its required node affinity and the node affinity of its bound volumes (a
+//! local volume keeps its pods on its node, unless the plan lists the
+//! migration of its data under `local_volumes = "migrate-data"`), and one pod fits on that one node for every
 //! resource (cpu, memory, pods and extended resources such as
 //! `nvidia.com/gpu`). Then, for every set of nodes some workloads are
 //! confined to, the pods confined to it must fit into it: with the policy's
@@ -17,8 +19,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kplan_model::scheduling::{PodGroup, refusal};
-use kplan_model::{Namespace, Node};
+use std::borrow::Cow;
+
+use kplan_model::policy::LocalVolumes;
+use kplan_model::scheduling::{PodGroup, PodVolume, refusal};
+use kplan_model::{Namespace, Node, PreconditionKind};
 
 use super::*;
 
@@ -40,20 +45,51 @@ where
 {
     /// Checks the pods of `namespaces` against `nodes` (the workload nodes of
     /// one cluster at one moment).
-    pub(super) fn check_pods(&mut self, when: &str, side: &Side<'_>, nodes: &[&'a Node], namespaces: &[&'a Namespace]) {
-        let groups: Vec<(&str, &PodGroup)> =
-            namespaces.iter().flat_map(|ns| ns.pod_groups.iter().map(move |g| (ns.name.as_str(), g))).collect();
+    ///
+    /// `in_transit`: claims whose pods move in this wave together with the
+    /// node that holds their local data (not checked at this moment: the pods
+    /// are down while their node changes cluster, and up on it after).
+    pub(super) fn check_pods(
+        &mut self,
+        when: &str,
+        side: &Side<'_>,
+        nodes: &[&'a Node],
+        namespaces: &[&'a Namespace],
+        in_transit: &BTreeSet<(usize, &'a str)>,
+    ) {
+        let migrated = self.migrated_claims();
+        let migrated = &migrated;
+        // A node-local volume whose data the plan migrates no longer pins its pods.
+        let groups: Vec<(&str, Cow<'_, PodGroup>)> = namespaces
+            .iter()
+            .flat_map(|ns| {
+                let key = *ns as *const Namespace as usize;
+                let moved = move |v: &PodVolume| v.is_node_local() && migrated.contains(&(key, v.claim.as_str()));
+                ns.pod_groups
+                    .iter()
+                    .map(move |g| {
+                        let group = if g.volumes.iter().any(moved) {
+                            let mut owned = g.clone();
+                            for volume in owned.volumes.iter_mut().filter(|v| moved(v)) {
+                                volume.node_affinity = None;
+                            }
+                            Cow::Owned(owned)
+                        } else {
+                            Cow::Borrowed(g)
+                        };
+                        (ns.name.as_str(), group)
+                    })
+                    .filter(move |(_, g)| {
+                        let pinned = || g.volumes.iter().filter(|v| v.is_node_local() && v.node_affinity.is_some());
+                        !(pinned().next().is_some() && pinned().all(|v| in_transit.contains(&(key, v.claim.as_str()))))
+                    })
+            })
+            .collect();
         if groups.is_empty() {
             return;
         }
         // Nodes that look the same to these pods' filters, once.
-        let selected: BTreeSet<&str> = groups
-            .iter()
-            .flat_map(|(_, g)| {
-                let affinity = g.node_affinity.iter().flat_map(|a| a.terms.iter().flatten().map(|r| r.key.as_str()));
-                g.node_selector.keys().map(String::as_str).chain(affinity)
-            })
-            .collect();
+        let selected: BTreeSet<&str> = groups.iter().flat_map(|(_, g)| g.selected_keys()).collect();
         let mut by_key: BTreeMap<NodeClassKey<'a>, (&'a Node, u64)> = BTreeMap::new();
         for node in nodes {
             let key: NodeClassKey<'a> = (
@@ -73,6 +109,7 @@ where
         let classes: Vec<(&'a Node, u64)> = by_key.into_values().collect();
         let mut confined: BTreeMap<BTreeSet<usize>, Vec<(&str, &PodGroup)>> = BTreeMap::new();
         for (namespace, group) in &groups {
+            let group: &PodGroup = group;
             let mut refusals: BTreeMap<String, u64> = BTreeMap::new();
             let mut eligible = BTreeSet::new();
             for (c, (class, count)) in classes.iter().enumerate() {
@@ -102,7 +139,7 @@ where
                 }
                 continue;
             }
-            confined.entry(eligible).or_default().push((namespace, group));
+            confined.entry(eligible).or_default().push((*namespace, group));
         }
         let all: BTreeSet<usize> = (0..classes.len()).collect();
         let headroom = [self.policy.headroom.cpu, self.policy.headroom.memory, self.policy.headroom.pods];
@@ -182,6 +219,56 @@ where
                 );
             }
         }
+    }
+}
+
+impl<'a, 'p> BlockCheck<'a, 'p> {
+    /// The node-local claims of namespaces that move in this wave whose data
+    /// is on a node of their own source that joins the namespace's target in
+    /// the same wave: those pods travel with their node.
+    pub(super) fn in_transit(&self, moves: &WaveMoves<'a>) -> BTreeSet<(usize, &'a str)> {
+        let mut out = BTreeSet::new();
+        for (&(cluster, name), &target) in &moves.namespaces {
+            let Some(info) = self.index.namespaces.get(&(cluster, name)) else { continue };
+            let namespace = info.namespace;
+            let key = namespace as *const Namespace as usize;
+            for volume in namespace.pod_groups.iter().flat_map(|g| &g.volumes).filter(|v| v.is_node_local()) {
+                let Some(affinity) = &volume.node_affinity else { continue };
+                let travels = moves.joins.iter().any(|(&(node_cluster, node), &to)| {
+                    node_cluster == cluster
+                        && to == target
+                        && self.index.nodes.get(&(node_cluster, node)).is_some_and(|n| affinity.matches(&n.node.labels))
+                });
+                if travels {
+                    out.insert((key, volume.claim.as_str()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The claims whose node-local data the plan migrates, by namespace
+    /// (its address in the inventory, so that two sources' namespaces of one
+    /// name stay apart): the `data-migration` preconditions' claims, when the
+    /// policy migrates data (`local_volumes = "migrate-data"`). Under the
+    /// default policy a node-local volume always pins its pods.
+    fn migrated_claims(&self) -> BTreeSet<(usize, &'a str)> {
+        if self.policy.local_volumes != LocalVolumes::MigrateData {
+            return BTreeSet::new();
+        }
+        let index = self.index;
+        self.block
+            .preconditions
+            .iter()
+            .filter(|p| p.kind == PreconditionKind::DataMigration)
+            .flat_map(|p| {
+                p.claims.iter().filter_map(move |c| {
+                    let (namespace, claim) = c.split_once('/')?;
+                    let info = index.namespaces.get(&(p.cluster_id.as_str(), namespace))?;
+                    Some((info.namespace as *const Namespace as usize, claim))
+                })
+            })
+            .collect()
     }
 }
 

@@ -188,6 +188,19 @@ impl Backend {
         Ok(inventory)
     }
 
+    /// The snapshots a stored plan was made from, for its runbook: the
+    /// recorded generations, or (when one was compacted away) the newest ones,
+    /// with a note.
+    pub async fn plan_inventory(&mut self, plan: &Plan) -> anyhow::Result<Vec<ClusterSnapshot>> {
+        match self.recorded_snapshots(plan).await {
+            Ok(inventory) => Ok(inventory),
+            Err(error) => {
+                eprintln!("note: {error:#}; using the newest snapshots instead");
+                self.latest_snapshots().await
+            }
+        }
+    }
+
     /// Every cluster's newest snapshot, from the local store or the server.
     pub async fn latest_snapshots(&mut self) -> anyhow::Result<Vec<ClusterSnapshot>> {
         let mut inventory = Vec::new();

@@ -9,6 +9,7 @@ mod import;
 mod output;
 mod remote;
 mod render;
+mod runbook;
 mod telemetry;
 mod user_config;
 
@@ -211,6 +212,15 @@ enum ExportFormat {
     Dot,
     /// One self-contained HTML file with inline SVG charts.
     Html,
+    /// The Velero Backup and Restore objects of every namespace move, as YAML,
+    /// one directory per block and wave under `--out DIR`.
+    Manifests,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RunbookFormat {
+    Markdown,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -284,7 +294,29 @@ enum PlansCommand {
         after_help = "Example:\n  kplan plans diff plan-20261125t193000z-1a2b3c4d plan-20261202t081500z-5e6f7a8b"
     )]
     Diff { old: String, new: String },
-    /// Export one stored plan as JSON, YAML, Markdown or Graphviz.
+    /// Each wave of a stored plan as steps to carry out, in order: preconditions,
+    /// the firewall change request, drains, joins, freed nodes, namespace moves
+    /// (Velero backup and restore, checks, cut-over), retired clusters; each step
+    /// with its checks and rollback.
+    #[command(
+        after_help = "Examples:\n  kplan plans runbook plan-20261125t193000z-1a2b3c4d --wave 1 > wave-1.md\n  kplan plans runbook plan-20261125t193000z-1a2b3c4d --firewall-csv > firewall.csv\n  kplan plans export plan-20261125t193000z-1a2b3c4d --format manifests --out manifests/"
+    )]
+    Runbook {
+        plan_id: String,
+        /// Only this wave (of every block).
+        #[arg(long, value_name = "N")]
+        wave: Option<u64>,
+        /// Only this block (`fra/prod`).
+        #[arg(long, value_name = "DC/TIER")]
+        block: Option<String>,
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: RunbookFormat,
+        /// Print only the firewall change request, as CSV.
+        #[arg(long, conflicts_with = "format")]
+        firewall_csv: bool,
+    },
+    /// Export one stored plan as JSON, YAML, Markdown, Graphviz, HTML, or its
+    /// migration manifests (Velero objects).
     #[command(
         after_help = "Examples:\n  kplan plans export plan-20261125t193000z-1a2b3c4d --format dot --out plan.dot && dot -Tsvg plan.dot > plan.svg\n  kplan plans export plan-20261125t193000z-1a2b3c4d --format markdown"
     )]
@@ -292,7 +324,7 @@ enum PlansCommand {
         plan_id: String,
         #[arg(long, value_enum)]
         format: ExportFormat,
-        /// Write to FILE instead of standard output.
+        /// Write to FILE instead of standard output (a directory for `manifests`).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
@@ -478,9 +510,47 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             let (a, b) = (backend.get_plan(&old).await?, backend.get_plan(&new).await?);
             report_differences(&a, &b, &format!("plans {old} and {new}"), false)
         }
+        Command::Plans(PlansCommand::Runbook { plan_id, wave, block, format, firewall_csv }) => {
+            let mut plan = backend.get_plan(&plan_id).await?;
+            if let Some(block) = &block {
+                plan.blocks.retain(|b| format!("{}/{}", b.datacenter, b.security_tier) == *block);
+                if plan.blocks.is_empty() {
+                    anyhow::bail!("plan {plan_id} has no block {block} (blocks are written datacenter/tier)");
+                }
+            }
+            if let Some(n) = wave
+                && !plan.blocks.iter().any(|b| b.waves.iter().any(|w| w.index == n))
+            {
+                anyhow::bail!("plan {plan_id} has no wave {n}");
+            }
+            let inventory = backend.plan_inventory(&plan).await?;
+            let book = kplan_planner::runbook::runbook(&plan, &inventory, wave);
+            let text = if firewall_csv {
+                kplan_planner::runbook::firewall_csv(&book)
+            } else {
+                match format {
+                    RunbookFormat::Markdown => runbook::markdown(&book),
+                    RunbookFormat::Json => output::json(&book)?,
+                }
+            };
+            print!("{text}");
+            Ok(())
+        }
+        Command::Plans(PlansCommand::Export { plan_id, format: ExportFormat::Manifests, out }) => {
+            let Some(dir) = out else {
+                anyhow::bail!("--format manifests writes files: give the directory with --out DIR");
+            };
+            let plan = backend.get_plan(&plan_id).await?;
+            let inventory = backend.plan_inventory(&plan).await?;
+            let book = kplan_planner::runbook::runbook(&plan, &inventory, None);
+            let written = runbook::write_manifests(&book, &dir)?;
+            eprintln!("wrote {} manifests under {}", written.len(), dir.display());
+            Ok(())
+        }
         Command::Plans(PlansCommand::Export { plan_id, format, out }) => {
             let plan = backend.get_plan(&plan_id).await?;
             let text = match format {
+                ExportFormat::Manifests => anyhow::bail!("--format manifests is written by the arm above"),
                 ExportFormat::Json => output::json(&plan)?,
                 ExportFormat::Yaml => output::yaml(&plan)?,
                 ExportFormat::Markdown => render::plan_markdown(&plan),

@@ -98,6 +98,7 @@ pub mod pools;
 pub mod preconditions;
 pub mod realize;
 pub mod removed_apis;
+pub mod runbook;
 pub mod solve;
 pub mod validate;
 pub mod waves;

@@ -1,0 +1,531 @@
+//! A wave as steps people carry out (issue 15): `kplan plans runbook`.
+//!
+//! Pure: a [`Plan`] (and, for the post-checks, the inventory it was made
+//! from) in, [`Runbook`] out. Per wave, in order:
+//!
+//! 1. **Preconditions** whose `before_wave` is this wave.
+//! 2. **Firewall change request** (first wave of the block only: every flow
+//!    of the block's targets must be open before anything joins them), one
+//!    row per flow; [`firewall_csv`] writes the same rows as CSV.
+//! 3. **Nodes**, one step each, control-plane nodes first: cordon and drain
+//!    out of the source through the eviction API (every PodDisruptionBudget
+//!    is respected; never `--disable-eviction`), remove the node object, then
+//!    reset it and join the target (the first control-plane node of a new
+//!    target initialises it, the others join as control plane, workers as
+//!    workers; `kubeadm`, or `k3s` on a small site), or hand it back. Secrets
+//!    are placeholders (`<TOKEN>`, `<CA_HASH>`, `<CERTIFICATE_KEY>`), never
+//!    values. A wave that joins nodes to a target whose control plane joins
+//!    only later gets a `BLOCKED` step saying so.
+//! 4. **Namespaces**: a Velero `Backup` in the source and a `Restore` in the
+//!    target (`namespaceMapping` when the namespace is renamed,
+//!    `existingResourcePolicy: none`, node-local data through file-system
+//!    backup), then the post-checks (every pod ready, as many pods as in the
+//!    source) and the cut-over (the source's namespace deleted).
+//! 5. **Source clusters retired** at the end of the wave.
+//!
+//! Every step says how to roll it back. Every node and every namespace of a
+//! wave is the subject of exactly one step (tested).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kplan_model::{BlockPlan, ClusterSnapshot, NodeAction, Plan, PreconditionKind};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// The namespace Velero runs in (its installation default).
+pub const VELERO_NAMESPACE: &str = "velero";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Runbook {
+    pub plan_id: String,
+    pub blocks: Vec<BlockRunbook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockRunbook {
+    pub datacenter: String,
+    pub security_tier: String,
+    pub waves: Vec<WaveRunbook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaveRunbook {
+    pub wave: u64,
+    pub steps: Vec<Step>,
+}
+
+/// The phases of a wave, in the order they are carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Precondition,
+    Firewall,
+    Node,
+    MoveNamespace,
+    RetireCluster,
+}
+
+impl Phase {
+    pub fn title(self) -> &'static str {
+        match self {
+            Phase::Precondition => "Preconditions",
+            Phase::Firewall => "Firewall change request",
+            Phase::Node => "Move the nodes (control plane first)",
+            Phase::MoveNamespace => "Move the namespaces",
+            Phase::RetireCluster => "Retire the source clusters",
+        }
+    }
+}
+
+/// What a step acts on (for the walk test and for tools).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Subject {
+    Precondition { cluster: String, index: usize },
+    Flows { count: usize },
+    Node { cluster: String, node: String },
+    Namespace { cluster: String, namespace: String },
+    Cluster { cluster: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// 1-based within the wave.
+    pub number: usize,
+    pub phase: Phase,
+    pub subject: Subject,
+    pub title: String,
+    /// Shell commands, in order (kubectl contexts are named after clusters).
+    pub commands: Vec<String>,
+    /// Kubernetes objects to apply (Velero `Backup` and `Restore`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<Value>,
+    /// How to check the step worked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
+    /// How to undo it.
+    pub rollback: Vec<String>,
+    /// Table rows (the firewall change request).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<Vec<String>>,
+}
+
+/// The columns of the firewall change request.
+pub const FIREWALL_COLUMNS: [&str; 6] =
+    ["source zone", "destination zone", "protocol", "ports", "purpose", "target cluster"];
+
+/// The runbook of `plan` (of one wave, when given). `inventory` gives the
+/// post-checks their pod counts and the namespace steps their node-local
+/// volumes; without it they say less.
+pub fn runbook(plan: &Plan, inventory: &[ClusterSnapshot], only_wave: Option<u64>) -> Runbook {
+    let clusters: BTreeMap<&str, &ClusterSnapshot> = inventory.iter().map(|c| (c.cluster_id.as_str(), c)).collect();
+    let blocks = plan
+        .blocks
+        .iter()
+        .filter(|b| !b.waves.is_empty())
+        .map(|block| BlockRunbook {
+            datacenter: block.datacenter.clone(),
+            security_tier: block.security_tier.clone(),
+            waves: block
+                .waves
+                .iter()
+                .filter(|w| only_wave.is_none_or(|n| n == w.index))
+                .map(|w| wave_runbook(plan, block, w.index, &clusters))
+                .collect(),
+        })
+        .filter(|b| !b.waves.is_empty())
+        .collect();
+    Runbook { plan_id: plan.id.clone(), blocks }
+}
+
+fn wave_runbook(
+    plan: &Plan,
+    block: &BlockPlan,
+    index: u64,
+    clusters: &BTreeMap<&str, &ClusterSnapshot>,
+) -> WaveRunbook {
+    let wave = &block.waves[(index - 1) as usize];
+    let mut steps: Vec<Step> = Vec::new();
+
+    // 1. Preconditions due before this wave.
+    for (i, precondition) in block.preconditions.iter().enumerate().filter(|(_, p)| p.before_wave == index) {
+        let kind = serde_json::to_value(precondition.kind).ok().and_then(|v| v.as_str().map(str::to_string));
+        let mut commands = vec![format!("# {}", precondition.detail)];
+        if !precondition.nodes.is_empty() {
+            commands.push(format!("# nodes: {}", precondition.nodes.join(", ")));
+        }
+        if precondition.kind == PreconditionKind::DataMigration {
+            commands.push(format!(
+                "# claims: {} (a Velero file-system backup of them is part of the namespace step)",
+                precondition.claims.join(", ")
+            ));
+        }
+        steps.push(step(
+            Phase::Precondition,
+            Subject::Precondition { cluster: precondition.cluster_id.clone(), index: i },
+            format!("{} on {}", kind.unwrap_or_default(), precondition.cluster_id),
+            commands,
+            vec!["# nothing to undo: the cluster keeps running as it did".to_string()],
+        ));
+    }
+
+    // 2. The firewall change request, before anything joins a target.
+    let first_wave = block.waves.first().is_some_and(|w| w.index == index);
+    if first_wave && !block.firewall_flows.is_empty() {
+        let rows: Vec<Vec<String>> = block
+            .firewall_flows
+            .iter()
+            .map(|f| {
+                vec![
+                    f.from_zone.clone(),
+                    f.to_zone.clone(),
+                    f.protocol.as_str().to_string(),
+                    if f.ports.is_empty() { "-".to_string() } else { f.ports.clone() },
+                    f.purpose.clone(),
+                    f.target_cluster.clone(),
+                ]
+            })
+            .collect();
+        steps.push(step(
+            Phase::Firewall,
+            Subject::Flows { count: rows.len() },
+            format!("open {} flow{} between firewall zones", rows.len(), plural(rows.len())),
+            vec![format!(
+                "# file the change request (kplan plans runbook {} --firewall-csv) and wait until it is implemented",
+                plan.id
+            )],
+            vec!["# close the flows again (the same rows, as a removal request)".to_string()],
+        ));
+        if let Some(step) = steps.last_mut() {
+            step.rows = rows;
+            step.checks = block
+                .firewall_flows
+                .iter()
+                .filter(|f| f.protocol != kplan_model::Protocol::Ipip && !f.ports.is_empty())
+                .take(3)
+                .map(|f| {
+                    let port = f.ports.split('-').next().unwrap_or_default();
+                    format!("# from a node in {}: nc -zv <node in {}> {port}   ({})", f.from_zone, f.to_zone, f.purpose)
+                })
+                .collect();
+        }
+    }
+
+    // 3. Nodes: each is drained out of its source, then joins its target or
+    // is handed back. The first control-plane node of a new target initialises
+    // it; control-plane nodes go first, so that workers find an API server.
+    let target_of: BTreeMap<&str, &kplan_model::TargetCluster> =
+        block.target_clusters.iter().map(|t| (t.name.as_str(), t)).collect();
+    let is_control_plane = |m: &kplan_model::NodeMove| {
+        m.action == NodeAction::DrainAndJoin
+            && target_of
+                .get(m.to_cluster.as_str())
+                .is_some_and(|t| t.control_plane.iter().any(|c| c.cluster_id == m.cluster_id && c.node == m.node))
+    };
+    let mut initialised: BTreeSet<&str> = block
+        .waves
+        .iter()
+        .filter(|w| w.index < index)
+        .flat_map(|w| w.nodes.iter())
+        .filter(|m| is_control_plane(m))
+        .map(|m| m.to_cluster.as_str())
+        .collect();
+    let mut moves: Vec<&kplan_model::NodeMove> = wave.nodes.iter().collect();
+    moves.sort_by_key(|m| (!is_control_plane(m), m.action == NodeAction::Free));
+    // A target whose control plane does not exist yet cannot take a node: say
+    // so where it happens (the plan joins the target's control-plane nodes
+    // later: a known planner limitation).
+    let mut blocked: BTreeSet<&str> = BTreeSet::new();
+    for node_move in &moves {
+        let target = node_move.to_cluster.as_str();
+        let joins_plain = node_move.action == NodeAction::DrainAndJoin && !is_control_plane(node_move);
+        let ready = initialised.contains(target) || moves.iter().any(|m| m.to_cluster == target && is_control_plane(m));
+        if joins_plain && !ready && blocked.insert(target) {
+            let later: BTreeSet<u64> = block
+                .waves
+                .iter()
+                .filter(|w| w.index > index && w.nodes.iter().any(|m| m.to_cluster == target && is_control_plane(m)))
+                .map(|w| w.index)
+                .collect();
+            let when = later.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+            steps.push(step(
+                Phase::Node,
+                Subject::Cluster { cluster: target.to_string() },
+                format!("BLOCKED: {target} has no control plane yet"),
+                vec![format!(
+                    "# the plan joins {target}'s control-plane nodes only in wave {when}; nodes and namespaces \
+                     cannot join it before. Bring its control-plane nodes forward (or build it on other \
+                     hardware first) before carrying out this wave"
+                )],
+                Vec::new(),
+            ));
+        }
+    }
+    for node_move in moves {
+        let source = &node_move.cluster_id;
+        let node = &node_move.node;
+        let target = node_move.to_cluster.as_str();
+        // Drained through the eviction API: every PodDisruptionBudget is
+        // honoured (drain waits, never forces; no --disable-eviction).
+        let mut commands = vec![
+            format!("kubectl --context {source} cordon {node}"),
+            format!("kubectl --context {source} drain {node} --ignore-daemonsets --delete-emptydir-data --timeout=30m"),
+            format!("kubectl --context {source} delete node {node}"),
+        ];
+        let mut rollback = vec![
+            format!("# before `delete node`: kubectl --context {source} uncordon {node}"),
+            format!("# after it: reset {node} and rejoin it to {source} with a token of {source}"),
+        ];
+        let title = if node_move.action == NodeAction::Free {
+            commands.push(format!("ssh {node} 'kubeadm reset --force'   # then return it to the hardware pool"));
+            format!("drain {node} out of {source} and hand it back")
+        } else {
+            let k3s = target_of.get(target).is_some_and(|t| t.small_site);
+            let version = target_of.get(target).map(|t| t.kubernetes_version.clone()).unwrap_or_default();
+            let endpoint = format!("<{target}-API-ENDPOINT>:6443");
+            let control_plane = is_control_plane(node_move);
+            let first = control_plane && initialised.insert(target);
+            let (what, join) = match (control_plane, first, k3s) {
+                (true, true, true) => (
+                    "initialise",
+                    format!(
+                        "curl -sfL https://get.k3s.io | INSTALL_K3S_CHANNEL={version} sh -s - server --cluster-init"
+                    ),
+                ),
+                (true, true, false) => (
+                    "initialise",
+                    format!(
+                        "kubeadm init --kubernetes-version {version} --control-plane-endpoint {endpoint} --upload-certs"
+                    ),
+                ),
+                (true, false, true) => (
+                    "join as a server",
+                    format!(
+                        "curl -sfL https://get.k3s.io | K3S_TOKEN=<TOKEN> sh -s - server --server https://{endpoint}"
+                    ),
+                ),
+                (true, false, false) => (
+                    "join as control plane",
+                    format!(
+                        "kubeadm join {endpoint} --token <TOKEN> --discovery-token-ca-cert-hash sha256:<CA_HASH> --control-plane --certificate-key <CERTIFICATE_KEY>"
+                    ),
+                ),
+                (false, _, true) => (
+                    "join as an agent",
+                    format!("curl -sfL https://get.k3s.io | K3S_URL=https://{endpoint} K3S_TOKEN=<TOKEN> sh -"),
+                ),
+                (false, _, false) => (
+                    "join as a worker",
+                    format!("kubeadm join {endpoint} --token <TOKEN> --discovery-token-ca-cert-hash sha256:<CA_HASH>"),
+                ),
+            };
+            // The node leaves its source's configuration behind (kubelet, CNI).
+            commands.push(format!("ssh {node} 'kubeadm reset --force && rm -rf /etc/cni/net.d'"));
+            commands.push(format!("ssh {node} '{join}'"));
+            commands.push(format!("kubectl --context {target} wait --for=condition=Ready node/{node} --timeout=10m"));
+            rollback.push(format!(
+                "# after the join: kubectl --context {target} drain {node} --ignore-daemonsets --delete-emptydir-data && kubectl --context {target} delete node {node}"
+            ));
+            format!("move {node} from {source} to {target} ({what})")
+        };
+        steps.push(step(
+            Phase::Node,
+            Subject::Node { cluster: source.clone(), node: node.clone() },
+            title,
+            commands,
+            rollback,
+        ));
+    }
+
+    // 6. Namespaces: Velero backup in the source, restore in the target, checks, cut-over.
+    let mut namespace_steps: Vec<Step> = Vec::new();
+    for namespace_move in &wave.namespaces {
+        let source = namespace_move.from_cluster.as_str();
+        let (from, to) = (namespace_move.namespace.as_str(), namespace_move.new_name.as_str());
+        let target = namespace_move.to_cluster.as_str();
+        let found = clusters.get(source).and_then(|c| c.namespaces.iter().find(|n| n.name == from));
+        let local_data = found.is_some_and(|n| n.pod_groups.iter().any(|g| g.has_node_local_data()));
+        let name = velero_name(&plan.id, index, source, from);
+        let (backup, restore) = velero_objects(&name, from, to, local_data);
+        let pods = found.map(|n| n.requests.pods);
+        let mut checks =
+            vec![format!("kubectl --context {target} -n {to} wait --for=condition=Ready pods --all --timeout=15m")];
+        if let Some(pods) = pods {
+            checks.push(format!(
+                "test $(kubectl --context {target} -n {to} get pods --field-selector=status.phase=Running --no-headers | wc -l) -ge {pods}   # {pods} pods ran in {source}"
+            ));
+        }
+        let renamed = if from != to { format!(" as {to}") } else { String::new() };
+        namespace_steps.push(Step {
+            number: 0,
+            phase: Phase::MoveNamespace,
+            subject: Subject::Namespace { cluster: source.to_string(), namespace: from.to_string() },
+            title: format!("move {from} from {source} to {target}{renamed}"),
+            commands: vec![
+                format!("kubectl --context {source} apply -f backup-{name}.yaml"),
+                format!(
+                    "kubectl --context {source} -n {VELERO_NAMESPACE} wait --for=jsonpath='{{.status.phase}}'=Completed backup/{name} --timeout=60m"
+                ),
+                format!("kubectl --context {target} apply -f restore-{name}.yaml"),
+                format!(
+                    "kubectl --context {target} -n {VELERO_NAMESPACE} wait --for=jsonpath='{{.status.phase}}'=Completed restore/{name} --timeout=60m"
+                ),
+                "# run the checks below, then cut over:".to_string(),
+                format!("kubectl --context {source} delete namespace {from}"),
+            ],
+            objects: vec![backup, restore],
+            checks,
+            rollback: vec![
+                format!("# before the cut-over: kubectl --context {target} delete namespace {to}"),
+                format!("# after it: a Velero restore of backup {name} into {source}"),
+            ],
+            rows: Vec::new(),
+        });
+    }
+    steps.extend(namespace_steps);
+
+    // 7. Sources with nothing left retire.
+    for cluster in &wave.clusters_retired {
+        steps.push(Step {
+            number: 0,
+            phase: Phase::RetireCluster,
+            subject: Subject::Cluster { cluster: cluster.clone() },
+            title: format!("retire {cluster}"),
+            commands: vec![
+                format!("kubectl --context {cluster} get namespaces,nodes   # nothing of the workloads is left"),
+                format!("# remove {cluster}'s kplan-agent, DNS, monitoring and kubeconfig entries"),
+            ],
+            objects: Vec::new(),
+            checks: Vec::new(),
+            rollback: vec![format!("# {cluster} keeps its etcd backups: restore them to bring it back")],
+            rows: Vec::new(),
+        });
+    }
+    steps.sort_by_key(|s| s.phase);
+    for (i, step) in steps.iter_mut().enumerate() {
+        step.number = i + 1;
+    }
+    WaveRunbook { wave: index, steps }
+}
+
+fn step(phase: Phase, subject: Subject, title: String, commands: Vec<String>, rollback: Vec<String>) -> Step {
+    Step {
+        number: 0,
+        phase,
+        subject,
+        title,
+        commands,
+        objects: Vec::new(),
+        checks: Vec::new(),
+        rollback,
+        rows: Vec::new(),
+    }
+}
+
+/// A Velero object name (a DNS label, at most 63 characters): `kplan-w3-<source>-<namespace>`
+/// shortened with a hash of the plan id and the full name when too long.
+pub fn velero_name(plan_id: &str, wave: u64, source: &str, namespace: &str) -> String {
+    let full = format!("kplan-w{wave}-{source}-{namespace}");
+    if full.len() <= 63 {
+        return full;
+    }
+    let hash = crc32fast::hash(format!("{plan_id}/{full}").as_bytes());
+    format!("{}-{hash:08x}", full[..54].trim_end_matches('-'))
+}
+
+/// The Velero `Backup` (in the source) and `Restore` (in the target) of one
+/// namespace move. Node-local data goes through Velero's file-system backup
+/// (`defaultVolumesToFsBackup`): a local volume has no snapshot provider.
+pub fn velero_objects(name: &str, namespace: &str, new_name: &str, local_data: bool) -> (Value, Value) {
+    let labels = json!({"app.kubernetes.io/managed-by": "kplan"});
+    let backup = json!({
+        "apiVersion": "velero.io/v1",
+        "kind": "Backup",
+        "metadata": {"name": name, "namespace": VELERO_NAMESPACE, "labels": labels},
+        "spec": {
+            "includedNamespaces": [namespace],
+            "includeClusterResources": false,
+            "defaultVolumesToFsBackup": local_data,
+            "snapshotVolumes": !local_data,
+            "ttl": "720h0m0s",
+        }
+    });
+    let mut spec = json!({
+        "backupName": name,
+        "includedNamespaces": [namespace],
+        "restorePVs": true,
+        "existingResourcePolicy": "none",
+    });
+    if namespace != new_name {
+        spec["namespaceMapping"] = json!({ namespace: new_name });
+    }
+    let restore = json!({
+        "apiVersion": "velero.io/v1",
+        "kind": "Restore",
+        "metadata": {"name": name, "namespace": VELERO_NAMESPACE, "labels": labels},
+        "spec": spec,
+    });
+    (backup, restore)
+}
+
+/// The firewall change request of `runbook` as CSV (RFC 4180, a header row).
+pub fn firewall_csv(runbook: &Runbook) -> String {
+    let field = |text: &str| {
+        if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+    };
+    let mut out = FIREWALL_COLUMNS.iter().map(|c| field(c)).collect::<Vec<_>>().join(",");
+    out.push('\n');
+    for step in runbook.blocks.iter().flat_map(|b| &b.waves).flat_map(|w| &w.steps) {
+        for row in &step.rows {
+            out.push_str(&row.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn velero_names_are_dns_labels_and_stay_apart_when_shortened() {
+        assert_eq!(velero_name("p", 2, "sin-prod-core", "kyc"), "kplan-w2-sin-prod-core-kyc");
+        let long_namespace = "a-namespace-whose-name-is-as-long-as-kubernetes-allows-it";
+        let a = velero_name("p", 1, "fra-prod-payments", long_namespace);
+        let b = velero_name("p", 1, "fra-prod-payments", &format!("{long_namespace}x"));
+        assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
+        assert_ne!(a, b, "two long names that share a prefix stay apart");
+        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    }
+
+    #[test]
+    fn a_rename_maps_the_namespace_and_local_data_goes_through_file_system_backup() {
+        let (backup, restore) = velero_objects("n", "payments", "payments-fra-prod-1", true);
+        assert_eq!(backup["spec"]["defaultVolumesToFsBackup"], true);
+        assert_eq!(backup["spec"]["snapshotVolumes"], false);
+        assert_eq!(restore["spec"]["namespaceMapping"]["payments"], "payments-fra-prod-1");
+        let (_, plain) = velero_objects("n", "web", "web", false);
+        assert!(plain["spec"].get("namespaceMapping").is_none());
+    }
+
+    #[test]
+    fn the_firewall_csv_quotes_what_needs_quoting() {
+        let mut step = step(Phase::Firewall, Subject::Flows { count: 1 }, String::new(), Vec::new(), Vec::new());
+        step.rows = vec![vec!["a".into(), "b".into(), "tcp".into(), "443".into(), "api, \"public\"".into(), "t".into()]];
+        let book = Runbook {
+            plan_id: "p".into(),
+            blocks: vec![BlockRunbook {
+                datacenter: "dc".into(),
+                security_tier: "prod".into(),
+                waves: vec![WaveRunbook { wave: 1, steps: vec![step] }],
+            }],
+        };
+        let csv = firewall_csv(&book);
+        assert_eq!(csv.lines().nth(1), Some("a,b,tcp,443,\"api, \"\"public\"\"\",t"));
+    }
+}

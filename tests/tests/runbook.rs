@@ -1,0 +1,233 @@
+//! Issue 15: a plan's waves as runbooks. The example estate's first wave,
+//! walked step by step against its plan: every node and every namespace of
+//! the wave is the subject of exactly one step, in the documented order
+//! (preconditions, firewall, nodes with the control plane first, namespaces,
+//! retirements); the firewall request lists every flow once, also as CSV; the
+//! Velero manifests are written one file per object.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::*;
+use serde_json::Value;
+
+const PHASES: [&str; 5] = ["precondition", "firewall", "node", "move-namespace", "retire-cluster"];
+
+fn example_plan(inv: &str) -> Value {
+    let root = repo_root();
+    let estate = root.join("examples/bank/estate.toml");
+    let policy = root.join("examples/bank/policy.toml");
+    kplan_ok(&["--inventory", inv, "import", "--estate", estate.to_str().expect("utf-8")]);
+    serde_json::from_str(&kplan_ok(&[
+        "--inventory",
+        inv,
+        "propose",
+        "--policy",
+        policy.to_str().expect("utf-8"),
+        "-o",
+        "json",
+    ]))
+    .expect("plan json")
+}
+
+#[test]
+fn the_first_wave_of_the_example_is_walked_step_by_step() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = dir.path().join("inventory");
+    let inv = inventory.to_str().expect("utf-8");
+    let plan = example_plan(inv);
+    let id = plan["id"].as_str().expect("id");
+    let runbook: Value = serde_json::from_str(&kplan_ok(&[
+        "--inventory",
+        inv,
+        "plans",
+        "runbook",
+        id,
+        "--wave",
+        "1",
+        "--format",
+        "json",
+    ]))
+    .expect("runbook json");
+
+    let blocks: BTreeMap<String, &Value> = plan["blocks"]
+        .as_array()
+        .expect("blocks")
+        .iter()
+        .map(|b| {
+            (format!("{}/{}", b["datacenter"].as_str().unwrap_or(""), b["security_tier"].as_str().unwrap_or("")), b)
+        })
+        .collect();
+    let books = runbook["blocks"].as_array().expect("runbook blocks");
+    let planned = blocks.values().filter(|b| b["waves"].as_array().is_some_and(|w| !w.is_empty())).count();
+    assert_eq!(books.len(), planned, "one runbook per block with waves");
+    for book in books {
+        let key =
+            format!("{}/{}", book["datacenter"].as_str().unwrap_or(""), book["security_tier"].as_str().unwrap_or(""));
+        let block = blocks[&key];
+        let wave = &block["waves"][0];
+        let steps = book["waves"][0]["steps"].as_array().expect("steps");
+        assert_eq!(book["waves"][0]["wave"], 1);
+
+        // Numbered 1.. in order, phases in the documented order.
+        let phase_rank = |s: &Value| PHASES.iter().position(|p| s["phase"] == *p).expect("a known phase");
+        for (i, step) in steps.iter().enumerate() {
+            assert_eq!(step["number"], (i + 1) as u64, "{key}: steps are numbered in order");
+            if i > 0 {
+                assert!(phase_rank(&steps[i - 1]) <= phase_rank(step), "{key}: phases out of order at step {}", i + 1);
+            }
+        }
+
+        // Every node of the wave: exactly one step; no other node.
+        let mut node_steps: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for step in steps.iter().filter(|s| s["subject"]["kind"] == "node") {
+            let key = (
+                step["subject"]["cluster"].as_str().unwrap().to_string(),
+                step["subject"]["node"].as_str().unwrap().to_string(),
+            );
+            *node_steps.entry(key).or_insert(0) += 1;
+        }
+        let wave_nodes: BTreeSet<(String, String)> = wave["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| (n["cluster_id"].as_str().unwrap().to_string(), n["node"].as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(node_steps.keys().cloned().collect::<BTreeSet<_>>(), wave_nodes, "{key}: the wave's nodes");
+        assert!(node_steps.values().all(|&n| n == 1), "{key}: one step per node: {node_steps:?}");
+
+        // Every namespace of the wave: exactly one step, renamed where the plan renames.
+        let wave_namespaces: BTreeMap<(String, String), String> = wave["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .iter()
+            .map(|n| {
+                (
+                    (n["from_cluster"].as_str().unwrap().to_string(), n["namespace"].as_str().unwrap().to_string()),
+                    n["new_name"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let namespace_steps: Vec<&Value> = steps.iter().filter(|s| s["subject"]["kind"] == "namespace").collect();
+        assert_eq!(namespace_steps.len(), wave_namespaces.len(), "{key}: one step per namespace");
+        for step in namespace_steps {
+            let subject = (
+                step["subject"]["cluster"].as_str().unwrap().to_string(),
+                step["subject"]["namespace"].as_str().unwrap().to_string(),
+            );
+            let new_name =
+                wave_namespaces.get(&subject).unwrap_or_else(|| panic!("{key}: {subject:?} is not in wave 1"));
+            let objects = step["objects"].as_array().expect("velero objects");
+            let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+            assert_eq!(kinds, ["Backup", "Restore"]);
+            assert_eq!(objects[0]["spec"]["includedNamespaces"][0], subject.1.as_str());
+            if *new_name != subject.1 {
+                assert_eq!(objects[1]["spec"]["namespaceMapping"][&subject.1], new_name.as_str(), "{key}: rename");
+            } else {
+                assert!(objects[1]["spec"].get("namespaceMapping").is_none());
+            }
+        }
+
+        // The control plane first: no worker joins a target before its first
+        // control-plane node in this wave, unless a BLOCKED step says why.
+        let control_plane: BTreeSet<(String, String)> = block["target_clusters"]
+            .as_array()
+            .expect("targets")
+            .iter()
+            .flat_map(|t| t["control_plane"].as_array().into_iter().flatten())
+            .map(|c| (c["cluster_id"].as_str().unwrap().to_string(), c["node"].as_str().unwrap().to_string()))
+            .collect();
+        let node_order: Vec<bool> = steps
+            .iter()
+            .filter(|s| s["subject"]["kind"] == "node")
+            .map(|s| {
+                control_plane.contains(&(
+                    s["subject"]["cluster"].as_str().unwrap().to_string(),
+                    s["subject"]["node"].as_str().unwrap().to_string(),
+                ))
+            })
+            .collect();
+        assert!(node_order.windows(2).all(|w| w[0] || !w[1]), "{key}: control-plane nodes first");
+        let joins_target = wave["nodes"].as_array().unwrap().iter().any(|n| n["action"] == "drain-and-join");
+        let initialises = steps.iter().any(|s| s["title"].as_str().is_some_and(|t| t.contains("(initialise)")));
+        let blocked = steps.iter().any(|s| s["title"].as_str().is_some_and(|t| t.starts_with("BLOCKED")));
+        if joins_target {
+            assert!(
+                initialises || blocked,
+                "{key}: a target that takes nodes in wave 1 is initialised, or the step says it cannot be"
+            );
+        }
+
+        // The firewall request: every flow of the block, once, before any node moves.
+        let flows = block["firewall_flows"].as_array().expect("flows");
+        let requests: Vec<&Value> = steps.iter().filter(|s| s["phase"] == "firewall").collect();
+        if flows.is_empty() {
+            assert!(requests.is_empty());
+        } else {
+            assert_eq!(requests.len(), 1, "{key}: one change request");
+            assert_eq!(requests[0]["rows"].as_array().expect("rows").len(), flows.len());
+        }
+    }
+
+    // The same request as CSV: a header and one row per flow of wave 1's blocks.
+    let csv = kplan_ok(&["--inventory", inv, "plans", "runbook", id, "--wave", "1", "--firewall-csv"]);
+    let n_flows: usize = blocks.values().map(|b| b["firewall_flows"].as_array().map_or(0, Vec::len)).sum();
+    assert!(csv.starts_with("source zone,destination zone,protocol,ports,purpose,target cluster\n"), "{csv}");
+    assert_eq!(csv.lines().count(), n_flows + 1);
+
+    // Markdown for a board: one wave of one block.
+    let markdown = kplan_ok(&["--inventory", inv, "plans", "runbook", id, "--block", "sin/prod", "--wave", "2"]);
+    assert!(markdown.contains("## sin/prod") && markdown.contains("### Wave 2"), "{markdown}");
+    assert!(!markdown.contains("## fra/prod"));
+    let error = kplan_err(&["--inventory", inv, "plans", "runbook", id, "--wave", "99"]);
+    assert!(error.contains("no wave 99"), "{error}");
+}
+
+#[test]
+fn the_manifests_are_one_yaml_file_per_velero_object() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = dir.path().join("inventory");
+    let inv = inventory.to_str().expect("utf-8");
+    let plan = example_plan(inv);
+    let id = plan["id"].as_str().expect("id");
+    let out = dir.path().join("manifests");
+    kplan_ok(&[
+        "--inventory",
+        inv,
+        "plans",
+        "export",
+        id,
+        "--format",
+        "manifests",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    let moves: usize = plan["blocks"]
+        .as_array()
+        .expect("blocks")
+        .iter()
+        .flat_map(|b| b["waves"].as_array().into_iter().flatten())
+        .map(|w| w["namespaces"].as_array().map_or(0, Vec::len))
+        .sum();
+    let mut files = Vec::new();
+    for block in std::fs::read_dir(&out).expect("blocks") {
+        for wave in std::fs::read_dir(block.expect("block").path()).expect("waves") {
+            for file in std::fs::read_dir(wave.expect("wave").path()).expect("files") {
+                files.push(file.expect("file").path());
+            }
+        }
+    }
+    assert_eq!(files.len(), 2 * moves, "a Backup and a Restore per namespace move");
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read");
+        let object: Value = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let kind = object["kind"].as_str().expect("kind");
+        let name = file.file_name().and_then(|n| n.to_str()).expect("name");
+        assert!(name.starts_with(&kind.to_lowercase()), "{name} holds a {kind}");
+        assert_eq!(object["apiVersion"], "velero.io/v1");
+        assert_eq!(object["metadata"]["namespace"], "velero");
+    }
+    let error = kplan_err(&["--inventory", inv, "plans", "export", id, "--format", "manifests"]);
+    assert!(error.contains("--out DIR"), "{error}");
+}

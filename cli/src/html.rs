@@ -277,7 +277,9 @@ fn wave_timeline(idx: usize, block: &BlockPlan) -> String {
 }
 
 /// `kplan plans export ID --format html`.
-pub fn plan_report(plan: &Plan) -> String {
+/// The plan as one HTML page; with its runbook, a collapsible section per wave
+/// of every block (the steps, their commands, checks and rollback).
+pub fn plan_report(plan: &Plan, runbook: Option<&kplan_planner::runbook::Runbook>) -> String {
     let mut body = String::new();
     let s = &plan.summary;
     let _ = writeln!(body, "<h1>Consolidation plan {}</h1>", esc(&plan.id));
@@ -441,6 +443,50 @@ pub fn plan_report(plan: &Plan) -> String {
             );
         }
         body.push_str("</table>\n");
+        let book = runbook.and_then(|r| {
+            r.blocks.iter().find(|rb| rb.datacenter == b.datacenter && rb.security_tier == b.security_tier)
+        });
+        if let Some(book) = book {
+            body.push_str("<h3>Runbook</h3>\n");
+            for wave in &book.waves {
+                let _ = writeln!(
+                    body,
+                    "<details><summary>Wave {} ({} step{})</summary>",
+                    wave.wave,
+                    wave.steps.len(),
+                    if wave.steps.len() == 1 { "" } else { "s" }
+                );
+                for step in &wave.steps {
+                    let _ = writeln!(body, "<h4>{}. {}</h4>", step.number, esc(&step.title));
+                    if !step.rows.is_empty() {
+                        body.push_str("<table><tr>");
+                        for column in kplan_planner::runbook::FIREWALL_COLUMNS {
+                            let _ = write!(body, "<th>{}</th>", esc(column));
+                        }
+                        body.push_str("</tr>\n");
+                        for row in &step.rows {
+                            body.push_str("<tr>");
+                            for cell in row {
+                                let _ = write!(body, "<td>{}</td>", esc(cell));
+                            }
+                            body.push_str("</tr>\n");
+                        }
+                        body.push_str("</table>\n");
+                    }
+                    for (label, lines) in [("", &step.commands), ("Check", &step.checks), ("Rollback", &step.rollback)]
+                    {
+                        if lines.is_empty() {
+                            continue;
+                        }
+                        if !label.is_empty() {
+                            let _ = writeln!(body, "<p>{label}:</p>");
+                        }
+                        let _ = writeln!(body, "<pre>{}</pre>", esc(&lines.join("\n")));
+                    }
+                }
+                body.push_str("</details>\n");
+            }
+        }
     }
     page(&format!("kplan plan {}", plan.id), &body)
 }
@@ -523,10 +569,49 @@ mod tests {
             }],
             ..Default::default()
         };
-        let html = plan_report(&plan);
+        let html = plan_report(&plan, None);
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(!html.contains("<script"), "user text must be escaped");
         assert!(!html.contains("src=") && !html.contains("<link"), "no external assets");
         assert!(html.contains("id=\"nodes-per-block\""));
+    }
+
+    #[test]
+    fn the_report_has_a_section_per_wave_with_its_runbook() {
+        let node = |name: &str| kplan_model::NodeMove {
+            cluster_id: "src".into(),
+            node: name.into(),
+            zone: "a".into(),
+            action: NodeAction::DrainAndJoin,
+            to_cluster: "fra-prod".into(),
+        };
+        let plan = Plan {
+            id: "plan-1".into(),
+            blocks: vec![BlockPlan {
+                datacenter: "fra".into(),
+                security_tier: "prod".into(),
+                target_clusters: vec![kplan_model::TargetCluster {
+                    name: "fra-prod".into(),
+                    control_plane: vec![kplan_model::ControlPlaneNode {
+                        cluster_id: "src".into(),
+                        node: "n1".into(),
+                        zone: "a".into(),
+                    }],
+                    ..Default::default()
+                }],
+                waves: vec![
+                    kplan_model::Wave { index: 1, nodes: vec![node("n1")], ..Default::default() },
+                    kplan_model::Wave { index: 2, nodes: vec![node("n<2>")], ..Default::default() },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let book = kplan_planner::runbook::runbook(&plan, &[], None);
+        let html = plan_report(&plan, Some(&book));
+        assert_eq!(html.matches("<details>").count(), 2, "one section per wave");
+        assert!(html.contains("<summary>Wave 2 (1 step)</summary>"), "{html}");
+        assert!(html.contains("move n1 from src to fra-prod (initialise)"), "{html}");
+        assert!(html.contains("n&lt;2&gt;") && !html.contains("n<2>"), "steps, escaped");
     }
 }

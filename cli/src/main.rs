@@ -555,7 +555,10 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                 ExportFormat::Yaml => output::yaml(&plan)?,
                 ExportFormat::Markdown => render::plan_markdown(&plan),
                 ExportFormat::Dot => render::plan_dot(&plan),
-                ExportFormat::Html => html::plan_report(&plan),
+                ExportFormat::Html => {
+                    let inventory = backend.plan_inventory(&plan).await?;
+                    html::plan_report(&plan, Some(&kplan_planner::runbook::runbook(&plan, &inventory, None)))
+                }
             };
             match out {
                 Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,

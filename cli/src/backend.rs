@@ -178,9 +178,9 @@ impl Backend {
             let (_, snapshot) =
                 self.get_cluster(&input.cluster_id, Some(input.generation)).await.with_context(|| {
                     format!(
-                        "plan {} was made from generation {} of cluster {:?}, which is no longer stored: \
-                     re-plan on the current inventory with `--latest`",
-                        plan.id, input.generation, input.cluster_id
+                        "reading generation {} of cluster {:?}, which plan {} was made from (if it is no longer \
+                         stored, re-plan on the current inventory with `--latest`)",
+                        input.generation, input.cluster_id, plan.id
                     )
                 })?;
             inventory.push(snapshot);

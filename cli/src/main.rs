@@ -526,7 +526,11 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             let inventory = backend.plan_inventory(&plan).await?;
             let book = kplan_planner::runbook::runbook(&plan, &inventory, wave);
             let text = if firewall_csv {
-                kplan_planner::runbook::firewall_csv(&book)
+                let text = kplan_planner::runbook::firewall_csv(&book);
+                if text.lines().count() <= 1 {
+                    eprintln!("note: no flows to open here: a block's change request is part of its first wave");
+                }
+                text
             } else {
                 match format {
                     RunbookFormat::Markdown => runbook::markdown(&book),
@@ -795,9 +799,11 @@ async fn check_plan(backend: &mut Backend, plan_id: &str, latest: bool, output: 
         // Say when the estate has moved on since, and how to plan on it.
         let recorded: std::collections::BTreeMap<&str, u64> =
             old.inventory.iter().map(|i| (i.cluster_id.as_str(), i.generation)).collect();
+        // Best effort: the note only helps, the check does not depend on it.
         let changed: Vec<String> = backend
             .list_clusters()
-            .await?
+            .await
+            .unwrap_or_default()
             .into_iter()
             .filter_map(|c| match recorded.get(c.cluster_id.as_str()) {
                 Some(&g) if g == c.generation => None,

@@ -43,22 +43,16 @@ pub fn node_affinity(selector: &NodeSelector) -> NodeAffinity {
 }
 
 /// The claims a pod mounts, sorted by name, with only `claim` set: its
-/// `persistentVolumeClaim` volumes and its generic ephemeral volumes (whose
-/// claim is named `<pod>-<volume>`).
+/// `persistentVolumeClaim` volumes. Generic ephemeral volumes are left out:
+/// their claim (`<pod>-<volume>`) lives and dies with the pod, so its data
+/// never pins it, and naming it would make every pod a group of its own.
 pub fn pod_claims(pod: &Pod) -> Vec<PodVolume> {
-    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
     let mut claims: Vec<PodVolume> = pod
         .spec
         .iter()
         .flat_map(|spec| spec.volumes.iter().flatten())
-        .filter_map(|volume| {
-            if let Some(claim) = &volume.persistent_volume_claim {
-                Some(claim.claim_name.clone())
-            } else {
-                volume.ephemeral.as_ref().map(|_| format!("{pod_name}-{}", volume.name))
-            }
-        })
-        .map(|claim| PodVolume { claim, ..PodVolume::default() })
+        .filter_map(|volume| volume.persistent_volume_claim.as_ref())
+        .map(|claim| PodVolume { claim: claim.claim_name.clone(), ..PodVolume::default() })
         .collect();
     claims.sort();
     claims.dedup();
@@ -167,11 +161,14 @@ impl VolumeIndex {
         volume.volume = claim.volume.clone();
         volume.storage_class =
             bound.map(|v| v.storage_class.clone()).filter(|c| !c.is_empty()).unwrap_or(claim.storage_class.clone());
-        volume.driver = bound
-            .map(|v| v.driver.clone())
-            .filter(|d| !d.is_empty())
-            .or_else(|| self.provisioners.get(&volume.storage_class).cloned())
-            .unwrap_or_default();
+        // A claim bound to a volume the index lacks (an export with claims but
+        // without persistentvolumes) keeps no driver: the plan then says its
+        // volume checks were not made, rather than guess from the class.
+        volume.driver = match bound {
+            Some(v) if !v.driver.is_empty() => v.driver.clone(),
+            None if !claim.volume.is_empty() => String::new(),
+            _ => self.provisioners.get(&volume.storage_class).cloned().unwrap_or_default(),
+        };
         volume.size_bytes = bound.map(|v| v.size_bytes).filter(|s| *s > 0).unwrap_or(claim.request_bytes);
         volume.node_affinity = bound.and_then(|v| v.node_affinity.clone());
     }
@@ -203,7 +200,8 @@ mod tests {
             ]}
         }));
         let mut claims = pod_claims(&pod);
-        assert_eq!(claims.iter().map(|c| c.claim.as_str()).collect::<Vec<_>>(), ["data-db-0", "db-0-scratch"]);
+        // The ephemeral claim dies with the pod: not a claim of the group.
+        assert_eq!(claims.iter().map(|c| c.claim.as_str()).collect::<Vec<_>>(), ["data-db-0"]);
         let mut index = VolumeIndex::default();
         index
             .add_claim(
@@ -240,8 +238,6 @@ mod tests {
         let pinned = data.node_affinity.as_ref().expect("pinned");
         let host = |name: &str| [("kubernetes.io/hostname".to_string(), name.to_string())].into_iter().collect();
         assert!(pinned.matches(&host("db-host-1")) && !pinned.matches(&host("db-host-2")));
-        // The ephemeral claim is not in the index: only its name is known.
-        assert_eq!(claims[1], PodVolume { claim: "db-0-scratch".into(), ..PodVolume::default() });
     }
 
     #[test]

@@ -175,9 +175,10 @@ impl PodGroup {
             .chain(affinity.flat_map(|a| a.terms.iter().flatten().map(|r| r.key.as_str())))
     }
 
-    /// Whether some volume keeps its data on one node (local or hostPath).
+    /// Whether some volume keeps its data on the node its affinity names
+    /// (a local or hostPath volume that pins the pod: [`PodVolume::pins`]).
     pub fn has_node_local_data(&self) -> bool {
-        self.volumes.iter().any(PodVolume::is_node_local)
+        self.volumes.iter().any(PodVolume::pins)
     }
 
     /// The group as it schedules once its node-local volumes' data has been
@@ -185,7 +186,7 @@ impl PodGroup {
     /// volumes no longer pin it.
     pub fn with_local_data_migrated(&self) -> PodGroup {
         let mut group = self.clone();
-        for volume in group.volumes.iter_mut().filter(|v| v.is_node_local()) {
+        for volume in group.volumes.iter_mut().filter(|v| v.pins()) {
             volume.node_affinity = None;
         }
         group
@@ -226,6 +227,13 @@ impl PodVolume {
     /// Whether the data lives on one node's disks (local or hostPath volumes).
     pub fn is_node_local(&self) -> bool {
         self.driver == LOCAL_VOLUME_DRIVER || self.driver == HOST_PATH_DRIVER
+    }
+
+    /// Node-local data whose volume names the nodes that hold it (its node
+    /// affinity): the pod may only run there. A hostPath volume without an
+    /// affinity pins nothing the scheduler knows of.
+    pub fn pins(&self) -> bool {
+        self.is_node_local() && self.node_affinity.is_some()
     }
 }
 

@@ -213,7 +213,7 @@ impl Placement {
         if !migrate {
             for (j, _, group) in &groups {
                 let source = block.namespaces[*j].cluster;
-                for volume in group.volumes.iter().filter(|v| v.is_node_local()) {
+                for volume in group.volumes.iter().filter(|v| v.pins()) {
                     let Some(affinity) = &volume.node_affinity else { continue };
                     for (i, node) in nodes.iter().enumerate() {
                         if block.nodes[i].cluster == source && affinity.matches(&node.labels) {

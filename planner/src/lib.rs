@@ -363,7 +363,8 @@ fn note_unchecked_pods(blocks: &mut [BlockPlan], inventory: &[ClusterSnapshot]) 
         .iter()
         .filter(|c| {
             let mut volumes = c.namespaces.iter().flat_map(|n| &n.pod_groups).flat_map(|g| &g.volumes);
-            volumes.any(|v| v.volume.is_empty() && v.storage_class.is_empty() && v.driver.is_empty())
+            // No driver: the claim, its volume or its class is not in the snapshot.
+            volumes.any(|v| v.driver.is_empty())
         })
         .map(|c| c.cluster_id.as_str())
         .collect();

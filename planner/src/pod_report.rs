@@ -104,7 +104,7 @@ pub fn pod_report(
                         workload: {
                             // Pods with their own local data are told apart by their claim.
                             let local: Vec<&str> =
-                                group.volumes.iter().filter(|v| v.is_node_local()).map(|v| v.claim.as_str()).collect();
+                                group.volumes.iter().filter(|v| v.pins()).map(|v| v.claim.as_str()).collect();
                             if local.is_empty() {
                                 group.workload()
                             } else {
@@ -116,8 +116,7 @@ pub fn pod_report(
                     };
                     // Data the plan migrates (`data-migration`) no longer pins the pods.
                     let migrated = |v: &PodVolume| {
-                        v.is_node_local()
-                            && migrated_claims.contains(&(source.as_str(), ns.name.as_str(), v.claim.as_str()))
+                        v.pins() && migrated_claims.contains(&(source.as_str(), ns.name.as_str(), v.claim.as_str()))
                     };
                     let group = if group.volumes.iter().any(migrated) {
                         let mut owned = group.clone();
@@ -170,11 +169,8 @@ pub fn pod_report(
                         .filter(|m| m.cluster_id == *at && m.action == NodeAction::DrainAndJoin && m.to_cluster == *to)
                         .filter_map(|m| lookup(&(m.cluster_id.clone(), m.node.clone())))
                         .collect();
-                    let mut pinned = group
-                        .volumes
-                        .iter()
-                        .filter_map(|v| v.node_affinity.as_ref().filter(|_| v.is_node_local()))
-                        .peekable();
+                    let mut pinned =
+                        group.volumes.iter().filter_map(|v| v.node_affinity.as_ref().filter(|_| v.pins())).peekable();
                     let travels =
                         pinned.peek().is_some() && pinned.all(|a| joining.iter().any(|n| a.matches(&n.labels)));
                     if travels {

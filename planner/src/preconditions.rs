@@ -313,7 +313,7 @@ pub fn data_migration(
     node_wave: impl Fn(&str) -> Option<u64>,
 ) -> Option<Precondition> {
     let mut claims: BTreeMap<&str, &PodVolume> = BTreeMap::new();
-    for volume in namespace.pod_groups.iter().flat_map(|g| &g.volumes).filter(|v| v.is_node_local()) {
+    for volume in namespace.pod_groups.iter().flat_map(|g| &g.volumes).filter(|v| v.pins()) {
         claims.entry(volume.claim.as_str()).or_insert(volume);
     }
     if claims.is_empty() {

@@ -60,8 +60,10 @@ pub struct WaveRunbook {
 pub enum Phase {
     Precondition,
     Firewall,
-    Node,
-    MoveNamespace,
+    BackupNamespace,
+    DrainNode,
+    JoinNode,
+    RestoreNamespace,
     RetireCluster,
 }
 
@@ -70,8 +72,10 @@ impl Phase {
         match self {
             Phase::Precondition => "Preconditions",
             Phase::Firewall => "Firewall change request",
-            Phase::Node => "Move the nodes (control plane first)",
-            Phase::MoveNamespace => "Move the namespaces",
+            Phase::BackupNamespace => "Back up the namespaces (before any node is touched)",
+            Phase::DrainNode => "Drain the nodes out of their sources (source control planes last)",
+            Phase::JoinNode => "Join the nodes to their targets (control plane first)",
+            Phase::RestoreNamespace => "Restore the namespaces in their targets, check, cut over",
             Phase::RetireCluster => "Retire the source clusters",
         }
     }
@@ -144,29 +148,62 @@ fn wave_runbook(
     index: u64,
     clusters: &BTreeMap<&str, &ClusterSnapshot>,
 ) -> WaveRunbook {
-    let wave = &block.waves[(index - 1) as usize];
+    let Some(wave) = block.waves.iter().find(|w| w.index == index) else {
+        return WaveRunbook { wave: index, steps: Vec::new() };
+    };
     let mut steps: Vec<Step> = Vec::new();
+    let namespace_of =
+        |cluster: &str, name: &str| clusters.get(cluster).and_then(|c| c.namespaces.iter().find(|n| n.name == name));
+    // Data migrations (`migrate-data`): the claims each covers, by namespace.
+    let migrations: BTreeMap<(&str, &str), &kplan_model::Precondition> = block
+        .preconditions
+        .iter()
+        .filter(|p| p.kind == PreconditionKind::DataMigration)
+        .flat_map(|p| {
+            p.claims.iter().filter_map(move |c| c.split_once('/')).map(move |(ns, _)| ((p.cluster_id.as_str(), ns), p))
+        })
+        .collect();
+    let wave_of_namespace = |cluster: &str, name: &str| {
+        block
+            .waves
+            .iter()
+            .find(|w| w.namespaces.iter().any(|m| m.from_cluster == cluster && m.namespace == name))
+            .map(|w| w.index)
+    };
 
-    // 1. Preconditions due before this wave.
+    // 1. Preconditions due before this wave; a data migration takes its
+    // backup here, while the pods still run on the nodes with their data.
     for (i, precondition) in block.preconditions.iter().enumerate().filter(|(_, p)| p.before_wave == index) {
         let kind = serde_json::to_value(precondition.kind).ok().and_then(|v| v.as_str().map(str::to_string));
         let mut commands = vec![format!("# {}", precondition.detail)];
         if !precondition.nodes.is_empty() {
             commands.push(format!("# nodes: {}", precondition.nodes.join(", ")));
         }
+        let mut objects = Vec::new();
         if precondition.kind == PreconditionKind::DataMigration {
-            commands.push(format!(
-                "# claims: {} (a Velero file-system backup of them is part of the namespace step)",
-                precondition.claims.join(", ")
-            ));
+            let namespaces: BTreeSet<&str> =
+                precondition.claims.iter().filter_map(|c| c.split_once('/')).map(|(ns, _)| ns).collect();
+            for namespace in namespaces {
+                let moves_in = wave_of_namespace(&precondition.cluster_id, namespace).unwrap_or(index);
+                let name = velero_name(&plan.id, moves_in, &precondition.cluster_id, namespace);
+                let (backup, _) = velero_objects(&name, namespace, namespace, VolumeData::Copy);
+                commands.extend(backup_commands(&precondition.cluster_id, &name));
+                commands.push(format!(
+                    "# writes to {namespace} after this backup are not in it: stop its writers, or let the \
+                     application replicate, until it moves in wave {moves_in}"
+                ));
+                objects.push(backup);
+            }
         }
-        steps.push(step(
+        let mut step = step(
             Phase::Precondition,
             Subject::Precondition { cluster: precondition.cluster_id.clone(), index: i },
             format!("{} on {}", kind.unwrap_or_default(), precondition.cluster_id),
             commands,
             vec!["# nothing to undo: the cluster keeps running as it did".to_string()],
-        ));
+        );
+        step.objects = objects;
+        steps.push(step);
     }
 
     // 2. The firewall change request, before anything joins a target.
@@ -186,7 +223,7 @@ fn wave_runbook(
                 ]
             })
             .collect();
-        steps.push(step(
+        let mut request = step(
             Phase::Firewall,
             Subject::Flows { count: rows.len() },
             format!("open {} flow{} between firewall zones", rows.len(), plural(rows.len())),
@@ -195,25 +232,116 @@ fn wave_runbook(
                 plan.id
             )],
             vec!["# close the flows again (the same rows, as a removal request)".to_string()],
-        ));
-        if let Some(step) = steps.last_mut() {
-            step.rows = rows;
-            step.checks = block
-                .firewall_flows
-                .iter()
-                .filter(|f| f.protocol != kplan_model::Protocol::Ipip && !f.ports.is_empty())
-                .take(3)
-                .map(|f| {
-                    let port = f.ports.split('-').next().unwrap_or_default();
-                    format!("# from a node in {}: nc -zv <node in {}> {port}   ({})", f.from_zone, f.to_zone, f.purpose)
-                })
-                .collect();
-        }
+        );
+        request.rows = rows;
+        request.checks = block
+            .firewall_flows
+            .iter()
+            .filter(|f| f.protocol != kplan_model::Protocol::Ipip && !f.ports.is_empty())
+            .take(3)
+            .map(|f| {
+                let port = f.ports.split('-').next().unwrap_or_default();
+                format!("# from a node in {}: nc -zv <node in {}> {port}   ({})", f.from_zone, f.to_zone, f.purpose)
+            })
+            .collect();
+        steps.push(request);
     }
 
-    // 3. Nodes: each is drained out of its source, then joins its target or
-    // is handed back. The first control-plane node of a new target initialises
-    // it; control-plane nodes go first, so that workers find an API server.
+    // 3. Backups of the namespaces that move, before any node is touched (a
+    // file-system backup needs its pods running; a source's API must still
+    // answer). Pods whose data travels with their node back up their objects
+    // only: the data stays on the node's disks.
+    let joining: Vec<&kplan_model::NodeMove> =
+        wave.nodes.iter().filter(|m| m.action == NodeAction::DrainAndJoin).collect();
+    let mut restores: Vec<Step> = Vec::new();
+    for namespace_move in &wave.namespaces {
+        let source = namespace_move.from_cluster.as_str();
+        let (from, to) = (namespace_move.namespace.as_str(), namespace_move.new_name.as_str());
+        let target = namespace_move.to_cluster.as_str();
+        let found = namespace_of(source, from);
+        let pinned: Vec<&kplan_model::scheduling::NodeAffinity> = found
+            .into_iter()
+            .flat_map(|n| n.pod_groups.iter().flat_map(|g| g.volumes.iter()))
+            .filter(|v| v.pins())
+            .filter_map(|v| v.node_affinity.as_ref())
+            .collect();
+        let travelling: Vec<&str> = joining
+            .iter()
+            .filter(|m| m.cluster_id == source && m.to_cluster == target)
+            .filter(|m| {
+                let labels =
+                    clusters.get(source).and_then(|c| c.nodes.iter().find(|n| n.name == m.node)).map(|n| &n.labels);
+                labels.is_some_and(|l| pinned.iter().any(|a| a.matches(l)))
+            })
+            .map(|m| m.node.as_str())
+            .collect();
+        let migration = migrations.get(&(source, from)).copied();
+        let data = if migration.is_some() {
+            VolumeData::Copy
+        } else if !travelling.is_empty() {
+            VolumeData::StaysOnNode
+        } else {
+            VolumeData::Snapshot
+        };
+        let name = velero_name(&plan.id, index, source, from);
+        let (backup, restore) = velero_objects(&name, from, to, data);
+        let backed_up_earlier = migration.is_some_and(|p| p.before_wave < index);
+        if backed_up_earlier {
+            // Taken with the data migration, in an earlier wave.
+        } else {
+            let mut commands = backup_commands(source, &name);
+            if data == VolumeData::StaysOnNode {
+                commands.insert(
+                    0,
+                    format!(
+                        "# the data of {from} stays on the disks of {}: its objects and PersistentVolumes are backed up, not the files",
+                        travelling.join(", ")
+                    ),
+                );
+            }
+            let mut backup_step = step(
+                Phase::BackupNamespace,
+                Subject::Namespace { cluster: source.to_string(), namespace: from.to_string() },
+                format!("back up {from} in {source}"),
+                commands,
+                vec![format!("kubectl --context {source} -n {VELERO_NAMESPACE} delete backup/{name}")],
+            );
+            backup_step.objects = vec![backup];
+            steps.push(backup_step);
+        }
+        let pods = found.map(|n| n.requests.pods);
+        let mut checks =
+            vec![format!("kubectl --context {target} -n {to} wait --for=condition=Ready pods --all --timeout=15m")];
+        if let Some(pods) = pods {
+            checks.push(format!(
+                "test $(kubectl --context {target} -n {to} get pods --field-selector=status.phase=Running --no-headers | wc -l) -ge {pods}   # {pods} pods ran in {source}"
+            ));
+        }
+        let renamed = if from != to { format!(" as {to}") } else { String::new() };
+        let mut restore_step = step(
+            Phase::RestoreNamespace,
+            Subject::Namespace { cluster: source.to_string(), namespace: from.to_string() },
+            format!("move {from} from {source} to {target}{renamed}"),
+            vec![
+                format!("kubectl --context {target} create -f restore-{name}.yaml"),
+                format!(
+                    "kubectl --context {target} -n {VELERO_NAMESPACE} wait --for=jsonpath='{{.status.phase}}'=Completed restore/{name} --timeout=60m"
+                ),
+                "# run the checks below, then cut over:".to_string(),
+                format!("kubectl --context {source} delete namespace {from}"),
+            ],
+            vec![
+                format!("# before the cut-over: kubectl --context {target} delete namespace {to}"),
+                format!("# after it: a Velero restore of backup {name} into {source}"),
+            ],
+        );
+        restore_step.objects = vec![restore];
+        restore_step.checks = checks;
+        restores.push(restore_step);
+    }
+
+    // 4. Nodes leave their sources: a source's own control-plane nodes last,
+    // so that its API answers while its other nodes drain.
     let target_of: BTreeMap<&str, &kplan_model::TargetCluster> =
         block.target_clusters.iter().map(|t| (t.name.as_str(), t)).collect();
     let is_control_plane = |m: &kplan_model::NodeMove| {
@@ -222,6 +350,44 @@ fn wave_runbook(
                 .get(m.to_cluster.as_str())
                 .is_some_and(|t| t.control_plane.iter().any(|c| c.cluster_id == m.cluster_id && c.node == m.node))
     };
+    let source_control_plane = |m: &kplan_model::NodeMove| {
+        clusters
+            .get(m.cluster_id.as_str())
+            .and_then(|c| c.nodes.iter().find(|n| n.name == m.node))
+            .is_some_and(|n| n.role == kplan_model::NodeRole::ControlPlane)
+    };
+    let mut leaving: Vec<&kplan_model::NodeMove> = wave.nodes.iter().collect();
+    leaving.sort_by_key(|m| source_control_plane(m));
+    for node_move in leaving {
+        let source = &node_move.cluster_id;
+        let node = &node_move.node;
+        // Drained through the eviction API: every PodDisruptionBudget is
+        // honoured (drain waits, never forces; no --disable-eviction).
+        let mut commands = vec![
+            format!("kubectl --context {source} cordon {node}"),
+            format!("kubectl --context {source} drain {node} --ignore-daemonsets --delete-emptydir-data --timeout=30m"),
+            format!("kubectl --context {source} delete node {node}"),
+        ];
+        let title = if node_move.action == NodeAction::Free {
+            commands.push(format!("# hand {node} back to the hardware pool (wipe it as the bank's policy says)"));
+            format!("drain {node} out of {source} and hand it back")
+        } else {
+            format!("drain {node} out of {source} (it joins {})", node_move.to_cluster)
+        };
+        steps.push(step(
+            Phase::DrainNode,
+            Subject::Node { cluster: source.clone(), node: node.clone() },
+            title,
+            commands,
+            vec![
+                format!("# before `delete node`: kubectl --context {source} uncordon {node}"),
+                format!("# after it: rejoin {node} to {source} with a token of {source}"),
+            ],
+        ));
+    }
+
+    // 5. Nodes join their targets: the first control-plane node of a new
+    // target initialises it, the others join as control plane, then workers.
     let mut initialised: BTreeSet<&str> = block
         .waves
         .iter()
@@ -230,17 +396,16 @@ fn wave_runbook(
         .filter(|m| is_control_plane(m))
         .map(|m| m.to_cluster.as_str())
         .collect();
-    let mut moves: Vec<&kplan_model::NodeMove> = wave.nodes.iter().collect();
-    moves.sort_by_key(|m| (!is_control_plane(m), m.action == NodeAction::Free));
+    let mut joins = joining.clone();
+    joins.sort_by_key(|m| !is_control_plane(m));
     // A target whose control plane does not exist yet cannot take a node: say
     // so where it happens (the plan joins the target's control-plane nodes
     // later: a known planner limitation).
     let mut blocked: BTreeSet<&str> = BTreeSet::new();
-    for node_move in &moves {
+    for node_move in &joins {
         let target = node_move.to_cluster.as_str();
-        let joins_plain = node_move.action == NodeAction::DrainAndJoin && !is_control_plane(node_move);
-        let ready = initialised.contains(target) || moves.iter().any(|m| m.to_cluster == target && is_control_plane(m));
-        if joins_plain && !ready && blocked.insert(target) {
+        let ready = initialised.contains(target) || joins.iter().any(|m| m.to_cluster == target && is_control_plane(m));
+        if !ready && blocked.insert(target) {
             let later: BTreeSet<u64> = block
                 .waves
                 .iter()
@@ -249,7 +414,7 @@ fn wave_runbook(
                 .collect();
             let when = later.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
             steps.push(step(
-                Phase::Node,
+                Phase::JoinNode,
                 Subject::Cluster { cluster: target.to_string() },
                 format!("BLOCKED: {target} has no control plane yet"),
                 vec![format!(
@@ -261,151 +426,93 @@ fn wave_runbook(
             ));
         }
     }
-    for node_move in moves {
-        let source = &node_move.cluster_id;
+    for node_move in joins {
         let node = &node_move.node;
         let target = node_move.to_cluster.as_str();
-        // Drained through the eviction API: every PodDisruptionBudget is
-        // honoured (drain waits, never forces; no --disable-eviction).
-        let mut commands = vec![
-            format!("kubectl --context {source} cordon {node}"),
-            format!("kubectl --context {source} drain {node} --ignore-daemonsets --delete-emptydir-data --timeout=30m"),
-            format!("kubectl --context {source} delete node {node}"),
-        ];
-        let mut rollback = vec![
-            format!("# before `delete node`: kubectl --context {source} uncordon {node}"),
-            format!("# after it: reset {node} and rejoin it to {source} with a token of {source}"),
-        ];
-        let title = if node_move.action == NodeAction::Free {
-            commands.push(format!("ssh {node} 'kubeadm reset --force'   # then return it to the hardware pool"));
-            format!("drain {node} out of {source} and hand it back")
-        } else {
-            let k3s = target_of.get(target).is_some_and(|t| t.small_site);
-            let version = target_of.get(target).map(|t| t.kubernetes_version.clone()).unwrap_or_default();
-            let endpoint = format!("<{target}-API-ENDPOINT>:6443");
-            let control_plane = is_control_plane(node_move);
-            let first = control_plane && initialised.insert(target);
-            let (what, join) = match (control_plane, first, k3s) {
-                (true, true, true) => (
-                    "initialise",
-                    format!(
-                        "curl -sfL https://get.k3s.io | INSTALL_K3S_CHANNEL={version} sh -s - server --cluster-init"
-                    ),
+        let k3s = target_of.get(target).is_some_and(|t| t.small_site);
+        let version = target_of.get(target).map(|t| t.kubernetes_version.clone()).unwrap_or_default();
+        let endpoint = format!("<{target}-API-ENDPOINT>:6443");
+        let control_plane = is_control_plane(node_move);
+        let first = control_plane && initialised.insert(target);
+        let (what, join) = match (control_plane, first, k3s) {
+            (true, true, true) => (
+                "initialise",
+                format!("curl -sfL https://get.k3s.io | INSTALL_K3S_CHANNEL={version} sh -s - server --cluster-init"),
+            ),
+            (true, true, false) => (
+                "initialise",
+                format!(
+                    "kubeadm init --kubernetes-version {version} --control-plane-endpoint {endpoint} --upload-certs"
                 ),
-                (true, true, false) => (
-                    "initialise",
-                    format!(
-                        "kubeadm init --kubernetes-version {version} --control-plane-endpoint {endpoint} --upload-certs"
-                    ),
+            ),
+            (true, false, true) => (
+                "join as a server",
+                format!("curl -sfL https://get.k3s.io | K3S_TOKEN=<TOKEN> sh -s - server --server https://{endpoint}"),
+            ),
+            (true, false, false) => (
+                "join as control plane",
+                format!(
+                    "kubeadm join {endpoint} --token <TOKEN> --discovery-token-ca-cert-hash sha256:<CA_HASH> --control-plane --certificate-key <CERTIFICATE_KEY>"
                 ),
-                (true, false, true) => (
-                    "join as a server",
-                    format!(
-                        "curl -sfL https://get.k3s.io | K3S_TOKEN=<TOKEN> sh -s - server --server https://{endpoint}"
-                    ),
-                ),
-                (true, false, false) => (
-                    "join as control plane",
-                    format!(
-                        "kubeadm join {endpoint} --token <TOKEN> --discovery-token-ca-cert-hash sha256:<CA_HASH> --control-plane --certificate-key <CERTIFICATE_KEY>"
-                    ),
-                ),
-                (false, _, true) => (
-                    "join as an agent",
-                    format!("curl -sfL https://get.k3s.io | K3S_URL=https://{endpoint} K3S_TOKEN=<TOKEN> sh -"),
-                ),
-                (false, _, false) => (
-                    "join as a worker",
-                    format!("kubeadm join {endpoint} --token <TOKEN> --discovery-token-ca-cert-hash sha256:<CA_HASH>"),
-                ),
-            };
-            // The node leaves its source's configuration behind (kubelet, CNI).
-            commands.push(format!("ssh {node} 'kubeadm reset --force && rm -rf /etc/cni/net.d'"));
-            commands.push(format!("ssh {node} '{join}'"));
-            commands.push(format!("kubectl --context {target} wait --for=condition=Ready node/{node} --timeout=10m"));
-            rollback.push(format!(
-                "# after the join: kubectl --context {target} drain {node} --ignore-daemonsets --delete-emptydir-data && kubectl --context {target} delete node {node}"
-            ));
-            format!("move {node} from {source} to {target} ({what})")
+            ),
+            (false, _, true) => (
+                "join as an agent",
+                format!("curl -sfL https://get.k3s.io | K3S_URL=https://{endpoint} K3S_TOKEN=<TOKEN> sh -"),
+            ),
+            (false, _, false) => (
+                "join as a worker",
+                format!("kubeadm join {endpoint} --token <TOKEN> --discovery-token-ca-cert-hash sha256:<CA_HASH>"),
+            ),
         };
         steps.push(step(
-            Phase::Node,
-            Subject::Node { cluster: source.clone(), node: node.clone() },
-            title,
-            commands,
-            rollback,
+            Phase::JoinNode,
+            Subject::Node { cluster: node_move.cluster_id.clone(), node: node.clone() },
+            format!("{node} joins {target} ({what})"),
+            vec![
+                // The source's kubelet and CNI configuration go; disks with local volumes stay.
+                format!("ssh {node} '<reset the {} node: kubeadm reset --force, or k3s-killall.sh && k3s-uninstall.sh>'", node_move.cluster_id),
+                format!("ssh {node} 'rm -rf /etc/cni/net.d'"),
+                format!("ssh {node} '{join}'"),
+                format!("kubectl --context {target} wait --for=condition=Ready node/{node} --timeout=10m"),
+            ],
+            vec![format!(
+                "kubectl --context {target} drain {node} --ignore-daemonsets --delete-emptydir-data && kubectl --context {target} delete node {node}; reset it and rejoin it to {}",
+                node_move.cluster_id
+            )],
         ));
     }
 
-    // 6. Namespaces: Velero backup in the source, restore in the target, checks, cut-over.
-    let mut namespace_steps: Vec<Step> = Vec::new();
-    for namespace_move in &wave.namespaces {
-        let source = namespace_move.from_cluster.as_str();
-        let (from, to) = (namespace_move.namespace.as_str(), namespace_move.new_name.as_str());
-        let target = namespace_move.to_cluster.as_str();
-        let found = clusters.get(source).and_then(|c| c.namespaces.iter().find(|n| n.name == from));
-        let local_data = found.is_some_and(|n| n.pod_groups.iter().any(|g| g.has_node_local_data()));
-        let name = velero_name(&plan.id, index, source, from);
-        let (backup, restore) = velero_objects(&name, from, to, local_data);
-        let pods = found.map(|n| n.requests.pods);
-        let mut checks =
-            vec![format!("kubectl --context {target} -n {to} wait --for=condition=Ready pods --all --timeout=15m")];
-        if let Some(pods) = pods {
-            checks.push(format!(
-                "test $(kubectl --context {target} -n {to} get pods --field-selector=status.phase=Running --no-headers | wc -l) -ge {pods}   # {pods} pods ran in {source}"
-            ));
-        }
-        let renamed = if from != to { format!(" as {to}") } else { String::new() };
-        namespace_steps.push(Step {
-            number: 0,
-            phase: Phase::MoveNamespace,
-            subject: Subject::Namespace { cluster: source.to_string(), namespace: from.to_string() },
-            title: format!("move {from} from {source} to {target}{renamed}"),
-            commands: vec![
-                format!("kubectl --context {source} apply -f backup-{name}.yaml"),
-                format!(
-                    "kubectl --context {source} -n {VELERO_NAMESPACE} wait --for=jsonpath='{{.status.phase}}'=Completed backup/{name} --timeout=60m"
-                ),
-                format!("kubectl --context {target} apply -f restore-{name}.yaml"),
-                format!(
-                    "kubectl --context {target} -n {VELERO_NAMESPACE} wait --for=jsonpath='{{.status.phase}}'=Completed restore/{name} --timeout=60m"
-                ),
-                "# run the checks below, then cut over:".to_string(),
-                format!("kubectl --context {source} delete namespace {from}"),
-            ],
-            objects: vec![backup, restore],
-            checks,
-            rollback: vec![
-                format!("# before the cut-over: kubectl --context {target} delete namespace {to}"),
-                format!("# after it: a Velero restore of backup {name} into {source}"),
-            ],
-            rows: Vec::new(),
-        });
-    }
-    steps.extend(namespace_steps);
+    // 6. Restores, checks and cut-over.
+    steps.extend(restores);
 
     // 7. Sources with nothing left retire.
     for cluster in &wave.clusters_retired {
-        steps.push(Step {
-            number: 0,
-            phase: Phase::RetireCluster,
-            subject: Subject::Cluster { cluster: cluster.clone() },
-            title: format!("retire {cluster}"),
-            commands: vec![
+        steps.push(step(
+            Phase::RetireCluster,
+            Subject::Cluster { cluster: cluster.clone() },
+            format!("retire {cluster}"),
+            vec![
                 format!("kubectl --context {cluster} get namespaces,nodes   # nothing of the workloads is left"),
                 format!("# remove {cluster}'s kplan-agent, DNS, monitoring and kubeconfig entries"),
             ],
-            objects: Vec::new(),
-            checks: Vec::new(),
-            rollback: vec![format!("# {cluster} keeps its etcd backups: restore them to bring it back")],
-            rows: Vec::new(),
-        });
+            vec![format!("# {cluster} keeps its etcd backups: restore them to bring it back")],
+        ));
     }
     steps.sort_by_key(|s| s.phase);
     for (i, step) in steps.iter_mut().enumerate() {
         step.number = i + 1;
     }
     WaveRunbook { wave: index, steps }
+}
+
+fn backup_commands(source: &str, name: &str) -> Vec<String> {
+    vec![
+        // `create`, not `apply`: a backup of the same name must not be taken for a finished one.
+        format!("kubectl --context {source} create -f backup-{name}.yaml"),
+        format!(
+            "kubectl --context {source} -n {VELERO_NAMESPACE} wait --for=jsonpath='{{.status.phase}}'=Completed backup/{name} --timeout=60m"
+        ),
+    ]
 }
 
 fn step(phase: Phase, subject: Subject, title: String, commands: Vec<String>, rollback: Vec<String>) -> Step {
@@ -422,21 +529,37 @@ fn step(phase: Phase, subject: Subject, title: String, commands: Vec<String>, ro
     }
 }
 
-/// A Velero object name (a DNS label, at most 63 characters): `kplan-w3-<source>-<namespace>`
-/// shortened with a hash of the plan id and the full name when too long.
+/// A Velero object name (a DNS label, at most 63 characters):
+/// `kplan-<plan hash>-w<wave>-<source>-<namespace>`, so that two plans never
+/// share a backup name; shortened with a hash of the whole when too long.
 pub fn velero_name(plan_id: &str, wave: u64, source: &str, namespace: &str) -> String {
-    let full = format!("kplan-w{wave}-{source}-{namespace}");
+    let plan = crc32fast::hash(plan_id.as_bytes());
+    let full = format!("kplan-{plan:08x}-w{wave}-{source}-{namespace}");
     if full.len() <= 63 {
         return full;
     }
-    let hash = crc32fast::hash(format!("{plan_id}/{full}").as_bytes());
-    format!("{}-{hash:08x}", full[..54].trim_end_matches('-'))
+    let hash = crc32fast::hash(full.as_bytes());
+    format!("{}-{hash:08x}", full[..54].trim_end_matches(['-', '.']))
+}
+
+/// What a namespace's backup does with its volumes' data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeData {
+    /// Volume snapshots through the cluster's provider (Velero's default).
+    Snapshot,
+    /// The data stays on the disks of nodes that join the target with the
+    /// namespace (`local_volumes = "keep-node"`): objects and PersistentVolumes only.
+    StaysOnNode,
+    /// The files are copied (Velero's file-system backup): node-local data the
+    /// plan migrates (`local_volumes = "migrate-data"`).
+    Copy,
 }
 
 /// The Velero `Backup` (in the source) and `Restore` (in the target) of one
-/// namespace move. Node-local data goes through Velero's file-system backup
-/// (`defaultVolumesToFsBackup`): a local volume has no snapshot provider.
-pub fn velero_objects(name: &str, namespace: &str, new_name: &str, local_data: bool) -> (Value, Value) {
+/// namespace move. Cluster-scoped objects its objects use (its
+/// PersistentVolumes) are included, as Velero does when
+/// `includeClusterResources` is left unset.
+pub fn velero_objects(name: &str, namespace: &str, new_name: &str, data: VolumeData) -> (Value, Value) {
     let labels = json!({"app.kubernetes.io/managed-by": "kplan"});
     let backup = json!({
         "apiVersion": "velero.io/v1",
@@ -444,9 +567,8 @@ pub fn velero_objects(name: &str, namespace: &str, new_name: &str, local_data: b
         "metadata": {"name": name, "namespace": VELERO_NAMESPACE, "labels": labels},
         "spec": {
             "includedNamespaces": [namespace],
-            "includeClusterResources": false,
-            "defaultVolumesToFsBackup": local_data,
-            "snapshotVolumes": !local_data,
+            "defaultVolumesToFsBackup": data == VolumeData::Copy,
+            "snapshotVolumes": data == VolumeData::Snapshot,
             "ttl": "720h0m0s",
         }
     });
@@ -494,7 +616,9 @@ mod tests {
 
     #[test]
     fn velero_names_are_dns_labels_and_stay_apart_when_shortened() {
-        assert_eq!(velero_name("p", 2, "sin-prod-core", "kyc"), "kplan-w2-sin-prod-core-kyc");
+        let name = velero_name("p", 2, "sin-prod-core", "kyc");
+        assert!(name.starts_with("kplan-") && name.ends_with("-w2-sin-prod-core-kyc"), "{name}");
+        assert_ne!(name, velero_name("q", 2, "sin-prod-core", "kyc"), "two plans never share a backup name");
         let long_namespace = "a-namespace-whose-name-is-as-long-as-kubernetes-allows-it";
         let a = velero_name("p", 1, "fra-prod-payments", long_namespace);
         let b = velero_name("p", 1, "fra-prod-payments", &format!("{long_namespace}x"));
@@ -505,18 +629,24 @@ mod tests {
 
     #[test]
     fn a_rename_maps_the_namespace_and_local_data_goes_through_file_system_backup() {
-        let (backup, restore) = velero_objects("n", "payments", "payments-fra-prod-1", true);
+        let (backup, restore) = velero_objects("n", "payments", "payments-fra-prod-1", VolumeData::Copy);
         assert_eq!(backup["spec"]["defaultVolumesToFsBackup"], true);
         assert_eq!(backup["spec"]["snapshotVolumes"], false);
+        assert!(backup["spec"].get("includeClusterResources").is_none(), "its PersistentVolumes come along");
         assert_eq!(restore["spec"]["namespaceMapping"]["payments"], "payments-fra-prod-1");
-        let (_, plain) = velero_objects("n", "web", "web", false);
+        let (stays, plain) = velero_objects("n", "web", "web", VolumeData::StaysOnNode);
+        assert_eq!(
+            (stays["spec"]["defaultVolumesToFsBackup"].as_bool(), stays["spec"]["snapshotVolumes"].as_bool()),
+            (Some(false), Some(false))
+        );
         assert!(plain["spec"].get("namespaceMapping").is_none());
     }
 
     #[test]
     fn the_firewall_csv_quotes_what_needs_quoting() {
         let mut step = step(Phase::Firewall, Subject::Flows { count: 1 }, String::new(), Vec::new(), Vec::new());
-        step.rows = vec![vec!["a".into(), "b".into(), "tcp".into(), "443".into(), "api, \"public\"".into(), "t".into()]];
+        step.rows =
+            vec![vec!["a".into(), "b".into(), "tcp".into(), "443".into(), "api, \"public\"".into(), "t".into()]];
         let book = Runbook {
             plan_id: "p".into(),
             blocks: vec![BlockRunbook {

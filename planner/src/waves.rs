@@ -566,22 +566,39 @@ pub fn schedule_greedy(
         // every less critical namespace, for the SLA order).
         let mut kept_namespaces = Vec::with_capacity(moving_namespaces.len());
         let mut dropped_rank: Option<usize> = None;
+        // Namespaces that share a node move together or not at all: decided once per company.
+        let mut decided: Vec<Option<bool>> = vec![None; n_namespaces];
         for &j in &moving_namespaces {
-            if dropped_rank.is_some_and(|r| data.namespace_sla_rank[j] > r) {
+            if let Some(keep) = decided[j] {
+                if keep {
+                    kept_namespaces.push(j);
+                }
                 continue;
             }
-            let together = company[j].iter().all(|k| moving_namespaces.contains(k));
-            let along: Vec<usize> =
-                travelling_nodes[j].iter().copied().filter(|&i| node_wave[i] == 0 && !chosen[i]).collect();
+            let members: Vec<usize> = if company[j].is_empty() { vec![j] } else { company[j].clone() };
+            let ranks = members.iter().map(|&k| data.namespace_sla_rank[k]);
+            let after_dropped = dropped_rank.is_some_and(|r| ranks.clone().any(|rank| rank > r));
+            let together = members.iter().all(|k| moving_namespaces.contains(k));
+            let mut along: Vec<usize> = members
+                .iter()
+                .flat_map(|&k| travelling_nodes[k].iter().copied())
+                .filter(|&i| node_wave[i] == 0 && !chosen[i])
+                .collect();
+            along.sort_unstable();
+            along.dedup();
             let mut trial = draining.clone();
-            let fits_all = together
+            let keep = !after_dropped
+                && together
                 && moving_nodes.len() + along.len() <= budget.nodes as usize
                 && along.iter().all(|&i| {
                     let ok = can_drain(&trial, data.node_source[i], i);
                     drain(&mut trial, i);
                     ok
                 });
-            if fits_all {
+            for &k in &members {
+                decided[k] = Some(keep);
+            }
+            if keep {
                 draining = trial;
                 for i in along {
                     chosen[i] = true;
@@ -589,8 +606,8 @@ pub fn schedule_greedy(
                 }
                 kept_namespaces.push(j);
             } else {
-                dropped_rank =
-                    Some(dropped_rank.map_or(data.namespace_sla_rank[j], |r| r.min(data.namespace_sla_rank[j])));
+                let lowest = ranks.min().unwrap_or(data.namespace_sla_rank[j]);
+                dropped_rank = Some(dropped_rank.map_or(lowest, |r| r.min(lowest)));
             }
         }
         let moving_namespaces = kept_namespaces;

@@ -71,20 +71,7 @@ fn the_example_plan_holds_pod_by_pod_in_the_dry_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let inventory = dir.path().join("inventory");
     let inv = inventory.to_str().expect("utf-8");
-    let root = repo_root();
-    let estate = root.join("examples/bank/estate.toml");
-    let policy = root.join("examples/bank/policy.toml");
-    kplan_ok(&["--inventory", inv, "import", "--estate", estate.to_str().expect("utf-8")]);
-    let plan: Value = serde_json::from_str(&kplan_ok(&[
-        "--inventory",
-        inv,
-        "propose",
-        "--policy",
-        policy.to_str().expect("utf-8"),
-        "-o",
-        "json",
-    ]))
-    .expect("plan");
+    let plan: Value = serde_json::from_str(&propose_bank_example(inv)).expect("plan");
     let targets: Vec<&str> = plan["blocks"]
         .as_array()
         .expect("blocks")

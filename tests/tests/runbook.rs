@@ -1,8 +1,10 @@
 //! Issue 15: a plan's waves as runbooks. The example estate's first wave,
-//! walked step by step against its plan: every node and every namespace of
-//! the wave is the subject of exactly one step, in the documented order
-//! (preconditions, firewall, nodes with the control plane first, namespaces,
-//! retirements); the firewall request lists every flow once, also as CSV; the
+//! walked step by step against its plan: every node of the wave is drained
+//! in exactly one step and, when it joins a target, joined in exactly one
+//! later step; every namespace is backed up before any node is touched and
+//! restored in exactly one step after the joins; in the documented order
+//! (preconditions, firewall, backups, drains with source control planes last,
+//! joins with the target's control plane first, restores, retirements); the firewall request lists every flow once, also as CSV; the
 //! Velero manifests are written one file per object.
 
 mod common;
@@ -12,23 +14,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::*;
 use serde_json::Value;
 
-const PHASES: [&str; 5] = ["precondition", "firewall", "node", "move-namespace", "retire-cluster"];
+const PHASES: [&str; 7] =
+    ["precondition", "firewall", "backup-namespace", "drain-node", "join-node", "restore-namespace", "retire-cluster"];
 
 fn example_plan(inv: &str) -> Value {
-    let root = repo_root();
-    let estate = root.join("examples/bank/estate.toml");
-    let policy = root.join("examples/bank/policy.toml");
-    kplan_ok(&["--inventory", inv, "import", "--estate", estate.to_str().expect("utf-8")]);
-    serde_json::from_str(&kplan_ok(&[
-        "--inventory",
-        inv,
-        "propose",
-        "--policy",
-        policy.to_str().expect("utf-8"),
-        "-o",
-        "json",
-    ]))
-    .expect("plan json")
+    serde_json::from_str(&propose_bank_example(inv)).expect("plan json")
 }
 
 #[test]
@@ -79,23 +69,35 @@ fn the_first_wave_of_the_example_is_walked_step_by_step() {
             }
         }
 
-        // Every node of the wave: exactly one step; no other node.
-        let mut node_steps: BTreeMap<(String, String), usize> = BTreeMap::new();
-        for step in steps.iter().filter(|s| s["subject"]["kind"] == "node") {
-            let key = (
-                step["subject"]["cluster"].as_str().unwrap().to_string(),
-                step["subject"]["node"].as_str().unwrap().to_string(),
-            );
-            *node_steps.entry(key).or_insert(0) += 1;
-        }
-        let wave_nodes: BTreeSet<(String, String)> = wave["nodes"]
+        // Every node of the wave: exactly one drain; every joining node exactly one join.
+        let count_steps = |phase: &str, kind: &str, field: &str| -> BTreeMap<(String, String), usize> {
+            let mut counts = BTreeMap::new();
+            for step in steps.iter().filter(|s| s["phase"] == phase && s["subject"]["kind"] == kind) {
+                let key = (
+                    step["subject"]["cluster"].as_str().unwrap().to_string(),
+                    step["subject"][field].as_str().unwrap().to_string(),
+                );
+                *counts.entry(key).or_insert(0) += 1;
+            }
+            counts
+        };
+        let node_key =
+            |n: &Value| (n["cluster_id"].as_str().unwrap().to_string(), n["node"].as_str().unwrap().to_string());
+        let wave_nodes: BTreeSet<(String, String)> =
+            wave["nodes"].as_array().expect("nodes").iter().map(node_key).collect();
+        let joining: BTreeSet<(String, String)> = wave["nodes"]
             .as_array()
             .expect("nodes")
             .iter()
-            .map(|n| (n["cluster_id"].as_str().unwrap().to_string(), n["node"].as_str().unwrap().to_string()))
+            .filter(|n| n["action"] == "drain-and-join")
+            .map(node_key)
             .collect();
-        assert_eq!(node_steps.keys().cloned().collect::<BTreeSet<_>>(), wave_nodes, "{key}: the wave's nodes");
-        assert!(node_steps.values().all(|&n| n == 1), "{key}: one step per node: {node_steps:?}");
+        let drains = count_steps("drain-node", "node", "node");
+        let joins = count_steps("join-node", "node", "node");
+        assert_eq!(drains.keys().cloned().collect::<BTreeSet<_>>(), wave_nodes, "{key}: the wave's nodes are drained");
+        assert!(drains.values().all(|&n| n == 1), "{key}: one drain per node: {drains:?}");
+        assert_eq!(joins.keys().cloned().collect::<BTreeSet<_>>(), joining, "{key}: the joining nodes join");
+        assert!(joins.values().all(|&n| n == 1), "{key}: one join per node: {joins:?}");
 
         // Every namespace of the wave: exactly one step, renamed where the plan renames.
         let wave_namespaces: BTreeMap<(String, String), String> = wave["namespaces"]
@@ -109,8 +111,11 @@ fn the_first_wave_of_the_example_is_walked_step_by_step() {
                 )
             })
             .collect();
-        let namespace_steps: Vec<&Value> = steps.iter().filter(|s| s["subject"]["kind"] == "namespace").collect();
-        assert_eq!(namespace_steps.len(), wave_namespaces.len(), "{key}: one step per namespace");
+        let backups = count_steps("backup-namespace", "namespace", "namespace");
+        assert!(backups.values().all(|&n| n == 1), "{key}: at most one backup per namespace");
+        assert!(backups.keys().all(|k| wave_namespaces.contains_key(k)), "{key}: backups of the wave's namespaces");
+        let namespace_steps: Vec<&Value> = steps.iter().filter(|s| s["phase"] == "restore-namespace").collect();
+        assert_eq!(namespace_steps.len(), wave_namespaces.len(), "{key}: one restore per namespace");
         for step in namespace_steps {
             let subject = (
                 step["subject"]["cluster"].as_str().unwrap().to_string(),
@@ -120,13 +125,14 @@ fn the_first_wave_of_the_example_is_walked_step_by_step() {
                 wave_namespaces.get(&subject).unwrap_or_else(|| panic!("{key}: {subject:?} is not in wave 1"));
             let objects = step["objects"].as_array().expect("velero objects");
             let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
-            assert_eq!(kinds, ["Backup", "Restore"]);
+            assert_eq!(kinds, ["Restore"]);
             assert_eq!(objects[0]["spec"]["includedNamespaces"][0], subject.1.as_str());
             if *new_name != subject.1 {
-                assert_eq!(objects[1]["spec"]["namespaceMapping"][&subject.1], new_name.as_str(), "{key}: rename");
+                assert_eq!(objects[0]["spec"]["namespaceMapping"][&subject.1], new_name.as_str(), "{key}: rename");
             } else {
-                assert!(objects[1]["spec"].get("namespaceMapping").is_none());
+                assert!(objects[0]["spec"].get("namespaceMapping").is_none());
             }
+            assert_eq!(backups.get(&subject), Some(&1), "{key}: {subject:?} is backed up in this wave");
         }
 
         // The control plane first: no worker joins a target before its first
@@ -140,7 +146,7 @@ fn the_first_wave_of_the_example_is_walked_step_by_step() {
             .collect();
         let node_order: Vec<bool> = steps
             .iter()
-            .filter(|s| s["subject"]["kind"] == "node")
+            .filter(|s| s["phase"] == "join-node" && s["subject"]["kind"] == "node")
             .map(|s| {
                 control_plane.contains(&(
                     s["subject"]["cluster"].as_str().unwrap().to_string(),

@@ -323,8 +323,9 @@ fn a_claim_bound_after_its_pod_resolves_at_the_next_snapshot_and_a_deleted_volum
     assert!(kept.metadata.managed_fields.is_none() && kept.metadata.annotations.is_none());
     assert!(view.volumes.values().next().unwrap().value.as_ref().unwrap().metadata.labels.is_none());
 
-    // The volume goes: the claim keeps its own volume name, class, request,
-    // and the class's provisioner; no node affinity.
+    // The volume goes: the claim keeps its own volume name, class and request;
+    // no driver (its volume is unknown, so the plan says which checks it could
+    // not make) and no node affinity.
     assert!(view.delete_volume("pv-a"));
     assert!(!view.delete_volume("pv-a"));
     assert_eq!(
@@ -333,7 +334,7 @@ fn a_claim_bound_after_its_pod_resolves_at_the_next_snapshot_and_a_deleted_volum
             claim: "data-db-0".into(),
             volume: "pv-a".into(),
             storage_class: "local-ssd".into(),
-            driver: "kubernetes.io/no-provisioner".into(),
+            driver: String::new(),
             size_bytes: 50 << 30,
             node_affinity: None,
         }]

@@ -12,8 +12,8 @@
 //! `spec.overhead`, `spec.resources` (pod-level requests), what the scheduler
 //! reads (`spec.nodeSelector`, the required part of `spec.affinity.nodeAffinity`,
 //! `spec.tolerations`, `spec.runtimeClassName`), the claims it mounts (of
-//! `spec.volumes[*]` only the name, `persistentVolumeClaim.claimName` and
-//! whether it is `ephemeral`; other volumes are dropped), and `status.phase`. A node's
+//! `spec.volumes[*]` only the name and `persistentVolumeClaim.claimName`;
+//! other volumes, generic ephemeral ones included, are dropped), and `status.phase`. A node's
 //! on: name, labels, `spec.unschedulable`, `spec.taints`, `status.allocatable`,
 //! `status.nodeInfo`.
 //! A unit test checks that the lean path gives the same inventory as the
@@ -23,12 +23,11 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, EphemeralVolumeSource, Node, NodeAffinity, NodeSpec, NodeStatus, NodeSystemInfo,
-    PersistentVolumeClaimVolumeSource, Pod, PodSpec, PodStatus, ResourceRequirements, Toleration, Volume,
+    Affinity, Container, Node, NodeAffinity, NodeSpec, NodeStatus, NodeSystemInfo, PersistentVolumeClaimVolumeSource,
+    Pod, PodSpec, PodStatus, ResourceRequirements, Toleration, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
 /// The metadata fields read of pods and nodes (of a pod's labels only
@@ -165,8 +164,6 @@ struct LeanVolume {
     #[serde(default)]
     name: String,
     persistent_volume_claim: Option<LeanClaimSource>,
-    /// A generic ephemeral volume's claim is `<pod>-<volume>`: only its presence is read.
-    ephemeral: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -179,15 +176,15 @@ struct LeanClaimSource {
 impl LeanVolume {
     /// The volume as a k8s-openapi one, or `None` when it names no claim.
     fn into_volume(self) -> Option<Volume> {
-        if self.persistent_volume_claim.is_none() && self.ephemeral.is_none() {
-            return None;
-        }
+        // Generic ephemeral claims die with their pod: the inventory does not
+        // record them (collect::volumes::pod_claims).
+        let claim = self.persistent_volume_claim?;
         Some(Volume {
             name: self.name,
-            persistent_volume_claim: self
-                .persistent_volume_claim
-                .map(|claim| PersistentVolumeClaimVolumeSource { claim_name: claim.claim_name, read_only: None }),
-            ephemeral: self.ephemeral.map(|_| EphemeralVolumeSource::default()),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.claim_name,
+                read_only: None,
+            }),
             ..Volume::default()
         })
     }
@@ -436,8 +433,8 @@ mod tests {
         let group = pod_group(&lean, requests, "p").expect("reads").expect("a group");
         assert_eq!(Some(group.clone()), pod_group(&full, requests, "p").expect("reads"));
         let claims: Vec<&str> = group.volumes.iter().map(|v| v.claim.as_str()).collect();
-        assert_eq!(claims, ["data-db-0", "db-0-scratch"]);
-        assert_eq!(lean.spec.expect("spec").volumes.expect("volumes").len(), 2, "only the claims are kept");
+        assert_eq!(claims, ["data-db-0"], "ephemeral claims die with their pod");
+        assert_eq!(lean.spec.expect("spec").volumes.expect("volumes").len(), 1, "only the claims are kept");
     }
 
     #[test]

@@ -64,7 +64,7 @@ where
             .iter()
             .flat_map(|ns| {
                 let key = *ns as *const Namespace as usize;
-                let moved = move |v: &PodVolume| v.is_node_local() && migrated.contains(&(key, v.claim.as_str()));
+                let moved = move |v: &PodVolume| v.pins() && migrated.contains(&(key, v.claim.as_str()));
                 ns.pod_groups
                     .iter()
                     .map(move |g| {
@@ -80,7 +80,7 @@ where
                         (ns.name.as_str(), group)
                     })
                     .filter(move |(_, g)| {
-                        let pinned = || g.volumes.iter().filter(|v| v.is_node_local() && v.node_affinity.is_some());
+                        let pinned = || g.volumes.iter().filter(|v| v.pins());
                         !(pinned().next().is_some() && pinned().all(|v| in_transit.contains(&(key, v.claim.as_str()))))
                     })
             })
@@ -232,7 +232,7 @@ impl<'a, 'p> BlockCheck<'a, 'p> {
             let Some(info) = self.index.namespaces.get(&(cluster, name)) else { continue };
             let namespace = info.namespace;
             let key = namespace as *const Namespace as usize;
-            for volume in namespace.pod_groups.iter().flat_map(|g| &g.volumes).filter(|v| v.is_node_local()) {
+            for volume in namespace.pod_groups.iter().flat_map(|g| &g.volumes).filter(|v| v.pins()) {
                 let Some(affinity) = &volume.node_affinity else { continue };
                 let travels = moves.joins.iter().any(|(&(node_cluster, node), &to)| {
                     node_cluster == cluster

@@ -143,6 +143,17 @@ pub fn kplan_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
+/// Imports the example estate (`examples/bank`) into the inventory directory
+/// `inv` and plans it with its policy; the plan as JSON text.
+#[allow(dead_code)] // not every test file uses it
+pub fn propose_bank_example(inv: &str) -> String {
+    let root = repo_root();
+    let estate = root.join("examples/bank/estate.toml");
+    let policy = root.join("examples/bank/policy.toml");
+    kplan_ok(&["--inventory", inv, "import", "--estate", estate.to_str().expect("utf-8")]);
+    kplan_ok(&["--inventory", inv, "propose", "--policy", policy.to_str().expect("utf-8"), "-o", "json"])
+}
+
 /// Asserts that `kplan` failed with exactly one line on stderr, no panic; returns that line.
 pub fn kplan_err(args: &[&str]) -> String {
     let out = kplan(args);

@@ -26,7 +26,7 @@ use kplan_model::{BlockPlan, BlockStatus, ClusterSnapshot, Policy};
 use super::blocks::{Block, ZoneTiers};
 use super::explain;
 use super::greedy::{greedy_composition, greedy_in_zones};
-use super::model::{Composition, CompositionModel, composition_flows, model_units, zone_choices};
+use super::model::{Composition, CompositionModel, ZoneAnalysis, composition_flows, model_units, zone_choices};
 use super::mps::write_mps;
 use super::waves::{Assignment, Schedule, Side, Stall, StallKind, WavesModel, replay, wave_lower_bound};
 use crate::context::{BlockContext, BlockOutcome, BlockSettings};
@@ -75,78 +75,19 @@ pub fn plan_block(
     let greedy_realized = greedy.clone().map(|c| realize(&ctx, c));
 
     // The composition model.
-    let mut mip_status = None;
-    let mut dual_bound = f64::NEG_INFINITY;
-    let mut composition_model = None;
-    let mut composition_settings = None;
-    let mut model_realized = None;
     let analysis = zone_choices(&ctx.input);
-    if settings.use_solver {
-        let mut input = ctx.input.clone();
-        // Starts: the greedy, and the greedy within the zone choices that need the fewest flows.
-        let mut starts: Vec<Composition> = greedy.iter().cloned().collect();
-        if let Some(analysis) = &analysis {
-            input.flows_lower_bound = Some(analysis.flows_lower_bound);
-            let fewest = analysis.choices.first().map_or(0, |c| c.flows);
-            starts.extend(
-                analysis
-                    .choices
-                    .iter()
-                    .take_while(|c| c.flows == fewest)
-                    .take(8)
-                    .filter_map(|c| greedy_in_zones(&input, c)),
-            );
-            // A single target with fewer flows than any two targets could need:
-            // more targets cannot be better, so the model needs only one.
-            let single_target_flows =
-                starts.iter().filter(|c| c.n_targets() == 1).map(|c| composition_flows(&input, c)).min();
-            if input.max_targets > 1
-                && single_target_flows.is_some_and(|f| f < analysis.spread_minimum.saturating_mul(2))
-            {
-                input.max_targets = 1;
-                input.flows_lower_bound = analysis.choices.first().map(|c| c.flows);
-            }
-        }
-        let built = CompositionModel::build(&input);
-        let warm = starts
-            .iter()
-            .filter_map(|c| built.encode(&input, c))
-            .filter(|values| built.model.first_violation(values, 1e-7).is_none())
-            .min_by(|a, b| built.model.objective_value(a).total_cmp(&built.model.objective_value(b)));
-        let greedy_kept = greedy.as_ref().map_or(ctx.data.n_nodes() as u64, |c| c.nodes_kept());
-        let solver_settings = highs_settings(
-            solver,
-            solver.composition_max_nodes,
-            solver.time_limit_seconds,
-            0.0,
-            // Flows exact; nodes kept within mip_gap (at least half a node).
-            ctx.weights.nodes * (solver.mip_gap * greedy_kept as f64).max(0.5),
-        );
-        composition_settings = Some(solver_settings);
-        let result = solve_mip(&built.model, warm, solver_settings);
-        if result.stopped_by_clock {
-            clock_stops.push("composition");
-        }
-        tracing::debug!(
-            block = %block.key,
-            status = ?result.status,
-            seconds = result.seconds,
-            n_variables = built.model.variables.len(),
-            n_constraints = built.model.constraints.len(),
-            "composition solved"
-        );
-        mip_status = Some(result.status);
-        dual_bound = result.dual_bound;
-        if let Some(values) = &result.values {
-            let composition = built.decode(&input, values);
-            let realized = realize(&ctx, composition);
-            if let Err(failure) = &realized {
-                tracing::debug!(block = %block.key, ?failure, "the composition model's plan could not be realized");
-            }
-            model_realized = Some(realized);
-        }
-        composition_model = Some(built);
-    }
+    let composition = if settings.use_solver {
+        solve_composition(&ctx, solver, greedy.as_ref(), analysis.as_ref(), &mut clock_stops)
+    } else {
+        CompositionSolve::default()
+    };
+    let CompositionSolve {
+        status: mip_status,
+        dual_bound,
+        model: mut composition_model,
+        settings: composition_settings,
+        realized: model_realized,
+    } = composition;
 
     // Candidates, best objective first (the model's first on a tie).
     let mut staging_models = Vec::new();
@@ -206,59 +147,10 @@ pub fn plan_block(
     };
 
     // Shorten the waves of the best candidate with the waves model.
-    let mut waves_model_text = None;
-    if settings.use_solver
-        && let Some((_, best)) = candidates.first_mut()
-        && (u64::from(best.schedule.n_waves) > wave_bound || settings.write_models)
-    {
-        let horizon = best.schedule.n_waves;
-        let fits_size =
-            WavesModel::size_estimate(&ctx.data, &best.assignment, horizon) as u64 <= solver.waves_max_variables;
-        let run = solver.waves_max_nodes > 0 && solver.waves_seconds > 0.0;
-        if fits_size && (run || settings.write_models) {
-            let waves_model = WavesModel::build(
-                &block.key.file_name(),
-                &ctx.data,
-                &best.assignment,
-                ctx.n_sources(),
-                &ctx.headroom,
-                ctx.budget,
-                horizon,
-            );
-            let warm = waves_model.encode(&ctx.data, &best.schedule);
-            let waves_settings =
-                highs_settings(solver, solver.waves_max_nodes, solver.waves_seconds.max(0.05), 0.0, WAVES_ABS_GAP);
-            if run {
-                let result = solve_mip(&waves_model.model, warm, waves_settings);
-                if result.stopped_by_clock {
-                    clock_stops.push("waves");
-                }
-                tracing::debug!(
-                    block = %block.key,
-                    status = ?result.status,
-                    seconds = result.seconds,
-                    horizon,
-                    wave_bound,
-                    n_variables = waves_model.model.variables.len(),
-                    n_constraints = waves_model.model.constraints.len(),
-                    "waves model solved"
-                );
-                if let Some(values) = &result.values {
-                    let schedule = waves_model.decode(&ctx.data, values);
-                    if schedule.n_waves < best.schedule.n_waves
-                        && replay(&ctx.data, &best.assignment, &schedule, ctx.n_sources(), &ctx.headroom, ctx.budget)
-                            .is_ok()
-                    {
-                        let realized = finish(&ctx, best.composition.clone(), best.assignment.clone(), schedule);
-                        *best = realized;
-                    }
-                }
-            }
-            if settings.write_models {
-                waves_model_text = Some(with_settings(write_mps(&waves_model.model), waves_settings));
-            }
-        }
-    }
+    let waves_model_text = match candidates.first_mut() {
+        Some((_, best)) if settings.use_solver => shorten_waves(&ctx, settings, best, wave_bound, &mut clock_stops),
+        _ => None,
+    };
 
     // The plan: the first candidate the replay and the validator accept.
     let mut rejections: Vec<String> = Vec::new();
@@ -292,10 +184,52 @@ pub fn plan_block(
         return BlockOutcome { plan: infeasible(explanation, started), models };
     };
 
-    // Figures.
-    let waves_bound = ctx.weights.waves * wave_bound as f64;
+    // Figures, status and notes.
     let composition_bound = analytic_bound(&ctx, analysis.as_ref().map(|a| a.flows_lower_bound))
         .max(if dual_bound.is_finite() { dual_bound } else { 0.0 });
+    let figures = Figures { objective, composition_bound, wave_bound, greedy_objective };
+    state_figures(&ctx, settings, &mut plan, figures, origin, mip_status, &clock_stops);
+    if settings.write_models
+        && let Some(built) = &mut composition_model
+    {
+        built.model.objective_offset = ctx.weights.waves * plan.waves.len() as f64;
+        let text = match composition_settings {
+            Some(solver_settings) => with_settings(write_mps(&built.model), solver_settings),
+            None => write_mps(&built.model),
+        };
+        models.push((format!("{}.composition", block.key.file_name()), text));
+        models.append(&mut staging_models);
+        if let Some(text) = waves_model_text {
+            models.push((format!("{}.waves", block.key.file_name()), text));
+        }
+    }
+    plan.solve_seconds = started.elapsed().as_secs_f64();
+    BlockOutcome { plan, models }
+}
+
+/// The figures a plan states about itself.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    objective: f64,
+    composition_bound: f64,
+    wave_bound: u64,
+    greedy_objective: f64,
+}
+
+/// Sets the plan's objective, bound, gap, solver status and the notes that
+/// say how the plan was found (a work limit, a wall-clock stop, a fallback).
+fn state_figures(
+    ctx: &BlockContext,
+    settings: BlockSettings,
+    plan: &mut BlockPlan,
+    figures: Figures,
+    origin: Origin,
+    mip_status: Option<MipStatus>,
+    clock_stops: &[&'static str],
+) {
+    let Figures { objective, composition_bound, wave_bound, greedy_objective } = figures;
+    let solver = &settings.solver;
+    let waves_bound = ctx.weights.waves * wave_bound as f64;
     let lower_bound = (composition_bound + waves_bound).min(objective);
     plan.objective = objective;
     plan.lower_bound = lower_bound;
@@ -340,22 +274,162 @@ pub fn plan_block(
     for note in notes {
         plan.explanation = if plan.explanation.is_empty() { note } else { format!("{}\n{note}", plan.explanation) };
     }
-    if settings.write_models
-        && let Some(built) = &mut composition_model
+}
+
+/// Shortens `best`'s waves with the time-indexed waves model when they are
+/// longer than the lower bound (and the model is small enough), keeping a
+/// shorter schedule only when the replay accepts it; the model's MPS text when
+/// models are written.
+fn shorten_waves(
+    ctx: &BlockContext,
+    settings: BlockSettings,
+    best: &mut Realized,
+    wave_bound: u64,
+    clock_stops: &mut Vec<&'static str>,
+) -> Option<String> {
+    if u64::from(best.schedule.n_waves) <= wave_bound && !settings.write_models {
+        return None;
+    }
+    let solver = &settings.solver;
+    let block = ctx.block;
+    let mut waves_model_text = None;
     {
-        built.model.objective_offset = ctx.weights.waves * plan.waves.len() as f64;
-        let text = match composition_settings {
-            Some(solver_settings) => with_settings(write_mps(&built.model), solver_settings),
-            None => write_mps(&built.model),
-        };
-        models.push((format!("{}.composition", block.key.file_name()), text));
-        models.append(&mut staging_models);
-        if let Some(text) = waves_model_text {
-            models.push((format!("{}.waves", block.key.file_name()), text));
+        let horizon = best.schedule.n_waves;
+        let fits_size =
+            WavesModel::size_estimate(&ctx.data, &best.assignment, horizon) as u64 <= solver.waves_max_variables;
+        let run = solver.waves_max_nodes > 0 && solver.waves_seconds > 0.0;
+        if fits_size && (run || settings.write_models) {
+            let waves_model = WavesModel::build(
+                &block.key.file_name(),
+                &ctx.data,
+                &best.assignment,
+                ctx.n_sources(),
+                &ctx.headroom,
+                ctx.budget,
+                horizon,
+            );
+            let warm = waves_model.encode(&ctx.data, &best.schedule);
+            let waves_settings =
+                highs_settings(solver, solver.waves_max_nodes, solver.waves_seconds.max(0.05), 0.0, WAVES_ABS_GAP);
+            if run {
+                let result = solve_mip(&waves_model.model, warm, waves_settings);
+                if result.stopped_by_clock {
+                    clock_stops.push("waves");
+                }
+                tracing::debug!(
+                    block = %block.key,
+                    status = ?result.status,
+                    seconds = result.seconds,
+                    horizon,
+                    wave_bound,
+                    n_variables = waves_model.model.variables.len(),
+                    n_constraints = waves_model.model.constraints.len(),
+                    "waves model solved"
+                );
+                if let Some(values) = &result.values {
+                    let schedule = waves_model.decode(&ctx.data, values);
+                    if schedule.n_waves < best.schedule.n_waves
+                        && replay(&ctx.data, &best.assignment, &schedule, ctx.n_sources(), &ctx.headroom, ctx.budget)
+                            .is_ok()
+                    {
+                        let realized = finish(ctx, best.composition.clone(), best.assignment.clone(), schedule);
+                        *best = realized;
+                    }
+                }
+            }
+            if settings.write_models {
+                waves_model_text = Some(with_settings(write_mps(&waves_model.model), waves_settings));
+            }
         }
     }
-    plan.solve_seconds = started.elapsed().as_secs_f64();
-    BlockOutcome { plan, models }
+    waves_model_text
+}
+
+/// What the composition model gave: its status and dual bound, the model
+/// (for `--write-model`), its settings, and its plan made concrete.
+#[derive(Default)]
+struct CompositionSolve {
+    status: Option<MipStatus>,
+    dual_bound: f64,
+    model: Option<CompositionModel>,
+    settings: Option<SolverSettings>,
+    realized: Option<Result<Realized, RealizeFailure>>,
+}
+
+/// The composition model in HiGHS, warm-started with the greedy composition
+/// and the greedy within the zone choices that need the fewest flows.
+fn solve_composition(
+    ctx: &BlockContext,
+    solver: &SolverPolicy,
+    greedy: Option<&Composition>,
+    analysis: Option<&ZoneAnalysis>,
+    clock_stops: &mut Vec<&'static str>,
+) -> CompositionSolve {
+    let mut input = ctx.input.clone();
+    // Starts: the greedy, and the greedy within the zone choices that need the fewest flows.
+    let mut starts: Vec<Composition> = greedy.into_iter().cloned().collect();
+    if let Some(analysis) = analysis {
+        input.flows_lower_bound = Some(analysis.flows_lower_bound);
+        let fewest = analysis.choices.first().map_or(0, |c| c.flows);
+        starts.extend(
+            analysis
+                .choices
+                .iter()
+                .take_while(|c| c.flows == fewest)
+                .take(8)
+                .filter_map(|c| greedy_in_zones(&input, c)),
+        );
+        // A single target with fewer flows than any two targets could need:
+        // more targets cannot be better, so the model needs only one.
+        let single_target_flows =
+            starts.iter().filter(|c| c.n_targets() == 1).map(|c| composition_flows(&input, c)).min();
+        if input.max_targets > 1 && single_target_flows.is_some_and(|f| f < analysis.spread_minimum.saturating_mul(2)) {
+            input.max_targets = 1;
+            input.flows_lower_bound = analysis.choices.first().map(|c| c.flows);
+        }
+    }
+    let built = CompositionModel::build(&input);
+    let warm = starts
+        .iter()
+        .filter_map(|c| built.encode(&input, c))
+        .filter(|values| built.model.first_violation(values, 1e-7).is_none())
+        .min_by(|a, b| built.model.objective_value(a).total_cmp(&built.model.objective_value(b)));
+    let greedy_kept = greedy.as_ref().map_or(ctx.data.n_nodes() as u64, |c| c.nodes_kept());
+    let solver_settings = highs_settings(
+        solver,
+        solver.composition_max_nodes,
+        solver.time_limit_seconds,
+        0.0,
+        // Flows exact; nodes kept within mip_gap (at least half a node).
+        ctx.weights.nodes * (solver.mip_gap * greedy_kept as f64).max(0.5),
+    );
+    let result = solve_mip(&built.model, warm, solver_settings);
+    if result.stopped_by_clock {
+        clock_stops.push("composition");
+    }
+    tracing::debug!(
+        block = %ctx.block.key,
+        status = ?result.status,
+        seconds = result.seconds,
+        n_variables = built.model.variables.len(),
+        n_constraints = built.model.constraints.len(),
+        "composition solved"
+    );
+    let realized = result.values.as_ref().map(|values| {
+        let composition = built.decode(&input, values);
+        let realized = realize(ctx, composition);
+        if let Err(failure) = &realized {
+            tracing::debug!(block = %ctx.block.key, ?failure, "the composition model's plan could not be realized");
+        }
+        realized
+    });
+    CompositionSolve {
+        status: Some(result.status),
+        dual_bound: result.dual_bound,
+        model: Some(built),
+        settings: Some(solver_settings),
+        realized,
+    }
 }
 
 /// A bound on the composition part of the objective without a solve: the

@@ -610,8 +610,9 @@ mod tests {
         let book = kplan_planner::runbook::runbook(&plan, &[], None);
         let html = plan_report(&plan, Some(&book));
         assert_eq!(html.matches("<details>").count(), 2, "one section per wave");
-        assert!(html.contains("<summary>Wave 2 (1 step)</summary>"), "{html}");
-        assert!(html.contains("move n1 from src to fra-prod (initialise)"), "{html}");
+        // Wave 2: drain the node out of its source, then join it.
+        assert!(html.contains("<summary>Wave 2 (2 steps)</summary>"), "{html}");
+        assert!(html.contains("n1 joins fra-prod (initialise)"), "{html}");
         assert!(html.contains("n&lt;2&gt;") && !html.contains("n<2>"), "steps, escaped");
     }
 }

@@ -130,3 +130,22 @@ fn a_plan_that_frees_the_node_of_a_local_volume_is_refused_naming_the_pod() {
     }
     refused(validate(&inventory, &migrate_data(), &silent));
 }
+
+#[test]
+fn a_data_migration_due_after_its_node_has_left_is_refused() {
+    let inventory = estate();
+    let policy = migrate_data();
+    let mut late = plan(&inventory, &policy);
+    assert!(validate(&inventory, &policy, &late).is_empty());
+    let last = late.blocks[0].waves.len() as u64 + 1;
+    for block in &mut late.blocks {
+        for p in block.preconditions.iter_mut().filter(|p| p.kind == PreconditionKind::DataMigration) {
+            p.before_wave = last;
+        }
+    }
+    let violations = validate(&inventory, &policy, &late);
+    assert!(
+        violations.iter().any(|v| v.rule == Rule::PodPlacement && v.detail.contains("ledger/data-pg-0")),
+        "{violations:#?}"
+    );
+}

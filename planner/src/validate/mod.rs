@@ -92,7 +92,8 @@
 //!   control-plane nodes, its cni, small site, policy)`; every flow names a target
 //!   of the block; the list is sorted with no duplicates.
 //!
-//! Not checked: preconditions, objective figures, and the source capacity of a
+//! Not checked: preconditions (but a `data-migration` under `migrate-data` must
+//! come before its namespace or a node holding its data moves), objective figures, and the source capacity of a
 //! cluster in another block's timeline (blocks are independent by definition).
 //!
 //! The output is deterministic: plan-level findings first, then blocks in plan
@@ -368,6 +369,7 @@ where
         self.check_renames();
         self.check_retirement();
         self.replay_capacity(&waves);
+        self.check_data_migrations();
         self.check_flows();
     }
 }

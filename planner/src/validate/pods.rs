@@ -223,6 +223,64 @@ where
 }
 
 impl<'a, 'p> BlockCheck<'a, 'p> {
+    /// Under `migrate-data`, a data migration comes before its namespace
+    /// moves and before any node that holds its data leaves; otherwise the
+    /// data would be copied from a node that is gone.
+    pub(super) fn check_data_migrations(&mut self) {
+        if self.policy.local_volumes != LocalVolumes::MigrateData {
+            return;
+        }
+        let block = self.block;
+        let mut namespace_wave: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        let mut node_wave: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for wave in &block.waves {
+            for m in &wave.namespaces {
+                namespace_wave.entry((m.from_cluster.as_str(), m.namespace.as_str())).or_insert(wave.index);
+            }
+            for m in &wave.nodes {
+                node_wave.entry((m.cluster_id.as_str(), m.node.as_str())).or_insert(wave.index);
+            }
+        }
+        let mut late = Vec::new();
+        for p in block.preconditions.iter().filter(|p| p.kind == PreconditionKind::DataMigration) {
+            let cluster = p.cluster_id.as_str();
+            for (namespace, claim) in p.claims.iter().filter_map(|c| c.split_once('/')) {
+                let mut earliest = namespace_wave.get(&(cluster, namespace)).copied();
+                let volumes = self
+                    .index
+                    .namespaces
+                    .get(&(cluster, namespace))
+                    .into_iter()
+                    .flat_map(|info| info.namespace.pod_groups.iter().flat_map(|g| &g.volumes))
+                    .filter(|v| v.claim == claim && v.pins());
+                for affinity in volumes.filter_map(|v| v.node_affinity.as_ref()) {
+                    let holders = self
+                        .index
+                        .nodes
+                        .iter()
+                        .filter(|((c, _), info)| *c == cluster && affinity.matches(&info.node.labels));
+                    for ((_, node), _) in holders {
+                        if let Some(&w) = node_wave.get(&(cluster, *node)) {
+                            earliest = Some(earliest.map_or(w, |e| e.min(w)));
+                        }
+                    }
+                }
+                if let Some(earliest) = earliest
+                    && p.before_wave > earliest
+                {
+                    late.push(format!(
+                        "the data migration of claim {namespace}/{claim} in {cluster} is due before wave {}, \
+                         but its namespace or a node holding its data moves in wave {earliest}",
+                        p.before_wave
+                    ));
+                }
+            }
+        }
+        for message in late {
+            self.push(Rule::PodPlacement, message);
+        }
+    }
+
     /// The node-local claims of namespaces that move in this wave whose data
     /// is on a node of their own source that joins the namespace's target in
     /// the same wave: those pods travel with their node.

@@ -205,7 +205,11 @@ impl Backend {
     pub async fn latest_snapshots(&mut self) -> anyhow::Result<Vec<ClusterSnapshot>> {
         let mut inventory = Vec::new();
         match self {
-            Backend::Local { store, .. } => inventory = store.latest_snapshots()?,
+            Backend::Local { store, .. } => {
+                // The whole inventory: read off the async runtime.
+                let store = store.clone();
+                inventory = tokio::task::spawn_blocking(move || store.latest_snapshots()).await??;
+            }
             Backend::Remote(_) => {
                 for summary in self.list_clusters().await? {
                     inventory.push(self.get_cluster(&summary.cluster_id, None).await?.1);

@@ -84,12 +84,6 @@ pub struct VolumeIndex {
 }
 
 impl VolumeIndex {
-    /// Whether the index knows any claim (an export without claims leaves
-    /// pods' claims unresolved, and the plan says which checks it could not make).
-    pub fn is_empty(&self) -> bool {
-        self.claims.is_empty() && self.volumes.is_empty()
-    }
-
     pub fn add_claim(&mut self, claim: &PersistentVolumeClaim, object: &str) -> Result<(), CollectError> {
         let spec = claim.spec.as_ref();
         let request = spec

@@ -4,6 +4,7 @@
 //! empty, so snapshots made before them still load; an empty `pod_groups`
 //! means "not known" (the plan says which pod-level checks it could not make).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -181,15 +182,19 @@ impl PodGroup {
         self.volumes.iter().any(PodVolume::pins)
     }
 
-    /// The group as it schedules once its node-local volumes' data has been
-    /// copied elsewhere (policy `local_volumes = "migrate-data"`): those
-    /// volumes no longer pin it.
-    pub fn with_local_data_migrated(&self) -> PodGroup {
+    /// The group as it schedules once the data of the pinning volumes that
+    /// `migrated` selects has been copied elsewhere (policy `local_volumes =
+    /// "migrate-data"`): those volumes no longer pin it. Borrowed when none is.
+    pub fn with_data_migrated(&self, migrated: impl Fn(&PodVolume) -> bool) -> Cow<'_, PodGroup> {
+        let released = |v: &PodVolume| v.pins() && migrated(v);
+        if !self.volumes.iter().any(released) {
+            return Cow::Borrowed(self);
+        }
         let mut group = self.clone();
-        for volume in group.volumes.iter_mut().filter(|v| v.pins()) {
+        for volume in group.volumes.iter_mut().filter(|v| released(v)) {
             volume.node_affinity = None;
         }
-        group
+        Cow::Owned(group)
     }
 }
 
@@ -347,7 +352,11 @@ mod tests {
         assert!(refused.contains("data-pg-0") && refused.contains("another node"), "{refused}");
         // Once its data is migrated, the volume no longer pins the pod.
         assert!(group.has_node_local_data());
-        assert_eq!(refusal(&host("db-2"), &group.with_local_data_migrated()), None);
+        assert_eq!(refusal(&host("db-2"), &group.with_data_migrated(|_| true)), None);
+        assert_eq!(
+            refusal(&host("db-2"), &group.with_data_migrated(|v| v.claim == "other")),
+            refusal(&host("db-2"), &group)
+        );
     }
 
     #[test]

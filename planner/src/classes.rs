@@ -140,14 +140,10 @@ impl Placement {
             .enumerate()
             .flat_map(|(j, &id)| {
                 let namespace = block.namespace(inventory, id);
-                namespace.pod_groups.iter().map(move |g| {
-                    let group = if migrate && g.has_node_local_data() {
-                        Cow::Owned(g.with_local_data_migrated())
-                    } else {
-                        Cow::Borrowed(g)
-                    };
-                    (j, namespace.name.as_str(), group)
-                })
+                namespace
+                    .pod_groups
+                    .iter()
+                    .map(move |g| (j, namespace.name.as_str(), g.with_data_migrated(|_| migrate)))
             })
             .collect();
         if groups.is_empty() {

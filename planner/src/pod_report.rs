@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kplan_model::policy::LocalVolumes;
-use kplan_model::scheduling::{PodGroup, PodVolume, refusal};
+use kplan_model::scheduling::{PodGroup, refusal};
 use kplan_model::{BlockStatus, ClusterSnapshot, Node, NodeAction, NodeRole, Plan, Policy, PreconditionKind};
 use serde::Serialize;
 
@@ -115,18 +115,9 @@ pub fn pod_report(
                         moments: Vec::new(),
                     };
                     // Data the plan migrates (`data-migration`) no longer pins the pods.
-                    let migrated = |v: &PodVolume| {
-                        v.pins() && migrated_claims.contains(&(source.as_str(), ns.name.as_str(), v.claim.as_str()))
-                    };
-                    let group = if group.volumes.iter().any(migrated) {
-                        let mut owned = group.clone();
-                        for volume in owned.volumes.iter_mut().filter(|v| migrated(v)) {
-                            volume.node_affinity = None;
-                        }
-                        Cow::Owned(owned)
-                    } else {
-                        Cow::Borrowed(group)
-                    };
+                    let group = group.with_data_migrated(|v| {
+                        migrated_claims.contains(&(source.as_str(), ns.name.as_str(), v.claim.as_str()))
+                    });
                     tracked.push((placement, group, source.clone()));
                 }
             }

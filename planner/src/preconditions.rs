@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kplan_model::quantity::format_bytes;
 use kplan_model::scheduling::PodVolume;
 use kplan_model::{ClusterSnapshot, Namespace, NodeRole, Precondition, PreconditionKind};
 
@@ -332,7 +333,7 @@ pub fn data_migration(
         bytes = bytes.saturating_add(volume.size_bytes);
         nodes.extend(holders.iter().copied());
         let on = if holders.is_empty() { "node unknown".to_string() } else { format!("on {}", holders.join(", ")) };
-        parts.push(format!("{claim} ({}, {on})", gib(volume.size_bytes)));
+        parts.push(format!("{claim} ({}, {on})", format_bytes(volume.size_bytes)));
     }
     let before = nodes.iter().filter_map(|n| node_wave(n)).chain([namespace_wave]).min().unwrap_or(namespace_wave);
     Some(Precondition {
@@ -342,17 +343,13 @@ pub fn data_migration(
             "namespace {} keeps {} on node-local volumes: {}; copy it to storage on {target} (a Velero file-system \
              backup and restore, or the application's own replication) before its pods or those nodes move",
             namespace.name,
-            gib(bytes),
+            format_bytes(bytes),
             parts.join(", ")
         ),
         nodes: nodes.into_iter().map(str::to_string).collect(),
         before_wave: before,
         claims: claims.keys().map(|claim| format!("{}/{claim}", namespace.name)).collect(),
     })
-}
-
-fn gib(bytes: u64) -> String {
-    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 #[cfg(test)]

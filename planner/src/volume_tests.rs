@@ -105,7 +105,7 @@ fn migrating_the_data_frees_the_node_and_lists_the_claim() {
     assert_eq!(migration.cluster_id, "db-a");
     assert_eq!(migration.claims, ["ledger/data-pg-0"]);
     assert_eq!(migration.nodes, ["a-w-1"]);
-    assert!(migration.detail.contains("200.0 GiB"), "{}", migration.detail);
+    assert!(migration.detail.contains("200.0Gi"), "{}", migration.detail);
     let earliest = [wave_of(&plan, "a-w-1"), wave_of(&plan, "ledger")].into_iter().flatten().min();
     assert_eq!(Some(migration.before_wave), earliest, "before the node or the pods move");
     assert!(validate(&inventory, &policy, &plan).is_empty());

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::borrow::Cow;
 
 use kplan_model::policy::LocalVolumes;
-use kplan_model::scheduling::{PodGroup, PodVolume, refusal};
+use kplan_model::scheduling::{PodGroup, refusal};
 use kplan_model::{Namespace, Node, PreconditionKind};
 
 use super::*;
@@ -64,19 +64,10 @@ where
             .iter()
             .flat_map(|ns| {
                 let key = *ns as *const Namespace as usize;
-                let moved = move |v: &PodVolume| v.pins() && migrated.contains(&(key, v.claim.as_str()));
                 ns.pod_groups
                     .iter()
                     .map(move |g| {
-                        let group = if g.volumes.iter().any(moved) {
-                            let mut owned = g.clone();
-                            for volume in owned.volumes.iter_mut().filter(|v| moved(v)) {
-                                volume.node_affinity = None;
-                            }
-                            Cow::Owned(owned)
-                        } else {
-                            Cow::Borrowed(g)
-                        };
+                        let group = g.with_data_migrated(|v| migrated.contains(&(key, v.claim.as_str())));
                         (ns.name.as_str(), group)
                     })
                     .filter(move |(_, g)| {

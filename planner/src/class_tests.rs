@@ -52,11 +52,14 @@ pub(crate) fn with_pods(mut ns: Namespace, groups: Vec<kplan_model::scheduling::
     ns
 }
 
-/// `big-b`: four large plain workers (64 cores, 256 GiB) in zones a, b, c and
-/// a control-plane node, running `shop/api` (6 × 4 cores, 8 GiB): cheaper per
+/// `big-b`: four large plain workers (64 cores, 256 GiB) in zones a, b, c,
+/// three small infrastructure workers (one per zone: what the target's
+/// control plane is built from, before anything joins it) and a
+/// control-plane node, running `shop/api` (6 × 4 cores, 8 GiB): cheaper per
 /// core than any small or special node beside it.
 pub(crate) fn big_b() -> ClusterSnapshot {
     let mut big = workers("b-w", "dc1", &["a", "b", "c"], 4, 64, 256);
+    big.extend(workers("b-infra", "dc1", &["a", "b", "c"], 3, 4, 16));
     for n in &mut big {
         n.labels.insert("kubernetes.io/hostname".into(), n.name.clone());
     }

@@ -106,6 +106,8 @@ impl<'a> BlockContext<'a> {
         // source's own nodes could hold).
         let block_demand = model_units(data.demand);
         let mut staging_cuts = Vec::new();
+        let mut source_slack = vec![[f64::INFINITY; 3]; block.source_clusters.len()];
+        let mut source_class_slack = vec![vec![f64::INFINITY; data.placement.rows.len()]; block.source_clusters.len()];
         for s in 0..block.source_clusters.len() {
             if !data.source_checked[s] {
                 continue;
@@ -131,6 +133,7 @@ impl<'a> BlockContext<'a> {
                     continue;
                 }
                 let factor = usable(headroom[r], 1.0);
+                source_slack[s][r] = factor * workers[r] - total;
                 let largest = demands.iter().map(|d| d[r]).fold(0.0, f64::max);
                 let smallest = demands.iter().map(|d| d[r]).fold(f64::INFINITY, f64::min);
                 if retiring[r] > 0.0 && total > block_demand[r] - factor * retiring[r] + 1e-9 {
@@ -175,6 +178,7 @@ impl<'a> BlockContext<'a> {
                 let workers = supply(&|i| !data.node_source_control_plane[i]);
                 let own = supply(&|_| true);
                 let factor = usable(row.headroom, 1.0);
+                source_class_slack[s][k] = factor * workers - total;
                 let block_need = row.total_need() as f64 / row.unit;
                 let rhs = (2.0 * largest).max(total + smallest) - factor * workers;
                 if rhs > 1e-9 && rhs > block_need - factor * own + 1e-9 {
@@ -241,6 +245,8 @@ impl<'a> BlockContext<'a> {
             flows_lower_bound: None,
             staging_cuts,
             class_rows,
+            source_slack,
+            source_class_slack,
         };
         BlockContext {
             inventory,

@@ -111,6 +111,16 @@ pub fn precheck(ctx: &BlockContext) -> Option<String> {
             zone_list(&ctx.block.allowed_zones)
         ));
     }
+    // The target's control plane is made of source workers (`docs/plan-semantics.md`).
+    let allowed_workers = (0..n_nodes).filter(|&i| data.node_allowed[i] && !data.node_source_control_plane[i]).count();
+    if allowed_workers < ctx.n_control_plane {
+        return Some(format!(
+            "block {key}: the target needs {} control-plane nodes, which join it before anything else and so must be workers of the sources (their own control-plane nodes leave only when they retire), but only {allowed_workers} worker {} in zones that may host tier {tier} ({})",
+            ctx.n_control_plane,
+            if allowed_workers == 1 { "node is" } else { "nodes are" },
+            zone_list(&ctx.block.allowed_zones)
+        ));
+    }
     if (policy.max_nodes_per_cluster as usize) < ctx.n_control_plane {
         return Some(format!(
             "block {key}: max_nodes_per_cluster is {} but a target needs {} control-plane nodes",
@@ -327,7 +337,7 @@ pub fn no_plan(ctx: &BlockContext, failures: &[RealizeFailure], model_infeasible
         })
         .collect();
     format!(
-        "block {key}: {reason} choice of nodes in the zones that may host tier {tier} ({}) that keeps {} control-plane nodes in {} distinct zones{}, at most {} nodes per target, and holds the demand with headroom{zone_loss}; {}",
+        "block {key}: {reason} choice of nodes in the zones that may host tier {tier} ({}) that keeps {} control-plane nodes in {} distinct zones{} (workers their sources can give up while still running all their namespaces with headroom: the control plane joins first), at most {} nodes per target, and holds the demand with headroom{zone_loss}; {}",
         zone_list(&ctx.block.allowed_zones),
         ctx.n_control_plane,
         ctx.control_plane_zones,

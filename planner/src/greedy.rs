@@ -45,14 +45,20 @@ fn compose(input: &CompositionInput, n_targets: usize, fixed: Option<&ZoneChoice
     });
 
     let mut composition = Composition::default();
+    // What each source can still give up to control planes, over all targets.
+    let mut slack = input.source_slack.clone();
+    let mut class_slack = input.source_class_slack.clone();
     for target in 0..n_targets {
         let mut keep = vec![0u64; n_pools];
         let mut control_plane = vec![0u64; n_pools];
 
-        // Zones by remaining capacity, largest first.
+        // Zones by remaining worker capacity, largest first (a zone with only
+        // sources' control-plane nodes cannot host the target's control plane).
         let mut zone_capacity = vec![0.0f64; input.zones.len()];
         for (p, pool) in input.pools.iter().enumerate() {
-            if let Some(z) = pool.zone {
+            if let Some(z) = pool.zone
+                && pool.source_worker
+            {
                 zone_capacity[z] += remaining[p] as f64 * size(input, &pool.allocatable);
             }
         }
@@ -75,19 +81,47 @@ fn compose(input: &CompositionInput, n_targets: usize, fixed: Option<&ZoneChoice
         let mut chosen: Vec<usize> = zone_order[..input.control_plane_zones.max(1).min(zone_order.len())].to_vec();
         let mut next_zone = chosen.len();
 
-        // Control plane: the smallest node of each of the first zones, then the smallest others.
-        let smallest_in = |zones: &[usize], keep: &[u64], remaining: &[u64]| -> Option<usize> {
-            by_size
-                .iter()
-                .rev()
-                .copied()
-                .find(|&p| input.pools[p].zone.is_some_and(|z| zones.contains(&z)) && remaining[p] > keep[p])
+        // Control plane: the smallest worker of each of the first zones, then the
+        // smallest others (a source's control-plane nodes leave only at its retirement).
+        // A source gives them up while it still runs everything (`source_slack`).
+        let smallest_in = |zones: &[usize],
+                           keep: &[u64],
+                           remaining: &[u64],
+                           slack: &[[f64; 3]],
+                           class_slack: &[Vec<f64>]|
+         -> Option<usize> {
+            by_size.iter().rev().copied().find(|&p| {
+                let pool = &input.pools[p];
+                pool.source_worker
+                    && pool.zone.is_some_and(|z| zones.contains(&z))
+                    && remaining[p] > keep[p]
+                    && slack.get(pool.source).is_none_or(|left| {
+                        (0..3).all(|r| usable(input.headroom[r], pool.allocatable[r]) <= left[r] + 1e-9)
+                    })
+                    && class_slack.get(pool.source).is_none_or(|left| {
+                        left.iter().enumerate().all(|(k, &left)| {
+                            let class = &input.class_rows[k];
+                            usable(class.headroom, class.pool_supply[p]) <= left + 1e-9
+                        })
+                    })
+            })
         };
         for k in 0..input.n_control_plane {
             let zones: Vec<usize> = if k < input.control_plane_zones { vec![chosen[k]] } else { chosen.clone() };
-            let p = smallest_in(&zones, &keep, &remaining)?;
+            let p = smallest_in(&zones, &keep, &remaining, &slack, &class_slack)?;
             keep[p] += 1;
             control_plane[p] += 1;
+            if let Some(left) = slack.get_mut(input.pools[p].source) {
+                for r in 0..3 {
+                    left[r] -= usable(input.headroom[r], input.pools[p].allocatable[r]);
+                }
+            }
+            if let Some(left) = class_slack.get_mut(input.pools[p].source) {
+                for (k, left) in left.iter_mut().enumerate() {
+                    let class = &input.class_rows[k];
+                    *left -= usable(class.headroom, class.pool_supply[p]);
+                }
+            }
         }
 
         loop {
@@ -259,6 +293,8 @@ mod tests {
             flows_lower_bound: None,
             staging_cuts: Vec::new(),
             class_rows: Vec::new(),
+            source_slack: Vec::new(),
+            source_class_slack: Vec::new(),
         }
     }
 

@@ -283,6 +283,14 @@ pub struct CompositionInput {
     pub staging_cuts: Vec<StagingCut>,
     /// Placement-class rows (`classes.rs`).
     pub class_rows: Vec<ClassInput>,
+    /// Per source (model units, per resource): what its workers can give up
+    /// while it still holds all its demand with headroom, `(1 - h) W_s - D_s`
+    /// (`f64::INFINITY` where the block does not check the source). A target's
+    /// control plane joins before anything moves into it, so the sources give
+    /// its nodes up while they still run everything.
+    pub source_slack: Vec<[f64; 3]>,
+    /// The same per placement-class row (`[source][row]`, in the row's unit).
+    pub source_class_slack: Vec<Vec<f64>>,
 }
 
 /// A placement-class row for the composition: the kept nodes of the pools
@@ -534,7 +542,10 @@ impl CompositionModel {
                 }
                 let upper = pool.count.min(input.max_nodes_per_target) as f64;
                 keep[t][p] = Some(model.add_variable(format!("keep_p{p}_t{t}"), 0.0, upper, true, w.nodes));
-                if input.n_control_plane > 0 {
+                // A target's control plane is made of source workers: a source's own
+                // control-plane nodes leave only when it retires, and nothing may
+                // join the target before its control plane (`waves.rs`).
+                if input.n_control_plane > 0 && pool.source_worker {
                     let upper = pool.count.min(input.n_control_plane as u64) as f64;
                     control_plane[t][p] = Some(model.add_variable(format!("cp_p{p}_t{t}"), 0.0, upper, true, 0.0));
                 }
@@ -740,6 +751,47 @@ impl CompositionModel {
             model.add_ge(name, row, cut.rhs);
         }
 
+        // Control-plane nodes leave their sources before any namespace has
+        // moved (nothing joins a target before its control plane).
+        for (source, slack) in input.source_slack.iter().enumerate() {
+            for r in 0..3 {
+                if !slack[r].is_finite() {
+                    continue;
+                }
+                let factor = usable(input.headroom[r], 1.0);
+                let row: Vec<(usize, f64)> = (0..n_targets)
+                    .flat_map(|t| {
+                        input.pools.iter().enumerate().filter_map(move |(p, pool)| {
+                            (pool.source == source && pool.source_worker).then_some((t, p))
+                        })
+                    })
+                    .filter_map(|(t, p)| control_plane[t][p].map(|c| (c, factor * input.pools[p].allocatable[r])))
+                    .filter(|&(_, a)| a > 0.0)
+                    .collect();
+                if !row.is_empty() {
+                    model.add_le(format!("cpslack_s{source}_r{r}"), row, slack[r].max(0.0));
+                }
+            }
+        }
+        for (source, slacks) in input.source_class_slack.iter().enumerate() {
+            for (k, &slack) in slacks.iter().enumerate() {
+                if !slack.is_finite() {
+                    continue;
+                }
+                let class = &input.class_rows[k];
+                let factor = usable(class.headroom, 1.0);
+                let row: Vec<(usize, f64)> = (0..n_targets)
+                    .flat_map(|t| (0..input.pools.len()).map(move |p| (t, p)))
+                    .filter(|&(_, p)| input.pools[p].source == source && input.pools[p].source_worker)
+                    .filter_map(|(t, p)| control_plane[t][p].map(|c| (c, factor * class.pool_supply[p])))
+                    .filter(|&(_, a)| a > 0.0)
+                    .collect();
+                if !row.is_empty() {
+                    model.add_le(format!("cpslack_s{source}_class{k}"), row, slack.max(0.0));
+                }
+            }
+        }
+
         // The proved lower bound on flows, as a cut.
         if let Some(bound) = input.flows_lower_bound
             && bound > 0
@@ -913,6 +965,8 @@ mod tests {
             flows_lower_bound: None,
             staging_cuts: Vec::new(),
             class_rows: Vec::new(),
+            source_slack: Vec::new(),
+            source_class_slack: Vec::new(),
         }
     }
 

@@ -14,8 +14,10 @@
 //!    target initialises it, the others join as control plane, workers as
 //!    workers; `kubeadm`, or `k3s` on a small site), or hand it back. Secrets
 //!    are placeholders (`<TOKEN>`, `<CA_HASH>`, `<CERTIFICATE_KEY>`), never
-//!    values. A wave that joins nodes to a target whose control plane joins
-//!    only later gets a `BLOCKED` step saying so.
+//!    values. The plan joins a target's control plane no later than anything
+//!    else (the validator's rule `control-plane-first`); a wave that still
+//!    joins nodes to a target without one (a plan stored before the rule)
+//!    gets a `BLOCKED` step saying so.
 //! 4. **Namespaces**: a Velero `Backup` in the source and a `Restore` in the
 //!    target (`namespaceMapping` when the namespace is renamed,
 //!    `existingResourcePolicy: none`, node-local data through file-system
@@ -399,8 +401,8 @@ fn wave_runbook(
     let mut joins = joining.clone();
     joins.sort_by_key(|m| !is_control_plane(m));
     // A target whose control plane does not exist yet cannot take a node: say
-    // so where it happens (the plan joins the target's control-plane nodes
-    // later: a known planner limitation).
+    // so where it happens (only in plans stored before the validator's rule
+    // `control-plane-first`).
     let mut blocked: BTreeSet<&str> = BTreeSet::new();
     for node_move in &joins {
         let target = node_move.to_cluster.as_str();

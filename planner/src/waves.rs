@@ -349,6 +349,35 @@ pub fn replay(
             ));
         }
     }
+    // A target's control plane joins first: nothing joins a target in a wave
+    // before the last of its control-plane nodes.
+    let mut control_plane_wave = vec![0u32; assignment.n_targets];
+    for (i, &w) in schedule.node_wave.iter().enumerate() {
+        if let Destination::Target(t) = assignment.node_destination[i]
+            && assignment.node_target_control_plane[i]
+        {
+            control_plane_wave[t] = control_plane_wave[t].max(w);
+        }
+    }
+    for (i, &w) in schedule.node_wave.iter().enumerate() {
+        if let Destination::Target(t) = assignment.node_destination[i]
+            && w < control_plane_wave[t]
+        {
+            return Err(format!(
+                "a node joins target #{t} in wave {w}, before its control plane (wave {})",
+                control_plane_wave[t]
+            ));
+        }
+    }
+    for (j, &w) in schedule.namespace_wave.iter().enumerate() {
+        let t = assignment.namespace_target[j];
+        if w < control_plane_wave[t] {
+            return Err(format!(
+                "a namespace moves to target #{t} in wave {w}, before its control plane (wave {})",
+                control_plane_wave[t]
+            ));
+        }
+    }
     // Control-plane nodes move in the retirement wave.
     let retirement = schedule.retirement_waves(data, n_sources);
     for (i, &w) in schedule.node_wave.iter().enumerate() {
@@ -472,11 +501,23 @@ pub fn schedule_greedy(
                 && !travels[i]
         })
         .collect();
+    // Targets' control-plane nodes first (nothing joins a target before them),
+    // then the nodes that hold workloads, largest first.
     kept_order.sort_by(|&a, &b| {
+        let cp = |i: usize| assignment.node_target_control_plane[i];
         let ca = assignment.counts_for_target(a).is_some();
         let cb = assignment.counts_for_target(b).is_some();
-        cb.cmp(&ca).then(node_size[b].total_cmp(&node_size[a])).then(a.cmp(&b))
+        cp(b).cmp(&cp(a)).then(cb.cmp(&ca)).then(node_size[b].total_cmp(&node_size[a])).then(a.cmp(&b))
     });
+    // Per target, its control-plane nodes not moved yet.
+    let mut control_plane_left = vec![0usize; assignment.n_targets];
+    for i in 0..n_nodes {
+        if let Destination::Target(t) = assignment.node_destination[i]
+            && assignment.node_target_control_plane[i]
+        {
+            control_plane_left[t] += 1;
+        }
+    }
     let mut freed_order: Vec<usize> = (0..n_nodes)
         .filter(|&i| assignment.node_destination[i] == Destination::Free && !data.moves_at_retirement(i) && !travels[i])
         .collect();
@@ -520,6 +561,16 @@ pub fn schedule_greedy(
                 break;
             }
             let t = assignment.namespace_target[j];
+            // The target has no control plane yet (but for nodes that travel with
+            // the namespace, and join with it).
+            let travelling_control_plane = travelling_nodes[j]
+                .iter()
+                .filter(|&&i| node_wave[i] == 0 && assignment.node_target_control_plane[i])
+                .count();
+            if control_plane_left[t] > travelling_control_plane {
+                blocked_rank = Some(rank);
+                continue;
+            }
             let demand = state.target_demand[t].saturating_add(incoming[t]).saturating_add(data.namespace_demand[j]);
             let rows_fit = (0..rows.len()).all(|k| {
                 let need = state.target_row_need[t][k]
@@ -562,6 +613,13 @@ pub fn schedule_greedy(
                 apply_rows(&mut draining[s].1, rows, |row| row.node_supply[i], true);
             }
         };
+        // Control-plane nodes still waiting after this wave, per target: a node may
+        // join a target only once its control plane is complete.
+        let mut control_plane_waiting = control_plane_left.clone();
+        let joins_ready = |waiting: &[usize], i: usize| match assignment.node_destination[i] {
+            Destination::Target(t) => assignment.node_target_control_plane[i] || waiting[t] == 0,
+            Destination::Free => true,
+        };
         // Namespaces with local data take their nodes along, or wait (with
         // every less critical namespace, for the SLA order).
         let mut kept_namespaces = Vec::with_capacity(moving_namespaces.len());
@@ -603,6 +661,11 @@ pub fn schedule_greedy(
                 for i in along {
                     chosen[i] = true;
                     moving_nodes.push(i);
+                    if let Destination::Target(t) = assignment.node_destination[i]
+                        && assignment.node_target_control_plane[i]
+                    {
+                        control_plane_waiting[t] -= 1;
+                    }
                 }
                 kept_namespaces.push(j);
             } else {
@@ -620,10 +683,15 @@ pub fn schedule_greedy(
                 break;
             }
             let s = data.node_source[i];
-            if node_wave[i] == 0 && can_drain(&draining, s, i) {
+            if node_wave[i] == 0 && joins_ready(&control_plane_waiting, i) && can_drain(&draining, s, i) {
                 drain(&mut draining, i);
                 chosen[i] = true;
                 moving_nodes.push(i);
+                if let Destination::Target(t) = assignment.node_destination[i]
+                    && assignment.node_target_control_plane[i]
+                {
+                    control_plane_waiting[t] -= 1;
+                }
             }
         }
         // Whole sources without demand, with their control plane: they retire.
@@ -638,7 +706,18 @@ pub fn schedule_greedy(
         for s in retiring {
             let left: Vec<usize> =
                 nodes_of_source[s].iter().copied().filter(|&i| node_wave[i] == 0 && !chosen[i]).collect();
-            if (moving_nodes.len() + left.len()) as u64 <= budget.nodes {
+            let mut waiting = control_plane_waiting.clone();
+            for &i in &left {
+                if let Destination::Target(t) = assignment.node_destination[i]
+                    && assignment.node_target_control_plane[i]
+                {
+                    waiting[t] -= 1;
+                }
+            }
+            if (moving_nodes.len() + left.len()) as u64 <= budget.nodes
+                && left.iter().all(|&i| joins_ready(&waiting, i))
+            {
+                control_plane_waiting = waiting;
                 for i in left {
                     chosen[i] = true;
                     moving_nodes.push(i);
@@ -667,6 +746,7 @@ pub fn schedule_greedy(
             node_wave[i] = wave;
             state.move_node(data, assignment, i);
         }
+        control_plane_left = control_plane_waiting;
         for &j in &moving_namespaces {
             namespace_wave[j] = wave;
             state.move_namespace(data, assignment, j);

@@ -26,6 +26,9 @@ pub struct WavesModel {
     gone: Vec<Vec<usize>>,
     active: Vec<usize>,
     retired: BTreeMap<usize, Vec<usize>>,
+    /// Per target with a control plane: its control-plane nodes, and `ready[w]`:
+    /// they have joined by wave `w + 1`.
+    ready: BTreeMap<usize, (Vec<usize>, Vec<usize>)>,
     thresholds: Vec<(usize, usize)>,
 }
 
@@ -307,7 +310,47 @@ impl WavesModel {
             }
             retired.insert(s, columns);
         }
-        WavesModel { model, horizon, units, moved, gone, active, retired, thresholds }
+        // A target's control plane joins first: `ready[t][w]` says all its
+        // control-plane nodes have joined by the end of wave `w + 1`; no other
+        // node or namespace is in the target before.
+        let mut ready = BTreeMap::new();
+        for t in 0..assignment.n_targets {
+            let in_target = |u: usize| assignment.node_destination[units[u][0]] == Destination::Target(t);
+            let control_plane = |u: usize| assignment.node_target_control_plane[units[u][0]];
+            if !(0..units.len()).any(|u| in_target(u) && control_plane(u)) {
+                continue;
+            }
+            let columns: Vec<usize> = (0..h)
+                .map(|w| {
+                    let lower = if w + 1 == h { 1.0 } else { 0.0 };
+                    model.add_variable(format!("ready_t{t}_w{}", w + 1), lower, 1.0, true, 0.0)
+                })
+                .collect();
+            for w in 0..h {
+                for u in (0..units.len()).filter(|&u| in_target(u)) {
+                    let n = units[u].len() as f64;
+                    let row = vec![(moved[u][w], 1.0), (columns[w], -n)];
+                    if control_plane(u) {
+                        model.add_ge(format!("cpready_u{u}_w{}", w + 1), row, 0.0);
+                    } else {
+                        model.add_le(format!("cpfirst_u{u}_w{}", w + 1), row, 0.0);
+                    }
+                }
+                for (j, gone_j) in gone.iter().enumerate() {
+                    if assignment.namespace_target[j] == t {
+                        model.add_le(
+                            format!("cpfirst_n{j}_w{}", w + 1),
+                            vec![(gone_j[w], 1.0), (columns[w], -1.0)],
+                            0.0,
+                        );
+                    }
+                }
+            }
+            let nodes: Vec<usize> =
+                (0..units.len()).filter(|&u| in_target(u) && control_plane(u)).flat_map(|u| units[u].clone()).collect();
+            ready.insert(t, (nodes, columns));
+        }
+        WavesModel { model, horizon, units, moved, gone, active, retired, ready, thresholds }
     }
 
     /// The model's columns for a schedule that fits the horizon.
@@ -338,6 +381,12 @@ impl WavesModel {
         for (&s, columns) in &self.retired {
             for (w, &c) in columns.iter().enumerate() {
                 values[c] = if retirement[s] <= (w + 1) as u32 { 1.0 } else { 0.0 };
+            }
+        }
+        for (nodes, columns) in self.ready.values() {
+            let joined = nodes.iter().map(|&i| schedule.node_wave[i]).max().unwrap_or(0);
+            for (w, &c) in columns.iter().enumerate() {
+                values[c] = if joined <= (w + 1) as u32 { 1.0 } else { 0.0 };
             }
         }
         for &(rank, theta) in &self.thresholds {

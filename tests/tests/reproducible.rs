@@ -181,11 +181,26 @@ fn propose_check_says_identical_and_names_a_changed_node_after_a_reimport() {
     assert!(same.status.success(), "{}", String::from_utf8_lossy(&same.stderr));
     assert!(stdout.contains("inputs: identical") && stdout.contains("plan: identical"), "{stdout}");
 
-    // One node's allocatable cpu changes in one cluster; it is imported again.
+    // The allocatable cpu of a node the plan keeps changes in one cluster; it is
+    // imported again.
+    let kept = plan["blocks"]
+        .as_array()
+        .expect("blocks")
+        .iter()
+        .flat_map(|b| b["target_clusters"].as_array().into_iter().flatten())
+        .flat_map(|t| t["nodes_kept"].as_array().into_iter().flatten())
+        .find(|n| n["cluster_id"] == "fra-prod-core")
+        .and_then(|n| n["node"].as_str())
+        .expect("the plan keeps a node of fra-prod-core")
+        .to_string();
     let cluster_file = estate.join("clusters/fra-prod-core.json");
     let mut export: Value = serde_json::from_str(&std::fs::read_to_string(&cluster_file).expect("read")).expect("json");
-    let node =
-        export["items"].as_array_mut().expect("items").iter_mut().find(|item| item["kind"] == "Node").expect("a node");
+    let node = export["items"]
+        .as_array_mut()
+        .expect("items")
+        .iter_mut()
+        .find(|item| item["kind"] == "Node" && item["metadata"]["name"] == kept.as_str())
+        .expect("the kept node");
     let name = node["metadata"]["name"].as_str().expect("node name").to_string();
     node["status"]["allocatable"]["cpu"] = Value::from("3");
     // As in a real export: the changed object has a newer resourceVersion (the

@@ -136,7 +136,8 @@ fn the_first_wave_of_the_example_is_walked_step_by_step() {
         }
 
         // The control plane first: no worker joins a target before its first
-        // control-plane node in this wave, unless a BLOCKED step says why.
+        // control-plane node in this wave, and the first wave that joins nodes
+        // to a target initialises it (the plan's rule `control-plane-first`).
         let control_plane: BTreeSet<(String, String)> = block["target_clusters"]
             .as_array()
             .expect("targets")
@@ -158,11 +159,9 @@ fn the_first_wave_of_the_example_is_walked_step_by_step() {
         let joins_target = wave["nodes"].as_array().unwrap().iter().any(|n| n["action"] == "drain-and-join");
         let initialises = steps.iter().any(|s| s["title"].as_str().is_some_and(|t| t.contains("(initialise)")));
         let blocked = steps.iter().any(|s| s["title"].as_str().is_some_and(|t| t.starts_with("BLOCKED")));
+        assert!(!blocked, "{key}: no step is blocked by a missing control plane");
         if joins_target {
-            assert!(
-                initialises || blocked,
-                "{key}: a target that takes nodes in wave 1 is initialised, or the step says it cannot be"
-            );
+            assert!(initialises, "{key}: a target that takes nodes in wave 1 is initialised in it");
         }
 
         // The firewall request: every flow of the block, once, before any node moves.

@@ -144,10 +144,12 @@ pub enum Rule {
     Structure,
     /// Pods have nodes: the scheduler's filters, pod by pod (`pods.rs`).
     PodPlacement,
+    /// Nothing joins a target before its control plane (`waves.rs`).
+    ControlPlaneFirst,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 16] = [
         Rule::TierSeparation,
         Rule::ZonePermission,
         Rule::Capacity,
@@ -163,6 +165,7 @@ impl Rule {
         Rule::Explanation,
         Rule::Structure,
         Rule::PodPlacement,
+        Rule::ControlPlaneFirst,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -182,6 +185,7 @@ impl Rule {
             Rule::Explanation => "explanation",
             Rule::Structure => "structure",
             Rule::PodPlacement => "pod-placement",
+            Rule::ControlPlaneFirst => "control-plane-first",
         }
     }
 }
@@ -364,6 +368,7 @@ where
         let kept = self.check_node_assignment();
         self.check_control_plane(&kept);
         let waves = self.check_waves(&kept);
+        self.check_control_plane_first(&waves);
         self.check_budgets();
         self.check_sla_order();
         self.check_renames();

@@ -757,3 +757,33 @@ fn more_gpus_than_the_kept_gpu_nodes_hold_is_short_by_name() {
         "{text}"
     );
 }
+
+#[test]
+fn nothing_joins_a_target_before_its_control_plane() {
+    // c2-w1, a control-plane node of fra-prod, joins in wave 2: c2-w2 joined in wave 1.
+    let violations = violations_of(|_, _, plan| {
+        let block = prod(plan);
+        let position = block.waves[0].nodes.iter().position(|m| m.node == "c2-w1").unwrap();
+        let control_plane = block.waves[0].nodes.remove(position);
+        block.waves[1].nodes.push(control_plane);
+    });
+    assert_breaks(&violations, Rule::ControlPlaneFirst);
+    let detail = &violations.iter().find(|v| v.rule == Rule::ControlPlaneFirst).unwrap().detail;
+    assert!(detail.contains("wave 1") && detail.contains("c2/c2-w2") && detail.contains("(wave 2)"), "{detail}");
+    // The namespaces of wave 2 arrive with the control plane, not before it.
+    assert!(!detail.contains("web"), "{detail}");
+
+    // A namespace moved in wave 1, before any control-plane node joined.
+    let violations = violations_of(|_, _, plan| {
+        let block = prod(plan);
+        let web = block.waves[1].namespaces.remove(0);
+        for m in std::mem::take(&mut block.waves[0].nodes) {
+            block.waves[1].nodes.push(m);
+        }
+        block.waves[0].namespaces.push(web);
+    });
+    assert!(
+        violations.iter().any(|v| v.rule == Rule::ControlPlaneFirst && v.detail.contains("c1/web")),
+        "{violations:#?}"
+    );
+}

@@ -192,6 +192,62 @@ where
         waves
     }
 
+    /// A target's control plane exists before anything else joins it: every
+    /// node and namespace of a target moves in a wave no earlier than the last
+    /// of its control-plane nodes (within a wave, the control plane joins first).
+    pub(super) fn check_control_plane_first(&mut self, waves: &[WaveMoves<'a>]) {
+        for target in &self.block.target_clusters {
+            let name = target.name.as_str();
+            let control_plane: BTreeSet<NodeKey<'_>> =
+                target.control_plane.iter().map(|cp| (cp.cluster_id.as_str(), cp.node.as_str())).collect();
+            // The wave in which the last control-plane node joins.
+            let mut ready: Option<usize> = None;
+            let mut seen = 0usize;
+            for (position, moves) in waves.iter().enumerate() {
+                seen += control_plane.iter().filter(|key| moves.joins.get(*key) == Some(&name)).count();
+                if seen == control_plane.len() && !control_plane.is_empty() {
+                    ready = Some(position + 1);
+                    break;
+                }
+            }
+            let Some(ready) = ready else {
+                if !control_plane.is_empty() {
+                    self.push(
+                        Rule::ControlPlaneFirst,
+                        format!("the control-plane nodes of target {name} do not all join it in a wave"),
+                    );
+                }
+                continue;
+            };
+            for (position, moves) in waves.iter().enumerate().take(ready - 1) {
+                let number = position + 1;
+                let nodes: Vec<String> = moves
+                    .joins
+                    .iter()
+                    .filter(|(key, to)| **to == name && !control_plane.contains(*key))
+                    .map(|((cluster, node), _)| format!("{cluster}/{node}"))
+                    .collect();
+                let namespaces: Vec<String> = moves
+                    .namespaces
+                    .iter()
+                    .filter(|(_, to)| **to == name)
+                    .map(|((cluster, namespace), _)| format!("{cluster}/{namespace}"))
+                    .collect();
+                if !nodes.is_empty() || !namespaces.is_empty() {
+                    let what: Vec<String> = nodes.into_iter().chain(namespaces).collect();
+                    self.push(
+                        Rule::ControlPlaneFirst,
+                        format!(
+                            "wave {number} moves {} into target {name} before its control plane is complete (wave {ready}): {}",
+                            what.len(),
+                            short_list(&what)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     pub(super) fn check_budgets(&mut self) {
         let budget = self.policy.wave_budget;
         for (position, wave) in self.block.waves.iter().enumerate() {

@@ -1,7 +1,8 @@
 //! A small estate for the pod-level tests (issue 17), as kubectl JSON: `gpu-a`
 //! runs training pods that need its tainted GPU nodes (`nvidia.com/gpu: 4`,
 //! label `accelerator=nvidia`) and a web pod; `big-b` has large plain nodes the
-//! planner would rather keep, and a shop pod.
+//! planner would rather keep, three small ones for the target's control plane,
+//! and a shop pod.
 
 #![allow(dead_code)]
 
@@ -78,6 +79,11 @@ pub fn propose_gpu_estate(dir: &std::path::Path, gpu_nodes: usize) -> (String, V
             node("b-cp3", "z1", "4", true, false),
             node("b-w1", "z2", "64", false, false),
             node("b-w2", "z3", "64", false, false),
+            // Small infrastructure workers, one per zone: what the target's
+            // control plane is built from (it joins before anything else).
+            node("b-infra1", "z1", "4", false, false),
+            node("b-infra2", "z2", "4", false, false),
+            node("b-infra3", "z3", "4", false, false),
             namespace("shop"),
             pod("shop", "api-5f6-a", "api", "2", false),
         ]),

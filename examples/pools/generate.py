@@ -1116,13 +1116,12 @@ pool's pods with headroom), so the hand-over can be staged.
 ## What kplan plans
 
 With `policy.toml` (20 % headroom), `kplan propose` plans the block `ams/prod` (36 → 10 nodes at
-the time of writing): the target `ams-prod` keeps one GPU node, one `dedicated=risk` node, the
-three big-memory nodes (untainted, so the ordinary workloads land there too), the three large
+the time of writing): the target `ams-prod` keeps one GPU node, one `dedicated=risk` node,
+two big-memory nodes (untainted, so the ordinary workloads land there too), the three large
 workers of `ams-prod-data` that hold OpenSearch's data, and three control-plane nodes in three
-zones, taken from the sources' workers (one of them a big-memory node: the planner does not yet
-prefer small nodes for the control plane). In the first wave the control plane and one node of
-each pool are drained and join the target while the sources keep the others; the namespaces
-move in the next waves; `search` moves in the same wave as the three large workers (its pods go
+zones, taken from the sources' plain workers (never a GPU, dedicated or big-memory node while
+plain ones will do). In the first wave the control plane and one node of each pool are drained
+and join the target while the sources keep the others; the namespaces move in the next waves; `search` moves in the same wave as the three large workers (its pods go
 with their disks: `local_volumes = "keep-node"`, the default); the sources' remaining nodes are
 freed in the last wave. `kplan plans pods <plan-id>` shows, workload by
 workload, how many nodes pass the scheduler's filters in each cluster before, during and after

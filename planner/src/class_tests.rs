@@ -108,6 +108,12 @@ fn the_planner_keeps_the_gpu_nodes_the_training_pods_need() {
     // 2 pods × 2 GPUs: one 4-GPU node, not none, and not both (the second one
     // only serves the hand-over).
     assert_eq!(kept_gpus, 1, "kept {kept:?}");
+    // The control plane is built from plain workers (the small infrastructure
+    // ones), never from the GPU node the pods need, and joins first.
+    let control_plane: Vec<&str> = prod.target_clusters[0].control_plane.iter().map(|c| c.node.as_str()).collect();
+    assert!(control_plane.iter().all(|n| n.starts_with("b-infra")), "control plane {control_plane:?}");
+    let first_joins: Vec<&str> = prod.waves[0].nodes.iter().map(|n| n.node.as_str()).collect();
+    assert!(control_plane.iter().all(|n| first_joins.contains(n)), "wave 1 moves {first_joins:?}");
     // The training pods move after a GPU node joined the target and before the
     // other one leaves the source.
     let wave_of_node = |name: &str| prod.waves.iter().position(|w| w.nodes.iter().any(|n| n.node == name));

@@ -118,7 +118,18 @@ pub struct Placement {
     /// "keep-node"`): the node is kept in the namespace's target and both move
     /// in the same wave, the pods with their disks. Sorted.
     pub travels: Vec<(usize, usize)>,
+    /// Per block node: some pod of the block needs what it has (a repelling
+    /// taint, an extended resource some pod asks for, a label some pod
+    /// selects): a GPU, dedicated or big-memory node. Not a target's
+    /// control-plane node where plain ones will do (`context.rs`). Empty when
+    /// the block reports no pods.
+    pub special: Vec<bool>,
 }
+
+/// Labels that say where a node is, not what it offers: a pod that selects on
+/// them (a local volume's `kubernetes.io/hostname`) does not make a node special.
+const TOPOLOGY_LABELS: [&str; 3] =
+    ["kubernetes.io/hostname", "topology.kubernetes.io/zone", "topology.kubernetes.io/region"];
 
 /// The node class key: what the block's pods can tell apart.
 type NodeKey<'n> = (Resources, bool, Vec<&'n Taint>, Vec<(&'n str, u64)>, Vec<(&'n str, &'n str)>);
@@ -173,7 +184,18 @@ impl Placement {
         let classes: Vec<Vec<usize>> = by_key.into_values().collect();
         let all: BTreeSet<usize> = (0..classes.len()).collect();
 
-        let mut placement = Placement { n_node_classes: classes.len(), ..Placement::default() };
+        let special = nodes
+            .iter()
+            .map(|node| {
+                node.taints.iter().any(|t| t.repels())
+                    || requested.iter().any(|&r| node.extended.get(r).is_some_and(|&n| n > 0))
+                    || node
+                        .labels
+                        .keys()
+                        .any(|k| selected.contains(k.as_str()) && !TOPOLOGY_LABELS.contains(&k.as_str()))
+            })
+            .collect();
+        let mut placement = Placement { n_node_classes: classes.len(), special, ..Placement::default() };
         let mut confined: BTreeMap<BTreeSet<usize>, Vec<(usize, String, &PodGroup)>> = BTreeMap::new();
         let mut eligible_sets: BTreeSet<BTreeSet<usize>> = BTreeSet::new();
         for (j, namespace, group) in &groups {

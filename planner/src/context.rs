@@ -2,7 +2,7 @@
 //! block's data, headroom, budget, source and node names) and the settings
 //! ([`BlockSettings`]) and result ([`BlockOutcome`]) of planning one block.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kplan_model::policy::SolverPolicy;
 use kplan_model::{BlockPlan, ClusterSnapshot, NodeRole, Policy};
@@ -90,6 +90,19 @@ impl<'a> BlockContext<'a> {
         let weights = Weights::for_block(data.n_nodes(), data.n_namespaces());
         let zone_index: BTreeMap<&str, usize> =
             block.allowed_zones.iter().enumerate().map(|(z, name)| (name.as_str(), z)).collect();
+        // The target's control plane: source workers, plain ones (no GPU,
+        // dedicated or big-memory node, `Placement::special`) where plain
+        // workers are in enough allowed zones.
+        let special = |pool: &super::pools::NodePool| {
+            pool.members.first().is_some_and(|&i| data.placement.special.get(i).copied().unwrap_or(false))
+        };
+        let plain_zones: BTreeSet<&str> = data
+            .pools
+            .iter()
+            .filter(|pool| pool.allowed && pool.role != NodeRole::ControlPlane && !special(pool))
+            .map(|pool| pool.zone.as_str())
+            .collect();
+        let plain_only = plain_zones.len() >= control_plane_zones;
         let pools = data
             .pools
             .iter()
@@ -99,6 +112,7 @@ impl<'a> BlockContext<'a> {
                 allocatable: model_units(pool.allocatable),
                 source: pool.source,
                 source_worker: pool.role != NodeRole::ControlPlane,
+                control_plane_eligible: pool.role != NodeRole::ControlPlane && !(plain_only && special(pool)),
             })
             .collect();
         // Staging cuts per source with nodes here and demand, where the capacity

@@ -57,7 +57,7 @@ fn compose(input: &CompositionInput, n_targets: usize, fixed: Option<&ZoneChoice
         let mut zone_capacity = vec![0.0f64; input.zones.len()];
         for (p, pool) in input.pools.iter().enumerate() {
             if let Some(z) = pool.zone
-                && pool.source_worker
+                && pool.control_plane_eligible
             {
                 zone_capacity[z] += remaining[p] as f64 * size(input, &pool.allocatable);
             }
@@ -92,7 +92,7 @@ fn compose(input: &CompositionInput, n_targets: usize, fixed: Option<&ZoneChoice
          -> Option<usize> {
             by_size.iter().rev().copied().find(|&p| {
                 let pool = &input.pools[p];
-                pool.source_worker
+                pool.control_plane_eligible
                     && pool.zone.is_some_and(|z| zones.contains(&z))
                     && remaining[p] > keep[p]
                     && slack.get(pool.source).is_none_or(|left| {
@@ -303,10 +303,38 @@ mod tests {
         let small = [2.0, 8.0, 110.0];
         let large = [16.0, 64.0, 110.0];
         let pools = vec![
-            PoolInput { zone: Some(0), count: 4, allocatable: small, source: 0, source_worker: true },
-            PoolInput { zone: Some(1), count: 4, allocatable: small, source: 0, source_worker: true },
-            PoolInput { zone: Some(2), count: 2, allocatable: small, source: 0, source_worker: true },
-            PoolInput { zone: Some(0), count: 3, allocatable: large, source: 0, source_worker: true },
+            PoolInput {
+                zone: Some(0),
+                count: 4,
+                allocatable: small,
+                source: 0,
+                source_worker: true,
+                control_plane_eligible: true,
+            },
+            PoolInput {
+                zone: Some(1),
+                count: 4,
+                allocatable: small,
+                source: 0,
+                source_worker: true,
+                control_plane_eligible: true,
+            },
+            PoolInput {
+                zone: Some(2),
+                count: 2,
+                allocatable: small,
+                source: 0,
+                source_worker: true,
+                control_plane_eligible: true,
+            },
+            PoolInput {
+                zone: Some(0),
+                count: 3,
+                allocatable: large,
+                source: 0,
+                source_worker: true,
+                control_plane_eligible: true,
+            },
         ];
         // 20 cores need 25 with 20% headroom: two large nodes (32 cores).
         let composition = greedy_composition(&input(pools, 3, [20.0, 40.0, 50.0])).unwrap();
@@ -316,8 +344,14 @@ mod tests {
 
     #[test]
     fn fails_when_nothing_holds_the_demand() {
-        let pools =
-            vec![PoolInput { zone: Some(0), count: 4, allocatable: [2.0, 8.0, 110.0], source: 0, source_worker: true }];
+        let pools = vec![PoolInput {
+            zone: Some(0),
+            count: 4,
+            allocatable: [2.0, 8.0, 110.0],
+            source: 0,
+            source_worker: true,
+            control_plane_eligible: true,
+        }];
         assert!(greedy_composition(&input(pools, 1, [100.0, 1.0, 1.0])).is_none());
     }
 }

@@ -249,6 +249,60 @@ impl Composition {
         self.keep.len()
     }
 
+    /// Moves control-plane roles onto smaller workers of the same target, zone
+    /// and source, where that can only help. The models count nodes, so among
+    /// equal plans they may put a control plane on a large node; a platform
+    /// team would not. The control plane keeps its zones (same flows) and its
+    /// source gives up less. Either a smaller kept worker takes the role and
+    /// the larger node holds workloads instead (it offers every resource and
+    /// placement-class row at least what the smaller one did), or, with
+    /// dedicated control planes (their capacity counts for nothing), a smaller
+    /// node the plan frees is kept instead of the larger one, which is freed.
+    pub fn prefer_small_control_planes(&mut self, input: &CompositionInput) {
+        let kept_anywhere = |composition: &Composition, p: usize| -> u64 {
+            (0..composition.n_targets()).map(|t| composition.keep[t][p]).sum()
+        };
+        let size = |p: usize| input.pools[p].allocatable[0] + input.pools[p].allocatable[1] / 4.0;
+        let at_least = |a: usize, b: usize| {
+            (0..3).all(|r| input.pools[a].allocatable[r] >= input.pools[b].allocatable[r])
+                && input.class_rows.iter().all(|row| row.pool_supply[a] >= row.pool_supply[b])
+        };
+        for t in 0..self.n_targets() {
+            loop {
+                let this = &*self;
+                let swap = (0..input.pools.len())
+                    .filter(|&a| this.control_plane[t][a] > 0)
+                    .flat_map(|a| (0..input.pools.len()).map(move |b| (a, b)))
+                    .filter_map(|(a, b)| {
+                        let (pa, pb) = (&input.pools[a], &input.pools[b]);
+                        if a == b
+                            || !pb.control_plane_eligible
+                            || pb.zone != pa.zone
+                            || pb.source != pa.source
+                            || size(b) >= size(a)
+                        {
+                            return None;
+                        }
+                        if this.keep[t][b] > this.control_plane[t][b] && at_least(a, b) {
+                            Some((a, b, false))
+                        } else if input.dedicated_control_plane && kept_anywhere(this, b) < pb.count {
+                            Some((a, b, true))
+                        } else {
+                            None
+                        }
+                    })
+                    .min_by(|&(a1, b1, _), &(a2, b2, _)| size(b1).total_cmp(&size(b2)).then((a1, b1).cmp(&(a2, b2))));
+                let Some((a, b, replace)) = swap else { break };
+                self.control_plane[t][a] -= 1;
+                self.control_plane[t][b] += 1;
+                if replace {
+                    self.keep[t][a] -= 1;
+                    self.keep[t][b] += 1;
+                }
+            }
+        }
+    }
+
     pub fn nodes_kept(&self) -> u64 {
         self.keep.iter().flatten().sum()
     }
@@ -460,6 +514,11 @@ pub struct PoolInput {
     /// source's workers (not its control plane).
     pub source: usize,
     pub source_worker: bool,
+    /// The pool's nodes may be a target's control plane: source workers
+    /// (a source's control-plane nodes leave only when it retires), and
+    /// plain ones where the block has plain workers in enough zones
+    /// (`Placement::special`).
+    pub control_plane_eligible: bool,
 }
 
 /// A staging cut: a necessary condition for the waves, on the kept workload
@@ -545,7 +604,7 @@ impl CompositionModel {
                 // A target's control plane is made of source workers: a source's own
                 // control-plane nodes leave only when it retires, and nothing may
                 // join the target before its control plane (`waves.rs`).
-                if input.n_control_plane > 0 && pool.source_worker {
+                if input.n_control_plane > 0 && pool.control_plane_eligible {
                     let upper = pool.count.min(input.n_control_plane as u64) as f64;
                     control_plane[t][p] = Some(model.add_variable(format!("cp_p{p}_t{t}"), 0.0, upper, true, 0.0));
                 }
@@ -762,7 +821,7 @@ impl CompositionModel {
                 let row: Vec<(usize, f64)> = (0..n_targets)
                     .flat_map(|t| {
                         input.pools.iter().enumerate().filter_map(move |(p, pool)| {
-                            (pool.source == source && pool.source_worker).then_some((t, p))
+                            (pool.source == source && pool.control_plane_eligible).then_some((t, p))
                         })
                     })
                     .filter_map(|(t, p)| control_plane[t][p].map(|c| (c, factor * input.pools[p].allocatable[r])))
@@ -782,7 +841,7 @@ impl CompositionModel {
                 let factor = usable(class.headroom, 1.0);
                 let row: Vec<(usize, f64)> = (0..n_targets)
                     .flat_map(|t| (0..input.pools.len()).map(move |p| (t, p)))
-                    .filter(|&(_, p)| input.pools[p].source == source && input.pools[p].source_worker)
+                    .filter(|&(_, p)| input.pools[p].source == source && input.pools[p].control_plane_eligible)
                     .filter_map(|(t, p)| control_plane[t][p].map(|c| (c, factor * class.pool_supply[p])))
                     .filter(|&(_, a)| a > 0.0)
                     .collect();
@@ -949,6 +1008,7 @@ mod tests {
                     allocatable: [8.0, 32.0, 110.0],
                     source: 0,
                     source_worker: true,
+                    control_plane_eligible: true,
                 })
                 .collect(),
             zones: (0..n_zones).map(|z| format!("z{z}")).collect(),

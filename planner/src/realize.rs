@@ -129,6 +129,7 @@ pub(crate) fn pool_size(allocatable: Resources, demand: &[f64]) -> f64 {
 }
 
 pub fn realize(ctx: &BlockContext, mut composition: Composition) -> Result<Realized, RealizeFailure> {
+    composition.prefer_small_control_planes(&ctx.input);
     let data = &ctx.data;
     let n_targets = composition.n_targets();
     let mut repairs = 0;

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, PanicHookInfo};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use kplan_model::{ClusterSnapshot, ClusterSummary, Plan};
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,18 @@ pub struct SledStore {
     dir: PathBuf,
     /// The write sequence number the manifest holds (updated under this lock).
     manifest_seq: Arc<Mutex<u64>>,
+    /// Group commit ([`SledStore::durable_through`]): the highest write known
+    /// flushed and recorded in the manifest, and whether a flush is running.
+    commit: Arc<(Mutex<CommitState>, Condvar)>,
+}
+
+#[derive(Debug, Default)]
+struct CommitState {
+    durable: u64,
+    flushing: bool,
+    /// Callers waiting for a flush, and flushes made (for the tests).
+    waiting: usize,
+    flushes: u64,
 }
 
 const WRITE_SEQ: &str = "write_seq";
@@ -247,6 +259,7 @@ impl SledStore {
             plans: db.open_tree("plans")?,
             dir: dir.to_path_buf(),
             manifest_seq: Arc::new(Mutex::new(0)),
+            commit: Arc::default(),
             meta,
             db,
         };
@@ -299,6 +312,44 @@ impl SledStore {
             ))),
             // A new store, or one written before the manifest existed.
             None => self.record_acknowledged(stored_seq),
+        }
+    }
+
+    /// Returns once write `seq` (committed in memory by the caller) is on
+    /// disk and recorded in the manifest. Group commit: one caller at a time
+    /// flushes everything committed so far and records the newest write
+    /// number; callers whose writes that flush covered return without a flush
+    /// of their own, the others wait for the next one. So concurrent writers
+    /// share their flushes, and still none returns before its write is durable.
+    fn durable_through(&self, seq: u64) -> Result<(), StoreError> {
+        let (lock, flushed) = &*self.commit;
+        let mut state = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if state.durable >= seq {
+                return Ok(());
+            }
+            if state.flushing {
+                state.waiting += 1;
+                state = flushed.wait(state).unwrap_or_else(PoisonError::into_inner);
+                state.waiting -= 1;
+                continue;
+            }
+            state.flushing = true;
+            drop(state);
+            // Every write numbered up to `newest` is committed in memory, so
+            // the flush below makes it durable.
+            // (No early return before `flushing` is cleared below.)
+            let result = (|| -> Result<u64, StoreError> {
+                let newest = read_seq(self.meta.get(WRITE_SEQ)?.as_deref())?;
+                self.db.flush()?;
+                self.record_acknowledged(newest)?;
+                Ok(newest)
+            })();
+            state = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            state.flushing = false;
+            state.flushes += 1;
+            flushed.notify_all();
+            state.durable = state.durable.max(result?);
         }
     }
 
@@ -430,8 +481,7 @@ impl SledStore {
     /// Counts the raw records written as one write, flushes, and updates the manifest.
     pub(crate) fn finish_raw_records(&self) -> Result<(), StoreError> {
         let seq = self.meta.transaction(bump_seq).map_err(transaction_error)?;
-        self.db.flush()?;
-        self.record_acknowledged(seq)
+        self.durable_through(seq)
     }
 
     /// Bytes the database occupies on disk.
@@ -512,8 +562,7 @@ impl Store for SledStore {
             Err(TransactionError::Storage(e)) => return Err(StoreError::Sled(e)),
         };
         if outcome == PutOutcome::Created {
-            self.db.flush()?;
-            self.record_acknowledged(seq_of_put)?;
+            self.durable_through(seq_of_put)?;
         }
         Ok(outcome)
     }
@@ -631,8 +680,7 @@ impl Store for SledStore {
             }
         }
         if removed > 0 {
-            self.db.flush()?;
-            self.record_acknowledged(last_seq)?;
+            self.durable_through(last_seq)?;
         }
         Ok(removed)
     }
@@ -645,8 +693,7 @@ impl Store for SledStore {
                 bump_seq(meta)
             })
             .map_err(transaction_error)?;
-        self.db.flush()?;
-        self.record_acknowledged(seq)
+        self.durable_through(seq)
     }
 
     fn get_plan(&self, plan_id: &str) -> Result<Option<Plan>, StoreError> {
@@ -705,6 +752,46 @@ mod tests {
         assert_eq!((clusters[0].generation, clusters[0].n_nodes, clusters[0].n_generations), (7, 3, 2));
         let (_, old) = store.get_cluster("a", Some(5)).expect("reads").expect("exists");
         assert_eq!(old.nodes.len(), 2);
+    }
+
+    /// Group commit: writers that committed while a flush was running share
+    /// the next one (one flush for all of them), and each returns only once
+    /// its write is flushed and in the manifest.
+    #[test]
+    fn concurrent_writes_share_one_flush() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(dir.path()).expect("opens");
+        store.put_snapshot(&snapshot("warm", 1, 1), 1).expect("stores");
+        let (lock, flushed) = &*store.commit;
+        // Hold the flush, as a running leader would.
+        let before = {
+            let mut state = lock.lock().unwrap();
+            state.flushing = true;
+            state.flushes
+        };
+        let writers = 8;
+        std::thread::scope(|scope| {
+            for w in 0..writers {
+                let store = &store;
+                scope.spawn(move || store.put_snapshot(&snapshot(&format!("c{w}"), 1, 1), 2).expect("stores"));
+            }
+            // Every writer has committed and waits for a flush.
+            while lock.lock().unwrap().waiting < writers {
+                std::thread::yield_now();
+            }
+            let mut state = lock.lock().unwrap();
+            state.flushing = false;
+            flushed.notify_all();
+        });
+        let state = lock.lock().unwrap();
+        assert_eq!(state.flushes - before, 1, "one flush for {writers} writers");
+        let newest = read_seq(store.meta.get(WRITE_SEQ).unwrap().as_deref()).unwrap();
+        assert_eq!(state.durable, newest);
+        assert_eq!(*store.manifest_seq.lock().unwrap(), newest, "the manifest records every write");
+        drop(state);
+        drop(store);
+        let reopened = SledStore::open(dir.path()).expect("reopens");
+        assert_eq!(reopened.list_clusters().expect("lists").len(), writers + 1);
     }
 
     /// A process killed while sled wrote a page-cache snapshot leaves

@@ -16,12 +16,15 @@
 //!    are placeholders (`<TOKEN>`, `<CA_HASH>`, `<CERTIFICATE_KEY>`), never
 //!    values. A wave that joins nodes to a target whose control plane joins
 //!    only later gets a `BLOCKED` step saying so.
-//! 4. **Namespaces**: a Velero `Backup` in the source and a `Restore` in the
+//! 4. **Add-ons**: each platform add-on a target lists for this wave is
+//!    installed on it once (not moved, not renamed), after the joins and
+//!    before any namespace is restored into it.
+//! 5. **Namespaces**: a Velero `Backup` in the source and a `Restore` in the
 //!    target (`namespaceMapping` when the namespace is renamed,
 //!    `existingResourcePolicy: none`, node-local data through file-system
 //!    backup), then the post-checks (every pod ready, as many pods as in the
 //!    source) and the cut-over (the source's namespace deleted).
-//! 5. **Source clusters retired** at the end of the wave.
+//! 6. **Source clusters retired** at the end of the wave.
 //!
 //! Every step says how to roll it back. Every node and every namespace of a
 //! wave is the subject of exactly one step (tested).
@@ -63,6 +66,7 @@ pub enum Phase {
     BackupNamespace,
     DrainNode,
     JoinNode,
+    InstallAddon,
     RestoreNamespace,
     RetireCluster,
 }
@@ -75,6 +79,7 @@ impl Phase {
             Phase::BackupNamespace => "Back up the namespaces (before any node is touched)",
             Phase::DrainNode => "Drain the nodes out of their sources (source control planes last)",
             Phase::JoinNode => "Join the nodes to their targets (control plane first)",
+            Phase::InstallAddon => "Install the platform add-ons on their targets (once, before namespaces move in)",
             Phase::RestoreNamespace => "Restore the namespaces in their targets, check, cut over",
             Phase::RetireCluster => "Retire the source clusters",
         }
@@ -85,11 +90,29 @@ impl Phase {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Subject {
-    Precondition { cluster: String, index: usize },
-    Flows { count: usize },
-    Node { cluster: String, node: String },
-    Namespace { cluster: String, namespace: String },
-    Cluster { cluster: String },
+    Precondition {
+        cluster: String,
+        index: usize,
+    },
+    Flows {
+        count: usize,
+    },
+    Node {
+        cluster: String,
+        node: String,
+    },
+    Namespace {
+        cluster: String,
+        namespace: String,
+    },
+    /// A platform add-on installed on the target `cluster`.
+    Addon {
+        cluster: String,
+        namespace: String,
+    },
+    Cluster {
+        cluster: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -482,10 +505,17 @@ fn wave_runbook(
         ));
     }
 
-    // 6. Restores, checks and cut-over.
+    // 6. Platform add-ons, installed once on their targets before namespaces move in.
+    for target in &block.target_clusters {
+        for addon in target.addons.iter().filter(|a| a.wave == index) {
+            steps.push(addon_step(target, addon));
+        }
+    }
+
+    // 7. Restores, checks and cut-over.
     steps.extend(restores);
 
-    // 7. Sources with nothing left retire.
+    // 8. Sources with nothing left retire.
     for cluster in &wave.clusters_retired {
         steps.push(step(
             Phase::RetireCluster,
@@ -503,6 +533,45 @@ fn wave_runbook(
         step.number = i + 1;
     }
     WaveRunbook { wave: index, steps }
+}
+
+/// The step that installs `addon` on `target`.
+fn addon_step(target: &kplan_model::TargetCluster, addon: &kplan_model::AddonInstall) -> Step {
+    let (name, cluster) = (addon.namespace.as_str(), target.name.as_str());
+    let versions = addon.versions();
+    let clusters: Vec<&str> = addon.instances.iter().map(|i| i.cluster_id.as_str()).collect();
+    let mut commands = vec![format!(
+        "# {name} runs in {} ({}; {}): install it on {cluster} once, from the chart or manifests the sources          were installed from, sized like {}'s; the sources keep theirs until they retire",
+        clusters.join(", "),
+        if versions.len() == 1 {
+            format!("version {}", versions[0])
+        } else {
+            format!("versions {}", versions.join(", "))
+        },
+        if addon.origin == kplan_model::AddonOrigin::Detected {
+            "detected: the same workloads in most source clusters"
+        } else {
+            "named by the policy's addon_namespaces"
+        },
+        addon.sized_from
+    )];
+    if versions.iter().filter(|v| **v != "unknown").count() > 1 {
+        commands
+            .push("# the sources run different versions: install the one the addon-versions precondition chose".into());
+    }
+    commands.push(format!("kubectl --context {cluster} get namespace {name}   # exists once installed"));
+    let mut install = step(
+        Phase::InstallAddon,
+        Subject::Addon { cluster: cluster.to_string(), namespace: name.to_string() },
+        format!("install add-on {name} on {cluster}"),
+        commands,
+        vec![format!(
+            "# uninstall it (helm uninstall, or delete what was applied), then kubectl --context {cluster} delete namespace {name}"
+        )],
+    );
+    install.checks =
+        vec![format!("kubectl --context {cluster} -n {name} wait --for=condition=Ready pods --all --timeout=15m")];
+    install
 }
 
 fn backup_commands(source: &str, name: &str) -> Vec<String> {

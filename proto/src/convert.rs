@@ -400,6 +400,7 @@ impl From<model::TargetCluster> for v1::TargetCluster {
             zones: t.zones,
             allocatable: Some(t.allocatable.into()),
             requested: Some(t.requested.into()),
+            addons: vec_into(t.addons),
         }
     }
 }
@@ -418,7 +419,52 @@ impl From<v1::TargetCluster> for model::TargetCluster {
             zones: t.zones,
             allocatable: resources(t.allocatable),
             requested: resources(t.requested),
+            addons: vec_into(t.addons),
         }
+    }
+}
+
+impl From<model::AddonInstall> for v1::AddonInstall {
+    fn from(a: model::AddonInstall) -> Self {
+        v1::AddonInstall {
+            namespace: a.namespace,
+            origin: match a.origin {
+                model::AddonOrigin::Policy => v1::AddonOrigin::Policy,
+                model::AddonOrigin::Detected => v1::AddonOrigin::Detected,
+            } as i32,
+            wave: a.wave,
+            sized_from: a.sized_from,
+            requests: Some(a.requests.into()),
+            instances: vec_into(a.instances),
+        }
+    }
+}
+
+impl From<v1::AddonInstall> for model::AddonInstall {
+    fn from(a: v1::AddonInstall) -> Self {
+        model::AddonInstall {
+            namespace: a.namespace,
+            origin: match v1::AddonOrigin::try_from(a.origin) {
+                Ok(v1::AddonOrigin::Detected) => model::AddonOrigin::Detected,
+                _ => model::AddonOrigin::Policy,
+            },
+            wave: a.wave,
+            sized_from: a.sized_from,
+            requests: resources(a.requests),
+            instances: vec_into(a.instances),
+        }
+    }
+}
+
+impl From<model::AddonInstance> for v1::AddonInstance {
+    fn from(i: model::AddonInstance) -> Self {
+        v1::AddonInstance { cluster_id: i.cluster_id, version: i.version, requests: Some(i.requests.into()) }
+    }
+}
+
+impl From<v1::AddonInstance> for model::AddonInstance {
+    fn from(i: v1::AddonInstance) -> Self {
+        model::AddonInstance { cluster_id: i.cluster_id, version: i.version, requests: resources(i.requests) }
     }
 }
 
@@ -576,6 +622,7 @@ fn precondition_kind_to_wire(k: model::PreconditionKind) -> i32 {
         K::CsiDriver => v1::PreconditionKind::CsiDriver,
         K::RemovedApis => v1::PreconditionKind::RemovedApis,
         K::DataMigration => v1::PreconditionKind::DataMigration,
+        K::AddonVersions => v1::PreconditionKind::AddonVersions,
     }) as i32
 }
 
@@ -587,6 +634,7 @@ fn precondition_kind_from_wire(k: i32) -> model::PreconditionKind {
         Ok(v1::PreconditionKind::CsiDriver) => K::CsiDriver,
         Ok(v1::PreconditionKind::RemovedApis) => K::RemovedApis,
         Ok(v1::PreconditionKind::DataMigration) => K::DataMigration,
+        Ok(v1::PreconditionKind::AddonVersions) => K::AddonVersions,
         _ => K::KubeletUpgrade,
     }
 }
@@ -929,6 +977,22 @@ mod tests {
                 }],
                 preconditions: vec![model::Precondition {
                     kind: model::PreconditionKind::RuntimeMigration,
+                    ..Default::default()
+                }],
+                target_clusters: vec![model::TargetCluster {
+                    name: "fra-prod".into(),
+                    addons: vec![model::AddonInstall {
+                        namespace: "ingress-nginx".into(),
+                        origin: model::AddonOrigin::Detected,
+                        wave: 2,
+                        sized_from: "c1".into(),
+                        requests: model::Resources::new(500, 1 << 30, 2),
+                        instances: vec![model::AddonInstance {
+                            cluster_id: "c1".into(),
+                            version: "1.10.1".into(),
+                            requests: model::Resources::new(500, 1 << 30, 2),
+                        }],
+                    }],
                     ..Default::default()
                 }],
                 gap: 0.01,

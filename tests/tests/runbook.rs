@@ -4,7 +4,7 @@
 //! later step; every namespace is backed up before any node is touched and
 //! restored in exactly one step after the joins; in the documented order
 //! (preconditions, firewall, backups, drains with source control planes last,
-//! joins with the target's control plane first, restores, retirements); the firewall request lists every flow once, also as CSV; the
+//! joins with the target's control plane first, add-on installs, restores, retirements); the firewall request lists every flow once, also as CSV; the
 //! Velero manifests are written one file per object.
 
 mod common;
@@ -14,8 +14,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::*;
 use serde_json::Value;
 
-const PHASES: [&str; 7] =
-    ["precondition", "firewall", "backup-namespace", "drain-node", "join-node", "restore-namespace", "retire-cluster"];
+const PHASES: [&str; 8] = [
+    "precondition",
+    "firewall",
+    "backup-namespace",
+    "drain-node",
+    "join-node",
+    "install-addon",
+    "restore-namespace",
+    "retire-cluster",
+];
 
 fn example_plan(inv: &str) -> Value {
     serde_json::from_str(&propose_bank_example(inv)).expect("plan json")

@@ -57,6 +57,12 @@ pub struct Policy {
     /// namespace found with the same workloads in most clusters of a block).
     /// Default true; every detected add-on is reported in the plan.
     pub detect_addons: bool,
+    /// StorageClasses the targets will not have, each with the class that
+    /// replaces it: a namespace whose claims use one is restored with Velero's
+    /// `change-storage-class` ConfigMap (`{ "vsphere-thin" = "ceph-rbd" }`).
+    /// kplan cannot see a target's classes (it is a new cluster): the architect
+    /// says which change. Default: none.
+    pub storage_class_changes: BTreeMap<String, String>,
     /// Whether control-plane nodes are dedicated (their capacity does not count
     /// for workloads). Default true.
     pub dedicated_control_plane: bool,
@@ -140,6 +146,7 @@ impl Default for Policy {
             platform_namespaces: vec!["default".to_string(), "kube-*".to_string()],
             addon_namespaces: DEFAULT_ADDON_NAMESPACES.iter().map(|name| name.to_string()).collect(),
             detect_addons: true,
+            storage_class_changes: BTreeMap::new(),
             dedicated_control_plane: true,
             local_volumes: LocalVolumes::KeepNode,
             solver: SolverPolicy::default(),

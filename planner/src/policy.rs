@@ -288,6 +288,16 @@ pub fn policy_problems(policy: &Policy) -> Vec<PolicyProblem> {
         }
     }
 
+    // storage class changes
+    for (from, to) in &policy.storage_class_changes {
+        let field = format!("storage_class_changes.{from}");
+        if from.trim().is_empty() || to.trim().is_empty() {
+            problem(field, format!("a storage class and its replacement must both be named, got {from:?} = {to:?}"));
+        } else if from == to {
+            problem(field, format!("{from} is changed to itself"));
+        }
+    }
+
     // solver
     let solver = policy.solver;
     if !(solver.time_limit_seconds.is_finite() && solver.time_limit_seconds > 0.0) {

@@ -13,7 +13,7 @@ use kplan_model::{
 use super::explain;
 use super::flows::is_known_cni;
 use super::namespaces::{NamespacePlacement, addon_version, resolve_collisions};
-use super::preconditions::{block_preconditions, data_migration};
+use super::preconditions::{block_preconditions, data_migration, objects_on_removed_apis};
 use super::waves::Destination;
 use crate::context::BlockContext;
 use crate::realize::{Realized, target_zones};
@@ -316,6 +316,18 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
             PreconditionKind::RemovedApis => moves_namespaces[s],
             PreconditionKind::DataMigration | PreconditionKind::AddonVersions => false,
         };
+        if keep && precondition.kind == PreconditionKind::RemovedApis {
+            // The objects of the namespaces that move, by name, where the inventory knows them.
+            let moving = (0..data.n_namespaces())
+                .filter(|j| data.namespace_source[*j] == s && !addon_of.contains_key(j))
+                .map(|j| ctx.block.namespace(ctx.inventory, ctx.block.namespaces[j]));
+            let objects = objects_on_removed_apis(clusters[s], moving, &ctx.target_version);
+            if !objects.is_empty() {
+                precondition
+                    .detail
+                    .push_str(&format!("; last applied (kubectl) with a removed api: {}", objects.join(", ")));
+            }
+        }
         if keep && first_wave[s] != u32::MAX {
             precondition.before_wave = first_wave[s] as u64;
             plan.preconditions.push(precondition);

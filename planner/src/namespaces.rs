@@ -472,6 +472,7 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
+            applied_prerelease: Vec::new(),
         }
     }
 

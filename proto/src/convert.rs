@@ -142,6 +142,11 @@ impl From<model::Namespace> for v1::Namespace {
             sla_tier: sla_to_wire(n.sla_tier),
             requests: Some(n.requests.into()),
             pod_groups: vec_into(n.pod_groups),
+            applied_prerelease: n
+                .applied_prerelease
+                .into_iter()
+                .map(|a| v1::AppliedObject { api_version: a.api_version, kind: a.kind, name: a.name })
+                .collect(),
         }
     }
 }
@@ -155,6 +160,11 @@ impl From<v1::Namespace> for model::Namespace {
             sla_tier: sla_from_wire(n.sla_tier),
             requests: resources(n.requests),
             pod_groups: vec_into(n.pod_groups),
+            applied_prerelease: n
+                .applied_prerelease
+                .into_iter()
+                .map(|a| model::AppliedObject { api_version: a.api_version, kind: a.kind, name: a.name })
+                .collect(),
         }
     }
 }
@@ -920,6 +930,11 @@ mod tests {
                 sla_tier: model::SlaTier::Gold,
                 requests: model::Resources::new(250, 1 << 29, 3),
                 pod_groups: Vec::new(),
+                applied_prerelease: vec![model::AppliedObject {
+                    api_version: "batch/v1beta1".into(),
+                    kind: "CronJob".into(),
+                    name: "nightly".into(),
+                }],
             }],
         }
     }

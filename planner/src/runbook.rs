@@ -592,7 +592,7 @@ fn addon_step(target: &kplan_model::TargetCluster, addon: &kplan_model::AddonIns
     let versions = addon.versions();
     let clusters: Vec<&str> = addon.instances.iter().map(|i| i.cluster_id.as_str()).collect();
     let mut commands = vec![format!(
-        "# {name} runs in {} ({}; {}): install it on {cluster} once, from the chart or manifests the sources          were installed from, sized like {}'s; the sources keep theirs until they retire",
+        "# {name} runs in {} ({}; {}): install it on {cluster} once, from the chart or manifests the sources were installed from, sized like {}'s; the sources keep theirs until they retire",
         clusters.join(", "),
         if versions.len() == 1 {
             format!("version {}", versions[0])

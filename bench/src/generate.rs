@@ -549,7 +549,15 @@ fn namespace(name: &str, tier: &str, sla: SlaTier, pod_groups: Vec<PodGroup>) ->
             g.replicas,
         ))
     });
-    Namespace { name: name.to_string(), labels, security_tier: tier.to_string(), sla_tier: sla, requests, pod_groups }
+    Namespace {
+        name: name.to_string(),
+        labels,
+        security_tier: tier.to_string(),
+        sla_tier: sla,
+        requests,
+        pod_groups,
+        applied_prerelease: Vec::new(),
+    }
 }
 
 /// A namespace's demand as one to three Deployments of identical pods, no pod

@@ -368,6 +368,25 @@ pub fn plan_report(plan: &Plan, runbook: Option<&kplan_planner::runbook::Runbook
             if !t.control_plane_note.is_empty() {
                 let _ = writeln!(body, "<p class=\"note\">{}</p>", esc(&t.control_plane_note));
             }
+            if !t.addons.is_empty() {
+                body.push_str("<h4>Platform add-ons to install once (not moved, not renamed)</h4><table><tr><th>add-on</th><th>found by</th><th>install in wave</th><th>versions seen</th><th>source clusters</th><th>reserved cpu</th><th>reserved memory</th><th>sized from</th></tr>\n");
+                for a in &t.addons {
+                    let clusters: Vec<&str> = a.instances.iter().map(|i| i.cluster_id.as_str()).collect();
+                    let _ = writeln!(
+                        body,
+                        "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                        esc(&a.namespace),
+                        a.origin.as_str(),
+                        a.wave,
+                        esc(&a.versions().join(", ")),
+                        esc(&clusters.join(", ")),
+                        esc(&format_cpu(a.requests.cpu_millis)),
+                        esc(&format_bytes(a.requests.memory_bytes)),
+                        esc(&a.sized_from)
+                    );
+                }
+                body.push_str("</table>\n");
+            }
         }
         body.push_str("<h3>Capacity and demand at every wave</h3>\n");
         body.push_str(&wave_capacity_chart(idx, b));

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use kplan_model::quantity::{format_bytes, format_cpu};
-use kplan_model::{BlockPlan, BlockStatus, NodeAction, Plan, Resources};
+use kplan_model::{AddonInstall, BlockPlan, BlockStatus, NodeAction, Plan, Resources};
 
 use crate::output::table;
 
@@ -47,6 +47,11 @@ pub fn plan_table(plan: &Plan) -> String {
                 b.source_clusters.len().to_string(),
                 if planned { b.firewall_flows.len().to_string() } else { "-".into() },
                 if planned { b.waves.len().to_string() } else { "-".into() },
+                if planned {
+                    b.target_clusters.iter().map(|t| t.addons.len()).sum::<usize>().to_string()
+                } else {
+                    "-".into()
+                },
                 if planned { b.namespace_renames.len().to_string() } else { "-".into() },
                 if planned { b.preconditions.len().to_string() } else { "-".into() },
                 if planned { percent(b.gap) } else { "-".into() },
@@ -63,6 +68,7 @@ pub fn plan_table(plan: &Plan) -> String {
             "SOURCES",
             "FLOWS",
             "WAVES",
+            "ADD-ONS",
             "RENAMES",
             "PRECONDITIONS",
             "GAP",
@@ -98,8 +104,31 @@ pub fn plan_table(plan: &Plan) -> String {
         for note in notes {
             let _ = writeln!(out, "{}/{}: {}", block.datacenter, block.security_tier, note);
         }
+        for target in block.target_clusters.iter().filter(|t| !t.addons.is_empty()) {
+            let addons: Vec<String> = target.addons.iter().map(addon_summary).collect();
+            let _ = writeln!(
+                out,
+                "{}/{}: install on {} (once, not moved): {}",
+                block.datacenter,
+                block.security_tier,
+                target.name,
+                addons.join(", ")
+            );
+        }
     }
     out
+}
+
+/// `ingress-nginx 1.10.1 (policy, 4 clusters)`.
+pub fn addon_summary(addon: &AddonInstall) -> String {
+    format!(
+        "{} {} ({}, {} cluster{})",
+        addon.namespace,
+        addon.versions().join("/"),
+        addon.origin.as_str(),
+        addon.instances.len(),
+        if addon.instances.len() == 1 { "" } else { "s" }
+    )
 }
 
 /// A Markdown report: the summary, then every block in full.
@@ -172,6 +201,27 @@ fn block_markdown(out: &mut String, b: &BlockPlan) {
             let _ = writeln!(out, "\n> {}", t.control_plane_note);
         }
         out.push('\n');
+        if !t.addons.is_empty() {
+            let _ = writeln!(
+                out,
+                "Platform add-ons to install once (not moved, not renamed), before namespaces move in:\n\n| add-on | found by | install in wave | versions seen | source clusters | reserved (largest, from) |\n| --- | --- | --- | --- | --- | --- |"
+            );
+            for a in &t.addons {
+                let clusters: Vec<&str> = a.instances.iter().map(|i| i.cluster_id.as_str()).collect();
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} ({}) |",
+                    a.namespace,
+                    a.origin.as_str(),
+                    a.wave,
+                    a.versions().join(", "),
+                    clusters.join(", "),
+                    resources(a.requests),
+                    a.sized_from
+                );
+            }
+            out.push('\n');
+        }
     }
     if !b.firewall_flows.is_empty() {
         let _ = writeln!(

@@ -182,6 +182,7 @@ fn namespace_from_parts(
         sla_tier,
         requests: Resources::ZERO,
         pod_groups: Vec::new(),
+        applied_prerelease: Vec::new(),
     })
 }
 

@@ -135,6 +135,7 @@ pub fn collect(
     let mut workloads: BTreeSet<String> = BTreeSet::new();
     let mut volumes = volumes::VolumeIndex::default();
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
+    let mut applied: BTreeMap<String, BTreeSet<kplan_model::AppliedObject>> = BTreeMap::new();
     let mut snapshot: Option<(Origin, Box<ClusterSnapshot>)> = None;
     let mut first_kube_object: Option<String> = None;
     let mut generation: Option<u64> = None;
@@ -184,6 +185,13 @@ pub fn collect(
             }
             KubeObject::DaemonSet { daemon_set, .. } => {
                 let namespace = daemon_set.metadata.namespace.as_deref().unwrap_or_default();
+                let annotations = daemon_set.metadata.annotations.as_ref();
+                if let Some(object) = annotations
+                    .and_then(|a| a.get(parse::LAST_APPLIED))
+                    .and_then(|text| parse::last_applied_prerelease(text))
+                {
+                    applied.entry(namespace.to_string()).or_default().insert(object);
+                }
                 if is_detection_namespace(namespace)
                     && let Some(name) = &daemon_set.metadata.name
                 {
@@ -203,7 +211,12 @@ pub fn collect(
                 volumes.add_volume(&volume, &object).map_err(|error| locate(error, &origin))?;
             }
             KubeObject::StorageClass { class, .. } => volumes.add_class(&class),
-            KubeObject::Skipped { kind, .. } => *skipped.entry(kind).or_insert(0) += 1,
+            KubeObject::Skipped { kind, applied_prerelease, .. } => {
+                *skipped.entry(kind).or_insert(0) += 1;
+                if let Some((namespace, object)) = applied_prerelease {
+                    applied.entry(namespace).or_default().insert(object);
+                }
+            }
             KubeObject::Snapshot { origin, snapshot: found } => {
                 if let Some((first, _)) = &snapshot {
                     return Err(CollectError::SnapshotMixed {
@@ -233,6 +246,9 @@ pub fn collect(
         options,
     )?;
     for namespace in &mut snapshot.namespaces {
+        if let Some(objects) = applied.remove(&namespace.name) {
+            namespace.applied_prerelease = objects.into_iter().collect();
+        }
         if let Some(counts) = pod_groups.get(&namespace.name) {
             namespace.pod_groups = scheduling::counted_groups(counts.iter().map(|(group, n)| (group, *n)));
             volumes.resolve_groups(&namespace.name, &mut namespace.pod_groups);

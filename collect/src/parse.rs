@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
-use kplan_model::ClusterSnapshot;
+use kplan_model::{AppliedObject, ClusterSnapshot};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -77,6 +77,9 @@ pub enum KubeObject {
         kind: String,
         name: String,
         resource_version: Option<String>,
+        /// Its namespace, and the object as its last `kubectl apply` wrote it
+        /// when that used a pre-release API version (see [`last_applied_prerelease`]).
+        applied_prerelease: Option<(String, AppliedObject)>,
     },
     /// kplan's own snapshot format (`kplan-agent snapshot --out FILE`).
     Snapshot {
@@ -280,6 +283,27 @@ fn object_namespace(map: &Map<String, Value>) -> Option<&str> {
     map.get("metadata")?.get("namespace")?.as_str().filter(|namespace| !namespace.is_empty())
 }
 
+/// The annotation `kubectl apply` keeps the applied manifest in.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The object as its [`LAST_APPLIED`] annotation (`last_applied`) says its
+/// last `kubectl apply` wrote it, when that used a pre-release API version
+/// (`batch/v1beta1`, ...: the only versions Kubernetes removes). The API
+/// server serves the object in its preferred version; only the annotation
+/// keeps the one applied.
+pub fn last_applied_prerelease(last_applied: &str) -> Option<AppliedObject> {
+    let applied: Value = serde_json::from_str(last_applied).ok()?;
+    let api_version = applied.get("apiVersion")?.as_str()?;
+    if !AppliedObject::is_prerelease(api_version) {
+        return None;
+    }
+    Some(AppliedObject {
+        api_version: api_version.to_string(),
+        kind: applied.get("kind")?.as_str()?.to_string(),
+        name: applied.get("metadata")?.get("name")?.as_str()?.to_string(),
+    })
+}
+
 fn read_item(
     item: Value,
     source: &Arc<str>,
@@ -397,7 +421,12 @@ fn read_item(
                 Some(api_version) if api_version.contains('/') => format!("{kind}.{api_version}"),
                 _ => kind,
             };
-            KubeObject::Skipped { origin, kind, name: name.unwrap_or_default(), resource_version }
+            let last_applied = map
+                .get("metadata")
+                .and_then(|metadata| metadata.get("annotations")?.get(LAST_APPLIED)?.as_str())
+                .and_then(last_applied_prerelease);
+            let applied_prerelease = namespace.zip(last_applied);
+            KubeObject::Skipped { origin, kind, name: name.unwrap_or_default(), resource_version, applied_prerelease }
         }
     };
     objects.push(object);

@@ -592,3 +592,50 @@ fn a_gpu_pool_and_its_training_pods_are_recorded_for_the_pod_level_checks() {
     // The namespace's sum is still what the pods request.
     assert_eq!(ml.requests, Resources::new(4000, 16 << 30, 2));
 }
+
+/// Objects last applied with a pre-release API (`kubectl.kubernetes.io/last-applied-configuration`)
+/// are recorded by name in their namespace, whatever version the API server
+/// serves them in; objects applied with a GA version, or never applied, are not.
+#[test]
+fn objects_last_applied_with_a_prerelease_api_are_named_per_namespace() {
+    let applied = |api_version: &str, kind: &str, name: &str| {
+        json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": "payments"}})
+            .to_string()
+    };
+    let object = |api_version: &str, kind: &str, name: &str, last_applied: Option<String>| {
+        let mut metadata = json!({"name": name, "namespace": "payments", "resourceVersion": "7"});
+        if let Some(text) = last_applied {
+            metadata["annotations"] = json!({ parse::LAST_APPLIED: text });
+        }
+        json!({"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": {}})
+    };
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments", "resourceVersion": "5"}},
+        // served as batch/v1, applied as batch/v1beta1 (removed in 1.25)
+        object("batch/v1", "CronJob", "nightly", Some(applied("batch/v1beta1", "CronJob", "nightly"))),
+        object("policy/v1", "PodDisruptionBudget", "api", Some(applied("policy/v1beta1", "PodDisruptionBudget", "api"))),
+        // applied with a GA version, or created without kubectl apply: nothing to say
+        object("apps/v1", "Deployment", "api", Some(applied("apps/v1", "Deployment", "api"))),
+        object("autoscaling/v2", "HorizontalPodAutoscaler", "api", None),
+        // a broken annotation is ignored, not an error
+        object("networking.k8s.io/v1", "Ingress", "web", Some("{not json".to_string())),
+        // a DaemonSet is read, and its annotation too
+        object("apps/v1", "DaemonSet", "agent", Some(applied("extensions/v1beta1", "DaemonSet", "agent"))),
+    ]});
+    let objects = parse_documents(&list.to_string(), "export.json").unwrap();
+    let snapshot = collect(objects, &options()).unwrap();
+    let payments = snapshot.namespaces.iter().find(|n| n.name == "payments").expect("payments");
+    let named: Vec<(&str, &str, &str)> = payments
+        .applied_prerelease
+        .iter()
+        .map(|a| (a.api_version.as_str(), a.kind.as_str(), a.name.as_str()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("batch/v1beta1", "CronJob", "nightly"),
+            ("extensions/v1beta1", "DaemonSet", "agent"),
+            ("policy/v1beta1", "PodDisruptionBudget", "api"),
+        ]
+    );
+}

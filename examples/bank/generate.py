@@ -107,6 +107,9 @@ class Cluster:
     pod_cidr: str = "10.244.0.0/16"
     node_net: str = "10.0.0"           # first three octets of node InternalIPs
     note: str = ""
+    # platform add-ons: namespace -> version (see ADDONS); every cluster runs ingress-nginx and (but the
+    # small site) monitoring
+    addons: dict = field(default_factory=lambda: {"ingress-nginx": "1.10.1", "monitoring": "58.2.2"})
 
     @property
     def n_nodes(self) -> int:
@@ -127,6 +130,7 @@ CLUSTERS: list[Cluster] = [
         os_image="Ubuntu 22.04.4 LTS", kernel="5.15.0-105-generic", labels="topology",
         csi="vsphere", u_cpu=0.42, u_mem=0.38, reserved_cpu_m=110, reserved_mem_ki=1048576,
         pod_cidr="10.44.0.0/16", node_net="10.16.10", created=datetime(2021, 9, 14, tzinfo=timezone.utc),
+        addons={"ingress-nginx": "1.10.1", "monitoring": "58.2.2", "cert-manager": "v1.14.5"},
         namespaces=[
             ns("payments", "gold", security_tier="prod", pods=8, weight=1.6, team="payments"),
             ns("payments-gateway", "gold", pods=6, weight=1.2, team="payments"),
@@ -148,6 +152,7 @@ CLUSTERS: list[Cluster] = [
         cp_label="master", csi="vsphere-old", u_cpu=0.48, u_mem=0.51,
         node_prefix="fraprdcore", cp_name="m{n:02d}", worker_name="n{n:02d}",
         pod_cidr="192.168.0.0/16", node_net="10.16.20", created=datetime(2019, 11, 4, tzinfo=timezone.utc),
+        addons={"ingress-nginx": "1.1.3", "monitoring": "58.2.2"},
         namespaces=[
             ns("core-banking", "gold", security_tier="prod", pods=8, weight=2.0, team="core"),
             ns("ledger", "gold", pods=6, weight=1.5, team="core"),
@@ -165,6 +170,7 @@ CLUSTERS: list[Cluster] = [
         os_image="Red Hat Enterprise Linux 9.3 (Plow)", kernel="5.14.0-362.24.1.el9_3.x86_64",
         labels="kplan", csi="netapp", u_cpu=0.34, u_mem=0.30, reserved_cpu_m=500, reserved_mem_ki=2097152,
         pod_cidr="10.46.0.0/16", node_net="10.16.30", created=datetime(2023, 2, 20, tzinfo=timezone.utc),
+        addons={"ingress-nginx": "1.10.1", "monitoring": "58.2.2", "cert-manager": "v1.14.5"},
         namespaces=[
             ns("fx-trading", "gold", security_tier="prod", pods=8, weight=1.6, team="markets"),
             ns("risk-engine", "gold", pods=7, weight=1.8, team="risk"),
@@ -269,6 +275,7 @@ CLUSTERS: list[Cluster] = [
         os_image="Ubuntu 22.04.4 LTS", kernel="5.15.0-105-generic", labels="topology",
         csi="ceph-rbd", u_cpu=0.40, u_mem=0.44, reserved_cpu_m=110, reserved_mem_ki=1048576,
         pod_cidr="10.80.0.0/16", node_net="10.32.10", created=datetime(2021, 5, 25, tzinfo=timezone.utc),
+        addons={"ingress-nginx": "1.10.1", "monitoring": "58.2.2", "cert-manager": "v1.14.5"},
         namespaces=[
             ns("ledger-uk", "gold", security_tier="prod", pods=7, weight=1.5, team="core"),
             ns("faster-payments", "gold", pods=7, weight=1.4, team="payments"),
@@ -367,6 +374,7 @@ CLUSTERS: list[Cluster] = [
         os_image="Ubuntu 22.04.4 LTS", kernel="5.15.0-105-generic", labels="topology",
         cp_label="both", cp_tainted=False, cp_shape="m", u_cpu=0.40, u_mem=0.42,
         pod_cidr="10.100.0.0/16", node_net="10.48.10", created=datetime(2023, 6, 19, tzinfo=timezone.utc),
+        addons={"ingress-nginx": "1.10.1"},  # its metrics go to a central Prometheus
         namespaces=[
             ns("payments-apac", "gold", pods=7, weight=1.3, team="payments"),
             ns("trade-finance", "gold", pods=6, weight=1.0, team="trade"),
@@ -1290,6 +1298,66 @@ def schedule(c: Cluster, g: Gen, pods: list[PodSpec], nodes: list[NodeRec]) -> N
 
 
 # ---------------------------------------------------------------------------------
+# Platform add-ons
+# ---------------------------------------------------------------------------------
+
+# namespace -> its workloads as their upstream charts install them:
+#   (name, kind, replicas, cpu m, memory Mi per pod or None: scaled with the cluster, image; {version}: the add-on's)
+# The namespace carries app.kubernetes.io/version (what kplan reads as the add-on's version).
+ADDONS = {
+    "ingress-nginx": [
+        ("ingress-nginx-controller", "Deployment", 2, 100, 90, "registry.k8s.io/ingress-nginx/controller:v{version}"),
+    ],
+    "monitoring": [
+        ("prometheus-k8s", "StatefulSet", 2, 200, None, "quay.io/prometheus/prometheus:v2.51.2"),
+        ("kube-state-metrics", "Deployment", 1, 50, 190, "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.12.0"),
+        ("grafana", "Deployment", 1, 100, 128, "docker.io/grafana/grafana:10.4.1"),
+    ],
+    "cert-manager": [
+        ("cert-manager", "Deployment", 1, 10, 32, "quay.io/jetstack/cert-manager-controller:{version}"),
+        ("cert-manager-cainjector", "Deployment", 1, 10, 32, "quay.io/jetstack/cert-manager-cainjector:{version}"),
+        ("cert-manager-webhook", "Deployment", 1, 10, 32, "quay.io/jetstack/cert-manager-webhook:{version}"),
+    ],
+}
+
+
+def addon_pods(c: Cluster, g: Gen, n_nodes: int) -> list[PodSpec]:
+    """The pods of the cluster's add-ons; Prometheus' memory grows with the cluster (256 Mi per node)."""
+    pods: list[PodSpec] = []
+    for namespace, version in sorted(c.addons.items()):
+        for name, kind, reps, cpu, mem, image in ADDONS[namespace]:
+            mem = mem if mem is not None else round_mem(512 + 256 * n_nodes)
+            labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": namespace,
+                      "app.kubernetes.io/version": version}
+            ct = Container("controller" if namespace == "ingress-nginx" else name, image.format(version=version), cpu, mem)
+            if kind == "Deployment":
+                rs_hash, rs_uid = g.suffix(10), g.uid()
+                for _ in range(reps):
+                    pods.append(PodSpec(namespace, f"{name}-{rs_hash}-{g.suffix(5)}", "ReplicaSet",
+                                        f"{name}-{rs_hash}", rs_uid, dict(labels, **{"pod-template-hash": rs_hash}),
+                                        [ct], priority_class="system-cluster-critical", service_account=name))
+            else:
+                ss_uid, rev = g.uid(), f"{name}-{g.suffix(10)}"
+                for i in range(reps):
+                    pods.append(PodSpec(namespace, f"{name}-{i}", "StatefulSet", name, ss_uid,
+                                        dict(labels, **{"controller-revision-hash": rev,
+                                                        "statefulset.kubernetes.io/pod-name": f"{name}-{i}"}),
+                                        [ct], priority_class="system-cluster-critical", service_account=name))
+    return pods
+
+
+def addon_namespace_objects(c: Cluster, g: Gen) -> list[dict]:
+    """The add-ons' namespaces: created with the cluster, labelled with the installed version."""
+    objs = []
+    for namespace, version in sorted(c.addons.items()):
+        obj = namespace_object(c, g, namespace, None)
+        obj["metadata"]["labels"].update({"app.kubernetes.io/managed-by": "Helm",
+                                          "app.kubernetes.io/version": version})
+        objs.append(obj)
+    return objs
+
+
+# ---------------------------------------------------------------------------------
 # Namespaces
 # ---------------------------------------------------------------------------------
 
@@ -1373,12 +1441,18 @@ def build_cluster(idx: int, c: Cluster) -> tuple[dict, dict]:
     workers = [n for n in nodes if n.schedulable]
     max_cpu = min(n.alloc_cpu_m for n in workers) * 0.45
     max_mem = min(n.alloc_mem_ki for n in workers) / 1024 * 0.45
+    # the add-ons draw from their own generator (the business pods' random choices do not shift);
+    # their demand comes out of the cluster's utilisation target like the system pods'
+    addons = addon_pods(c, Gen(f"{SEED}/{c.id}/addons"), len(nodes))
+    sys_cpu += sum(p.effective()[0] for p in addons)
+    sys_mem += sum(p.effective()[1] for p in addons)
     biz = business_pods(c, g, c.u_cpu * total_cpu - sys_cpu, c.u_mem * total_mem_mi - sys_mem, max_cpu, max_mem)
-    pods = sys_pods + biz
+    pods = sys_pods + addons + biz
     schedule(c, g, pods, nodes)
 
     pod_objs = pod_objects(c, g, pods, nodes)
-    ns_objs = namespace_objects(c, g)
+    ns_objs = namespace_objects(c, g) + addon_namespace_objects(c, Gen(f"{SEED}/{c.id}/addons/namespaces"))
+    ns_objs.sort(key=lambda o: o["metadata"]["name"])
     node_objs.sort(key=lambda o: o["metadata"]["name"])
     ds_objs.sort(key=lambda o: o["metadata"]["name"])
 

@@ -169,6 +169,29 @@ pub struct Namespace {
     /// snapshots, agents that do not report pods yet).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pod_groups: Vec<crate::scheduling::PodGroup>,
+    /// Its objects whose `kubectl.kubernetes.io/last-applied-configuration`
+    /// uses a pre-release API version (`v1beta1`, `v2beta2`, `v1alpha1`: the
+    /// only versions Kubernetes removes), sorted. Empty when none or not known
+    /// (only `kplan import` of exports with those kinds records them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied_prerelease: Vec<AppliedObject>,
+}
+
+/// An object as its last `kubectl apply` wrote it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AppliedObject {
+    /// `group/version`, e.g. `batch/v1beta1`.
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+}
+
+impl AppliedObject {
+    /// Whether `api_version`'s version is a pre-release (`v1beta1`, `v2alpha1`).
+    pub fn is_prerelease(api_version: &str) -> bool {
+        let version = api_version.rsplit('/').next().unwrap_or_default();
+        version.starts_with('v') && (version.contains("beta") || version.contains("alpha"))
+    }
 }
 
 /// Facts about a whole cluster.

@@ -15,7 +15,8 @@ pub mod test_support;
 pub mod time;
 
 pub use inventory::{
-    ClusterFacts, ClusterSnapshot, ClusterSummary, GenerationInfo, Namespace, Node, NodeRole, Resources, SlaTier,
+    AppliedObject, ClusterFacts, ClusterSnapshot, ClusterSummary, GenerationInfo, Namespace, Node, NodeRole, Resources,
+    SlaTier,
 };
 pub use plan::*;
 pub use policy::Policy;

@@ -156,6 +156,66 @@ pub struct TargetCluster {
     pub zones: Vec<String>,
     pub allocatable: Resources,
     pub requested: Resources,
+    /// Platform add-ons installed once on this target instead of moving, by
+    /// namespace (absent in plans made before add-ons).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addons: Vec<AddonInstall>,
+}
+
+/// Why a namespace is an add-on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddonOrigin {
+    /// `policy.addon_namespaces` names it.
+    #[default]
+    Policy,
+    /// kplan found it in most source clusters of the block with the same workloads.
+    Detected,
+}
+
+impl AddonOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddonOrigin::Policy => "policy",
+            AddonOrigin::Detected => "detected",
+        }
+    }
+}
+
+/// A platform add-on installed once on a target: its instances in the source
+/// clusters are not moved or renamed; the target reserves the demand of the
+/// largest of them from the wave it is installed in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddonInstall {
+    pub namespace: String,
+    pub origin: AddonOrigin,
+    /// The wave it is installed in: no later than the first namespace moving into
+    /// the target.
+    pub wave: u64,
+    /// The source cluster of the largest instance, whose requests are reserved.
+    pub sized_from: String,
+    /// The requests reserved on the target (the largest instance's).
+    pub requests: Resources,
+    /// Every instance in the block's source clusters, by cluster id.
+    pub instances: Vec<AddonInstance>,
+}
+
+impl AddonInstall {
+    /// The distinct versions seen, sorted (`unknown` included when some instance has none).
+    pub fn versions(&self) -> Vec<&str> {
+        let versions: std::collections::BTreeSet<&str> = self.instances.iter().map(|i| i.version.as_str()).collect();
+        versions.into_iter().collect()
+    }
+}
+
+/// One source cluster's instance of an add-on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddonInstance {
+    pub cluster_id: String,
+    /// The namespace's `app.kubernetes.io/version` label, else `unknown` (the
+    /// inventory records no container images).
+    pub version: String,
+    pub requests: Resources,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -267,6 +327,9 @@ pub enum PreconditionKind {
     /// A node-local volume's data is copied to the target before its pods or
     /// its node move (policy `local_volumes = "migrate-data"`).
     DataMigration,
+    /// An add-on runs different versions in the sources: one is chosen for the
+    /// target before it is installed (`cluster_id` is the target).
+    AddonVersions,
 }
 
 /// Something that must change in a source cluster before its first wave.

@@ -45,6 +45,24 @@ pub struct Policy {
     /// Namespaces that exist in every cluster and merge instead of colliding.
     /// A trailing `*` matches a prefix (`kube-*`).
     pub platform_namespaces: Vec<String>,
+    /// Platform add-ons: namespaces that are installed once per target instead
+    /// of moving (ingress controllers, monitoring and logging stacks,
+    /// cert-manager, service meshes, CNI and CSI operators, policy engines,
+    /// backup tools). Same patterns as `platform_namespaces`. The default is
+    /// [`DEFAULT_ADDON_NAMESPACES`]; kplan also detects add-ons the list does not
+    /// name (`planner/src/namespaces.rs`, `find_addons`). Unlike a platform
+    /// namespace, an add-on has something to install and its demand counts.
+    pub addon_namespaces: Vec<String>,
+    /// Whether kplan detects add-ons that `addon_namespaces` does not name (a
+    /// namespace found with the same workloads in most clusters of a block).
+    /// Default true; every detected add-on is reported in the plan.
+    pub detect_addons: bool,
+    /// StorageClasses the targets will not have, each with the class that
+    /// replaces it: a namespace whose claims use one is restored with Velero's
+    /// `change-storage-class` ConfigMap (`{ "vsphere-thin" = "ceph-rbd" }`).
+    /// kplan cannot see a target's classes (it is a new cluster): the architect
+    /// says which change. Default: none.
+    pub storage_class_changes: BTreeMap<String, String>,
     /// Whether control-plane nodes are dedicated (their capacity does not count
     /// for workloads). Default true.
     pub dedicated_control_plane: bool,
@@ -55,6 +73,49 @@ pub struct Policy {
     pub local_volumes: LocalVolumes,
     pub solver: SolverPolicy,
 }
+
+/// The default of [`Policy::addon_namespaces`]: the namespaces the upstream
+/// install instructions of well-known add-ons create.
+pub const DEFAULT_ADDON_NAMESPACES: &[&str] = &[
+    // ingress controllers
+    "ingress-nginx",
+    "nginx-ingress",
+    "traefik",
+    "haproxy-controller",
+    "projectcontour",
+    // monitoring and logging stacks
+    "monitoring",
+    "prometheus",
+    "grafana",
+    "logging",
+    "loki",
+    "elastic-system",
+    "opentelemetry-operator-system",
+    // certificates, DNS and secrets
+    "cert-manager",
+    "external-dns",
+    "external-secrets",
+    // service meshes
+    "istio-system",
+    "istio-ingress",
+    "linkerd",
+    "linkerd-viz",
+    // CNI and CSI operators, load balancers
+    "calico-system",
+    "calico-apiserver",
+    "tigera-operator",
+    "cilium",
+    "metallb-system",
+    "longhorn-system",
+    "rook-ceph",
+    "trident",
+    "openebs",
+    // policy engines
+    "gatekeeper-system",
+    "kyverno",
+    // backup tools
+    "velero",
+];
 
 /// See [`Policy::local_volumes`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +144,9 @@ impl Default for Policy {
             nodeport_range: "30000-32767".to_string(),
             calico_encapsulation: "ipip".to_string(),
             platform_namespaces: vec!["default".to_string(), "kube-*".to_string()],
+            addon_namespaces: DEFAULT_ADDON_NAMESPACES.iter().map(|name| name.to_string()).collect(),
+            detect_addons: true,
+            storage_class_changes: BTreeMap::new(),
             dedicated_control_plane: true,
             local_volumes: LocalVolumes::KeepNode,
             solver: SolverPolicy::default(),

@@ -6,13 +6,18 @@
 //!   a cluster's datacenter is where most of its nodes are (ties: the smallest
 //!   name), else `facts.datacenter`.
 //! - Platform namespaces never move and are not part of any block.
+//! - A platform add-on (`namespaces::find_addons`) is installed once per target:
+//!   of its instances in the block, only the largest stays a block namespace
+//!   (its requests are what the target reserves; it "moves" in the wave the
+//!   add-on is installed, before every other namespace by rank); the others
+//!   are left out of the block like platform namespaces.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use kplan_model::{ClusterSnapshot, Namespace, Node, Policy};
+use kplan_model::{AddonOrigin, ClusterSnapshot, Namespace, Node, Policy};
 
-use super::namespaces::is_platform_namespace;
+use super::namespaces::{find_addons, is_platform_namespace};
 use crate::error::PlanError;
 
 /// One (datacenter, security tier).
@@ -77,6 +82,19 @@ pub struct Block {
     pub allowed_zones: Vec<String>,
     /// Zones of the block's nodes that may not host its tier, sorted.
     pub forbidden_zones: Vec<String>,
+    /// The block's platform add-ons, by name.
+    pub addons: Vec<BlockAddon>,
+}
+
+/// A platform add-on of a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockAddon {
+    pub name: String,
+    pub origin: AddonOrigin,
+    /// Every instance, by cluster id.
+    pub instances: Vec<NamespaceId>,
+    /// The largest instance: the one that stays in `Block::namespaces`.
+    pub largest: NamespaceId,
 }
 
 impl Block {
@@ -86,6 +104,11 @@ impl Block {
 
     pub fn namespace<'a>(&self, inventory: &'a [ClusterSnapshot], id: NamespaceId) -> &'a Namespace {
         &inventory[id.cluster].namespaces[id.namespace]
+    }
+
+    /// The add-on whose largest instance is `id`, if any.
+    pub fn addon_of(&self, id: NamespaceId) -> Option<&BlockAddon> {
+        self.addons.iter().find(|addon| addon.largest == id)
     }
 }
 
@@ -224,7 +247,8 @@ pub fn partition(inventory: &[ClusterSnapshot], policy: &Policy) -> Vec<Block> {
 
     members
         .into_iter()
-        .map(|(key, m)| {
+        .map(|(key, mut m)| {
+            let addons = block_addons(inventory, &mut m.namespaces, &m.nodes, policy);
             let mut clusters: BTreeSet<(&str, usize)> = BTreeSet::new();
             let mut allowed = BTreeSet::new();
             let mut forbidden = BTreeSet::new();
@@ -247,7 +271,41 @@ pub fn partition(inventory: &[ClusterSnapshot], policy: &Policy) -> Vec<Block> {
                 source_clusters: clusters.into_iter().map(|(_, c)| c).collect(),
                 allowed_zones: allowed.into_iter().collect(),
                 forbidden_zones: forbidden.into_iter().collect(),
+                addons,
             }
         })
         .collect()
+}
+
+/// The add-ons among a block's `namespaces`: every instance but the largest is
+/// taken out of `namespaces`. Clusters are counted before that.
+fn block_addons(
+    inventory: &[ClusterSnapshot],
+    namespaces: &mut Vec<NamespaceId>,
+    nodes: &[NodeId],
+    policy: &Policy,
+) -> Vec<BlockAddon> {
+    let n_clusters = nodes
+        .iter()
+        .map(|id| id.cluster)
+        .chain(namespaces.iter().map(|id| id.cluster))
+        .collect::<BTreeSet<usize>>()
+        .len();
+    let candidates: Vec<(&str, &Namespace)> = namespaces
+        .iter()
+        .map(|id| (inventory[id.cluster].cluster_id.as_str(), &inventory[id.cluster].namespaces[id.namespace]))
+        .collect();
+    let addons: Vec<BlockAddon> = find_addons(&candidates, n_clusters, policy)
+        .into_iter()
+        .map(|found| BlockAddon {
+            name: found.name,
+            origin: found.origin,
+            instances: found.instances.iter().map(|&k| namespaces[k]).collect(),
+            largest: namespaces[found.largest],
+        })
+        .collect();
+    let left_out: BTreeSet<NamespaceId> =
+        addons.iter().flat_map(|addon| addon.instances.iter().copied().filter(|&id| id != addon.largest)).collect();
+    namespaces.retain(|id| !left_out.contains(id));
+    addons
 }

@@ -303,6 +303,7 @@ mod tests {
                 sla_tier: Default::default(),
                 requests: Resources::new(requested_cores * 1000, (requested_cores * 2) << 30, requested_cores),
                 pod_groups: Vec::new(),
+                applied_prerelease: Vec::new(),
             }],
         }
     }

@@ -481,6 +481,8 @@ fn summarize(blocks: &[BlockPlan], seconds: f64) -> PlanSummary {
 }
 
 #[cfg(test)]
+mod addon_tests;
+#[cfg(test)]
 mod class_tests;
 #[cfg(test)]
 mod tests;

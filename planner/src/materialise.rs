@@ -5,14 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kplan_model::policy::LocalVolumes;
 use kplan_model::{
-    BlockPlan, BlockStatus, ClusterCapacity, ClusterSnapshot, ControlPlaneNode, NamespaceMove, NodeAction, NodeMove,
-    NodeRef, Precondition, PreconditionKind, Resources, TargetCluster, Wave,
+    AddonInstall, AddonInstance, AddonOrigin, BlockPlan, BlockStatus, ClusterCapacity, ClusterSnapshot,
+    ControlPlaneNode, NamespaceMove, NodeAction, NodeMove, NodeRef, Precondition, PreconditionKind, Resources,
+    TargetCluster, Wave,
 };
 
 use super::explain;
 use super::flows::is_known_cni;
-use super::namespaces::{NamespacePlacement, resolve_collisions};
-use super::preconditions::{block_preconditions, data_migration};
+use super::namespaces::{NamespacePlacement, addon_version, resolve_collisions};
+use super::preconditions::{block_preconditions, data_migration, objects_on_removed_apis};
 use super::waves::Destination;
 use crate::context::BlockContext;
 use crate::realize::{Realized, target_zones};
@@ -104,6 +105,36 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
     let timeline = timeline(ctx, realized);
     let mut plan = empty_plan(ctx);
     plan.status = BlockStatus::Planned;
+    // Block namespace index -> the add-on it is the largest instance of.
+    let addon_of: BTreeMap<usize, &crate::blocks::BlockAddon> = (0..data.n_namespaces())
+        .filter_map(|j| ctx.block.addon_of(ctx.block.namespaces[j]).map(|addon| (j, addon)))
+        .collect();
+    let mut addons: Vec<Vec<AddonInstall>> = vec![Vec::new(); assignment.n_targets];
+    for (&j, addon) in &addon_of {
+        let instances: Vec<AddonInstance> = addon
+            .instances
+            .iter()
+            .map(|&id| {
+                let namespace = ctx.block.namespace(ctx.inventory, id);
+                AddonInstance {
+                    cluster_id: ctx.inventory[id.cluster].cluster_id.clone(),
+                    version: addon_version(namespace),
+                    requests: namespace.requests,
+                }
+            })
+            .collect();
+        addons[assignment.namespace_target[j]].push(AddonInstall {
+            namespace: addon.name.clone(),
+            origin: addon.origin,
+            wave: schedule.namespace_wave[j] as u64,
+            sized_from: ctx.source_id(data.namespace_source[j]).to_string(),
+            requests: data.namespace_demand[j],
+            instances,
+        });
+    }
+    for list in &mut addons {
+        list.sort_by(|a, b| a.namespace.cmp(&b.namespace));
+    }
 
     // Targets.
     let mut notes = Vec::new();
@@ -140,6 +171,7 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
             zones: zones[t].0.clone(),
             allocatable,
             requested,
+            addons: std::mem::take(&mut addons[t]),
         });
     }
     if ctx.small_site {
@@ -159,6 +191,19 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
     } else if !is_known_cni(&ctx.target_cni) {
         notes.push(format!("kplan does not know the flows of CNI {:?}: its own flows are not listed", ctx.target_cni));
     }
+    let detected: Vec<String> = ctx
+        .block
+        .addons
+        .iter()
+        .filter(|addon| addon.origin == AddonOrigin::Detected)
+        .map(|addon| format!("{} ({} of {} clusters)", addon.name, addon.instances.len(), ctx.n_sources()))
+        .collect();
+    if !detected.is_empty() {
+        notes.push(format!(
+            "add-ons detected (the same workloads in most source clusters; installed once per target, not moved): {}",
+            detected.join(", ")
+        ));
+    }
     plan.explanation = notes.join("\n");
     let mut freed: Vec<NodeRef> = (0..data.n_nodes())
         .filter(|&i| assignment.node_destination[i] == Destination::Free)
@@ -176,6 +221,7 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
             target_cluster: target_names[assignment.namespace_target[j]].clone(),
             sla_tier: data.namespace_sla[j],
             pods: data.namespace_demand[j].pods,
+            addon: addon_of.contains_key(&j),
         })
         .collect();
     let renames = resolve_collisions(&placements, ctx.policy);
@@ -195,7 +241,8 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
         };
         waves[w].nodes.push(NodeMove { cluster_id: r.cluster_id, node: r.node, zone: r.zone, action, to_cluster });
     }
-    for j in 0..data.n_namespaces() {
+    // An add-on is installed (`TargetCluster::addons`), not moved.
+    for j in (0..data.n_namespaces()).filter(|j| !addon_of.contains_key(j)) {
         let w = schedule.namespace_wave[j] as usize - 1;
         let from_cluster = ctx.source_id(data.namespace_source[j]);
         let namespace = ctx.namespace_name(j);
@@ -246,7 +293,7 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
             kept_nodes[s].insert(ctx.node_name(i));
         }
     }
-    for j in 0..data.n_namespaces() {
+    for j in (0..data.n_namespaces()).filter(|j| !addon_of.contains_key(j)) {
         let s = data.namespace_source[j];
         first_wave[s] = first_wave[s].min(schedule.namespace_wave[j]);
         moves_namespaces[s] = true;
@@ -267,8 +314,20 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
             PreconditionKind::CniMigration => !kept_nodes[s].is_empty(),
             PreconditionKind::CsiDriver => !kept_nodes[s].is_empty() || moves_namespaces[s],
             PreconditionKind::RemovedApis => moves_namespaces[s],
-            PreconditionKind::DataMigration => false,
+            PreconditionKind::DataMigration | PreconditionKind::AddonVersions => false,
         };
+        if keep && precondition.kind == PreconditionKind::RemovedApis {
+            // The objects of the namespaces that move, by name, where the inventory knows them.
+            let moving = (0..data.n_namespaces())
+                .filter(|j| data.namespace_source[*j] == s && !addon_of.contains_key(j))
+                .map(|j| ctx.block.namespace(ctx.inventory, ctx.block.namespaces[j]));
+            let objects = objects_on_removed_apis(clusters[s], moving, &ctx.target_version);
+            if !objects.is_empty() {
+                precondition
+                    .detail
+                    .push_str(&format!("; last applied (kubectl) with a removed api: {}", objects.join(", ")));
+            }
+        }
         if keep && first_wave[s] != u32::MAX {
             precondition.before_wave = first_wave[s] as u64;
             plan.preconditions.push(precondition);
@@ -288,9 +347,50 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
                 .extend(data_migration(cluster, namespace, target, wave, |node| node_wave.get(&(s, node)).copied()));
         }
     }
+    plan.preconditions.extend(plan.target_clusters.iter().flat_map(addon_version_findings));
     plan.preconditions.sort_by(|a: &Precondition, b: &Precondition| {
         (a.before_wave, &a.cluster_id, a.kind, &a.detail).cmp(&(b.before_wave, &b.cluster_id, b.kind, &b.detail))
     });
     plan.nodes_after = assignment.node_destination.iter().filter(|d| **d != Destination::Free).count() as u64;
     plan
+}
+
+/// A finding per add-on of `target` whose instances run different known
+/// versions: one must be chosen before it is installed.
+fn addon_version_findings(target: &TargetCluster) -> Vec<Precondition> {
+    target
+        .addons
+        .iter()
+        .filter_map(|addon| {
+            let known: Vec<&str> = addon.versions().into_iter().filter(|v| *v != "unknown").collect();
+            if known.len() < 2 {
+                return None;
+            }
+            let seen: Vec<String> = known
+                .iter()
+                .map(|version| {
+                    let clusters: Vec<&str> = addon
+                        .instances
+                        .iter()
+                        .filter(|i| i.version == *version)
+                        .map(|i| i.cluster_id.as_str())
+                        .collect();
+                    format!("{version} in {}", clusters.join(", "))
+                })
+                .collect();
+            Some(Precondition {
+                cluster_id: target.name.clone(),
+                kind: PreconditionKind::AddonVersions,
+                detail: format!(
+                    "add-on {} runs different versions ({}): choose the one to install on {}",
+                    addon.namespace,
+                    seen.join("; "),
+                    target.name
+                ),
+                nodes: Vec::new(),
+                before_wave: addon.wave,
+                claims: Vec::new(),
+            })
+        })
+        .collect()
 }

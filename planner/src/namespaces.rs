@@ -7,12 +7,16 @@
 //! (`policy.platform_namespaces`: `default`, `kube-*`, ...) exist in every cluster
 //! and merge into the target's own, so they never collide.
 //!
+//! Platform add-ons ([`find_addons`]: `ingress-nginx`, `monitoring`, ...) are
+//! installed once per target instead of moving; they keep their name, and a
+//! tenant namespace of the same name moving into the target collides with them.
+//!
 //! Pure and deterministic: the same placements give the same renames whatever
 //! their order.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kplan_model::{NamespaceRename, Policy, SlaTier};
+use kplan_model::{AddonOrigin, Namespace, NamespaceRename, Policy, SlaTier};
 
 /// The longest valid DNS-1123 label (a namespace name).
 pub const MAX_NAMESPACE_LEN: usize = 63;
@@ -25,19 +29,123 @@ pub struct NamespacePlacement {
     pub target_cluster: String,
     pub sla_tier: SlaTier,
     pub pods: u64,
+    /// A platform add-on installed on the target: it always keeps its name.
+    pub addon: bool,
 }
 
-/// Whether `name` is a platform namespace: it matches an entry of
-/// `policy.platform_namespaces` exactly, or starts with the part before a
-/// trailing `*` (`kube-*` matches `kube-system`).
-pub fn is_platform_namespace(name: &str, policy: &Policy) -> bool {
-    policy.platform_namespaces.iter().any(|pattern| {
+/// Whether `name` matches one of `patterns` exactly, or starts with the part
+/// before a trailing `*`.
+fn matches_any(name: &str, patterns: &[String]) -> bool {
+    patterns.iter().any(|pattern| {
         let pattern = pattern.trim();
         match pattern.strip_suffix('*') {
             Some(prefix) => name.starts_with(prefix),
             None => !pattern.is_empty() && name == pattern,
         }
     })
+}
+
+/// Whether `name` is a platform namespace: it matches an entry of
+/// `policy.platform_namespaces` exactly, or starts with the part before a
+/// trailing `*` (`kube-*` matches `kube-system`).
+pub fn is_platform_namespace(name: &str, policy: &Policy) -> bool {
+    matches_any(name, &policy.platform_namespaces)
+}
+
+/// Whether the policy names `name` as a platform add-on (`policy.addon_namespaces`,
+/// the same patterns as [`is_platform_namespace`]).
+pub fn is_addon_namespace(name: &str, policy: &Policy) -> bool {
+    matches_any(name, &policy.addon_namespaces)
+}
+
+/// An add-on of one block, as [`find_addons`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundAddon {
+    pub name: String,
+    pub origin: AddonOrigin,
+    /// Indexes into the candidates given to [`find_addons`], in their order.
+    pub instances: Vec<usize>,
+    /// The largest instance (most cpu requested, then memory, then pods, then
+    /// the first candidate): its requests are reserved on the target.
+    pub largest: usize,
+}
+
+/// What identifies an add-on's workloads: the set of `kind/name` of the
+/// namespace's workloads (`pod_groups`; DaemonSets are not recorded there).
+/// The inventory records no container images, so images are not compared.
+fn workloads(namespace: &Namespace) -> BTreeSet<String> {
+    namespace.pod_groups.iter().map(|group| group.workload()).collect()
+}
+
+/// The version of an add-on instance: the namespace's `app.kubernetes.io/version`
+/// label, else `unknown`.
+pub fn addon_version(namespace: &Namespace) -> String {
+    match namespace.labels.get("app.kubernetes.io/version") {
+        Some(version) if !version.trim().is_empty() => version.trim().to_string(),
+        _ => "unknown".to_string(),
+    }
+}
+
+/// The platform add-ons among the namespaces of one block: `candidates` are its
+/// (cluster id, namespace) pairs, platform namespaces excluded, sorted by
+/// cluster id then name; `n_clusters` is the number of clusters with nodes or
+/// namespaces in the block. Returned sorted by name.
+///
+/// - **Policy**: a name `policy.addon_namespaces` matches is an add-on; its
+///   instances are the namespaces of that name whose workloads are unknown (no
+///   pod groups) or share at least one workload (`kind/name`) with the most
+///   common workload set among them (ties: the smallest set).
+/// - **Detected** (unless `policy.detect_addons` is false): another name is an add-on when the most common non-empty
+///   workload set among its namespaces (ties: the smallest) is found, exactly,
+///   in at least two clusters and in more than half of the block's clusters;
+///   its instances are those namespaces.
+///
+/// A namespace of an add-on's name that is not an instance is a tenant
+/// namespace: it moves, and collides with the add-on in its target.
+pub fn find_addons(candidates: &[(&str, &Namespace)], n_clusters: usize, policy: &Policy) -> Vec<FoundAddon> {
+    let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (k, (_, namespace)) in candidates.iter().enumerate() {
+        if !is_platform_namespace(&namespace.name, policy) {
+            by_name.entry(namespace.name.as_str()).or_default().push(k);
+        }
+    }
+    let mut found = Vec::new();
+    for (name, members) in by_name {
+        let sets: Vec<BTreeSet<String>> = members.iter().map(|&k| workloads(candidates[k].1)).collect();
+        // The most common non-empty workload set (ties: the smallest set).
+        let mut counts: BTreeMap<&BTreeSet<String>, usize> = BTreeMap::new();
+        for set in sets.iter().filter(|set| !set.is_empty()) {
+            *counts.entry(set).or_default() += 1;
+        }
+        let common = counts.iter().fold(None::<(&BTreeSet<String>, usize)>, |best, (&set, &count)| match best {
+            Some((_, best_count)) if best_count >= count => best,
+            _ => Some((set, count)),
+        });
+        let (origin, instances): (AddonOrigin, Vec<usize>) = if is_addon_namespace(name, policy) {
+            let instances = members
+                .iter()
+                .zip(&sets)
+                .filter(|(_, set)| set.is_empty() || common.is_none_or(|(common, _)| !common.is_disjoint(set)))
+                .map(|(&k, _)| k)
+                .collect();
+            (AddonOrigin::Policy, instances)
+        } else {
+            let Some((common, count)) = common.filter(|_| policy.detect_addons) else { continue };
+            if count < 2 || 2 * count <= n_clusters {
+                continue;
+            }
+            let instances = members.iter().zip(&sets).filter(|(_, set)| *set == common).map(|(&k, _)| k).collect();
+            (AddonOrigin::Detected, instances)
+        };
+        let Some(&first) = instances.first() else { continue };
+        let size = |k: usize| {
+            let requests = candidates[k].1.requests;
+            (requests.cpu_millis, requests.memory_bytes, requests.pods)
+        };
+        let largest = instances.iter().copied().fold(first, |best, k| if size(k) > size(best) { k } else { best });
+        found.push(FoundAddon { name: name.to_string(), origin, instances, largest });
+    }
+    found
 }
 
 /// Whether `name` is a valid DNS-1123 label: 1 to 63 characters of `a-z`, `0-9`
@@ -106,14 +214,14 @@ fn candidate(namespace: &str, cluster_id: &str, attempt: u64) -> String {
 /// accepted anyway (uniqueness is never given up).
 const PLATFORM_AVOIDANCE_ATTEMPTS: u64 = 10_000;
 
-/// In one target: namespace name -> source cluster -> (SLA tier, pods).
-type NamesInTarget<'a> = BTreeMap<&'a str, BTreeMap<&'a str, (SlaTier, u64)>>;
+/// In one target: namespace name -> source cluster -> (add-on, SLA tier, pods).
+type NamesInTarget<'a> = BTreeMap<&'a str, BTreeMap<&'a str, (bool, SlaTier, u64)>>;
 
 /// Finds every collision among `placements` and proposes renames.
 ///
 /// Per target cluster, namespaces with the same name from two or more source
-/// clusters collide (platform namespaces excluded). One keeps its name: the
-/// highest SLA tier, then the most pods, then the smallest cluster id. The
+/// clusters collide (platform namespaces excluded). One keeps its name: an
+/// add-on installed on the target, else the highest SLA tier, then the most pods, then the smallest cluster id. The
 /// others get `<name>-<cluster id>`, lowercased and made a valid DNS-1123 label
 /// (at most 63 characters: truncated with a stable hash suffix), and unique
 /// against every name in the target (the names that stay, including platform
@@ -132,9 +240,9 @@ pub fn resolve_collisions(placements: &[NamespacePlacement], policy: &Policy) ->
             .entry(placement.namespace.as_str())
             .or_default()
             .entry(placement.from_cluster.as_str())
-            .or_insert((placement.sla_tier, placement.pods));
+            .or_insert((placement.addon, placement.sla_tier, placement.pods));
         // A duplicate placement counts once; keep the most demanding reading.
-        *entry = (entry.0.max(placement.sla_tier), entry.1.max(placement.pods));
+        *entry = (entry.0 || placement.addon, entry.1.max(placement.sla_tier), entry.2.max(placement.pods));
     }
 
     let mut renames = Vec::new();
@@ -145,11 +253,11 @@ pub fn resolve_collisions(placements: &[NamespacePlacement], policy: &Policy) ->
             if clusters.len() < 2 || is_platform_namespace(name, policy) {
                 continue;
             }
-            let mut ranked: Vec<(&str, SlaTier, u64)> =
-                clusters.iter().map(|(cluster, &(sla, pods))| (*cluster, sla, pods)).collect();
-            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(b.0)));
+            let mut ranked: Vec<(&str, bool, SlaTier, u64)> =
+                clusters.iter().map(|(cluster, &(addon, sla, pods))| (*cluster, addon, sla, pods)).collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(b.3.cmp(&a.3)).then(a.0.cmp(b.0)));
             let all_clusters: Vec<&str> = clusters.keys().copied().collect();
-            for &(cluster, _, _) in &ranked[1..] {
+            for &(cluster, _, _, _) in &ranked[1..] {
                 let mut attempt = 1;
                 let new_name = loop {
                     let name_candidate = candidate(name, cluster, attempt);
@@ -192,6 +300,7 @@ mod tests {
             target_cluster: target.into(),
             sla_tier: sla,
             pods,
+            addon: false,
         }
     }
 
@@ -345,6 +454,102 @@ mod tests {
         // `ops-b` and every `ops-b-<n>` would be platform namespaces.
         assert_eq!(renames.len(), 1);
         assert_eq!(renames[0].new_name, "b-ops");
+    }
+
+    fn with_workloads(name: &str, workloads: &[&str], cpu: u64) -> Namespace {
+        Namespace {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            security_tier: "prod".into(),
+            sla_tier: SlaTier::Bronze,
+            requests: kplan_model::Resources::new(cpu, 0, 1),
+            pod_groups: workloads
+                .iter()
+                .map(|w| kplan_model::scheduling::PodGroup {
+                    owner_kind: "Deployment".into(),
+                    owner_name: w.to_string(),
+                    replicas: 1,
+                    ..Default::default()
+                })
+                .collect(),
+            applied_prerelease: Vec::new(),
+        }
+    }
+
+    fn found(
+        candidates: &[(&str, Namespace)],
+        n_clusters: usize,
+        policy: &Policy,
+    ) -> Vec<(String, AddonOrigin, Vec<usize>, usize)> {
+        let refs: Vec<(&str, &Namespace)> = candidates.iter().map(|(c, n)| (*c, n)).collect();
+        find_addons(&refs, n_clusters, policy).into_iter().map(|f| (f.name, f.origin, f.instances, f.largest)).collect()
+    }
+
+    #[test]
+    fn addons_are_detected_in_at_least_two_and_more_than_half_of_the_clusters() {
+        let policy = Policy::default();
+        let proxy = |cpu| with_workloads("edge", &["envoy"], cpu);
+        // 2 of 4: not most of the block.
+        assert!(found(&[("a", proxy(1)), ("b", proxy(1))], 4, &policy).is_empty());
+        // 2 of 3: detected; the largest instance is sized from.
+        assert_eq!(
+            found(&[("a", proxy(1)), ("b", proxy(5))], 3, &policy),
+            vec![("edge".to_string(), AddonOrigin::Detected, vec![0, 1], 1)]
+        );
+        // 1 of 1: a single namespace is no add-on.
+        assert!(found(&[("a", proxy(1))], 1, &policy).is_empty());
+        // different workloads: three tenants.
+        let different = [
+            ("a", with_workloads("edge", &["envoy"], 1)),
+            ("b", with_workloads("edge", &["nginx"], 1)),
+            ("c", with_workloads("edge", &["haproxy"], 1)),
+        ];
+        assert!(found(&different, 3, &policy).is_empty());
+        // no workloads known: nothing to compare, nothing detected.
+        assert!(
+            found(&[("a", with_workloads("edge", &[], 1)), ("b", with_workloads("edge", &[], 1))], 2, &policy)
+                .is_empty()
+        );
+        // detection turned off.
+        let off = Policy { detect_addons: false, ..Policy::default() };
+        assert!(found(&[("a", proxy(1)), ("b", proxy(5))], 2, &off).is_empty());
+        // platform namespaces are never add-ons.
+        let system = |cpu| with_workloads("kube-system", &["coredns"], cpu);
+        assert!(found(&[("a", system(1)), ("b", system(1))], 2, &policy).is_empty());
+    }
+
+    #[test]
+    fn policy_addons_keep_instances_that_share_a_workload() {
+        let policy = Policy::default();
+        assert!(is_addon_namespace("ingress-nginx", &policy));
+        assert!(!is_addon_namespace("payments", &policy));
+        let candidates = [
+            ("a", with_workloads("monitoring", &["prometheus", "grafana"], 1)),
+            ("b", with_workloads("monitoring", &["prometheus", "grafana"], 1)),
+            // an older stack: shares prometheus
+            ("c", with_workloads("monitoring", &["prometheus"], 1)),
+            // workloads unknown
+            ("d", with_workloads("monitoring", &[], 1)),
+            // a tenant's own `monitoring`: shares nothing
+            ("e", with_workloads("monitoring", &["team-dashboards"], 1)),
+        ];
+        assert_eq!(
+            found(&candidates, 5, &policy),
+            vec![("monitoring".to_string(), AddonOrigin::Policy, vec![0, 1, 2, 3], 0)]
+        );
+        // A policy add-on in one cluster only is still installed on the target.
+        assert_eq!(found(&candidates[..1], 3, &policy).len(), 1);
+    }
+
+    #[test]
+    fn addons_keep_their_name_against_any_tenant() {
+        let policy = Policy::default();
+        let mut addon = place("a", "ingress-nginx", "t", SlaTier::Bronze, 1);
+        addon.addon = true;
+        let renames = resolve_collisions(&[addon, place("b", "ingress-nginx", "t", SlaTier::Gold, 50)], &policy);
+        assert_eq!(renames.len(), 1);
+        assert_eq!(renames[0].from_cluster, "b");
+        assert_eq!(renames[0].new_name, "ingress-nginx-b");
     }
 
     #[test]

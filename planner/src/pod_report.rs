@@ -295,6 +295,7 @@ mod tests {
                 sla_tier: SlaTier::Silver,
                 requests: Resources::new(3000, 3 << 30, 3),
                 pod_groups: vec![group],
+                applied_prerelease: Vec::new(),
             }],
             ..ClusterSnapshot::default()
         }

@@ -270,16 +270,31 @@ pub fn policy_problems(policy: &Policy) -> Vec<PolicyProblem> {
         problem("calico_encapsulation".into(), format!("must be ipip or vxlan, got {:?}", policy.calico_encapsulation));
     }
 
-    // platform namespaces
-    for (i, pattern) in policy.platform_namespaces.iter().enumerate() {
-        let pattern = pattern.trim();
-        let field = format!("platform_namespaces[{i}]");
-        if pattern.is_empty() {
-            problem(field, "empty pattern".into());
-        } else if pattern == "*" {
-            problem(field, "a lone * makes every namespace a platform namespace: nothing would move".into());
-        } else if pattern.trim_end_matches('*').contains('*') {
-            problem(field, format!("* may only end a pattern (kube-*), got {pattern:?}"));
+    // platform namespaces and add-ons
+    for (list, patterns, kind) in [
+        ("platform_namespaces", &policy.platform_namespaces, "a platform namespace"),
+        ("addon_namespaces", &policy.addon_namespaces, "an add-on"),
+    ] {
+        for (i, pattern) in patterns.iter().enumerate() {
+            let pattern = pattern.trim();
+            let field = format!("{list}[{i}]");
+            if pattern.is_empty() {
+                problem(field, "empty pattern".into());
+            } else if pattern == "*" {
+                problem(field, format!("a lone * makes every namespace {kind}: nothing would move"));
+            } else if pattern.trim_end_matches('*').contains('*') {
+                problem(field, format!("* may only end a pattern (kube-*), got {pattern:?}"));
+            }
+        }
+    }
+
+    // storage class changes
+    for (from, to) in &policy.storage_class_changes {
+        let field = format!("storage_class_changes.{from}");
+        if from.trim().is_empty() || to.trim().is_empty() {
+            problem(field, format!("a storage class and its replacement must both be named, got {from:?} = {to:?}"));
+        } else if from == to {
+            problem(field, format!("{from} is changed to itself"));
         }
     }
 

@@ -57,7 +57,8 @@ pub struct BlockData {
     pub namespace_demand: Vec<Resources>,
     pub namespace_source: Vec<usize>,
     pub namespace_sla: Vec<SlaTier>,
-    /// Position of the namespace's SLA tier in the policy's order (moves first when lower).
+    /// Position of the namespace's SLA tier in the policy's order, plus one
+    /// (moves first when lower); 0 for a platform add-on, installed first.
     pub namespace_sla_rank: Vec<usize>,
     pub groups: Vec<NamespaceGroup>,
     /// Total demand of the namespaces that move.
@@ -139,7 +140,8 @@ impl BlockData {
         for (i, &id) in block.namespaces.iter().enumerate() {
             let namespace = block.namespace(inventory, id);
             let source = source_slot[&id.cluster];
-            let rank = sla_rank(policy, namespace.sla_tier);
+            // An add-on is installed before any namespace moves: it ranks first.
+            let rank = if block.addon_of(id).is_some() { 0 } else { 1 + sla_rank(policy, namespace.sla_tier) };
             namespace_demand.push(namespace.requests);
             namespace_source.push(source);
             namespace_sla.push(namespace.sla_tier);

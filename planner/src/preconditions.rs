@@ -251,6 +251,36 @@ fn storage_drivers(cluster: &ClusterSnapshot) -> BTreeMap<String, BTreeSet<&str>
     drivers
 }
 
+/// The objects of `namespaces` (of `cluster`) whose last `kubectl apply` used
+/// an API the move to `target_version` crosses ([`crate::removed_apis`]), as
+/// `namespace/Kind/name (group/version)`, sorted: what the `removed-apis`
+/// precondition names.
+pub fn objects_on_removed_apis<'a>(
+    cluster: &ClusterSnapshot,
+    namespaces: impl IntoIterator<Item = &'a Namespace>,
+    target_version: &str,
+) -> Vec<String> {
+    let (Some(source), Some(target)) = (cluster_version(cluster), parse_minor_version(target_version)) else {
+        return Vec::new();
+    };
+    if source.0 != 1 || target.0 != 1 {
+        return Vec::new();
+    }
+    let removed = crate::removed_apis::removed_between(source.1, target.1);
+    let mut objects: Vec<String> = namespaces
+        .into_iter()
+        .flat_map(|namespace| namespace.applied_prerelease.iter().map(move |object| (namespace, object)))
+        .filter(|(_, object)| {
+            removed.iter().any(|api| api.api_version == object.api_version && api.kind == object.kind)
+        })
+        .map(|(namespace, object)| {
+            format!("{}/{}/{} ({})", namespace.name, object.kind, object.name, object.api_version)
+        })
+        .collect();
+    objects.sort();
+    objects
+}
+
 fn sorted_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
     let set: BTreeSet<&str> = names.collect();
     set.into_iter().map(str::to_string).collect()
@@ -529,6 +559,38 @@ mod tests {
         assert!(found[0].detail.contains("batch/v1beta1 CronJob (use batch/v1)"), "{}", found[0].detail);
         let recent = cluster("recent", "v1.27.3", "calico", n_nodes(2, "v1.27.3"));
         assert!(preconditions(&recent, "v1.28", "calico").iter().all(|p| p.kind != PreconditionKind::RemovedApis));
+    }
+
+    #[test]
+    fn objects_last_applied_with_a_removed_api_are_named() {
+        let old = cluster("old", "v1.23.17", "calico", n_nodes(2, "v1.23.17"));
+        let applied = |api_version: &str, kind: &str, name: &str| kplan_model::AppliedObject {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: name.into(),
+        };
+        let payments = Namespace {
+            name: "payments".into(),
+            labels: BTreeMap::new(),
+            security_tier: "prod".into(),
+            sla_tier: kplan_model::SlaTier::Gold,
+            requests: kplan_model::Resources::ZERO,
+            pod_groups: Vec::new(),
+            applied_prerelease: vec![
+                applied("batch/v1beta1", "CronJob", "nightly"),
+                applied("policy/v1beta1", "PodDisruptionBudget", "api"),
+                // removed in 1.22, before the cluster's 1.23: not crossed
+                applied("extensions/v1beta1", "Ingress", "web"),
+                // still served in 1.28
+                applied("flowcontrol.apiserver.k8s.io/v1beta3", "FlowSchema", "x"),
+            ],
+        };
+        assert_eq!(
+            objects_on_removed_apis(&old, [&payments], "v1.28"),
+            ["payments/CronJob/nightly (batch/v1beta1)", "payments/PodDisruptionBudget/api (policy/v1beta1)"]
+        );
+        // v1.23 -> v1.24 crosses no removal of these
+        assert!(objects_on_removed_apis(&old, [&payments], "v1.24").is_empty());
     }
 
     #[test]

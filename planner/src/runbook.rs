@@ -18,12 +18,17 @@
 //!    else (the validator's rule `control-plane-first`); a wave that still
 //!    joins nodes to a target without one (a plan stored before the rule)
 //!    gets a `BLOCKED` step saying so.
-//! 4. **Namespaces**: a Velero `Backup` in the source and a `Restore` in the
+//! 4. **Add-ons**: each platform add-on a target lists for this wave is
+//!    installed on it once (not moved, not renamed), after the joins and
+//!    before any namespace is restored into it.
+//! 5. **Namespaces**: a Velero `Backup` in the source and a `Restore` in the
 //!    target (`namespaceMapping` when the namespace is renamed,
 //!    `existingResourcePolicy: none`, node-local data through file-system
-//!    backup), then the post-checks (every pod ready, as many pods as in the
+//!    backup; Velero's `change-storage-class` ConfigMap in the target when the
+//!    namespace's claims use a class the policy's `storage_class_changes`
+//!    replaces), then the post-checks (every pod ready, as many pods as in the
 //!    source) and the cut-over (the source's namespace deleted).
-//! 5. **Source clusters retired** at the end of the wave.
+//! 6. **Source clusters retired** at the end of the wave.
 //!
 //! Every step says how to roll it back. Every node and every namespace of a
 //! wave is the subject of exactly one step (tested).
@@ -65,6 +70,7 @@ pub enum Phase {
     BackupNamespace,
     DrainNode,
     JoinNode,
+    InstallAddon,
     RestoreNamespace,
     RetireCluster,
 }
@@ -77,6 +83,7 @@ impl Phase {
             Phase::BackupNamespace => "Back up the namespaces (before any node is touched)",
             Phase::DrainNode => "Drain the nodes out of their sources (source control planes last)",
             Phase::JoinNode => "Join the nodes to their targets (control plane first)",
+            Phase::InstallAddon => "Install the platform add-ons on their targets (once, before namespaces move in)",
             Phase::RestoreNamespace => "Restore the namespaces in their targets, check, cut over",
             Phase::RetireCluster => "Retire the source clusters",
         }
@@ -87,11 +94,29 @@ impl Phase {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Subject {
-    Precondition { cluster: String, index: usize },
-    Flows { count: usize },
-    Node { cluster: String, node: String },
-    Namespace { cluster: String, namespace: String },
-    Cluster { cluster: String },
+    Precondition {
+        cluster: String,
+        index: usize,
+    },
+    Flows {
+        count: usize,
+    },
+    Node {
+        cluster: String,
+        node: String,
+    },
+    Namespace {
+        cluster: String,
+        namespace: String,
+    },
+    /// A platform add-on installed on the target `cluster`.
+    Addon {
+        cluster: String,
+        namespace: String,
+    },
+    Cluster {
+        cluster: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -256,6 +281,16 @@ fn wave_runbook(
     let joining: Vec<&kplan_model::NodeMove> =
         wave.nodes.iter().filter(|m| m.action == NodeAction::DrainAndJoin).collect();
     let mut restores: Vec<Step> = Vec::new();
+    // Per target, the storage class changes its restores of this wave need.
+    let class_changes = plan.policy.as_ref().map(|p| &p.storage_class_changes);
+    let changes_of = |namespace: Option<&kplan_model::Namespace>| -> BTreeMap<String, String> {
+        namespace
+            .into_iter()
+            .flat_map(|n| n.pod_groups.iter().flat_map(|g| g.volumes.iter()))
+            .filter_map(|v| class_changes?.get(&v.storage_class).map(|to| (v.storage_class.clone(), to.clone())))
+            .collect()
+    };
+    let mut changes_applied: BTreeSet<&str> = BTreeSet::new();
     for namespace_move in &wave.namespaces {
         let source = namespace_move.from_cluster.as_str();
         let (from, to) = (namespace_move.namespace.as_str(), namespace_move.new_name.as_str());
@@ -320,24 +355,63 @@ fn wave_runbook(
             ));
         }
         let renamed = if from != to { format!(" as {to}") } else { String::new() };
-        let mut restore_step = step(
-            Phase::RestoreNamespace,
-            Subject::Namespace { cluster: source.to_string(), namespace: from.to_string() },
-            format!("move {from} from {source} to {target}{renamed}"),
-            vec![
-                format!("kubectl --context {target} create -f restore-{name}.yaml"),
-                format!(
-                    "kubectl --context {target} -n {VELERO_NAMESPACE} wait --for=jsonpath='{{.status.phase}}'=Completed restore/{name} --timeout=60m"
-                ),
-                "# run the checks below, then cut over:".to_string(),
-                format!("kubectl --context {source} delete namespace {from}"),
-            ],
-            vec![
+        // Claims of a class the target will not have: Velero changes it on restore.
+        let changes = changes_of(found);
+        let mut restore_commands = Vec::new();
+        let mut restore_objects = Vec::new();
+        let mut restore_rollback = Vec::new();
+        if !changes.is_empty() {
+            let wanted: Vec<String> = changes.iter().map(|(a, b)| format!("{a} → {b}")).collect();
+            if changes_applied.insert(target) {
+                // Every change of the wave into this target, in one ConfigMap.
+                let all: BTreeMap<String, String> = wave
+                    .namespaces
+                    .iter()
+                    .filter(|m| m.to_cluster == target)
+                    .flat_map(|m| changes_of(namespace_of(&m.from_cluster, &m.namespace)))
+                    .collect();
+                let config = change_storage_class_config(target, &all);
+                restore_commands.push(format!(
+                    "kubectl --context {target} apply -f configmap-{}.yaml   # Velero restores {} with another storage class",
+                    config["metadata"]["name"].as_str().unwrap_or_default(),
+                    wanted.join(", ")
+                ));
+                restore_rollback.push(format!(
+                    "# when the wave is done: kubectl --context {target} -n {VELERO_NAMESPACE} delete configmap {}",
+                    config["metadata"]["name"].as_str().unwrap_or_default()
+                ));
+                restore_objects.push(config);
+            } else {
+                restore_commands.push(format!(
+                    "# the change-storage-class ConfigMap applied above restores {} with another storage class",
+                    wanted.join(", ")
+                ));
+            }
+        }
+        restore_commands.extend([
+            format!("kubectl --context {target} create -f restore-{name}.yaml"),
+            format!(
+                "kubectl --context {target} -n {VELERO_NAMESPACE} wait --for=jsonpath='{{.status.phase}}'=Completed restore/{name} --timeout=60m"
+            ),
+            "# run the checks below, then cut over:".to_string(),
+            format!("kubectl --context {source} delete namespace {from}"),
+        ]);
+        restore_rollback.splice(
+            0..0,
+            [
                 format!("# before the cut-over: kubectl --context {target} delete namespace {to}"),
                 format!("# after it: a Velero restore of backup {name} into {source}"),
             ],
         );
-        restore_step.objects = vec![restore];
+        restore_objects.push(restore);
+        let mut restore_step = step(
+            Phase::RestoreNamespace,
+            Subject::Namespace { cluster: source.to_string(), namespace: from.to_string() },
+            format!("move {from} from {source} to {target}{renamed}"),
+            restore_commands,
+            restore_rollback,
+        );
+        restore_step.objects = restore_objects;
         restore_step.checks = checks;
         restores.push(restore_step);
     }
@@ -484,10 +558,17 @@ fn wave_runbook(
         ));
     }
 
-    // 6. Restores, checks and cut-over.
+    // 6. Platform add-ons, installed once on their targets before namespaces move in.
+    for target in &block.target_clusters {
+        for addon in target.addons.iter().filter(|a| a.wave == index) {
+            steps.push(addon_step(target, addon));
+        }
+    }
+
+    // 7. Restores, checks and cut-over.
     steps.extend(restores);
 
-    // 7. Sources with nothing left retire.
+    // 8. Sources with nothing left retire.
     for cluster in &wave.clusters_retired {
         steps.push(step(
             Phase::RetireCluster,
@@ -505,6 +586,45 @@ fn wave_runbook(
         step.number = i + 1;
     }
     WaveRunbook { wave: index, steps }
+}
+
+/// The step that installs `addon` on `target`.
+fn addon_step(target: &kplan_model::TargetCluster, addon: &kplan_model::AddonInstall) -> Step {
+    let (name, cluster) = (addon.namespace.as_str(), target.name.as_str());
+    let versions = addon.versions();
+    let clusters: Vec<&str> = addon.instances.iter().map(|i| i.cluster_id.as_str()).collect();
+    let mut commands = vec![format!(
+        "# {name} runs in {} ({}; {}): install it on {cluster} once, from the chart or manifests the sources were installed from, sized like {}'s; the sources keep theirs until they retire",
+        clusters.join(", "),
+        if versions.len() == 1 {
+            format!("version {}", versions[0])
+        } else {
+            format!("versions {}", versions.join(", "))
+        },
+        if addon.origin == kplan_model::AddonOrigin::Detected {
+            "detected: the same workloads in most source clusters"
+        } else {
+            "named by the policy's addon_namespaces"
+        },
+        addon.sized_from
+    )];
+    if versions.iter().filter(|v| **v != "unknown").count() > 1 {
+        commands
+            .push("# the sources run different versions: install the one the addon-versions precondition chose".into());
+    }
+    commands.push(format!("kubectl --context {cluster} get namespace {name}   # exists once installed"));
+    let mut install = step(
+        Phase::InstallAddon,
+        Subject::Addon { cluster: cluster.to_string(), namespace: name.to_string() },
+        format!("install add-on {name} on {cluster}"),
+        commands,
+        vec![format!(
+            "# uninstall it (helm uninstall, or delete what was applied), then kubectl --context {cluster} delete namespace {name}"
+        )],
+    );
+    install.checks =
+        vec![format!("kubectl --context {cluster} -n {name} wait --for=condition=Ready pods --all --timeout=15m")];
+    install
 }
 
 fn backup_commands(source: &str, name: &str) -> Vec<String> {
@@ -592,6 +712,27 @@ pub fn velero_objects(name: &str, namespace: &str, new_name: &str, data: VolumeD
     (backup, restore)
 }
 
+/// Velero's `change-storage-class` plugin configuration for restores into
+/// `target` (`changes`: the class in the source → the class in the target).
+/// Velero finds it by its labels, in its own namespace.
+pub fn change_storage_class_config(target: &str, changes: &BTreeMap<String, String>) -> Value {
+    let name = format!("kplan-change-storage-class-{target}");
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": VELERO_NAMESPACE,
+            "labels": {
+                "app.kubernetes.io/managed-by": "kplan",
+                "velero.io/plugin-config": "",
+                "velero.io/change-storage-class": "RestoreItemAction",
+            },
+        },
+        "data": changes,
+    })
+}
+
 /// The firewall change request of `runbook` as CSV (RFC 4180, a header row).
 pub fn firewall_csv(runbook: &Runbook) -> String {
     let field = |text: &str| {
@@ -642,6 +783,70 @@ mod tests {
             (Some(false), Some(false))
         );
         assert!(plain["spec"].get("namespaceMapping").is_none());
+    }
+
+    #[test]
+    fn claims_of_a_class_the_target_lacks_are_restored_with_the_change_storage_class_config() {
+        use kplan_model::scheduling::PodVolume;
+
+        use crate::class_tests::{pods, with_pods};
+        use crate::tests::{cluster, control_plane, namespace, node, plan, workers};
+
+        let db = |name: &str, class: &str| {
+            let mut group = pods("db", 1, 500, 1);
+            group.volumes = vec![PodVolume { claim: "data".into(), storage_class: class.into(), ..Default::default() }];
+            with_pods(namespace(name, "prod", kplan_model::SlaTier::Gold, 0, 0, 0), vec![group])
+        };
+        let inventory: Vec<ClusterSnapshot> = (1..=2)
+            .map(|i| {
+                let mut nodes = workers(&format!("c{i}-w"), "fra", &["a", "b", "c"], 3, 8, 32);
+                nodes.push(control_plane(node(&format!("c{i}-cp"), "fra", "a", 4, 16)));
+                let namespaces = vec![db(&format!("ledger-{i}"), "vsphere-thin"), db(&format!("cache-{i}"), "fast")];
+                cluster(&format!("c{i}"), "prod", "fra", nodes, namespaces)
+            })
+            .collect();
+        let mut policy = kplan_model::Policy::default();
+        policy.storage_class_changes.insert("vsphere-thin".into(), "ceph-rbd".into());
+        let plan = plan(&inventory, &policy);
+        let book = runbook(&plan, &inventory, None);
+        let restores: Vec<&Step> =
+            book.blocks[0].waves.iter().flat_map(|w| &w.steps).filter(|s| s.phase == Phase::RestoreNamespace).collect();
+        let configs: Vec<&Value> =
+            restores.iter().flat_map(|s| &s.objects).filter(|o| o["kind"] == "ConfigMap").collect();
+        assert!(!configs.is_empty(), "a ConfigMap comes with the ledger restores");
+        for config in &configs {
+            assert_eq!(config["metadata"]["namespace"], VELERO_NAMESPACE);
+            assert_eq!(config["metadata"]["labels"]["velero.io/plugin-config"], "");
+            assert_eq!(config["metadata"]["labels"]["velero.io/change-storage-class"], "RestoreItemAction");
+            assert_eq!(config["data"], json!({"vsphere-thin": "ceph-rbd"}), "only the classes the wave's claims use");
+        }
+        for step in &restores {
+            let ledger = step.title.contains("ledger");
+            let config = step.commands.iter().position(|c| c.contains("configmap-kplan-change-storage-class"));
+            let restore = step.commands.iter().position(|c| c.contains("create -f restore-")).unwrap();
+            if ledger {
+                // the first of a wave applies it, before its restore; the others say so
+                assert!(
+                    config.is_some_and(|c| c < restore)
+                        || step.commands.iter().any(|c| c.contains("change-storage-class ConfigMap applied above")),
+                    "{:?}",
+                    step.commands
+                );
+            } else {
+                assert!(config.is_none() && step.objects.len() == 1, "cache keeps its class: {:?}", step.commands);
+            }
+        }
+        // Without a change in the policy, no ConfigMap.
+        let plain = crate::tests::plan(&inventory, &kplan_model::Policy::default());
+        let book = runbook(&plain, &inventory, None);
+        assert!(
+            book.blocks[0]
+                .waves
+                .iter()
+                .flat_map(|w| &w.steps)
+                .flat_map(|s| &s.objects)
+                .all(|o| o["kind"] != "ConfigMap")
+        );
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub(crate) fn namespace(
         sla_tier: sla,
         requests: Resources::new(cpu_millis, memory_gib * GIB, pods),
         pod_groups: Vec::new(),
+        applied_prerelease: Vec::new(),
     }
 }
 
@@ -849,4 +850,40 @@ proptest! {
             }
         }
     }
+}
+
+/// A namespace moving from v1.23 to a v1.28 target with a CronJob last applied
+/// as `batch/v1beta1`: the `removed-apis` precondition names the object.
+#[test]
+fn the_removed_apis_precondition_names_objects_applied_with_them() {
+    let mut old_nodes = workers("old-w", "dc1", &["a", "b", "c"], 3, 8, 32);
+    old_nodes.push(control_plane(node("old-cp", "dc1", "a", 4, 16)));
+    for n in &mut old_nodes {
+        n.kubelet_version = "v1.23.17".into();
+    }
+    let mut payments = namespace("payments", "prod", SlaTier::Gold, 1000, 2, 2);
+    payments.applied_prerelease = vec![kplan_model::AppliedObject {
+        api_version: "batch/v1beta1".into(),
+        kind: "CronJob".into(),
+        name: "nightly".into(),
+    }];
+    let mut old = cluster("old", "prod", "dc1", old_nodes, vec![payments]);
+    old.facts.kubernetes_version = "v1.23.17".into();
+    let mut new_nodes = workers("new-w", "dc1", &["a", "b", "c"], 3, 8, 32);
+    new_nodes.push(control_plane(node("new-cp", "dc1", "a", 4, 16)));
+    let new = cluster("new", "prod", "dc1", new_nodes, vec![namespace("ledger", "prod", SlaTier::Gold, 1000, 2, 2)]);
+    let policy = Policy { target_kubernetes_version: "v1.28".into(), ..Policy::default() };
+    let plan = plan(&[old, new], &policy);
+    let removed: Vec<&str> = block(&plan, "dc1", "prod")
+        .preconditions
+        .iter()
+        .filter(|p| p.kind == PreconditionKind::RemovedApis)
+        .map(|p| p.detail.as_str())
+        .collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert!(
+        removed[0].ends_with("last applied (kubectl) with a removed api: payments/CronJob/nightly (batch/v1beta1)"),
+        "{}",
+        removed[0]
+    );
 }

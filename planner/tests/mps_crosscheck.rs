@@ -43,6 +43,7 @@ fn namespace(name: &str, sla: SlaTier, cpu_millis: u64, memory_gib: u64, pods: u
         sla_tier: sla,
         requests: Resources::new(cpu_millis, memory_gib * GIB, pods),
         pod_groups: Vec::new(),
+        applied_prerelease: Vec::new(),
     }
 }
 

@@ -142,6 +142,11 @@ impl From<model::Namespace> for v1::Namespace {
             sla_tier: sla_to_wire(n.sla_tier),
             requests: Some(n.requests.into()),
             pod_groups: vec_into(n.pod_groups),
+            applied_prerelease: n
+                .applied_prerelease
+                .into_iter()
+                .map(|a| v1::AppliedObject { api_version: a.api_version, kind: a.kind, name: a.name })
+                .collect(),
         }
     }
 }
@@ -155,6 +160,11 @@ impl From<v1::Namespace> for model::Namespace {
             sla_tier: sla_from_wire(n.sla_tier),
             requests: resources(n.requests),
             pod_groups: vec_into(n.pod_groups),
+            applied_prerelease: n
+                .applied_prerelease
+                .into_iter()
+                .map(|a| model::AppliedObject { api_version: a.api_version, kind: a.kind, name: a.name })
+                .collect(),
         }
     }
 }
@@ -400,6 +410,7 @@ impl From<model::TargetCluster> for v1::TargetCluster {
             zones: t.zones,
             allocatable: Some(t.allocatable.into()),
             requested: Some(t.requested.into()),
+            addons: vec_into(t.addons),
         }
     }
 }
@@ -418,7 +429,52 @@ impl From<v1::TargetCluster> for model::TargetCluster {
             zones: t.zones,
             allocatable: resources(t.allocatable),
             requested: resources(t.requested),
+            addons: vec_into(t.addons),
         }
+    }
+}
+
+impl From<model::AddonInstall> for v1::AddonInstall {
+    fn from(a: model::AddonInstall) -> Self {
+        v1::AddonInstall {
+            namespace: a.namespace,
+            origin: match a.origin {
+                model::AddonOrigin::Policy => v1::AddonOrigin::Policy,
+                model::AddonOrigin::Detected => v1::AddonOrigin::Detected,
+            } as i32,
+            wave: a.wave,
+            sized_from: a.sized_from,
+            requests: Some(a.requests.into()),
+            instances: vec_into(a.instances),
+        }
+    }
+}
+
+impl From<v1::AddonInstall> for model::AddonInstall {
+    fn from(a: v1::AddonInstall) -> Self {
+        model::AddonInstall {
+            namespace: a.namespace,
+            origin: match v1::AddonOrigin::try_from(a.origin) {
+                Ok(v1::AddonOrigin::Detected) => model::AddonOrigin::Detected,
+                _ => model::AddonOrigin::Policy,
+            },
+            wave: a.wave,
+            sized_from: a.sized_from,
+            requests: resources(a.requests),
+            instances: vec_into(a.instances),
+        }
+    }
+}
+
+impl From<model::AddonInstance> for v1::AddonInstance {
+    fn from(i: model::AddonInstance) -> Self {
+        v1::AddonInstance { cluster_id: i.cluster_id, version: i.version, requests: Some(i.requests.into()) }
+    }
+}
+
+impl From<v1::AddonInstance> for model::AddonInstance {
+    fn from(i: v1::AddonInstance) -> Self {
+        model::AddonInstance { cluster_id: i.cluster_id, version: i.version, requests: resources(i.requests) }
     }
 }
 
@@ -576,6 +632,7 @@ fn precondition_kind_to_wire(k: model::PreconditionKind) -> i32 {
         K::CsiDriver => v1::PreconditionKind::CsiDriver,
         K::RemovedApis => v1::PreconditionKind::RemovedApis,
         K::DataMigration => v1::PreconditionKind::DataMigration,
+        K::AddonVersions => v1::PreconditionKind::AddonVersions,
     }) as i32
 }
 
@@ -587,6 +644,7 @@ fn precondition_kind_from_wire(k: i32) -> model::PreconditionKind {
         Ok(v1::PreconditionKind::CsiDriver) => K::CsiDriver,
         Ok(v1::PreconditionKind::RemovedApis) => K::RemovedApis,
         Ok(v1::PreconditionKind::DataMigration) => K::DataMigration,
+        Ok(v1::PreconditionKind::AddonVersions) => K::AddonVersions,
         _ => K::KubeletUpgrade,
     }
 }
@@ -872,6 +930,11 @@ mod tests {
                 sla_tier: model::SlaTier::Gold,
                 requests: model::Resources::new(250, 1 << 29, 3),
                 pod_groups: Vec::new(),
+                applied_prerelease: vec![model::AppliedObject {
+                    api_version: "batch/v1beta1".into(),
+                    kind: "CronJob".into(),
+                    name: "nightly".into(),
+                }],
             }],
         }
     }
@@ -929,6 +992,22 @@ mod tests {
                 }],
                 preconditions: vec![model::Precondition {
                     kind: model::PreconditionKind::RuntimeMigration,
+                    ..Default::default()
+                }],
+                target_clusters: vec![model::TargetCluster {
+                    name: "fra-prod".into(),
+                    addons: vec![model::AddonInstall {
+                        namespace: "ingress-nginx".into(),
+                        origin: model::AddonOrigin::Detected,
+                        wave: 2,
+                        sized_from: "c1".into(),
+                        requests: model::Resources::new(500, 1 << 30, 2),
+                        instances: vec![model::AddonInstance {
+                            cluster_id: "c1".into(),
+                            version: "1.10.1".into(),
+                            requests: model::Resources::new(500, 1 << 30, 2),
+                        }],
+                    }],
                     ..Default::default()
                 }],
                 gap: 0.01,

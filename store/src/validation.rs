@@ -409,6 +409,16 @@ pub fn check_snapshot_with(snapshot: &ClusterSnapshot, limits: &ValidationLimits
         }
         check_quantities(&mut problems, object, "requests", &namespace.requests);
         check_pod_groups(&mut problems, object, namespace);
+        for (idx, applied) in namespace.applied_prerelease.iter().enumerate() {
+            for (field, text) in
+                [("api_version", &applied.api_version), ("kind", &applied.kind), ("name", &applied.name)]
+            {
+                if let Some(why) = text_problem(text, MAX_TEXT_LEN).or_else(|| text.is_empty().then(|| "empty".into()))
+                {
+                    problems.add(format_args!("{object}: applied_prerelease[{idx}].{field}: {why}"));
+                }
+            }
+        }
     }
     problems.into_vec()
 }
@@ -490,6 +500,7 @@ mod tests {
             sla_tier: SlaTier::Gold,
             requests: Resources::new(1500, 4 << 30, 12),
             pod_groups: Vec::new(),
+            applied_prerelease: Vec::new(),
         }
     }
 

@@ -91,7 +91,7 @@ fn the_agent_never_links_the_planner_or_the_store() {
 
 /// The validator's imports from the rest of its crate: only these.
 const VALIDATOR_MAY_IMPORT: &[&str] =
-    &["crate::flows::{normalize_cni, required_flows}", "crate::namespaces::is_platform_namespace"];
+    &["crate::flows::{normalize_cni, required_flows}", "crate::namespaces::{find_addons, is_platform_namespace}"];
 
 #[test]
 fn the_validator_shares_no_code_with_the_model() {

@@ -245,6 +245,7 @@ fn wire_namespace(name: &str) -> v1::Namespace {
         sla_tier: v1::SlaTier::Gold as i32,
         requests: Some(v1::Resources { cpu_millis: 1500, memory_bytes: 4 << 30, pods: 12 }),
         pod_groups: Vec::new(),
+        applied_prerelease: Vec::new(),
     }
 }
 

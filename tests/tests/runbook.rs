@@ -4,7 +4,7 @@
 //! later step; every namespace is backed up before any node is touched and
 //! restored in exactly one step after the joins; in the documented order
 //! (preconditions, firewall, backups, drains with source control planes last,
-//! joins with the target's control plane first, restores, retirements); the firewall request lists every flow once, also as CSV; the
+//! joins with the target's control plane first, add-on installs, restores, retirements); the firewall request lists every flow once, also as CSV; the
 //! Velero manifests are written one file per object.
 
 mod common;
@@ -14,32 +14,41 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::*;
 use serde_json::Value;
 
-const PHASES: [&str; 7] =
-    ["precondition", "firewall", "backup-namespace", "drain-node", "join-node", "restore-namespace", "retire-cluster"];
+const PHASES: [&str; 8] = [
+    "precondition",
+    "firewall",
+    "backup-namespace",
+    "drain-node",
+    "join-node",
+    "install-addon",
+    "restore-namespace",
+    "retire-cluster",
+];
 
 fn example_plan(inv: &str) -> Value {
     serde_json::from_str(&propose_bank_example(inv)).expect("plan json")
 }
 
-#[test]
-fn the_first_wave_of_the_example_is_walked_step_by_step() {
+/// The example's plan and its JSON runbook (`extra`: more arguments, e.g.
+/// `--wave 1`), with the directory of the inventory they were made from.
+fn example_runbook(extra: &[&str]) -> (tempfile::TempDir, Value, Value) {
     let dir = tempfile::tempdir().expect("tempdir");
     let inventory = dir.path().join("inventory");
     let inv = inventory.to_str().expect("utf-8");
     let plan = example_plan(inv);
     let id = plan["id"].as_str().expect("id");
-    let runbook: Value = serde_json::from_str(&kplan_ok(&[
-        "--inventory",
-        inv,
-        "plans",
-        "runbook",
-        id,
-        "--wave",
-        "1",
-        "--format",
-        "json",
-    ]))
-    .expect("runbook json");
+    let mut args = vec!["--inventory", inv, "plans", "runbook", id, "--format", "json"];
+    args.extend_from_slice(extra);
+    let runbook: Value = serde_json::from_str(&kplan_ok(&args)).expect("runbook json");
+    (dir, plan, runbook)
+}
+
+#[test]
+fn the_first_wave_of_the_example_is_walked_step_by_step() {
+    let (dir, plan, runbook) = example_runbook(&["--wave", "1"]);
+    let inventory = dir.path().join("inventory");
+    let inv = inventory.to_str().expect("utf-8");
+    let id = plan["id"].as_str().expect("id");
 
     let blocks: BTreeMap<String, &Value> = plan["blocks"]
         .as_array()
@@ -235,4 +244,69 @@ fn the_manifests_are_one_yaml_file_per_velero_object() {
     }
     let error = kplan_err(&["--inventory", inv, "plans", "export", id, "--format", "manifests"]);
     assert!(error.contains("--out DIR"), "{error}");
+}
+
+/// Every add-on of the example's plan is installed in exactly one step, on
+/// its target, in the wave the plan says, before any namespace is restored
+/// into that target in that wave; no add-on is backed up or restored.
+#[test]
+fn every_addon_of_the_example_is_installed_once_before_its_target_takes_namespaces() {
+    let (_dir, plan, runbook) = example_runbook(&[]);
+    // (block, wave, target, add-on) as the plan says and as the runbook does.
+    let mut planned = BTreeSet::new();
+    // (block, source cluster, namespace) of every instance of an add-on.
+    let mut instances = BTreeSet::new();
+    for block in plan["blocks"].as_array().expect("blocks") {
+        let key = format!("{}/{}", block["datacenter"].as_str().unwrap(), block["security_tier"].as_str().unwrap());
+        for target in block["target_clusters"].as_array().expect("targets") {
+            for addon in target["addons"].as_array().into_iter().flatten() {
+                for instance in addon["instances"].as_array().expect("instances") {
+                    instances.insert((
+                        key.clone(),
+                        instance["cluster_id"].as_str().unwrap().to_string(),
+                        addon["namespace"].as_str().unwrap().to_string(),
+                    ));
+                }
+                planned.insert((
+                    key.clone(),
+                    addon["wave"].as_u64().unwrap(),
+                    target["name"].as_str().unwrap().to_string(),
+                    addon["namespace"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+    }
+    assert!(planned.len() >= 10, "the example installs its add-ons on every target: {planned:?}");
+    let mut installed = Vec::new();
+    for book in runbook["blocks"].as_array().expect("runbook blocks") {
+        let key = format!("{}/{}", book["datacenter"].as_str().unwrap(), book["security_tier"].as_str().unwrap());
+        for wave in book["waves"].as_array().expect("waves") {
+            let steps = wave["steps"].as_array().expect("steps");
+            for (i, step) in steps.iter().enumerate().filter(|(_, s)| s["phase"] == "install-addon") {
+                let target = step["subject"]["cluster"].as_str().unwrap().to_string();
+                let addon = step["subject"]["namespace"].as_str().unwrap().to_string();
+                let restores_before = steps[..i]
+                    .iter()
+                    .filter(|s| s["phase"] == "restore-namespace")
+                    .any(|s| s["commands"].to_string().contains(&format!("--context {target} create -f restore-")));
+                assert!(
+                    !restores_before,
+                    "{key} wave {}: {addon} installed after a restore into {target}",
+                    wave["wave"]
+                );
+                installed.push((key.clone(), wave["wave"].as_u64().unwrap(), target, addon));
+            }
+            for step in steps.iter().filter(|s| s["subject"]["kind"] == "namespace") {
+                let subject = (
+                    key.clone(),
+                    step["subject"]["cluster"].as_str().unwrap().to_string(),
+                    step["subject"]["namespace"].as_str().unwrap().to_string(),
+                );
+                assert!(!instances.contains(&subject), "{key}: an add-on is backed up or restored: {}", step["title"]);
+            }
+        }
+    }
+    let once: BTreeSet<_> = installed.iter().cloned().collect();
+    assert_eq!(once.len(), installed.len(), "one install step per add-on");
+    assert_eq!(once, planned, "the runbook installs what the plan lists, in its wave");
 }

@@ -194,6 +194,7 @@ fn snapshot(cluster_id: &str, generation: u64) -> ClusterSnapshot {
             sla_tier: SlaTier::Gold,
             requests: Resources { cpu_millis: 4_000, memory_bytes: 8 << 30, pods: 20 },
             pod_groups: Vec::new(),
+            applied_prerelease: Vec::new(),
         }],
     }
 }

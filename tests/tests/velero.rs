@@ -18,6 +18,12 @@
 //!   object of one wave is created with a server-side dry run (what `kubectl
 //!   apply --dry-run=server` does), and comes back with nothing pruned.
 //!
+//! The `change-storage-class` ConfigMap a restore brings when its claims use
+//! a class the target will not have (policy `storage_class_changes`) is a core
+//! object: offline, its Velero plugin labels, namespace and data are checked
+//! (what Velero's plugin looks up); on the real API server it is created with
+//! the same dry run.
+//!
 //! Both checks can fail: broken copies of emitted objects are refused.
 
 mod common;
@@ -133,6 +139,7 @@ impl Checker {
         let validator = match object["kind"].as_str() {
             Some("Backup") => &self.backup,
             Some("Restore") => &self.restore,
+            Some("ConfigMap") => return change_storage_class_problems(object),
             other => return vec![format!("kind {other:?} is not a Velero Backup or Restore")],
         };
         if object["apiVersion"] != "velero.io/v1" {
@@ -163,6 +170,42 @@ impl Checker {
         }
         problems
     }
+}
+
+/// What Velero's `change-storage-class` RestoreItemAction needs of its
+/// ConfigMap: found by its two labels in Velero's namespace, its data a map of
+/// storage class names (old → new).
+fn change_storage_class_problems(object: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    if object["apiVersion"] != "v1" {
+        problems.push(format!("apiVersion {} is not v1", object["apiVersion"]));
+    }
+    nulls(object, "", &mut problems);
+    problems.extend(metadata_problems(&object["metadata"]));
+    let labels = &object["metadata"]["labels"];
+    if labels["velero.io/plugin-config"] != "" {
+        problems.push("velero: label velero.io/plugin-config is not \"\"".to_string());
+    }
+    if labels["velero.io/change-storage-class"] != "RestoreItemAction" {
+        problems.push("velero: label velero.io/change-storage-class is not RestoreItemAction".to_string());
+    }
+    match object["data"].as_object() {
+        Some(data) if !data.is_empty() => {
+            for (from, to) in data {
+                let class = |name: &str| !name.is_empty() && name.split('.').all(is_dns_label);
+                if !class(from) || !to.as_str().is_some_and(class) {
+                    problems.push(format!("data {from}: {to} is not a storage class name to another"));
+                }
+            }
+        }
+        _ => problems.push("data maps no storage class".to_string()),
+    }
+    for key in object.as_object().into_iter().flatten().map(|(k, _)| k.as_str()) {
+        if !["apiVersion", "kind", "metadata", "data"].contains(&key) {
+            problems.push(format!("{key} is not a ConfigMap field the runbook needs"));
+        }
+    }
+    problems
 }
 
 fn nulls(value: &Value, path: &str, out: &mut Vec<String>) {
@@ -350,6 +393,8 @@ fn every_velero_object_of_the_example_runbook_is_valid_against_the_crds() {
     // volume data) is checked, whether or not the example has it.
     let renamed = objects.iter().filter(|(_, o)| o["spec"].get("namespaceMapping").is_some()).count();
     assert!(renamed > 0, "the example renames a namespace");
+    let config = change_storage_class_config();
+    assert!(checker.problems(&config).is_empty(), "{:#?}", checker.problems(&config));
     for (from, to) in [("payments", "payments"), ("payments", "payments-fra-prod-core")] {
         for data in [runbook::VolumeData::Snapshot, runbook::VolumeData::StaysOnNode, runbook::VolumeData::Copy] {
             let (backup, restore) = runbook::velero_objects("kplan-w2-fra-prod-core-payments", from, to, data);
@@ -361,10 +406,19 @@ fn every_velero_object_of_the_example_runbook_is_valid_against_the_crds() {
     }
 }
 
+/// The ConfigMap a restore into `fra-prod` brings when the policy changes two
+/// storage classes (the example's claims use none).
+fn change_storage_class_config() -> Value {
+    let changes: BTreeMap<String, String> =
+        [("vsphere-thin", "ceph-rbd"), ("netapp.gold", "ceph-rbd-fast")].map(|(a, b)| (a.into(), b.into())).into();
+    runbook::change_storage_class_config("fra-prod", &changes)
+}
+
 /// Broken copies of emitted objects: each is refused, for the reason given.
 #[test]
 fn the_offline_check_refuses_broken_velero_objects() {
     let checker = Checker::new();
+    let config = change_storage_class_config();
     let (backup, restore) = runbook::velero_objects(
         "kplan-w2-lon-prod-banking-reporting",
         "reporting",
@@ -431,6 +485,27 @@ fn the_offline_check_refuses_broken_velero_objects() {
         ),
         ("a status", broken(&backup, &|o| o["status"] = json!({"phase": "Completed"})), "status"),
         ("another kind", broken(&backup, &|o| o["kind"] = json!("Schedule")), "Schedule"),
+        (
+            "a ConfigMap without the plugin-config label",
+            broken(&config, &|o| o["metadata"]["labels"].as_object_mut().unwrap().clear()),
+            "velero.io/plugin-config",
+        ),
+        (
+            "a ConfigMap for another plugin action",
+            broken(&config, &|o| o["metadata"]["labels"]["velero.io/change-storage-class"] = json!("BackupItemAction")),
+            "RestoreItemAction",
+        ),
+        ("a ConfigMap that changes nothing", broken(&config, &|o| o["data"] = json!({})), "data"),
+        (
+            "a ConfigMap changing a class to a number",
+            broken(&config, &|o| o["data"]["vsphere-thin"] = json!(1)),
+            "vsphere-thin",
+        ),
+        (
+            "a ConfigMap outside Velero's namespace",
+            broken(&config, &|o| o["metadata"]["namespace"] = json!("default")),
+            "metadata.namespace",
+        ),
     ];
     for (what, problems, needle) in cases {
         assert!(!problems.is_empty(), "{what}: accepted");
@@ -464,6 +539,9 @@ fn busiest_wave(book: &Runbook) -> (u64, Vec<Value>) {
 }
 
 fn api_resource(kind: &str) -> ApiResource {
+    if kind == "ConfigMap" {
+        return ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", kind), "configmaps");
+    }
     let plural = CRDS.iter().find(|(k, _, _)| *k == kind).map(|(_, p, _)| *p).expect("a Velero kind");
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("velero.io", "v1", kind), plural)
 }
@@ -489,6 +567,8 @@ fn the_real_apiserver_takes_every_velero_object_of_a_wave_in_a_server_side_dry_r
             velero_objects(&book).into_iter().map(|(_, o)| o).find(|o| o["spec"].get("namespaceMapping").is_some());
         objects.extend(renamed);
     }
+    // The change-storage-class ConfigMap (the example's claims need none).
+    objects.push(change_storage_class_config());
     let kube = Kube::connect(&server.admin_kubeconfig);
     let client = kube.client.clone();
     kube.block_on(async {
@@ -532,6 +612,7 @@ fn the_real_apiserver_takes_every_velero_object_of_a_wave_in_a_server_side_dry_r
             }
             let created = answer.unwrap_or_else(|e| panic!("wave {wave}: the API server refused {name}: {e}"));
             assert_eq!(created.data["spec"], object["spec"], "{name}: the server pruned or changed the spec");
+            assert_eq!(created.data["data"], object["data"], "{name}: the server changed the data");
             assert_eq!(
                 serde_json::to_value(&created.metadata.labels).expect("labels"),
                 object["metadata"]["labels"],

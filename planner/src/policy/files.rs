@@ -380,6 +380,7 @@ ports = "http"
         assert_eq!(policy.zones["fra-prod-a"].tiers, vec!["prod".to_string()]);
         assert!(policy.zones["fra-dmz"].tiers.is_empty());
         assert!(!policy.open_flows.is_empty());
+        assert_eq!(policy.addon_namespaces, Policy::default().addon_namespaces, "the example spells out the default");
         // every field of the example is spelled out
         let text = std::fs::read_to_string(&path).unwrap();
         let defaults = toml::to_string(&Policy::default()).unwrap();

@@ -14,7 +14,8 @@ pub(super) struct NodeInfo<'a> {
 
 pub(super) struct NamespaceInfo<'a> {
     pub(super) namespace: &'a Namespace,
-    /// None for a platform namespace.
+    /// None for a platform namespace and for an add-on's instance other than
+    /// its largest (installed once per target, they belong to no block).
     pub(super) block: Option<BlockKey>,
 }
 
@@ -34,6 +35,9 @@ pub(super) struct Index<'a> {
     /// Tiers of the clusters with nodes in each zone (for unlisted zones).
     pub(super) zone_tiers: BTreeMap<&'a str, BTreeSet<&'a str>>,
     pub(super) blocks: BTreeMap<BlockKey, Members<'a>>,
+    /// Per block, the largest instance of each add-on (`namespaces::find_addons`):
+    /// it stays in the block and is "moved" by the target's add-on install.
+    pub(super) addons: BTreeMap<BlockKey, BTreeSet<NamespaceKey<'a>>>,
     /// Problems with the inventory itself (duplicate ids).
     pub(super) problems: Vec<String>,
 }
@@ -59,6 +63,7 @@ impl<'a> Index<'a> {
             namespaces: BTreeMap::new(),
             zone_tiers: BTreeMap::new(),
             blocks: BTreeMap::new(),
+            addons: BTreeMap::new(),
             problems: Vec::new(),
         };
         for cluster in inventory {
@@ -96,7 +101,29 @@ impl<'a> Index<'a> {
                 index.namespaces.insert(key, NamespaceInfo { namespace, block });
             }
         }
+        index.set_addons(policy);
         index
+    }
+
+    /// Finds each block's add-ons with the shared definition, keeps their
+    /// largest instances and takes the others out of the block.
+    fn set_addons(&mut self, policy: &Policy) {
+        for (key, members) in &mut self.blocks {
+            let clusters: BTreeSet<&str> =
+                members.nodes.iter().map(|k| k.0).chain(members.namespaces.iter().map(|k| k.0)).collect();
+            let keys: Vec<NamespaceKey<'a>> = members.namespaces.iter().copied().collect();
+            let candidates: Vec<(&str, &Namespace)> =
+                keys.iter().map(|k| (k.0, self.namespaces[k].namespace)).collect();
+            for found in find_addons(&candidates, clusters.len(), policy) {
+                self.addons.entry(key.clone()).or_default().insert(keys[found.largest]);
+                for &k in found.instances.iter().filter(|&&k| k != found.largest) {
+                    members.namespaces.remove(&keys[k]);
+                    if let Some(info) = self.namespaces.get_mut(&keys[k]) {
+                        info.block = None;
+                    }
+                }
+            }
+        }
     }
 
     pub(super) fn may_host(&self, policy: &Policy, zone: &str, tier: &str) -> bool {

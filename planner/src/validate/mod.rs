@@ -4,7 +4,7 @@
 //!
 //! It is written independently of the model (`model.rs`, `solve.rs`,
 //! `greedy.rs`, `waves.rs`): it uses only the inventory, the policy, the flow
-//! table of `flows.rs` and `namespaces::is_platform_namespace`, and recomputes
+//! table of `flows.rs` and `namespaces::{is_platform_namespace, find_addons}`, and recomputes
 //! everything else from `docs/plan-semantics.md`, which decides when the two
 //! disagree. It never trusts a figure of the plan; where the plan states one
 //! (capacity before and after each wave, node zones, a target's zones), it
@@ -18,6 +18,11 @@
 //! - A **node** belongs to the block (node datacenter, its cluster's tier).
 //!   A **namespace** to (its cluster's datacenter, its own tier), unless it is a
 //!   platform namespace: those never move and belong to no block.
+//! - A block's **add-ons** are those `namespaces::find_addons` finds among its
+//!   namespaces (counting the clusters with nodes or namespaces in the block):
+//!   only the largest instance of each stays in the block, and the target that
+//!   lists it in `addons` (`sized_from`, `wave`) "moves" it in that wave; its
+//!   other instances belong to no block.
 //! - The **sources** of a block are the clusters with nodes or namespaces in it.
 //!   A *foreign* source has namespaces in the block but no nodes (its namespaces
 //!   are of another tier than the cluster): its nodes live in another block's
@@ -48,6 +53,9 @@
 //! - [`Rule::NamespaceAccounting`]: every non-platform namespace of the block
 //!   moves exactly once, to a target of the block, with its inventory SLA tier and
 //!   requests; platform namespaces and namespaces of other blocks never move here.
+//!   An add-on's largest instance moves only as its target's add-on install, with
+//!   its inventory requests, in a wave no later than any namespace moving into
+//!   that target.
 //! - [`Rule::RenameUniqueness`]: per target, the final names (`new_name`, or the
 //!   name when `new_name` is empty) are unique, valid DNS-1123 labels and not
 //!   platform namespace names; every move whose name changes has a matching
@@ -108,7 +116,7 @@ use kplan_model::{
 };
 
 use crate::flows::{normalize_cni, required_flows};
-use crate::namespaces::is_platform_namespace;
+use crate::namespaces::{find_addons, is_platform_namespace};
 
 mod capacity;
 mod flows;

@@ -269,6 +269,17 @@ where
         // (cluster, namespace) -> (target, final name), for renamed moves
         let mut renamed: BTreeMap<NamespaceKey<'a>, (&'a str, &'a str)> = BTreeMap::new();
         let mut seen = BTreeSet::new();
+        // An add-on installed on a target keeps its name there.
+        for target in &block.target_clusters {
+            for addon in &target.addons {
+                let key = (addon.sized_from.as_str(), addon.namespace.as_str());
+                if !block_namespaces.contains(&key) || !seen.insert(key) {
+                    continue;
+                }
+                finals.entry(target.name.as_str()).or_default().entry(key.1).or_default().push(key);
+                originals.entry(target.name.as_str()).or_default().entry(key.1).or_default().insert(key.0);
+            }
+        }
         for wave in &block.waves {
             for namespace_move in &wave.namespaces {
                 let key = (namespace_move.from_cluster.as_str(), namespace_move.namespace.as_str());

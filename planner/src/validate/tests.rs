@@ -34,6 +34,7 @@ fn namespace(name: &str, tier: &str, sla: SlaTier) -> Namespace {
         sla_tier: sla,
         requests: Resources::new(1000, 1 << 30, 5),
         pod_groups: Vec::new(),
+        applied_prerelease: Vec::new(),
     }
 }
 

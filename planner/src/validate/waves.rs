@@ -113,7 +113,7 @@ where
                     self.push(
                         Rule::NamespaceAccounting,
                         format!(
-                            "wave {number} moves platform namespace {}/{}; platform namespaces merge and never move",
+                            "wave {number} moves platform namespace or add-on instance {}/{}; those never move",
                             key.0, key.1
                         ),
                     );
@@ -166,6 +166,7 @@ where
             }
             waves.push(moves);
         }
+        self.add_addon_installs(&mut waves, &mut namespace_wave);
         let unmoved: Vec<String> =
             block_nodes.iter().filter(|key| !node_wave.contains_key(*key)).map(|(c, n)| format!("{c}/{n}")).collect();
         if !unmoved.is_empty() {
@@ -248,6 +249,61 @@ where
         }
     }
 
+    /// Each target's add-on installs, as moves of the add-on's largest instance
+    /// into the target in the install wave.
+    fn add_addon_installs(
+        &mut self,
+        waves: &mut [WaveMoves<'a>],
+        namespace_wave: &mut BTreeMap<NamespaceKey<'a>, u64>,
+    ) {
+        let block = self.block;
+        let largest = self.index.addons.get(&self.key).cloned().unwrap_or_default();
+        for target in &block.target_clusters {
+            for addon in &target.addons {
+                let key = (addon.sized_from.as_str(), addon.namespace.as_str());
+                if !largest.contains(&key) {
+                    self.push(
+                        Rule::NamespaceAccounting,
+                        format!(
+                            "target {} installs add-on {} sized from {}, which is not the largest instance of an add-on of the block",
+                            target.name, key.1, key.0
+                        ),
+                    );
+                    continue;
+                }
+                if addon.wave == 0 || addon.wave > waves.len() as u64 {
+                    self.push(
+                        Rule::NamespaceAccounting,
+                        format!(
+                            "target {} installs add-on {} in wave {}, not a wave of the block",
+                            target.name, key.1, addon.wave
+                        ),
+                    );
+                    continue;
+                }
+                if let Some(first) = namespace_wave.get(&key) {
+                    self.push(
+                        Rule::NamespaceAccounting,
+                        format!("add-on {}/{} moves twice, in waves {first} and {}", key.0, key.1, addon.wave),
+                    );
+                    continue;
+                }
+                let requests = self.index.namespaces[&key].namespace.requests;
+                if addon.requests != requests {
+                    self.push(
+                        Rule::NamespaceAccounting,
+                        format!(
+                            "target {} reserves {:?} for add-on {}, its largest instance ({}) requests {:?}",
+                            target.name, addon.requests, key.1, key.0, requests
+                        ),
+                    );
+                }
+                namespace_wave.insert(key, addon.wave);
+                waves[addon.wave as usize - 1].namespaces.insert(key, target.name.as_str());
+            }
+        }
+    }
+
     pub(super) fn check_budgets(&mut self) {
         let budget = self.policy.wave_budget;
         for (position, wave) in self.block.waves.iter().enumerate() {
@@ -290,6 +346,27 @@ where
                 let entry = span.entry(tier).or_insert((number, number));
                 entry.0 = entry.0.min(number);
                 entry.1 = entry.1.max(number);
+            }
+        }
+        // An add-on is installed no later than the first namespace moving into its target.
+        for target in &self.block.target_clusters {
+            let first = self
+                .block
+                .waves
+                .iter()
+                .position(|wave| wave.namespaces.iter().any(|m| m.to_cluster == target.name))
+                .map(|position| position as u64 + 1);
+            for addon in target.addons.iter().filter(|addon| first.is_some_and(|first| addon.wave > first)) {
+                self.push(
+                    Rule::SlaOrder,
+                    format!(
+                        "add-on {} is installed on {} in wave {}, after namespaces move into it in wave {}",
+                        addon.namespace,
+                        target.name,
+                        addon.wave,
+                        first.unwrap_or_default()
+                    ),
+                );
             }
         }
         let order = &self.policy.sla_order;

@@ -33,6 +33,9 @@ pub struct ServerConfig {
     /// Every snapshot is kept this many days; older history is thinned to one
     /// snapshot per cluster per day (for quarterly trends). Default 7.
     pub history_keep_all_days: u64,
+    /// The store's page cache in MiB (sled's own default is 1024, which alone
+    /// outgrows a 512 MiB pod limit during ingest). Default 128 (BENCHMARKS.md).
+    pub store_cache_mib: u64,
     /// Caps on one snapshot (`[validation]`): nodes, namespaces, labels per object.
     pub validation: kplan_store::validation::ValidationLimits,
     /// Mutual TLS on the gRPC port (`[tls]`). Required unless `insecure_plaintext`.
@@ -80,6 +83,7 @@ impl Default for ServerConfig {
             request_timeout_seconds: 300,
             max_concurrent_requests: 256,
             history_keep_all_days: 7,
+            store_cache_mib: 128,
             validation: kplan_store::validation::ValidationLimits::default(),
             metrics_listen: "127.0.0.1:9470".to_string(),
             tls: TlsFiles::default(),
@@ -185,6 +189,9 @@ impl ServerConfig {
         }
         if self.max_message_bytes < 1024 {
             problems.push(format!("max_message_bytes: {} is below the minimum of 1024", self.max_message_bytes));
+        }
+        if self.store_cache_mib < 16 {
+            problems.push(format!("store_cache_mib: {} is below the minimum of 16", self.store_cache_mib));
         }
         if self.request_timeout_seconds == 0 {
             problems.push("request_timeout_seconds: must be at least 1".to_string());

@@ -307,10 +307,11 @@ async fn run(config: ServerConfig, default_policy: kplan_model::Policy, grpc: Gr
     let mut serving = tokio::spawn(grpc.serve(listener, shutdown_signal()));
 
     let data_dir = config.data_dir.clone();
+    let cache_bytes = config.store_cache_mib.saturating_mul(1 << 20);
     let opening = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-        let store = SledStore::open(&data_dir)?;
+        let store = SledStore::open_with_cache(&data_dir, cache_bytes)?;
         anyhow::Ok(store)
     });
     let store = tokio::select! {

@@ -85,6 +85,9 @@ struct CommitState {
 
 const WRITE_SEQ: &str = "write_seq";
 
+/// The page cache of stores opened by the CLI and the tools (sled's default is 1 GiB).
+pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
+
 fn read_seq(bytes: Option<&[u8]>) -> Result<u64, StoreError> {
     match bytes {
         None => Ok(0),
@@ -234,9 +237,15 @@ impl SledStore {
     /// files give [`StoreError::Open`] (never a panic), a damaged value
     /// [`StoreError::Corrupt`], another schema [`StoreError::UnsupportedSchema`].
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`SledStore::open`] with a page cache of `cache_bytes` (the server's
+    /// `store_cache_mib`).
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let path = dir.display().to_string();
         without_panics(&path, || {
-            let store = Self::open_sled(dir)?;
+            let store = Self::open_sled(dir, cache_bytes)?;
             store.verify()?;
             Ok(store)
         })
@@ -246,12 +255,12 @@ impl SledStore {
     /// Opens without reading every value (for tools that only write).
     pub fn open_unverified(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.display().to_string();
-        without_panics(&path, || Self::open_sled(dir)).map_err(|err| open_error(&path, err))
+        without_panics(&path, || Self::open_sled(dir, DEFAULT_CACHE_BYTES)).map_err(|err| open_error(&path, err))
     }
 
-    fn open_sled(dir: &Path) -> Result<Self, StoreError> {
+    fn open_sled(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         remove_interrupted_snapshots(dir)?;
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open()?;
         let meta = db.open_tree("meta")?;
         let store = SledStore {
             clusters: db.open_tree("clusters")?,

@@ -331,5 +331,6 @@ pub fn build_snapshot<'a>(
         facts,
         nodes,
         namespaces,
+        isolation: Default::default(),
     })
 }

@@ -390,6 +390,7 @@ mod tests {
             },
             nodes,
             namespaces: Vec::new(),
+            isolation: Default::default(),
         }
     }
 

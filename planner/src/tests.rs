@@ -75,6 +75,7 @@ pub(crate) fn cluster(
         },
         nodes,
         namespaces,
+        isolation: Default::default(),
     }
 }
 

@@ -508,6 +508,7 @@ mod tests {
             },
             nodes: vec![node("node-1"), node("node-2.fra.example")],
             namespaces: vec![namespace("payments"), namespace("kube-system")],
+            isolation: Default::default(),
         }
     }
 

@@ -52,6 +52,7 @@ fn cluster(id: &str, tier: &str, nodes: Vec<Node>, namespaces: Vec<Namespace>) -
         },
         nodes,
         namespaces,
+        isolation: Default::default(),
     }
 }
 

@@ -28,6 +28,7 @@ mod convert;
 mod error;
 mod facts;
 mod parse;
+pub mod rbac;
 pub mod scheduling;
 pub mod volumes;
 
@@ -134,6 +135,7 @@ pub fn collect(
     let mut pod_groups: BTreeMap<String, HashMap<kplan_model::scheduling::PodGroup, u64>> = BTreeMap::new();
     let mut workloads: BTreeSet<String> = BTreeSet::new();
     let mut volumes = volumes::VolumeIndex::default();
+    let mut isolation = rbac::IsolationIndex::default();
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     let mut snapshot: Option<(Origin, Box<ClusterSnapshot>)> = None;
     let mut first_kube_object: Option<String> = None;
@@ -203,6 +205,7 @@ pub fn collect(
                 volumes.add_volume(&volume, &object).map_err(|error| locate(error, &origin))?;
             }
             KubeObject::StorageClass { class, .. } => volumes.add_class(&class),
+            KubeObject::Isolation { origin, object } => isolation.add(*object, &origin)?,
             KubeObject::Skipped { kind, .. } => *skipped.entry(kind).or_insert(0) += 1,
             KubeObject::Snapshot { origin, snapshot: found } => {
                 if let Some((first, _)) = &snapshot {
@@ -238,6 +241,7 @@ pub fn collect(
             volumes.resolve_groups(&namespace.name, &mut namespace.pod_groups);
         }
     }
+    snapshot.isolation = isolation.finish();
     Ok(snapshot)
 }
 

@@ -61,6 +61,9 @@ fn yaml_stream<T: Serialize>(objects: &[T]) -> anyhow::Result<String> {
     for object in objects {
         text.push_str("---\n");
         text.push_str(&output::yaml(object)?);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
     }
     Ok(text)
 }

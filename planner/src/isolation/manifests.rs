@@ -108,7 +108,7 @@ fn selector(selector: &isolation::LabelSelector) -> LabelSelector {
 
 /// A model policy (as [`isolation_policies`] makes them: match labels only, no ports) as a Kubernetes object.
 fn network_policy_object(policy: &NetworkPolicy) -> k8s_net::NetworkPolicy {
-    let ingress = policy
+    let ingress: Vec<k8s_net::NetworkPolicyIngressRule> = policy
         .ingress
         .iter()
         .map(|rule| k8s_net::NetworkPolicyIngressRule {
@@ -130,7 +130,7 @@ fn network_policy_object(policy: &NetworkPolicy) -> k8s_net::NetworkPolicy {
         spec: Some(k8s_net::NetworkPolicySpec {
             pod_selector: Some(selector(&policy.pod_selector)),
             policy_types: Some(policy.policy_types.clone()),
-            ingress: Some(ingress),
+            ingress: (!ingress.is_empty()).then_some(ingress),
             egress: None,
         }),
     }

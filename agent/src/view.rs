@@ -694,13 +694,7 @@ impl ClusterView {
             if self.sync[kind.index()].refused {
                 continue;
             }
-            let one = entry.value.clone();
-            inventory.cluster_roles.extend(one.cluster_roles);
-            inventory.cluster_role_bindings.extend(one.cluster_role_bindings);
-            inventory.roles.extend(one.roles);
-            inventory.role_bindings.extend(one.role_bindings);
-            inventory.network_policies.extend(one.network_policies);
-            inventory.runtime_classes.extend(one.runtime_classes);
+            inventory.extend(entry.value.clone());
         }
         sorted(inventory)
     }

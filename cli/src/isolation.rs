@@ -55,6 +55,48 @@ pub fn table(report: &IsolationReport) -> String {
     text
 }
 
+/// The `## Tenant isolation` section of the Markdown export: per target, its
+/// findings; empty when there are none.
+pub fn markdown(report: &IsolationReport) -> String {
+    let mut md = String::new();
+    let n_findings = report.findings().count();
+    if n_findings == 0 {
+        return md;
+    }
+    md.push_str(&format!(
+        "\n## Tenant isolation\n\n{n_findings} finding{}, {} open; the objects that close them: \
+         `kplan plans export {} --format manifests --out DIR` (`DIR/isolation/<target>/`).\n",
+        if n_findings == 1 { "" } else { "s" },
+        report.n_open(),
+        report.plan_id
+    ));
+    for target in report.targets.iter().filter(|t| !t.findings.is_empty()) {
+        md.push_str(&format!("\n### {}\n\n", target.target_cluster));
+        if !target.network_policy_enforced {
+            md.push_str(&format!(
+                "{} runs {}, which does not enforce NetworkPolicy: see its cni-migration precondition.\n\n",
+                target.target_cluster, target.cni
+            ));
+        }
+        md.push_str("| finding | severity | source | who | role | namespaces reached | closed by |\n|---|---|---|---|---|---|---|\n");
+        for f in &target.findings {
+            let who = if f.subject.is_empty() { f.object.clone() } else { format!("{} ({})", f.subject, f.object) };
+            let cells = [
+                f.kind.as_str().to_string(),
+                f.severity.as_str().to_string(),
+                f.source_cluster.clone(),
+                who,
+                f.role.clone(),
+                f.namespaces.join(", "),
+                if f.open { "**open**".to_string() } else { format!("{} objects", f.closed_by.len()) },
+            ];
+            let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+            md.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+    }
+    md
+}
+
 /// Objects as one YAML stream (`---` between documents).
 fn yaml_stream<T: Serialize>(objects: &[T]) -> anyhow::Result<String> {
     let mut text = String::new();
@@ -108,4 +150,49 @@ pub fn write_manifests(targets: &[TargetManifests], dir: &Path) -> anyhow::Resul
         written.push(path);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use kplan_planner::isolation::{Finding, FindingKind, IsolationReport, Severity, TargetIsolation};
+
+    fn report() -> IsolationReport {
+        IsolationReport {
+            plan_id: "plan-1".into(),
+            targets: vec![TargetIsolation {
+                datacenter: "fra".into(),
+                security_tier: "dev".into(),
+                target_cluster: "fra-dev".into(),
+                cni: "calico".into(),
+                source_clusters: vec!["apps".into(), "ci".into()],
+                network_policy_enforced: true,
+                namespaces: Vec::new(),
+                findings: vec![Finding {
+                    kind: FindingKind::RbacWidening,
+                    severity: Severity::High,
+                    target_cluster: "fra-dev".into(),
+                    source_cluster: "apps".into(),
+                    object: "ClusterRoleBinding a|b".into(),
+                    subject: "Group team".into(),
+                    role: "ClusterRole edit".into(),
+                    namespaces: vec!["ci".into()],
+                    detail: String::new(),
+                    closed_by: vec!["RoleBinding web/kplan-a|b".into()],
+                    open: false,
+                }],
+            }],
+            clusters_without_isolation_inventory: vec!["old".into()],
+        }
+    }
+
+    #[test]
+    fn the_table_and_the_markdown_count_findings_and_name_what_is_unknown() {
+        let table = super::table(&report());
+        assert!(table.contains("1 finding in 1 target cluster, 0 open"), "{table}");
+        assert!(table.contains("no RBAC or NetworkPolicy known for old"), "{table}");
+        let md = super::markdown(&report());
+        assert!(md.contains("## Tenant isolation"), "{md}");
+        assert!(md.contains("| rbac-widening | high | apps | Group team (ClusterRoleBinding a\\|b) |"), "{md}");
+        assert_eq!(super::markdown(&IsolationReport::default()), "");
+    }
 }

@@ -595,11 +595,23 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                 ExportFormat::Manifests => anyhow::bail!("--format manifests is written by the arm above"),
                 ExportFormat::Json => output::json(&plan)?,
                 ExportFormat::Yaml => output::yaml(&plan)?,
-                ExportFormat::Markdown => render::plan_markdown(&plan),
+                ExportFormat::Markdown => {
+                    let mut text = render::plan_markdown(&plan);
+                    // The isolation section needs the snapshots; the plan alone still exports without it.
+                    match backend.plan_inventory(&plan).await {
+                        Ok(inventory) => {
+                            text.push_str(&isolation::markdown(&kplan_planner::isolation::analyse(&plan, &inventory)))
+                        }
+                        Err(error) => eprintln!("note: no tenant isolation section: {error:#}"),
+                    }
+                    text
+                }
                 ExportFormat::Dot => render::plan_dot(&plan),
                 ExportFormat::Html => {
                     let inventory = backend.plan_inventory(&plan).await?;
-                    html::plan_report(&plan, Some(&kplan_planner::runbook::runbook(&plan, &inventory, None)))
+                    let book = kplan_planner::runbook::runbook(&plan, &inventory, None);
+                    let isolation = kplan_planner::isolation::analyse(&plan, &inventory);
+                    html::plan_report(&plan, Some(&book), Some(&isolation))
                 }
             };
             match out {

@@ -46,6 +46,16 @@ impl IsolationInventory {
             + self.runtime_classes.len()
     }
 
+    /// Appends every object of `other`.
+    pub fn extend(&mut self, other: IsolationInventory) {
+        self.cluster_roles.extend(other.cluster_roles);
+        self.cluster_role_bindings.extend(other.cluster_role_bindings);
+        self.roles.extend(other.roles);
+        self.role_bindings.extend(other.role_bindings);
+        self.network_policies.extend(other.network_policies);
+        self.runtime_classes.extend(other.runtime_classes);
+    }
+
     /// The ClusterRole of this name.
     pub fn cluster_role(&self, name: &str) -> Option<&Role> {
         self.cluster_roles.iter().find(|role| role.name == name)

@@ -165,6 +165,12 @@ fn the_emitted_rbac_keeps_tenant_subjects_in_their_own_namespaces_on_the_real_ap
         .expect("ci-runners moves")
         .to_string();
 
+    // The Markdown and HTML reports carry the same findings.
+    let markdown = kplan_ok(&["--inventory", inv, "plans", "export", plan_id, "--format", "markdown"]);
+    assert!(markdown.contains("## Tenant isolation\n\n9 findings, 2 open"), "{markdown}");
+    let html = kplan_ok(&["--inventory", inv, "plans", "export", plan_id, "--format", "html"]);
+    assert!(html.contains("<h3>Tenant isolation</h3><p>9 findings, 2 open"), "html report");
+
     let out_dir = dir.path().join("manifests");
     kplan_ok(&[
         "--inventory",

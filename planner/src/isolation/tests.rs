@@ -331,19 +331,24 @@ fn namespaces_of_different_sources_cannot_talk_after_the_emitted_policies() {
     assert!(can_reach(&namespaces, &policies, "web", "pay"));
 }
 
-#[test]
-fn an_existing_policy_that_admits_every_namespace_leaves_the_widening_open() {
-    let mut inventory = inventory();
-    inventory[1].isolation.network_policies = vec![NetworkPolicy {
+/// A policy of b's `pay` that isolates its pods and admits the namespaces `namespaces` selects.
+fn pay_admitting(name: &str, namespaces: LabelSelector) -> NetworkPolicy {
+    NetworkPolicy {
         namespace: "pay".into(),
-        name: "allow-all-namespaces".into(),
+        name: name.into(),
         policy_types: vec!["Ingress".into()],
         ingress: vec![NetworkPolicyRule {
-            peers: vec![NetworkPolicyPeer { namespace_selector: Some(LabelSelector::default()), ..Default::default() }],
+            peers: vec![NetworkPolicyPeer { namespace_selector: Some(namespaces), ..Default::default() }],
             ports: vec![],
         }],
         ..Default::default()
-    }];
+    }
+}
+
+#[test]
+fn an_existing_policy_that_admits_every_namespace_leaves_the_widening_open() {
+    let mut inventory = inventory();
+    inventory[1].isolation.network_policies = vec![pay_admitting("allow-all-namespaces", LabelSelector::default())];
     let report = analyse(&plan("calico"), &inventory);
     let finding =
         report.findings().find(|f| f.kind == FindingKind::NetworkWidening && f.source_cluster == "b").unwrap();
@@ -355,22 +360,8 @@ fn an_existing_policy_that_admits_every_namespace_leaves_the_widening_open() {
 #[test]
 fn a_namespace_that_already_denies_other_namespaces_is_not_listed() {
     let mut inventory = inventory();
-    inventory[1].isolation.network_policies = vec![NetworkPolicy {
-        namespace: "pay".into(),
-        name: "same-team".into(),
-        policy_types: vec!["Ingress".into()],
-        ingress: vec![NetworkPolicyRule {
-            peers: vec![NetworkPolicyPeer {
-                namespace_selector: Some(LabelSelector {
-                    match_labels: BTreeMap::from([("team".into(), "b".into())]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }],
-            ports: vec![],
-        }],
-        ..Default::default()
-    }];
+    let team_b = LabelSelector { match_labels: BTreeMap::from([("team".into(), "b".into())]), ..Default::default() };
+    inventory[1].isolation.network_policies = vec![pay_admitting("same-team", team_b)];
     let report = analyse(&plan("calico"), &inventory);
     let finding =
         report.findings().find(|f| f.kind == FindingKind::NetworkWidening && f.source_cluster == "b").unwrap();

@@ -435,3 +435,54 @@ fn the_report_is_deterministic_and_names_clusters_without_isolation_inventory() 
     assert_eq!(analyse(&plan("calico"), &inventory), first);
     assert_eq!(first.clusters_without_isolation_inventory, ["b"]);
 }
+
+// ------------------------------------------------------------------ through the planner
+
+#[test]
+fn a_planned_merge_onto_flannel_lists_the_precondition_and_its_renamed_namespace_keeps_its_binding() {
+    use crate::tests::{
+        cluster as planned_cluster, control_plane, namespace as planned_namespace, node, plan as propose,
+    };
+    let mut clusters: Vec<ClusterSnapshot> = ["a", "b"]
+        .iter()
+        .map(|id| {
+            let mut nodes: Vec<_> =
+                ["x", "y", "z"].iter().map(|zone| node(&format!("{id}-{zone}"), "dc1", zone, 8, 32)).collect();
+            nodes.push(control_plane(node(&format!("{id}-cp"), "dc1", "x", 4, 16)));
+            let mut cluster = planned_cluster(
+                id,
+                "prod",
+                "dc1",
+                nodes,
+                vec![
+                    planned_namespace("shop", "prod", SlaTier::Gold, 1000, 2, 4),
+                    planned_namespace(&format!("only-{id}"), "prod", SlaTier::Bronze, 500, 1, 2),
+                ],
+            );
+            cluster.facts.cni = "flannel".into();
+            cluster
+        })
+        .collect();
+    clusters[0].isolation.cluster_role_bindings =
+        vec![cluster_binding("team-a-edit", "edit", vec![subject("Group", "team-a", "")])];
+    let plan = propose(&clusters, &kplan_model::Policy::default());
+    let block = &plan.blocks[0];
+    assert_eq!(block.target_clusters.len(), 1, "{:?}", block.target_clusters);
+    let network: Vec<&str> = block
+        .preconditions
+        .iter()
+        .filter(|p| p.kind == PreconditionKind::CniMigration && p.detail.contains("does not enforce NetworkPolicy"))
+        .map(|p| p.cluster_id.as_str())
+        .collect();
+    assert!(!network.is_empty(), "{:#?}", block.preconditions);
+    let renamed = &block.namespace_renames[0];
+    assert_eq!(renamed.namespace, "shop");
+
+    let report = analyse(&plan, &clusters);
+    let finding = report.findings().find(|f| f.kind == FindingKind::RbacWidening).expect("team-a widens");
+    assert_eq!(finding.namespaces.len(), 2, "b's two namespaces: {:?}", finding.namespaces);
+    let bindings: Vec<Value> =
+        objects(&plan, &clusters).role_bindings.iter().map(|b| serde_json::to_value(b).unwrap()).collect();
+    let a_shop = if renamed.from_cluster == "a" { renamed.new_name.as_str() } else { "shop" };
+    assert_eq!(namespaces_granted(&bindings, "Group", "team-a", "edit"), set(&[a_shop, "only-a"]));
+}

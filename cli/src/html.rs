@@ -580,7 +580,7 @@ fn isolation_section(
         if n_findings == 1 { "" } else { "s" },
         esc(&report.plan_id)
     );
-    for target in targets.iter().filter(|t| !t.network_policy_enforced) {
+    for target in targets.iter().filter(|t| t.needs_network_policy_cni()) {
         let _ = writeln!(
             body,
             "<p class=\"infeasible\">{} runs {}, which does not enforce NetworkPolicy: see its cni-migration precondition.</p>",

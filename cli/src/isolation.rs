@@ -40,7 +40,7 @@ pub fn table(report: &IsolationReport) -> String {
         if report.targets.len() == 1 { "" } else { "s" },
         report.n_open()
     ));
-    for target in report.targets.iter().filter(|t| !t.network_policy_enforced) {
+    for target in report.targets.iter().filter(|t| t.needs_network_policy_cni()) {
         text.push_str(&format!(
             "{}: runs {}, which does not enforce NetworkPolicy (see its cni-migration precondition)\n",
             target.target_cluster, target.cni
@@ -72,7 +72,7 @@ pub fn markdown(report: &IsolationReport) -> String {
     ));
     for target in report.targets.iter().filter(|t| !t.findings.is_empty()) {
         md.push_str(&format!("\n### {}\n\n", target.target_cluster));
-        if !target.network_policy_enforced {
+        if target.needs_network_policy_cni() {
             md.push_str(&format!(
                 "{} runs {}, which does not enforce NetworkPolicy: see its cni-migration precondition.\n\n",
                 target.target_cluster, target.cni

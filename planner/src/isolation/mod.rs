@@ -156,6 +156,14 @@ pub struct TargetIsolation {
     pub findings: Vec<Finding>,
 }
 
+impl TargetIsolation {
+    /// Whether the target is shared by several sources on a CNI that ignores
+    /// NetworkPolicy (it then has a `cni-migration` precondition).
+    pub fn needs_network_policy_cni(&self) -> bool {
+        !self.network_policy_enforced && self.source_clusters.len() >= 2
+    }
+}
+
 /// The isolation of every target of a plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IsolationReport {
@@ -307,7 +315,7 @@ fn is_system(name: &str) -> bool {
 
 /// Whether a subject is a tenant's: not a `system:` user or group, not a
 /// service account of a platform namespace.
-pub(crate) fn is_tenant_subject(subject: &Subject, policy: &Policy) -> bool {
+fn is_tenant_subject(subject: &Subject, policy: &Policy) -> bool {
     match subject.kind.as_str() {
         "ServiceAccount" => !is_platform_namespace(&subject.namespace, policy),
         _ => !is_system(&subject.name),
@@ -316,7 +324,7 @@ pub(crate) fn is_tenant_subject(subject: &Subject, policy: &Policy) -> bool {
 
 /// A ClusterRoleBinding that widens in a merged target: a tenant's binding to
 /// a non-system ClusterRole.
-pub(crate) fn is_tenant_binding(binding: &RoleBinding) -> bool {
+fn is_tenant_binding(binding: &RoleBinding) -> bool {
     binding.role_ref.kind == "ClusterRole" && !is_system(&binding.role_ref.name) && !is_system(&binding.name)
 }
 

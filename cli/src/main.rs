@@ -830,6 +830,12 @@ async fn cmd_propose(backend: &mut Backend, args: ProposeArgs) -> anyhow::Result
             if report.findings().count() == 1 { "" } else { "s" },
             plan.id
         );
+        if !report.clusters_without_isolation_inventory.is_empty() {
+            eprintln!(
+                "note: no RBAC or NetworkPolicy known for {}: their widenings cannot be checked",
+                report.clusters_without_isolation_inventory.join(", ")
+            );
+        }
         if n_open > 0 {
             return Err(anyhow::Error::new(OpenWidenings(n_open)));
         }

@@ -57,10 +57,16 @@ pub enum ApiResource {
     PersistentVolumeClaims,
     PersistentVolumes,
     StorageClasses,
+    ClusterRoles,
+    ClusterRoleBindings,
+    Roles,
+    RoleBindings,
+    NetworkPolicies,
+    RuntimeClasses,
 }
 
 impl ApiResource {
-    pub const ALL: [ApiResource; 7] = [
+    pub const ALL: [ApiResource; 13] = [
         ApiResource::Nodes,
         ApiResource::Namespaces,
         ApiResource::Pods,
@@ -68,6 +74,12 @@ impl ApiResource {
         ApiResource::PersistentVolumeClaims,
         ApiResource::PersistentVolumes,
         ApiResource::StorageClasses,
+        ApiResource::ClusterRoles,
+        ApiResource::ClusterRoleBindings,
+        ApiResource::Roles,
+        ApiResource::RoleBindings,
+        ApiResource::NetworkPolicies,
+        ApiResource::RuntimeClasses,
     ];
 
     /// The cluster-wide collection path.
@@ -80,6 +92,12 @@ impl ApiResource {
             ApiResource::PersistentVolumeClaims => "/api/v1/persistentvolumeclaims",
             ApiResource::PersistentVolumes => "/api/v1/persistentvolumes",
             ApiResource::StorageClasses => "/apis/storage.k8s.io/v1/storageclasses",
+            ApiResource::ClusterRoles => "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            ApiResource::ClusterRoleBindings => "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            ApiResource::Roles => "/apis/rbac.authorization.k8s.io/v1/roles",
+            ApiResource::RoleBindings => "/apis/rbac.authorization.k8s.io/v1/rolebindings",
+            ApiResource::NetworkPolicies => "/apis/networking.k8s.io/v1/networkpolicies",
+            ApiResource::RuntimeClasses => "/apis/node.k8s.io/v1/runtimeclasses",
         }
     }
 
@@ -92,6 +110,12 @@ impl ApiResource {
             ApiResource::PersistentVolumeClaims => "PersistentVolumeClaim",
             ApiResource::PersistentVolumes => "PersistentVolume",
             ApiResource::StorageClasses => "StorageClass",
+            ApiResource::ClusterRoles => "ClusterRole",
+            ApiResource::ClusterRoleBindings => "ClusterRoleBinding",
+            ApiResource::Roles => "Role",
+            ApiResource::RoleBindings => "RoleBinding",
+            ApiResource::NetworkPolicies => "NetworkPolicy",
+            ApiResource::RuntimeClasses => "RuntimeClass",
         }
     }
 
@@ -99,6 +123,12 @@ impl ApiResource {
         match self {
             ApiResource::DaemonSets => "apps/v1",
             ApiResource::StorageClasses => "storage.k8s.io/v1",
+            ApiResource::ClusterRoles
+            | ApiResource::ClusterRoleBindings
+            | ApiResource::Roles
+            | ApiResource::RoleBindings => "rbac.authorization.k8s.io/v1",
+            ApiResource::NetworkPolicies => "networking.k8s.io/v1",
+            ApiResource::RuntimeClasses => "node.k8s.io/v1",
             _ => "v1",
         }
     }

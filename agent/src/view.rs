@@ -12,6 +12,9 @@
 //!   subtracts the pod's old contribution and adds its new one. Whole Pod
 //!   objects are never kept;
 //! - the names of the DaemonSets in the detection namespaces;
+//! - the cluster's RBAC objects, NetworkPolicies and RuntimeClasses, each
+//!   converted at once to what the snapshot carries
+//!   ([`kplan_model::isolation`]); Secrets are never watched;
 //! - the cluster's PersistentVolumeClaims, PersistentVolumes and
 //!   StorageClasses, reduced to their name (and namespace) and their `spec`
 //!   and `status` (labels, annotations and `managedFields` dropped). They
@@ -42,9 +45,11 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kplan_model::isolation::IsolationInventory;
 use kplan_model::scheduling::PodGroup;
 use kplan_model::{ClusterSnapshot, Resources};
 
+use crate::collect::rbac::{IsolationObject, add_object, sorted};
 use crate::collect::scheduling::{counted_groups, pod_group};
 use crate::collect::volumes::VolumeIndex;
 use crate::collect::{
@@ -62,9 +67,15 @@ pub enum Kind {
     PersistentVolumeClaims,
     PersistentVolumes,
     StorageClasses,
+    ClusterRoles,
+    ClusterRoleBindings,
+    Roles,
+    RoleBindings,
+    NetworkPolicies,
+    RuntimeClasses,
 }
 
-const N_KINDS: usize = 7;
+const N_KINDS: usize = 13;
 
 impl Kind {
     pub const ALL: [Kind; N_KINDS] = [
@@ -75,6 +86,12 @@ impl Kind {
         Kind::PersistentVolumeClaims,
         Kind::PersistentVolumes,
         Kind::StorageClasses,
+        Kind::ClusterRoles,
+        Kind::ClusterRoleBindings,
+        Kind::Roles,
+        Kind::RoleBindings,
+        Kind::NetworkPolicies,
+        Kind::RuntimeClasses,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,15 +103,49 @@ impl Kind {
             Kind::PersistentVolumeClaims => "persistentvolumeclaims",
             Kind::PersistentVolumes => "persistentvolumes",
             Kind::StorageClasses => "storageclasses",
+            Kind::ClusterRoles => "clusterroles",
+            Kind::ClusterRoleBindings => "clusterrolebindings",
+            Kind::Roles => "roles",
+            Kind::RoleBindings => "rolebindings",
+            Kind::NetworkPolicies => "networkpolicies",
+            Kind::RuntimeClasses => "runtimeclasses",
         }
     }
 
     /// Whether a snapshot can be made without this kind: the volume kinds,
     /// which complete the pods' claims (a ClusterRole from before issue 17
-    /// does not grant them). Without them a snapshot still carries all
-    /// capacity and demand; it only knows less of the pods' volumes.
+    /// does not grant them), and the isolation kinds (RBAC, NetworkPolicies,
+    /// RuntimeClasses; not granted before issue 14). Without them a snapshot
+    /// still carries all capacity and demand; it only knows less of the pods'
+    /// volumes, or nothing of the cluster's tenant isolation.
     pub fn is_optional(self) -> bool {
         matches!(self, Kind::PersistentVolumeClaims | Kind::PersistentVolumes | Kind::StorageClasses)
+            || self.is_isolation()
+    }
+
+    /// The kind an RBAC object, NetworkPolicy or RuntimeClass is watched as.
+    pub fn of_isolation(object: &IsolationObject) -> Kind {
+        match object {
+            IsolationObject::ClusterRole(_) => Kind::ClusterRoles,
+            IsolationObject::ClusterRoleBinding(_) => Kind::ClusterRoleBindings,
+            IsolationObject::Role(_) => Kind::Roles,
+            IsolationObject::RoleBinding(_) => Kind::RoleBindings,
+            IsolationObject::NetworkPolicy(_) => Kind::NetworkPolicies,
+            IsolationObject::RuntimeClass(_) => Kind::RuntimeClasses,
+        }
+    }
+
+    /// RBAC, NetworkPolicies and RuntimeClasses (issue 14).
+    pub fn is_isolation(self) -> bool {
+        matches!(
+            self,
+            Kind::ClusterRoles
+                | Kind::ClusterRoleBindings
+                | Kind::Roles
+                | Kind::RoleBindings
+                | Kind::NetworkPolicies
+                | Kind::RuntimeClasses
+        )
     }
 
     fn index(self) -> usize {
@@ -188,6 +239,9 @@ pub struct ClusterView {
     volumes: BTreeMap<String, Stamped<Result<PersistentVolume, CollectError>>>,
     /// Name → the storage class (see [`lean_meta`]).
     storage_classes: BTreeMap<String, Stamped<StorageClass>>,
+    /// (kind, namespace, name) → the object as the snapshot carries it (an
+    /// inventory holding that one object).
+    isolation: BTreeMap<(Kind, String, String), Stamped<IsolationInventory>>,
     sync: [SyncState; N_KINDS],
 }
 
@@ -200,6 +254,8 @@ pub struct ViewCounts {
     pub n_daemon_sets: usize,
     /// PersistentVolumeClaims, PersistentVolumes and StorageClasses.
     pub n_volume_objects: usize,
+    /// RBAC objects, NetworkPolicies and RuntimeClasses.
+    pub n_isolation_objects: usize,
     pub n_invalid: usize,
 }
 
@@ -220,6 +276,7 @@ impl ClusterView {
             claims: BTreeMap::new(),
             volumes: BTreeMap::new(),
             storage_classes: BTreeMap::new(),
+            isolation: BTreeMap::new(),
             sync: [SyncState::default(); N_KINDS],
         }
     }
@@ -263,6 +320,7 @@ impl ClusterView {
             n_pods: self.pods.len() + self.invalid_pods.len(),
             n_daemon_sets: self.daemon_sets.len(),
             n_volume_objects: self.claims.len() + self.volumes.len() + self.storage_classes.len(),
+            n_isolation_objects: self.isolation.len(),
             n_invalid: self.n_invalid(),
         }
     }
@@ -334,6 +392,11 @@ impl ClusterView {
                 self.storage_classes.retain(|_, entry| entry.epoch == epoch);
                 removed = self.storage_classes.len() != before;
             }
+            isolation_kind => {
+                let before = self.isolation.len();
+                self.isolation.retain(|(kind, _, _), entry| *kind != isolation_kind || entry.epoch == epoch);
+                removed = self.isolation.len() != before;
+            }
         }
         let state = &mut self.sync[kind.index()];
         // A kind listed again after a refusal now counts: that is a change.
@@ -363,6 +426,11 @@ impl ClusterView {
             Kind::PersistentVolumes => !std::mem::take(&mut self.volumes).is_empty(),
             Kind::StorageClasses => !std::mem::take(&mut self.storage_classes).is_empty(),
             Kind::Nodes | Kind::Namespaces | Kind::Pods | Kind::DaemonSets => false,
+            isolation_kind => {
+                let before = self.isolation.len();
+                self.isolation.retain(|(kind, _, _), _| *kind != isolation_kind);
+                self.isolation.len() != before
+            }
         };
         let state = &mut self.sync[kind.index()];
         let newly = !state.refused;
@@ -600,6 +668,37 @@ impl ClusterView {
         self.storage_classes.remove(name).is_some()
     }
 
+    /// An RBAC object, NetworkPolicy or RuntimeClass was added or modified (or listed).
+    pub fn apply_isolation(&mut self, object: IsolationObject) -> bool {
+        let kind = Kind::of_isolation(&object);
+        let metadata = object.metadata();
+        let Some(name) = metadata.name.clone().filter(|name| !name.is_empty()) else { return false };
+        let key = (kind, metadata.namespace.clone().unwrap_or_default(), name);
+        let mut value = IsolationInventory::default();
+        add_object(&mut value, object);
+        let changed = self.isolation.get(&key).is_none_or(|entry| entry.value != value);
+        let (epoch, changed) = self.stamp(kind, changed);
+        self.isolation.insert(key, Stamped { value, epoch });
+        changed
+    }
+
+    pub fn delete_isolation(&mut self, kind: Kind, metadata: &ObjectMeta) -> bool {
+        let key = (kind, metadata.namespace.clone().unwrap_or_default(), metadata.name.clone().unwrap_or_default());
+        self.isolation.remove(&key).is_some()
+    }
+
+    /// The isolation objects the view holds now; a refused kind adds nothing.
+    fn isolation_inventory(&self) -> IsolationInventory {
+        let mut inventory = IsolationInventory::default();
+        for ((kind, _, _), entry) in &self.isolation {
+            if self.sync[kind.index()].refused {
+                continue;
+            }
+            inventory.extend(entry.value.clone());
+        }
+        sorted(inventory)
+    }
+
     /// The index of the claims, volumes and classes the view holds now.
     /// A refused kind adds nothing (not even what a retried list has
     /// brought so far).
@@ -681,6 +780,7 @@ impl ClusterView {
                 volumes.resolve_groups(&namespace.name, &mut namespace.pod_groups);
             }
         }
+        snapshot.isolation = self.isolation_inventory();
         Ok(snapshot)
     }
 }

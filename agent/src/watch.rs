@@ -16,6 +16,10 @@
 //!   the view keeps their `spec` and `status` and drops the rest of their
 //!   metadata (`managedFields` above all). Pods' claims are resolved through
 //!   them at every snapshot.
+//! - ClusterRoles, ClusterRoleBindings, Roles, RoleBindings (all namespaces),
+//!   NetworkPolicies and RuntimeClasses: whole objects, each converted at
+//!   once to what a snapshot carries (the tenant isolation analysis, issue
+//!   14). Secrets are never watched.
 //!
 //! Lists are paginated (`limit`, default 500) and read from etcd (the default
 //! `MostRecent` semantic): a `resourceVersion=0` list would come from the API
@@ -29,10 +33,11 @@
 //! keeps going; no API error ends the agent. The view is "synced" once every
 //! watcher has completed its first list.
 //!
-//! A refused volume kind: an agent upgraded before its ClusterRole (the
-//! ClusterRole of an older release grants no PersistentVolumeClaims,
-//! PersistentVolumes or StorageClasses) gets 403 Forbidden on their lists
-//! forever, and an API server without `storage.k8s.io/v1` answers 404.
+//! A refused volume or isolation kind: an agent upgraded before its
+//! ClusterRole (the ClusterRole of an older release grants no
+//! PersistentVolumeClaims, PersistentVolumes, StorageClasses, RBAC objects,
+//! NetworkPolicies or RuntimeClasses) gets 403 Forbidden on their lists
+//! forever, and an API server without one of their API groups answers 404.
 //! Waiting for them, as for the other kinds, would stop all reporting (and
 //! readiness) over data that only refines the snapshot, so for these
 //! [optional](Kind::is_optional) kinds a 403 or 404 on a list marks the kind
@@ -52,6 +57,9 @@ use std::time::Instant;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
@@ -63,6 +71,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::collect::CollectOptions;
+use crate::collect::rbac::IsolationObject;
 use crate::view::{ClusterView, Kind};
 use lean::{LeanNode, LeanPod};
 
@@ -193,11 +202,59 @@ pub fn spawn_watchers(client: Client, handle: &ViewHandle, options: &WatchOption
     ));
     tasks.spawn(watch_kind(
         Kind::StorageClasses,
-        Api::<StorageClass>::all(client),
-        config,
+        Api::<StorageClass>::all(client.clone()),
+        config.clone(),
         handle.clone(),
         |view, class| view.apply_storage_class(&class),
         |view, class| view.delete_storage_class(class.metadata.name.as_deref().unwrap_or_default()),
+    ));
+    tasks.spawn(watch_kind(
+        Kind::ClusterRoles,
+        Api::<ClusterRole>::all(client.clone()),
+        config.clone(),
+        handle.clone(),
+        |view, role| view.apply_isolation(IsolationObject::ClusterRole(role)),
+        |view, role| view.delete_isolation(Kind::ClusterRoles, &role.metadata),
+    ));
+    tasks.spawn(watch_kind(
+        Kind::ClusterRoleBindings,
+        Api::<ClusterRoleBinding>::all(client.clone()),
+        config.clone(),
+        handle.clone(),
+        |view, binding| view.apply_isolation(IsolationObject::ClusterRoleBinding(binding)),
+        |view, binding| view.delete_isolation(Kind::ClusterRoleBindings, &binding.metadata),
+    ));
+    tasks.spawn(watch_kind(
+        Kind::Roles,
+        Api::<Role>::all(client.clone()),
+        config.clone(),
+        handle.clone(),
+        |view, role| view.apply_isolation(IsolationObject::Role(role)),
+        |view, role| view.delete_isolation(Kind::Roles, &role.metadata),
+    ));
+    tasks.spawn(watch_kind(
+        Kind::RoleBindings,
+        Api::<RoleBinding>::all(client.clone()),
+        config.clone(),
+        handle.clone(),
+        |view, binding| view.apply_isolation(IsolationObject::RoleBinding(binding)),
+        |view, binding| view.delete_isolation(Kind::RoleBindings, &binding.metadata),
+    ));
+    tasks.spawn(watch_kind(
+        Kind::NetworkPolicies,
+        Api::<NetworkPolicy>::all(client.clone()),
+        config.clone(),
+        handle.clone(),
+        |view, policy| view.apply_isolation(IsolationObject::NetworkPolicy(policy)),
+        |view, policy| view.delete_isolation(Kind::NetworkPolicies, &policy.metadata),
+    ));
+    tasks.spawn(watch_kind(
+        Kind::RuntimeClasses,
+        Api::<RuntimeClass>::all(client),
+        config,
+        handle.clone(),
+        |view, class| view.apply_isolation(IsolationObject::RuntimeClass(class)),
+        |view, class| view.delete_isolation(Kind::RuntimeClasses, &class.metadata),
     ));
 }
 
@@ -274,8 +331,8 @@ async fn watch_kind<K>(
                         warn!(
                             kind = %kind, code, error = %error,
                             "the kubernetes api refuses to list this kind: reporting snapshots without it (pods' \
-                             volumes unresolved) until it allows it; grant get, list and watch on it \
-                             (deploy/kubernetes/agent/clusterrole.yaml); retrying with backoff"
+                             volumes unresolved, or tenant isolation unknown) until it allows it; grant get, list \
+                             and watch on it (deploy/kubernetes/agent/clusterrole.yaml); retrying with backoff"
                         );
                     } else {
                         debug!(kind = %kind, code, n_errors, "list still refused; retrying with backoff");

@@ -535,6 +535,7 @@ fn cluster(rng: &mut Rng, block: &BlockSpec, zones: &[String], cluster_idx: usiz
         },
         nodes,
         namespaces,
+        isolation: Default::default(),
     }
 }
 

@@ -279,7 +279,11 @@ fn wave_timeline(idx: usize, block: &BlockPlan) -> String {
 /// `kplan plans export ID --format html`.
 /// The plan as one HTML page; with its runbook, a collapsible section per wave
 /// of every block (the steps, their commands, checks and rollback).
-pub fn plan_report(plan: &Plan, runbook: Option<&kplan_planner::runbook::Runbook>) -> String {
+pub fn plan_report(
+    plan: &Plan,
+    runbook: Option<&kplan_planner::runbook::Runbook>,
+    isolation: Option<&kplan_planner::isolation::IsolationReport>,
+) -> String {
     let mut body = String::new();
     let s = &plan.summary;
     let _ = writeln!(body, "<h1>Consolidation plan {}</h1>", esc(&plan.id));
@@ -462,6 +466,9 @@ pub fn plan_report(plan: &Plan, runbook: Option<&kplan_planner::runbook::Runbook
             );
         }
         body.push_str("</table>\n");
+        if let Some(isolation) = isolation {
+            isolation_section(&mut body, isolation, b);
+        }
         let book = runbook.and_then(|r| {
             r.blocks.iter().find(|rb| rb.datacenter == b.datacenter && rb.security_tier == b.security_tier)
         });
@@ -568,6 +575,61 @@ pub fn capacity_report(review: &CapacityReview) -> String {
     page(&format!("kplan capacity review {}", review.quarter), &body)
 }
 
+/// A block's tenant isolation (`kplan plans isolation`): per target, each
+/// finding with what it reaches and whether the emitted objects close it.
+fn isolation_section(
+    body: &mut String,
+    report: &kplan_planner::isolation::IsolationReport,
+    block: &kplan_model::BlockPlan,
+) {
+    let targets: Vec<_> = report
+        .targets
+        .iter()
+        .filter(|t| t.datacenter == block.datacenter && t.security_tier == block.security_tier)
+        .collect();
+    let n_findings: usize = targets.iter().map(|t| t.findings.len()).sum();
+    if n_findings == 0 {
+        return;
+    }
+    let n_open: usize = targets.iter().map(|t| t.findings.iter().filter(|f| f.open).count()).sum();
+    let _ = writeln!(
+        body,
+        "<h3>Tenant isolation</h3><p>{n_findings} finding{}, {n_open} open; the objects that close them: \
+         <code>kplan plans export {} --format manifests</code>.</p>",
+        if n_findings == 1 { "" } else { "s" },
+        esc(&report.plan_id)
+    );
+    for target in targets.iter().filter(|t| t.needs_network_policy_cni()) {
+        let _ = writeln!(
+            body,
+            "<p class=\"infeasible\">{} runs {}, which does not enforce NetworkPolicy: see its cni-migration precondition.</p>",
+            esc(&target.target_cluster),
+            esc(&target.cni)
+        );
+    }
+    body.push_str("<table><tr><th>target</th><th>finding</th><th>severity</th><th>source</th><th>who</th><th>role</th><th>namespaces reached</th><th>closed by</th></tr>\n");
+    for f in targets.iter().flat_map(|t| &t.findings) {
+        let who = if f.subject.is_empty() { f.object.clone() } else { format!("{} ({})", f.subject, f.object) };
+        let closed = if f.open {
+            "<td class=\"infeasible\">open</td>".to_string()
+        } else {
+            format!("<td class=\"num\">{} objects</td>", f.closed_by.len())
+        };
+        let _ = writeln!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{closed}</tr>",
+            esc(&f.target_cluster),
+            f.kind.as_str(),
+            f.severity.as_str(),
+            esc(&f.source_cluster),
+            esc(&who),
+            esc(&f.role),
+            esc(&f.namespaces.join(", ")),
+        );
+    }
+    body.push_str("</table>\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,6 +637,52 @@ mod tests {
     #[test]
     fn escapes_markup() {
         assert_eq!(esc("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn the_isolation_section_lists_each_finding_and_marks_the_open_ones() {
+        use kplan_planner::isolation::{Finding, FindingKind, IsolationReport, Severity, TargetIsolation};
+        let plan = Plan {
+            blocks: vec![BlockPlan {
+                datacenter: "fra".into(),
+                security_tier: "dev".into(),
+                target_clusters: vec![kplan_model::TargetCluster { name: "fra-dev".into(), ..Default::default() }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let finding = |kind, open| Finding {
+            kind,
+            severity: Severity::High,
+            target_cluster: "fra-dev".into(),
+            source_cluster: "apps".into(),
+            object: "ClusterRoleBinding <edit>".into(),
+            subject: "Group team".into(),
+            role: "ClusterRole edit".into(),
+            namespaces: vec!["ci".into(), "data".into()],
+            detail: String::new(),
+            closed_by: vec!["RoleBinding web/kplan-edit".into()],
+            open,
+        };
+        let report = IsolationReport {
+            targets: vec![TargetIsolation {
+                datacenter: "fra".into(),
+                security_tier: "dev".into(),
+                target_cluster: "fra-dev".into(),
+                cni: "flannel".into(),
+                source_clusters: vec!["apps".into(), "ci".into()],
+                network_policy_enforced: false,
+                namespaces: Vec::new(),
+                findings: vec![finding(FindingKind::RbacWidening, false), finding(FindingKind::NetworkWidening, true)],
+            }],
+            ..Default::default()
+        };
+        let html = plan_report(&plan, None, Some(&report));
+        assert!(html.contains("<h3>Tenant isolation</h3>"), "{html}");
+        assert!(html.contains("2 findings, 1 open"), "{html}");
+        assert!(html.contains("ClusterRoleBinding &lt;edit&gt;"), "escaped");
+        assert!(html.contains("does not enforce NetworkPolicy"), "{html}");
+        assert_eq!(html.matches("class=\"infeasible\">open").count(), 1, "{html}");
     }
 
     #[test]
@@ -588,7 +696,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let html = plan_report(&plan, None);
+        let html = plan_report(&plan, None, None);
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(!html.contains("<script"), "user text must be escaped");
         assert!(!html.contains("src=") && !html.contains("<link"), "no external assets");
@@ -627,7 +735,7 @@ mod tests {
             ..Default::default()
         };
         let book = kplan_planner::runbook::runbook(&plan, &[], None);
-        let html = plan_report(&plan, Some(&book));
+        let html = plan_report(&plan, Some(&book), None);
         assert_eq!(html.matches("<details>").count(), 2, "one section per wave");
         // Wave 2: drain the node out of its source, then join it.
         assert!(html.contains("<summary>Wave 2 (2 steps)</summary>"), "{html}");

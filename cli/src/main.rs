@@ -6,6 +6,7 @@ mod backend;
 mod certs;
 mod html;
 mod import;
+mod isolation;
 mod output;
 mod remote;
 mod render;
@@ -213,7 +214,8 @@ enum ExportFormat {
     /// One self-contained HTML file with inline SVG charts.
     Html,
     /// The Velero Backup and Restore objects of every namespace move, as YAML,
-    /// one directory per block and wave under `--out DIR`.
+    /// one directory per block and wave under `--out DIR`, and the objects that
+    /// keep tenants isolated in each target under `DIR/isolation/<target>/`.
     Manifests,
 }
 
@@ -254,6 +256,11 @@ struct ProposeArgs {
     /// does to the plan).
     #[arg(long, requires = "check")]
     latest: bool,
+    /// Exit 3 when the plan leaves a tenant isolation widening open (one the
+    /// objects of `kplan plans export --format manifests` do not close; see
+    /// `kplan plans isolation`). The plan is stored and printed first.
+    #[arg(long, conflicts_with = "check")]
+    fail_on_widening: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,8 +322,20 @@ enum PlansCommand {
         #[arg(long, conflicts_with = "format")]
         firewall_csv: bool,
     },
+    /// What a stored plan widens for tenants once their clusters merge: cluster-wide
+    /// RBAC bindings that would reach other tenants' namespaces, namespaces other
+    /// sources' pods could reach, RuntimeClasses the target lacks; each with the
+    /// objects that close it (written by `plans export --format manifests`).
+    #[command(
+        after_help = "Examples:\n  kplan plans isolation plan-20261125t193000z-1a2b3c4d\n  kplan plans isolation plan-20261125t193000z-1a2b3c4d -o json"
+    )]
+    Isolation {
+        plan_id: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
     /// Export one stored plan as JSON, YAML, Markdown, Graphviz, HTML, or its
-    /// migration manifests (Velero objects).
+    /// migration manifests (Velero objects and the isolation objects).
     #[command(
         after_help = "Examples:\n  kplan plans export plan-20261125t193000z-1a2b3c4d --format dot --out plan.dot && dot -Tsvg plan.dot > plan.svg\n  kplan plans export plan-20261125t193000z-1a2b3c4d --format markdown"
     )]
@@ -400,7 +419,13 @@ fn main() -> ExitCode {
             // One line: the chain of contexts joined by ": ".
             let line = format!("{err:#}").replace('\n', " ");
             eprintln!("kplan: {line}");
-            if err.downcast_ref::<Differs>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
+            if err.downcast_ref::<Differs>().is_some() {
+                ExitCode::from(2)
+            } else if err.downcast_ref::<OpenWidenings>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -506,6 +531,17 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             print!("{text}");
             Ok(())
         }
+        Command::Plans(PlansCommand::Isolation { plan_id, output }) => {
+            let plan = backend.get_plan(&plan_id).await?;
+            let inventory = backend.plan_inventory(&plan).await?;
+            let report = kplan_planner::isolation::analyse(&plan, &inventory);
+            let text = match output::structured(output, &report)? {
+                Some(text) => text,
+                None => isolation::table(&report),
+            };
+            print!("{text}");
+            Ok(())
+        }
         Command::Plans(PlansCommand::Diff { old, new }) => {
             let (a, b) = (backend.get_plan(&old).await?, backend.get_plan(&new).await?);
             report_differences(&a, &b, &format!("plans {old} and {new}"), false)
@@ -547,7 +583,9 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             let plan = backend.get_plan(&plan_id).await?;
             let inventory = backend.plan_inventory(&plan).await?;
             let book = kplan_planner::runbook::runbook(&plan, &inventory, None);
-            let written = runbook::write_manifests(&book, &dir)?;
+            let mut written = runbook::write_manifests(&book, &dir)?;
+            let targets = kplan_planner::isolation::manifests::manifests(&plan, &inventory);
+            written.extend(isolation::write_manifests(&targets, &dir)?);
             eprintln!("wrote {} manifests under {}", written.len(), dir.display());
             Ok(())
         }
@@ -557,11 +595,23 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                 ExportFormat::Manifests => anyhow::bail!("--format manifests is written by the arm above"),
                 ExportFormat::Json => output::json(&plan)?,
                 ExportFormat::Yaml => output::yaml(&plan)?,
-                ExportFormat::Markdown => render::plan_markdown(&plan),
+                ExportFormat::Markdown => {
+                    let mut text = render::plan_markdown(&plan);
+                    // The isolation section needs the snapshots; the plan alone still exports without it.
+                    match backend.plan_inventory(&plan).await {
+                        Ok(inventory) => {
+                            text.push_str(&isolation::markdown(&kplan_planner::isolation::analyse(&plan, &inventory)))
+                        }
+                        Err(error) => eprintln!("note: no tenant isolation section: {error:#}"),
+                    }
+                    text
+                }
                 ExportFormat::Dot => render::plan_dot(&plan),
                 ExportFormat::Html => {
                     let inventory = backend.plan_inventory(&plan).await?;
-                    html::plan_report(&plan, Some(&kplan_planner::runbook::runbook(&plan, &inventory, None)))
+                    let book = kplan_planner::runbook::runbook(&plan, &inventory, None);
+                    let isolation = kplan_planner::isolation::analyse(&plan, &inventory);
+                    html::plan_report(&plan, Some(&book), Some(&isolation))
                 }
             };
             match out {
@@ -770,8 +820,40 @@ async fn cmd_propose(backend: &mut Backend, args: ProposeArgs) -> anyhow::Result
         tracing::info!(n_models = models.len(), dir = %dir.display(), "models written");
     }
     print!("{}", render_plan(&plan, args.output)?);
+    if args.fail_on_widening {
+        let inventory = backend.plan_inventory(&plan).await?;
+        let report = kplan_planner::isolation::analyse(&plan, &inventory);
+        let n_open = report.n_open();
+        eprintln!(
+            "isolation: {} finding{}, {n_open} open (kplan plans isolation {})",
+            report.findings().count(),
+            if report.findings().count() == 1 { "" } else { "s" },
+            plan.id
+        );
+        if !report.clusters_without_isolation_inventory.is_empty() {
+            eprintln!(
+                "note: no RBAC or NetworkPolicy known for {}: their widenings cannot be checked",
+                report.clusters_without_isolation_inventory.join(", ")
+            );
+        }
+        if n_open > 0 {
+            return Err(anyhow::Error::new(OpenWidenings(n_open)));
+        }
+    }
     Ok(())
 }
+
+/// `propose --fail-on-widening` found widenings the emitted objects do not close: exit code 3.
+#[derive(Debug)]
+struct OpenWidenings(usize);
+
+impl std::fmt::Display for OpenWidenings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} tenant isolation widening{} left open", self.0, if self.0 == 1 { "" } else { "s" })
+    }
+}
+
+impl std::error::Error for OpenWidenings {}
 
 /// `kplan propose --check PLAN_ID [--latest]`: the stored plan's own policy
 /// (limits included) and options, on the snapshots it recorded (or the newest

@@ -28,6 +28,7 @@ mod convert;
 mod error;
 mod facts;
 mod parse;
+pub mod rbac;
 pub mod scheduling;
 pub mod volumes;
 
@@ -134,6 +135,7 @@ pub fn collect(
     let mut pod_groups: BTreeMap<String, HashMap<kplan_model::scheduling::PodGroup, u64>> = BTreeMap::new();
     let mut workloads: BTreeSet<String> = BTreeSet::new();
     let mut volumes = volumes::VolumeIndex::default();
+    let mut isolation = rbac::IsolationIndex::default();
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     let mut applied: BTreeMap<String, BTreeSet<kplan_model::AppliedObject>> = BTreeMap::new();
     let mut snapshot: Option<(Origin, Box<ClusterSnapshot>)> = None;
@@ -211,6 +213,7 @@ pub fn collect(
                 volumes.add_volume(&volume, &object).map_err(|error| locate(error, &origin))?;
             }
             KubeObject::StorageClass { class, .. } => volumes.add_class(&class),
+            KubeObject::Isolation { origin, object } => isolation.add(*object, &origin)?,
             KubeObject::Skipped { kind, applied_prerelease, .. } => {
                 *skipped.entry(kind).or_insert(0) += 1;
                 if let Some((namespace, object)) = applied_prerelease {
@@ -254,6 +257,7 @@ pub fn collect(
             volumes.resolve_groups(&namespace.name, &mut namespace.pod_groups);
         }
     }
+    snapshot.isolation = isolation.finish();
     Ok(snapshot)
 }
 
@@ -347,5 +351,6 @@ pub fn build_snapshot<'a>(
         facts,
         nodes,
         namespaces,
+        isolation: Default::default(),
     })
 }

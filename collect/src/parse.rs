@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::CollectError;
+use crate::rbac::IsolationObject;
 
 /// Where an object came from: the source (a file name) and its place in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +71,11 @@ pub enum KubeObject {
         origin: Origin,
         class: Box<StorageClass>,
     },
+    /// RBAC, a NetworkPolicy or a RuntimeClass (`crate::rbac`).
+    Isolation {
+        origin: Origin,
+        object: Box<IsolationObject>,
+    },
     /// A kind the collector does not read (Service, Event, Deployment, …), or
     /// an item without `kind` whose shape matches none of the four above (kind `unknown`).
     Skipped {
@@ -98,6 +104,7 @@ impl KubeObject {
             | KubeObject::PersistentVolumeClaim { origin, .. }
             | KubeObject::PersistentVolume { origin, .. }
             | KubeObject::StorageClass { origin, .. }
+            | KubeObject::Isolation { origin, .. }
             | KubeObject::Skipped { origin, .. }
             | KubeObject::Snapshot { origin, .. } => origin,
         }
@@ -113,6 +120,7 @@ impl KubeObject {
             KubeObject::PersistentVolumeClaim { .. } => "PersistentVolumeClaim",
             KubeObject::PersistentVolume { .. } => "PersistentVolume",
             KubeObject::StorageClass { .. } => "StorageClass",
+            KubeObject::Isolation { object, .. } => object.kind(),
             KubeObject::Skipped { kind, .. } => kind,
             KubeObject::Snapshot { .. } => "ClusterSnapshot",
         }
@@ -129,6 +137,7 @@ impl KubeObject {
             KubeObject::PersistentVolumeClaim { claim, .. } => claim.metadata.resource_version.as_deref(),
             KubeObject::PersistentVolume { volume, .. } => volume.metadata.resource_version.as_deref(),
             KubeObject::StorageClass { class, .. } => class.metadata.resource_version.as_deref(),
+            KubeObject::Isolation { object, .. } => object.metadata().resource_version.as_deref(),
             KubeObject::Skipped { resource_version, .. } => resource_version.as_deref(),
             KubeObject::Snapshot { .. } => None,
         };
@@ -157,8 +166,9 @@ pub fn count_kinds(objects: &[KubeObject]) -> BTreeMap<String, usize> {
 ///   top-level `cluster_id` and `nodes` and no `kind`), returned as
 ///   [`KubeObject::Snapshot`].
 ///
-/// Kinds other than Node, Namespace, Pod and DaemonSet are returned as
-/// [`KubeObject::Skipped`]; something that is not an object with `kind` or
+/// Kinds other than Node, Namespace, Pod, DaemonSet, the storage kinds, RBAC
+/// (ClusterRole, ClusterRoleBinding, Role, RoleBinding), NetworkPolicy and
+/// RuntimeClass are returned as [`KubeObject::Skipped`] (a Secret is never read); something that is not an object with `kind` or
 /// `metadata` is an error naming the source and the item. Unknown fields of
 /// Kubernetes objects are ignored (newer API servers add fields), malformed
 /// known fields are errors with their path. Fields kplan never reads and that
@@ -359,6 +369,9 @@ fn read_item(
     let kind = kind.unwrap_or_else(|| infer_kind(&map).to_string());
     let core = matches!(api_version.as_deref(), None | Some("v1"));
     let storage = matches!(api_version.as_deref(), None | Some("storage.k8s.io/v1"));
+    let rbac = matches!(api_version.as_deref(), None | Some("rbac.authorization.k8s.io/v1"));
+    let networking = matches!(api_version.as_deref(), None | Some("networking.k8s.io/v1"));
+    let node = matches!(api_version.as_deref(), None | Some("node.k8s.io/v1"));
     let apps = match api_version.as_deref() {
         None => true,
         Some(api_version) => api_version.starts_with("apps/") || api_version.starts_with("extensions/"),
@@ -379,6 +392,8 @@ fn read_item(
     if let Some(Value::Object(metadata)) = map.get_mut("metadata") {
         metadata.remove("managedFields");
     }
+    let isolation =
+        |object: IsolationObject| KubeObject::Isolation { object: Box::new(object), origin: origin.clone() };
     let object = match kind.as_str() {
         "Node" if core => {
             if let Some(Value::Object(status)) = map.get_mut("status") {
@@ -410,6 +425,22 @@ fn read_item(
         "StorageClass" if storage => {
             let object = object_ref("storageclass");
             KubeObject::StorageClass { class: Box::new(typed(map, &origin, object)?), origin }
+        }
+        "ClusterRole" if rbac => {
+            isolation(IsolationObject::ClusterRole(typed(map, &origin, object_ref("clusterrole"))?))
+        }
+        "ClusterRoleBinding" if rbac => {
+            isolation(IsolationObject::ClusterRoleBinding(typed(map, &origin, object_ref("clusterrolebinding"))?))
+        }
+        "Role" if rbac => isolation(IsolationObject::Role(typed(map, &origin, object_ref("role"))?)),
+        "RoleBinding" if rbac => {
+            isolation(IsolationObject::RoleBinding(typed(map, &origin, object_ref("rolebinding"))?))
+        }
+        "NetworkPolicy" if networking => {
+            isolation(IsolationObject::NetworkPolicy(typed(map, &origin, object_ref("networkpolicy"))?))
+        }
+        "RuntimeClass" if node => {
+            isolation(IsolationObject::RuntimeClass(typed(map, &origin, object_ref("runtimeclass"))?))
         }
         _ => {
             let resource_version = map

@@ -231,6 +231,11 @@ pub struct ClusterSnapshot {
     pub facts: ClusterFacts,
     pub nodes: Vec<Node>,
     pub namespaces: Vec<Namespace>,
+    /// RBAC, NetworkPolicies and RuntimeClasses (empty in older snapshots and
+    /// exports without those kinds; not written when empty, so the content
+    /// hash of a snapshot without them is unchanged).
+    #[serde(default, skip_serializing_if = "crate::isolation::IsolationInventory::is_empty")]
+    pub isolation: crate::isolation::IsolationInventory,
 }
 
 impl ClusterSnapshot {

@@ -6,6 +6,7 @@
 
 pub mod capacity;
 pub mod inventory;
+pub mod isolation;
 pub mod plan;
 pub mod policy;
 pub mod quantity;

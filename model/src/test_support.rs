@@ -30,5 +30,6 @@ pub fn snapshot(cluster_id: &str, generation: u64, collected_at_unix: i64, nodes
         facts: ClusterFacts { security_tier: "prod".into(), ..Default::default() },
         nodes,
         namespaces: vec![],
+        isolation: Default::default(),
     }
 }

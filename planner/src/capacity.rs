@@ -305,6 +305,7 @@ mod tests {
                 pod_groups: Vec::new(),
                 applied_prerelease: Vec::new(),
             }],
+            isolation: Default::default(),
         }
     }
 

@@ -88,6 +88,7 @@ pub mod flows;
 pub mod greedy;
 pub mod headroom;
 pub mod highs;
+pub mod isolation;
 pub mod materialise;
 pub mod model;
 pub mod mps;

@@ -325,8 +325,36 @@ pub fn block_preconditions(clusters: &[&ClusterSnapshot], target_version: &str, 
             });
         }
     }
+    out.extend(network_policy_preconditions(&sorted, target_cni));
     out.sort_by(|a, b| (&a.cluster_id, a.kind).cmp(&(&b.cluster_id, b.kind)));
     out
+}
+
+/// A `cni-migration` precondition on every source cluster of a block whose
+/// target CNI does not enforce NetworkPolicy (flannel) when two or more source
+/// clusters merge: the NetworkPolicies that keep their tenants apart
+/// ([`crate::isolation`]) would be ignored.
+fn network_policy_preconditions(clusters: &[&ClusterSnapshot], target_cni: &str) -> Vec<Precondition> {
+    let target_cni = normalize_cni(target_cni);
+    if clusters.len() < 2 || target_cni.is_empty() || crate::isolation::enforces_network_policy(&target_cni) {
+        return Vec::new();
+    }
+    clusters
+        .iter()
+        .map(|cluster| Precondition {
+            cluster_id: cluster.cluster_id.clone(),
+            kind: PreconditionKind::CniMigration,
+            detail: format!(
+                "the target runs {target_cni}, which does not enforce NetworkPolicy, and {} source clusters share it: \
+                 its namespaces would be reachable from every other tenant's pods; run the target on calico or cilium \
+                 (policy target_cni) before this cluster's namespaces move",
+                clusters.len()
+            ),
+            nodes: Vec::new(),
+            before_wave: 0,
+            claims: Vec::new(),
+        })
+        .collect()
 }
 
 /// The `data-migration` precondition of one namespace that moves to `target`
@@ -420,6 +448,7 @@ mod tests {
             },
             nodes,
             namespaces: Vec::new(),
+            isolation: Default::default(),
         }
     }
 

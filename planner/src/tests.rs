@@ -76,6 +76,7 @@ pub(crate) fn cluster(
         },
         nodes,
         namespaces,
+        isolation: Default::default(),
     }
 }
 

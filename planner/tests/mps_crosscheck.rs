@@ -61,6 +61,7 @@ fn cluster(id: &str, nodes: Vec<Node>, namespaces: Vec<Namespace>) -> ClusterSna
         },
         nodes,
         namespaces,
+        isolation: Default::default(),
     }
 }
 

@@ -282,6 +282,7 @@ impl From<model::ClusterSnapshot> for v1::ClusterSnapshot {
             facts: Some(s.facts.into()),
             nodes: s.nodes.into_iter().map(Into::into).collect(),
             namespaces: s.namespaces.into_iter().map(Into::into).collect(),
+            isolation: (!s.isolation.is_empty()).then(|| Box::new(s.isolation.into())),
         }
     }
 }
@@ -299,6 +300,7 @@ impl TryFrom<v1::ClusterSnapshot> for model::ClusterSnapshot {
             // and nodes/namespaces are kept in the order the agent sent them.
             nodes: s.nodes.into_iter().map(Into::into).collect(),
             namespaces: s.namespaces.into_iter().map(Into::into).collect(),
+            isolation: s.isolation.map(|isolation| (*isolation).into()).unwrap_or_default(),
         })
     }
 }
@@ -379,6 +381,153 @@ both_ways!(model::PlanSummary, v1::PlanSummary, {
     firewall_flows, waves, objective, lower_bound, solve_seconds
 });
 both_ways!(model::GenerationInfo, v1::GenerationInfo, { generation, collected_at_unix, stored_at_unix });
+
+// ---------------------------------------------------------------- isolation (RBAC, network, runtime)
+
+both_ways!(model::isolation::PolicyRule, v1::PolicyRule, {
+    api_groups, resources, verbs, resource_names, non_resource_urls
+});
+both_ways!(model::isolation::Subject, v1::RbacSubject, { kind, name, namespace });
+both_ways!(model::isolation::LabelSelectorRequirement, v1::LabelSelectorRequirement, { key, operator, values });
+both_ways!(model::isolation::IpBlock, v1::IpBlock, { cidr, except });
+both_ways!(model::isolation::RuntimeClass, v1::RuntimeClass, { name, handler });
+
+impl From<model::isolation::IsolationInventory> for v1::IsolationInventory {
+    fn from(i: model::isolation::IsolationInventory) -> Self {
+        v1::IsolationInventory {
+            cluster_roles: vec_into(i.cluster_roles),
+            cluster_role_bindings: vec_into(i.cluster_role_bindings),
+            roles: vec_into(i.roles),
+            role_bindings: vec_into(i.role_bindings),
+            network_policies: vec_into(i.network_policies),
+            runtime_classes: vec_into(i.runtime_classes),
+        }
+    }
+}
+
+impl From<v1::IsolationInventory> for model::isolation::IsolationInventory {
+    fn from(i: v1::IsolationInventory) -> Self {
+        model::isolation::IsolationInventory {
+            cluster_roles: vec_into(i.cluster_roles),
+            cluster_role_bindings: vec_into(i.cluster_role_bindings),
+            roles: vec_into(i.roles),
+            role_bindings: vec_into(i.role_bindings),
+            network_policies: vec_into(i.network_policies),
+            runtime_classes: vec_into(i.runtime_classes),
+        }
+    }
+}
+
+impl From<model::isolation::Role> for v1::Role {
+    fn from(r: model::isolation::Role) -> Self {
+        v1::Role { namespace: r.namespace, name: r.name, rules: vec_into(r.rules) }
+    }
+}
+
+impl From<v1::Role> for model::isolation::Role {
+    fn from(r: v1::Role) -> Self {
+        model::isolation::Role { namespace: r.namespace, name: r.name, rules: vec_into(r.rules) }
+    }
+}
+
+impl From<model::isolation::RoleBinding> for v1::RoleBinding {
+    fn from(b: model::isolation::RoleBinding) -> Self {
+        v1::RoleBinding {
+            namespace: b.namespace,
+            name: b.name,
+            role_kind: b.role_ref.kind,
+            role_name: b.role_ref.name,
+            subjects: vec_into(b.subjects),
+        }
+    }
+}
+
+impl From<v1::RoleBinding> for model::isolation::RoleBinding {
+    fn from(b: v1::RoleBinding) -> Self {
+        model::isolation::RoleBinding {
+            namespace: b.namespace,
+            name: b.name,
+            role_ref: model::isolation::RoleRef { kind: b.role_kind, name: b.role_name },
+            subjects: vec_into(b.subjects),
+        }
+    }
+}
+
+impl From<model::isolation::LabelSelector> for v1::LabelSelector {
+    fn from(s: model::isolation::LabelSelector) -> Self {
+        v1::LabelSelector {
+            match_labels: s.match_labels.into_iter().collect(),
+            match_expressions: vec_into(s.match_expressions),
+        }
+    }
+}
+
+impl From<v1::LabelSelector> for model::isolation::LabelSelector {
+    fn from(s: v1::LabelSelector) -> Self {
+        model::isolation::LabelSelector {
+            match_labels: s.match_labels.into_iter().collect(),
+            match_expressions: vec_into(s.match_expressions),
+        }
+    }
+}
+
+impl From<model::isolation::NetworkPolicyPeer> for v1::NetworkPolicyPeer {
+    fn from(p: model::isolation::NetworkPolicyPeer) -> Self {
+        v1::NetworkPolicyPeer {
+            pod_selector: p.pod_selector.map(Into::into),
+            namespace_selector: p.namespace_selector.map(Into::into),
+            ip_block: p.ip_block.map(Into::into),
+        }
+    }
+}
+
+impl From<v1::NetworkPolicyPeer> for model::isolation::NetworkPolicyPeer {
+    fn from(p: v1::NetworkPolicyPeer) -> Self {
+        model::isolation::NetworkPolicyPeer {
+            pod_selector: p.pod_selector.map(Into::into),
+            namespace_selector: p.namespace_selector.map(Into::into),
+            ip_block: p.ip_block.map(Into::into),
+        }
+    }
+}
+
+impl From<model::isolation::NetworkPolicyRule> for v1::NetworkPolicyRule {
+    fn from(r: model::isolation::NetworkPolicyRule) -> Self {
+        v1::NetworkPolicyRule { peers: vec_into(r.peers), ports: r.ports }
+    }
+}
+
+impl From<v1::NetworkPolicyRule> for model::isolation::NetworkPolicyRule {
+    fn from(r: v1::NetworkPolicyRule) -> Self {
+        model::isolation::NetworkPolicyRule { peers: vec_into(r.peers), ports: r.ports }
+    }
+}
+
+impl From<model::isolation::NetworkPolicy> for v1::NetworkPolicy {
+    fn from(p: model::isolation::NetworkPolicy) -> Self {
+        v1::NetworkPolicy {
+            namespace: p.namespace,
+            name: p.name,
+            pod_selector: Some(p.pod_selector.into()),
+            policy_types: p.policy_types,
+            ingress: vec_into(p.ingress),
+            egress: vec_into(p.egress),
+        }
+    }
+}
+
+impl From<v1::NetworkPolicy> for model::isolation::NetworkPolicy {
+    fn from(p: v1::NetworkPolicy) -> Self {
+        model::isolation::NetworkPolicy {
+            namespace: p.namespace,
+            name: p.name,
+            pod_selector: p.pod_selector.map(Into::into).unwrap_or_default(),
+            policy_types: p.policy_types,
+            ingress: vec_into(p.ingress),
+            egress: vec_into(p.egress),
+        }
+    }
+}
 
 impl From<model::PlanInfo> for v1::PlanInfo {
     fn from(p: model::PlanInfo) -> Self {
@@ -936,7 +1085,65 @@ mod tests {
                     name: "nightly".into(),
                 }],
             }],
+            isolation: isolation(),
         }
+    }
+
+    /// One object of every isolation kind, every field set.
+    fn isolation() -> model::isolation::IsolationInventory {
+        use model::isolation::*;
+        let selector = LabelSelector {
+            match_labels: BTreeMap::from([("team".into(), "pay".into())]),
+            match_expressions: vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: vec!["web".into()],
+            }],
+        };
+        let rule = PolicyRule {
+            api_groups: vec!["apps".into()],
+            resources: vec!["deployments".into()],
+            verbs: vec!["get".into()],
+            resource_names: vec!["web".into()],
+            non_resource_urls: vec!["/healthz".into()],
+        };
+        let binding = |namespace: &str| RoleBinding {
+            namespace: namespace.into(),
+            name: "pay-edit".into(),
+            role_ref: RoleRef { kind: "ClusterRole".into(), name: "edit".into() },
+            subjects: vec![Subject { kind: "ServiceAccount".into(), name: "ci".into(), namespace: "ci".into() }],
+        };
+        IsolationInventory {
+            cluster_roles: vec![Role { namespace: String::new(), name: "edit".into(), rules: vec![rule.clone()] }],
+            cluster_role_bindings: vec![binding("")],
+            roles: vec![Role { namespace: "payments".into(), name: "reader".into(), rules: vec![rule] }],
+            role_bindings: vec![binding("payments")],
+            network_policies: vec![NetworkPolicy {
+                namespace: "payments".into(),
+                name: "web".into(),
+                pod_selector: selector.clone(),
+                policy_types: vec!["Ingress".into(), "Egress".into()],
+                ingress: vec![NetworkPolicyRule {
+                    peers: vec![NetworkPolicyPeer {
+                        pod_selector: Some(selector.clone()),
+                        namespace_selector: Some(LabelSelector::default()),
+                        ip_block: Some(IpBlock { cidr: "10.0.0.0/8".into(), except: vec!["10.1.0.0/16".into()] }),
+                    }],
+                    ports: vec!["TCP/443".into()],
+                }],
+                egress: vec![NetworkPolicyRule { peers: Vec::new(), ports: vec!["UDP/53".into()] }],
+            }],
+            runtime_classes: vec![RuntimeClass { name: "gvisor".into(), handler: "runsc".into() }],
+        }
+    }
+
+    #[test]
+    fn a_snapshot_without_isolation_sends_none_and_reads_back_empty() {
+        let mut domain = snapshot();
+        domain.isolation = Default::default();
+        let wire: v1::ClusterSnapshot = domain.clone().into();
+        assert!(wire.isolation.is_none());
+        assert_eq!(model::ClusterSnapshot::try_from(wire).expect("converts back"), domain);
     }
 
     #[test]

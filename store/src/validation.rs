@@ -13,7 +13,9 @@
 //! - text: no NUL or other control characters anywhere, bounded lengths;
 //! - quantities: nothing absurd (more than [`MAX_CPU_MILLIS`], [`MAX_MEMORY_BYTES`]
 //!   or [`MAX_PODS`] on one node or in one namespace);
-//! - counts: nodes, namespaces and labels per object within [`ValidationLimits`];
+//! - counts: nodes, namespaces, labels per object and isolation objects
+//!   (RBAC, NetworkPolicies, RuntimeClasses) within [`ValidationLimits`];
+//! - isolation objects: names present, text bounded and free of control characters;
 //! - the generation is at least 1, the collection time is a plausible Unix time.
 //!
 //! The node role and SLA tier enums are checked where the wire is converted
@@ -64,6 +66,9 @@ pub struct ValidationLimits {
     pub max_namespaces_per_snapshot: usize,
     /// Most labels on one node or namespace (default 256).
     pub max_labels_per_object: usize,
+    /// Most RBAC objects, NetworkPolicies and RuntimeClasses in one snapshot,
+    /// every kind together (default 100,000).
+    pub max_isolation_objects_per_snapshot: usize,
 }
 
 impl Default for ValidationLimits {
@@ -72,6 +77,7 @@ impl Default for ValidationLimits {
             max_nodes_per_snapshot: 10_000,
             max_namespaces_per_snapshot: 20_000,
             max_labels_per_object: 256,
+            max_isolation_objects_per_snapshot: 100_000,
         }
     }
 }
@@ -84,6 +90,7 @@ impl ValidationLimits {
             ("validation.max_nodes_per_snapshot", self.max_nodes_per_snapshot),
             ("validation.max_namespaces_per_snapshot", self.max_namespaces_per_snapshot),
             ("validation.max_labels_per_object", self.max_labels_per_object),
+            ("validation.max_isolation_objects_per_snapshot", self.max_isolation_objects_per_snapshot),
         ] {
             if value == 0 {
                 problems.push(format!("{field}: must be at least 1"));
@@ -420,7 +427,64 @@ pub fn check_snapshot_with(snapshot: &ClusterSnapshot, limits: &ValidationLimits
             }
         }
     }
+    check_isolation(&mut problems, object, &snapshot.isolation, limits);
     problems.into_vec()
+}
+
+/// RBAC, NetworkPolicies and RuntimeClasses (issue 14): how many, and that
+/// every name and the text the reports quote are present and bounded.
+fn check_isolation(
+    problems: &mut Problems,
+    object: &str,
+    isolation: &kplan_model::isolation::IsolationInventory,
+    limits: &ValidationLimits,
+) {
+    let n_objects = isolation.n_objects();
+    if n_objects > limits.max_isolation_objects_per_snapshot {
+        problems.add(format_args!(
+            "{object}: isolation: {n_objects} objects (at most {} per snapshot)",
+            limits.max_isolation_objects_per_snapshot
+        ));
+        return;
+    }
+    let mut check = |field: String, value: &str, required: bool| {
+        if value.is_empty() {
+            if required {
+                problems.add(format_args!("{object}: {field}: must not be empty"));
+            }
+        } else if let Some(why) = text_problem(value, MAX_SUBDOMAIN_LEN) {
+            problems.add(format_args!("{object}: {field}: {why}"));
+        }
+    };
+    for (list, roles) in [("cluster_roles", &isolation.cluster_roles), ("roles", &isolation.roles)] {
+        for (idx, role) in roles.iter().enumerate() {
+            check(format!("isolation.{list}[{idx}].name"), &role.name, true);
+            check(format!("isolation.{list}[{idx}].namespace"), &role.namespace, list == "roles");
+        }
+    }
+    for (list, bindings) in
+        [("cluster_role_bindings", &isolation.cluster_role_bindings), ("role_bindings", &isolation.role_bindings)]
+    {
+        for (idx, binding) in bindings.iter().enumerate() {
+            check(format!("isolation.{list}[{idx}].name"), &binding.name, true);
+            check(format!("isolation.{list}[{idx}].namespace"), &binding.namespace, list == "role_bindings");
+            check(format!("isolation.{list}[{idx}].role_ref.name"), &binding.role_ref.name, true);
+            for (subject_idx, subject) in binding.subjects.iter().enumerate() {
+                let field = format!("isolation.{list}[{idx}].subjects[{subject_idx}]");
+                check(format!("{field}.kind"), &subject.kind, true);
+                check(format!("{field}.name"), &subject.name, true);
+                check(format!("{field}.namespace"), &subject.namespace, false);
+            }
+        }
+    }
+    for (idx, policy) in isolation.network_policies.iter().enumerate() {
+        check(format!("isolation.network_policies[{idx}].name"), &policy.name, true);
+        check(format!("isolation.network_policies[{idx}].namespace"), &policy.namespace, true);
+    }
+    for (idx, class) in isolation.runtime_classes.iter().enumerate() {
+        check(format!("isolation.runtime_classes[{idx}].name"), &class.name, true);
+        check(format!("isolation.runtime_classes[{idx}].handler"), &class.handler, true);
+    }
 }
 
 /// Pod groups (issue 17): a workload name, at least one replica, one pod each,
@@ -519,6 +583,7 @@ mod tests {
             },
             nodes: vec![node("node-1"), node("node-2.fra.example")],
             namespaces: vec![namespace("payments"), namespace("kube-system")],
+            isolation: Default::default(),
         }
     }
 
@@ -535,6 +600,41 @@ mod tests {
         for fragment in fragments {
             assert!(problems[0].contains(fragment), "{:?} lacks {fragment:?}", problems[0]);
         }
+    }
+
+    #[test]
+    fn isolation_objects_are_counted_and_their_names_checked() {
+        use kplan_model::isolation::{RoleBinding, RoleRef, RuntimeClass, Subject};
+        let binding = RoleBinding {
+            namespace: String::new(),
+            name: "team-edit".into(),
+            role_ref: RoleRef { kind: "ClusterRole".into(), name: "edit".into() },
+            subjects: vec![Subject { kind: "Group".into(), name: "team".into(), namespace: String::new() }],
+        };
+        let mut snapshot = good();
+        snapshot.isolation.cluster_role_bindings = vec![binding.clone()];
+        assert_eq!(check_snapshot(&snapshot), Vec::<String>::new());
+        assert_one(
+            |s| {
+                s.isolation.cluster_role_bindings = vec![binding.clone()];
+                s.isolation.cluster_role_bindings[0].subjects[0].name = "a\u{7}b".into();
+            },
+            &["isolation.cluster_role_bindings[0].subjects[0].name: contains a control character"],
+        );
+        assert_one(
+            |s| s.isolation.role_bindings = vec![binding.clone()],
+            &["isolation.role_bindings[0].namespace: must not be empty"],
+        );
+        assert_one(
+            |s| s.isolation.runtime_classes = vec![RuntimeClass { name: "gvisor".into(), handler: String::new() }],
+            &["isolation.runtime_classes[0].handler: must not be empty"],
+        );
+        let limits = ValidationLimits { max_isolation_objects_per_snapshot: 1, ..ValidationLimits::default() };
+        snapshot.isolation.cluster_role_bindings.push(binding);
+        assert_eq!(
+            check_snapshot_with(&snapshot, &limits),
+            ["snapshot \"fra-prod-payments.bank\": isolation: 2 objects (at most 1 per snapshot)"]
+        );
     }
 
     #[test]
@@ -654,8 +754,12 @@ mod tests {
 
     #[test]
     fn counts_are_capped_by_the_limits() {
-        let limits =
-            ValidationLimits { max_nodes_per_snapshot: 2, max_namespaces_per_snapshot: 2, max_labels_per_object: 1 };
+        let limits = ValidationLimits {
+            max_nodes_per_snapshot: 2,
+            max_namespaces_per_snapshot: 2,
+            max_labels_per_object: 1,
+            ..ValidationLimits::default()
+        };
         assert!(check_snapshot_with(&good(), &limits).is_empty());
         let mut snapshot = good();
         snapshot.nodes.push(node("node-3"));

@@ -536,6 +536,12 @@ fn expected_agent_rules() -> BTreeSet<(String, String, String)> {
         ("", "persistentvolumeclaims"),
         ("", "persistentvolumes"),
         ("storage.k8s.io", "storageclasses"),
+        ("rbac.authorization.k8s.io", "clusterroles"),
+        ("rbac.authorization.k8s.io", "clusterrolebindings"),
+        ("rbac.authorization.k8s.io", "roles"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+        ("networking.k8s.io", "networkpolicies"),
+        ("node.k8s.io", "runtimeclasses"),
     ] {
         for verb in ["get", "list", "watch"] {
             rules.insert((group.to_string(), resource.to_string(), verb.to_string()));
@@ -544,8 +550,9 @@ fn expected_agent_rules() -> BTreeSet<(String, String, String)> {
     rules
 }
 
-/// The agent's ClusterRole must grant exactly get/list/watch on the seven kinds
-/// it watches (nodes, namespaces, pods, DaemonSets, claims, volumes, storage classes).
+/// The agent's ClusterRole must grant exactly get/list/watch on the thirteen kinds
+/// it watches (nodes, namespaces, pods, DaemonSets, claims, volumes, storage classes,
+/// the four RBAC kinds, NetworkPolicies, RuntimeClasses).
 fn cluster_role_problems(role: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let mut granted = BTreeSet::new();

@@ -264,6 +264,7 @@ fn wire_snapshot(cluster_id: &str) -> v1::ClusterSnapshot {
         }),
         nodes: vec![wire_node("node-0"), wire_node("node-1")],
         namespaces: vec![wire_namespace("ns-0"), wire_namespace("ns-1")],
+        isolation: Default::default(),
     }
 }
 

@@ -196,6 +196,7 @@ fn snapshot(cluster_id: &str, generation: u64) -> ClusterSnapshot {
             pod_groups: Vec::new(),
             applied_prerelease: Vec::new(),
         }],
+        isolation: Default::default(),
     }
 }
 

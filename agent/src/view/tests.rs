@@ -47,6 +47,9 @@ fn load(view: &mut ClusterView, objects: &[KubeObject]) {
             KubeObject::StorageClass { class, .. } => {
                 view.apply_storage_class(class);
             }
+            KubeObject::Isolation { object, .. } => {
+                view.apply_isolation((**object).clone());
+            }
             _ => {}
         }
     }
@@ -356,7 +359,9 @@ fn a_refused_volume_kind_counts_as_synced_and_comes_back_with_its_next_list() {
     view.apply_pod(&pod);
     view.apply_volume(&volume);
     view.apply_storage_class(&class);
-    for kind in [Kind::Nodes, Kind::Namespaces, Kind::DaemonSets, Kind::PersistentVolumes] {
+    let isolation = Kind::ALL.into_iter().filter(|kind| kind.is_isolation());
+    for kind in [Kind::Nodes, Kind::Namespaces, Kind::DaemonSets, Kind::PersistentVolumes].into_iter().chain(isolation)
+    {
         view.end_list(kind);
     }
     assert!(!view.list_refused(Kind::Pods), "required kinds are waited for");
@@ -393,4 +398,41 @@ fn a_claim_whose_size_cannot_be_read_blocks_the_snapshot_like_a_pod() {
     assert!(error.to_string().contains("persistentvolumeclaim \"payments/data-db-0\""), "{error}");
     assert!(view.apply_claim(&claim));
     assert!(view.snapshot(1, 0).is_ok());
+}
+
+/// RBAC, a NetworkPolicy and a RuntimeClass, as `kubectl get -o json` lists them.
+const ISOLATION: &str = r#"{"kind": "List", "apiVersion": "v1", "items": [
+  {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "payments-edit"},
+   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+   "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "team-payments"}]},
+  {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "ci", "namespace": "payments"},
+   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+   "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": "ci"}]},
+  {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": "payments"},
+   "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}},
+  {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor"}, "handler": "runsc"}
+]}"#;
+
+#[test]
+fn isolation_objects_reach_the_snapshot_as_an_import_reads_them_and_a_refused_kind_leaves() {
+    let mut objects = bank_objects();
+    objects.extend(parse_documents(ISOLATION, "rbac.json").expect("parses"));
+    let mut view = ClusterView::new(options());
+    load(&mut view, &objects);
+    let snapshot = view.snapshot(7, 0).expect("snapshot");
+    assert_eq!(snapshot.isolation.n_objects(), 4);
+    assert_eq!(snapshot, expected(objects.clone()), "the agent and kplan import agree");
+    assert_eq!(view.counts().n_isolation_objects, 4);
+
+    // A relist without the binding drops it; the others stay.
+    view.begin_list(Kind::ClusterRoleBindings);
+    assert!(view.end_list(Kind::ClusterRoleBindings));
+    assert!(view.snapshot(7, 0).expect("snapshot").isolation.cluster_role_bindings.is_empty());
+    // An older ClusterRole: NetworkPolicies refused, the snapshot is made without them.
+    assert!(view.list_refused(Kind::NetworkPolicies));
+    assert!(view.is_synced());
+    let isolation = view.snapshot(7, 0).expect("snapshot").isolation;
+    assert!(isolation.network_policies.is_empty());
+    assert_eq!(isolation.role_bindings[0].subjects[0].username(), "system:serviceaccount:ci:deployer");
+    assert_eq!(isolation.runtime_classes[0].handler, "runsc");
 }

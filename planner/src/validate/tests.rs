@@ -53,6 +53,7 @@ fn cluster(id: &str, tier: &str, nodes: Vec<Node>, namespaces: Vec<Namespace>) -
         },
         nodes,
         namespaces,
+        isolation: Default::default(),
     }
 }
 

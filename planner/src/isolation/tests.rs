@@ -1,0 +1,488 @@
+//! Hand-made inventories of known answer: two source clusters `a` and `b`
+//! merge into `fra-prod-1`; `a/web` is renamed `web-a` (it collides with `b/web`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kplan_model::isolation::{
+    IsolationInventory, LabelSelector, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyRule, POD_SECURITY_ENFORCE_LABEL,
+    Role, RoleBinding, RoleRef, RuntimeClass, Subject,
+};
+use kplan_model::scheduling::PodGroup;
+use kplan_model::test_support::{snapshot, worker};
+use kplan_model::{
+    BlockPlan, ClusterSnapshot, Namespace, NamespaceMove, Plan, PreconditionKind, Resources, SlaTier, TargetCluster,
+    Wave,
+};
+use serde_json::Value;
+
+use super::manifests::{TargetManifests, manifests};
+use super::{FindingKind, analyse};
+
+const TARGET: &str = "fra-prod-1";
+
+fn namespace(name: &str, labels: &[(&str, &str)]) -> Namespace {
+    Namespace {
+        name: name.into(),
+        labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        security_tier: "prod".into(),
+        sla_tier: SlaTier::Bronze,
+        requests: Resources::new(100, 1 << 20, 1),
+        pod_groups: Vec::new(),
+    }
+}
+
+fn subject(kind: &str, name: &str, namespace: &str) -> Subject {
+    Subject { kind: kind.into(), name: name.into(), namespace: namespace.into() }
+}
+
+fn cluster_binding(name: &str, role: &str, subjects: Vec<Subject>) -> RoleBinding {
+    RoleBinding {
+        namespace: String::new(),
+        name: name.into(),
+        role_ref: RoleRef { kind: "ClusterRole".into(), name: role.into() },
+        subjects,
+    }
+}
+
+fn cluster(id: &str, namespaces: Vec<Namespace>, isolation: IsolationInventory) -> ClusterSnapshot {
+    let mut cluster = snapshot(id, 1, 0, vec![worker(&format!("{id}-w1"))]);
+    cluster.facts.cni = "calico".into();
+    cluster.namespaces = namespaces;
+    cluster.isolation = isolation;
+    cluster
+}
+
+/// `a`: shop, web (restricted), ci; team-a bound cluster-wide to `edit`, the
+/// CI deployer (a service account of `ci`) to a custom `deployer` role, and
+/// the built-in bindings. `b`: web, pay; team-b bound to `view`.
+fn inventory() -> Vec<ClusterSnapshot> {
+    let a = cluster(
+        "a",
+        vec![
+            namespace("shop", &[]),
+            namespace("web", &[(POD_SECURITY_ENFORCE_LABEL, "restricted")]),
+            namespace("ci", &[("team", "a")]),
+        ],
+        IsolationInventory {
+            cluster_roles: vec![Role {
+                namespace: String::new(),
+                name: "deployer".into(),
+                rules: vec![kplan_model::isolation::PolicyRule {
+                    api_groups: vec!["apps".into()],
+                    resources: vec!["deployments".into()],
+                    verbs: vec!["get".into(), "patch".into()],
+                    ..Default::default()
+                }],
+            }],
+            cluster_role_bindings: vec![
+                cluster_binding("team-a-edit", "edit", vec![subject("Group", "team-a", "")]),
+                cluster_binding("ci-deployer", "deployer", vec![subject("ServiceAccount", "deployer", "ci")]),
+                cluster_binding("cluster-admin", "cluster-admin", vec![subject("Group", "system:masters", "")]),
+                cluster_binding(
+                    "system:kube-controller-manager",
+                    "system:kube-controller-manager",
+                    vec![subject("User", "system:kube-controller-manager", "")],
+                ),
+                cluster_binding(
+                    "calico-node",
+                    "calico-node",
+                    vec![subject("ServiceAccount", "calico-node", "kube-system")],
+                ),
+            ],
+            ..Default::default()
+        },
+    );
+    let b = cluster(
+        "b",
+        vec![namespace("web", &[]), namespace("pay", &[("team", "b")])],
+        IsolationInventory {
+            cluster_role_bindings: vec![cluster_binding("team-b-view", "view", vec![subject("Group", "team-b", "")])],
+            ..Default::default()
+        },
+    );
+    vec![a, b]
+}
+
+fn moved(from: &str, namespace: &str, new_name: &str) -> NamespaceMove {
+    NamespaceMove {
+        from_cluster: from.into(),
+        namespace: namespace.into(),
+        to_cluster: TARGET.into(),
+        new_name: new_name.into(),
+        ..Default::default()
+    }
+}
+
+fn plan(cni: &str) -> Plan {
+    Plan {
+        id: "plan-test".into(),
+        blocks: vec![BlockPlan {
+            datacenter: "fra".into(),
+            security_tier: "prod".into(),
+            source_clusters: vec!["a".into(), "b".into()],
+            target_clusters: vec![TargetCluster { name: TARGET.into(), cni: cni.into(), ..Default::default() }],
+            waves: vec![
+                Wave {
+                    index: 1,
+                    namespaces: vec![moved("a", "shop", "shop"), moved("a", "web", "web-a"), moved("a", "ci", "ci")],
+                    ..Default::default()
+                },
+                Wave {
+                    index: 2,
+                    namespaces: vec![moved("b", "web", "web"), moved("b", "pay", "pay")],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn objects(plan: &Plan, inventory: &[ClusterSnapshot]) -> TargetManifests {
+    let mut all = manifests(plan, inventory);
+    assert_eq!(all.len(), 1);
+    all.remove(0)
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+// ------------------------------------------------------------------ RBAC
+
+/// An independent reading of RoleBindings (as their JSON): the namespaces in
+/// which `kind`/`name` holds ClusterRole `role`.
+fn namespaces_granted(bindings: &[Value], kind: &str, name: &str, role: &str) -> BTreeSet<String> {
+    bindings
+        .iter()
+        .filter(|b| b["kind"] == "RoleBinding" && b["roleRef"]["kind"] == "ClusterRole" && b["roleRef"]["name"] == role)
+        .filter(|b| b["subjects"].as_array().unwrap().iter().any(|s| s["kind"] == kind && s["name"] == name))
+        .map(|b| b["metadata"]["namespace"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_group_bound_cluster_wide_to_edit_is_a_finding_and_its_role_bindings_give_exactly_its_old_namespaces() {
+    let (plan, inventory) = (plan("calico"), inventory());
+    let report = analyse(&plan, &inventory);
+    let finding = report
+        .findings()
+        .find(|f| f.kind == FindingKind::RbacWidening && f.subject == "Group team-a")
+        .expect("team-a's edit binding widens");
+    assert_eq!(finding.object, "ClusterRoleBinding team-a-edit");
+    assert_eq!(finding.role, "ClusterRole edit");
+    assert_eq!(finding.source_cluster, "a");
+    assert_eq!(finding.namespaces, ["pay", "web"], "b's namespaces, newly reached");
+    assert!(!finding.open);
+    assert_eq!(finding.closed_by.len(), 3);
+
+    let objects = objects(&plan, &inventory);
+    let bindings: Vec<Value> = objects.role_bindings.iter().map(|b| serde_json::to_value(b).unwrap()).collect();
+    // Its old namespaces, the renamed one by its new name; none of b's.
+    assert_eq!(namespaces_granted(&bindings, "Group", "team-a", "edit"), set(&["ci", "shop", "web-a"]));
+    assert_eq!(namespaces_granted(&bindings, "Group", "team-b", "view"), set(&["pay", "web"]));
+    let binding = bindings
+        .iter()
+        .find(|b| b["metadata"]["namespace"] == "web-a" && b["metadata"]["name"] == "kplan-team-a-edit")
+        .unwrap();
+    assert_eq!(binding["apiVersion"], "rbac.authorization.k8s.io/v1");
+    assert_eq!(binding["subjects"][0]["apiGroup"], "rbac.authorization.k8s.io");
+}
+
+#[test]
+fn system_subjects_and_roles_and_platform_service_accounts_are_not_findings() {
+    let report = analyse(&plan("calico"), &inventory());
+    let rbac: Vec<(&str, &str)> = report
+        .findings()
+        .filter(|f| f.kind == FindingKind::RbacWidening)
+        .map(|f| (f.object.as_str(), f.subject.as_str()))
+        .collect();
+    assert_eq!(
+        rbac,
+        [
+            ("ClusterRoleBinding ci-deployer", "ServiceAccount ci/deployer"),
+            ("ClusterRoleBinding team-a-edit", "Group team-a"),
+            ("ClusterRoleBinding team-b-view", "Group team-b"),
+        ]
+    );
+}
+
+#[test]
+fn a_service_account_keeps_its_renamed_namespace_and_its_custom_role_comes_along() {
+    let mut inventory = inventory();
+    // Rename a/ci in the target: the deployer's subject must follow.
+    let mut plan = plan("calico");
+    plan.blocks[0].waves[0].namespaces[2].new_name = "ci-a".into();
+    inventory[0].isolation.cluster_role_bindings[1].subjects[0].namespace = "ci".into();
+    let objects = objects(&plan, &inventory);
+    let bindings: Vec<Value> = objects.role_bindings.iter().map(|b| serde_json::to_value(b).unwrap()).collect();
+    let deployer = bindings.iter().find(|b| b["roleRef"]["name"] == "deployer").unwrap();
+    assert_eq!(deployer["subjects"][0]["namespace"], "ci-a");
+    assert!(deployer["subjects"][0].get("apiGroup").is_none(), "a service account has no apiGroup");
+    let roles: Vec<&str> = objects.cluster_roles.iter().map(|r| r.metadata.name.as_deref().unwrap()).collect();
+    assert_eq!(roles, ["deployer"], "edit and view are built in");
+}
+
+#[test]
+fn a_subject_that_held_the_same_role_in_the_other_source_does_not_widen_there() {
+    let mut inventory = inventory();
+    inventory[1].isolation.cluster_role_bindings.push(cluster_binding(
+        "team-a-edit",
+        "edit",
+        vec![subject("Group", "team-a", "")],
+    ));
+    let report = analyse(&plan("calico"), &inventory);
+    assert!(!report.findings().any(|f| f.subject == "Group team-a"));
+}
+
+#[test]
+fn a_target_with_one_source_widens_nothing() {
+    let mut plan = plan("calico");
+    plan.blocks[0].waves.truncate(1);
+    let report = analyse(&plan, &inventory());
+    assert_eq!(report.findings().count(), 0);
+    let objects = objects(&plan, &inventory());
+    assert!(objects.network_policies.is_empty() && objects.role_bindings.is_empty());
+    assert_eq!(objects.namespaces.len(), 3, "the label patches are still written");
+}
+
+// ------------------------------------------------------------------ network
+
+/// An independent evaluator of NetworkPolicies (their JSON, ingress only,
+/// pods without labels): can a pod of `from` reach a pod of `to`?
+fn can_reach(
+    namespaces: &BTreeMap<String, BTreeMap<String, String>>,
+    policies: &[Value],
+    from: &str,
+    to: &str,
+) -> bool {
+    let labels_match = |selector: &Value, labels: &BTreeMap<String, String>| {
+        assert!(selector.get("matchExpressions").is_none(), "the evaluator reads matchLabels only");
+        selector["matchLabels"]
+            .as_object()
+            .is_none_or(|m| m.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()))
+    };
+    let no_labels = BTreeMap::new();
+    let selecting: Vec<&Value> = policies
+        .iter()
+        .filter(|p| p["metadata"]["namespace"] == to)
+        .filter(|p| p["spec"]["policyTypes"].as_array().unwrap().iter().any(|t| t == "Ingress"))
+        .filter(|p| labels_match(&p["spec"]["podSelector"], &no_labels))
+        .collect();
+    if selecting.is_empty() {
+        return true;
+    }
+    selecting.iter().flat_map(|p| p["spec"]["ingress"].as_array().into_iter().flatten()).any(|rule| {
+        let Some(peers) = rule["from"].as_array() else { return true };
+        peers.iter().any(|peer| {
+            let namespace_ok = match peer.get("namespaceSelector") {
+                Some(selector) => labels_match(selector, &namespaces[from]),
+                None => from == to,
+            };
+            let pod_ok = peer.get("podSelector").is_none_or(|selector| labels_match(selector, &no_labels));
+            namespace_ok && pod_ok && peer.get("ipBlock").is_none()
+        })
+    })
+}
+
+#[test]
+fn namespaces_of_different_sources_cannot_talk_after_the_emitted_policies() {
+    let (plan, inventory) = (plan("calico"), inventory());
+    let report = analyse(&plan, &inventory);
+    let network: Vec<(&str, &str, &[String], bool)> = report
+        .findings()
+        .filter(|f| f.kind == FindingKind::NetworkWidening)
+        .map(|f| (f.source_cluster.as_str(), f.object.as_str(), f.namespaces.as_slice(), f.open))
+        .collect();
+    assert_eq!(network.len(), 2, "one finding per ordered pair of sources, not per pair of namespaces");
+    assert_eq!(network[0].0, "a");
+    assert_eq!(network[0].1, "pods of b");
+    assert_eq!(network[0].2, ["ci", "shop", "web-a"]);
+    assert!(!network[0].3);
+
+    let objects = objects(&plan, &inventory);
+    // The namespaces' labels in the target: the emitted patches plus the name label.
+    let namespaces: BTreeMap<String, BTreeMap<String, String>> = objects
+        .namespaces
+        .iter()
+        .map(|n| {
+            let name = n.metadata.name.clone().unwrap();
+            let mut labels = n.metadata.labels.clone().unwrap();
+            labels.insert("kubernetes.io/metadata.name".into(), name.clone());
+            (name, labels)
+        })
+        .collect();
+    assert_eq!(namespaces.len(), 5);
+    let policies: Vec<Value> = objects.network_policies.iter().map(|p| serde_json::to_value(p).unwrap()).collect();
+    assert_eq!(policies.len(), 10, "two per moved namespace");
+    assert!(can_reach(&namespaces, &[], "shop", "pay"), "without policies everything talks");
+    let from_a = ["shop", "web-a", "ci"];
+    let from_b = ["web", "pay"];
+    for a in from_a {
+        for b in from_b {
+            assert!(!can_reach(&namespaces, &policies, a, b), "{a} -> {b}");
+            assert!(!can_reach(&namespaces, &policies, b, a), "{b} -> {a}");
+        }
+        for other in from_a {
+            assert!(can_reach(&namespaces, &policies, a, other), "{a} -> {other} (same source)");
+        }
+    }
+    assert!(can_reach(&namespaces, &policies, "web", "pay"));
+}
+
+/// A policy of b's `pay` that isolates its pods and admits the namespaces `namespaces` selects.
+fn pay_admitting(name: &str, namespaces: LabelSelector) -> NetworkPolicy {
+    NetworkPolicy {
+        namespace: "pay".into(),
+        name: name.into(),
+        policy_types: vec!["Ingress".into()],
+        ingress: vec![NetworkPolicyRule {
+            peers: vec![NetworkPolicyPeer { namespace_selector: Some(namespaces), ..Default::default() }],
+            ports: vec![],
+        }],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn an_existing_policy_that_admits_every_namespace_leaves_the_widening_open() {
+    let mut inventory = inventory();
+    inventory[1].isolation.network_policies = vec![pay_admitting("allow-all-namespaces", LabelSelector::default())];
+    let report = analyse(&plan("calico"), &inventory);
+    let finding =
+        report.findings().find(|f| f.kind == FindingKind::NetworkWidening && f.source_cluster == "b").unwrap();
+    assert!(finding.open);
+    assert!(finding.detail.contains("pay (NetworkPolicy allow-all-namespaces)"), "{}", finding.detail);
+    assert_eq!(report.n_open(), 1);
+}
+
+#[test]
+fn a_namespace_that_already_denies_other_namespaces_is_not_listed() {
+    let mut inventory = inventory();
+    let team_b = LabelSelector { match_labels: BTreeMap::from([("team".into(), "b".into())]), ..Default::default() };
+    inventory[1].isolation.network_policies = vec![pay_admitting("same-team", team_b)];
+    let report = analyse(&plan("calico"), &inventory);
+    let finding =
+        report.findings().find(|f| f.kind == FindingKind::NetworkWidening && f.source_cluster == "b").unwrap();
+    assert_eq!(finding.namespaces, ["web"], "pay admits only team=b, which no namespace of a carries");
+}
+
+#[test]
+fn a_flannel_target_gets_the_cni_precondition_and_its_network_findings_stay_open() {
+    let inventory = inventory();
+    let clusters: Vec<&ClusterSnapshot> = inventory.iter().collect();
+    let preconditions = crate::preconditions::block_preconditions(&clusters, "", "flannel");
+    let network: Vec<&str> = preconditions
+        .iter()
+        .filter(|p| p.kind == PreconditionKind::CniMigration && p.detail.contains("does not enforce NetworkPolicy"))
+        .map(|p| p.cluster_id.as_str())
+        .collect();
+    assert_eq!(network, ["a", "b"]);
+    assert!(
+        crate::preconditions::block_preconditions(&clusters, "", "calico")
+            .iter()
+            .all(|p| !p.detail.contains("does not enforce NetworkPolicy"))
+    );
+    assert!(
+        crate::preconditions::block_preconditions(&clusters[..1], "", "flannel")
+            .iter()
+            .all(|p| !p.detail.contains("NetworkPolicy"))
+    );
+
+    let report = analyse(&plan("flannel"), &inventory);
+    assert!(!report.targets[0].network_policy_enforced);
+    assert!(report.findings().filter(|f| f.kind == FindingKind::NetworkWidening).all(|f| f.open));
+}
+
+// ------------------------------------------------------------------ admission and runtime
+
+#[test]
+fn a_restricted_namespace_keeps_restricted_and_the_others_say_privileged() {
+    let (plan, inventory) = (plan("calico"), inventory());
+    let objects = objects(&plan, &inventory);
+    let level = |name: &str| {
+        let namespace = objects.namespaces.iter().find(|n| n.metadata.name.as_deref() == Some(name)).unwrap();
+        let labels = namespace.metadata.labels.as_ref().unwrap();
+        (labels[POD_SECURITY_ENFORCE_LABEL].clone(), labels[super::SOURCE_CLUSTER_LABEL].clone())
+    };
+    assert_eq!(level("web-a"), ("restricted".to_string(), "a".to_string()));
+    assert_eq!(level("web"), ("privileged".to_string(), "b".to_string()));
+}
+
+#[test]
+fn pods_asking_for_a_runtime_class_nobody_defines_are_an_open_finding() {
+    let mut inventory = inventory();
+    inventory[0].namespaces[0].pod_groups =
+        vec![PodGroup { runtime_class: "gvisor".into(), replicas: 1, ..Default::default() }];
+    let report = analyse(&plan("calico"), &inventory);
+    let finding = report.findings().find(|f| f.kind == FindingKind::RuntimeClass).unwrap();
+    assert_eq!((finding.object.as_str(), finding.open), ("RuntimeClass gvisor", true));
+    assert_eq!(finding.namespaces, ["shop"]);
+
+    inventory[0].isolation.runtime_classes = vec![RuntimeClass { name: "gvisor".into(), handler: "runsc".into() }];
+    assert!(analyse(&plan("calico"), &inventory).findings().all(|f| f.kind != FindingKind::RuntimeClass));
+    let objects = objects(&plan("calico"), &inventory);
+    assert_eq!(objects.runtime_classes[0].handler, "runsc");
+}
+
+#[test]
+fn the_report_is_deterministic_and_names_clusters_without_isolation_inventory() {
+    let mut inventory = inventory();
+    inventory[1].isolation = IsolationInventory::default();
+    let first = analyse(&plan("calico"), &inventory);
+    inventory.reverse();
+    assert_eq!(analyse(&plan("calico"), &inventory), first);
+    assert_eq!(first.clusters_without_isolation_inventory, ["b"]);
+}
+
+// ------------------------------------------------------------------ through the planner
+
+#[test]
+fn a_planned_merge_onto_flannel_lists_the_precondition_and_its_renamed_namespace_keeps_its_binding() {
+    use crate::tests::{
+        cluster as planned_cluster, control_plane, namespace as planned_namespace, node, plan as propose,
+    };
+    let mut clusters: Vec<ClusterSnapshot> = ["a", "b"]
+        .iter()
+        .map(|id| {
+            let mut nodes: Vec<_> =
+                ["x", "y", "z"].iter().map(|zone| node(&format!("{id}-{zone}"), "dc1", zone, 8, 32)).collect();
+            nodes.push(control_plane(node(&format!("{id}-cp"), "dc1", "x", 4, 16)));
+            let mut cluster = planned_cluster(
+                id,
+                "prod",
+                "dc1",
+                nodes,
+                vec![
+                    planned_namespace("shop", "prod", SlaTier::Gold, 1000, 2, 4),
+                    planned_namespace(&format!("only-{id}"), "prod", SlaTier::Bronze, 500, 1, 2),
+                ],
+            );
+            cluster.facts.cni = "flannel".into();
+            cluster
+        })
+        .collect();
+    clusters[0].isolation.cluster_role_bindings =
+        vec![cluster_binding("team-a-edit", "edit", vec![subject("Group", "team-a", "")])];
+    let plan = propose(&clusters, &kplan_model::Policy::default());
+    let block = &plan.blocks[0];
+    assert_eq!(block.target_clusters.len(), 1, "{:?}", block.target_clusters);
+    let network: Vec<&str> = block
+        .preconditions
+        .iter()
+        .filter(|p| p.kind == PreconditionKind::CniMigration && p.detail.contains("does not enforce NetworkPolicy"))
+        .map(|p| p.cluster_id.as_str())
+        .collect();
+    assert!(!network.is_empty(), "{:#?}", block.preconditions);
+    let renamed = &block.namespace_renames[0];
+    assert_eq!(renamed.namespace, "shop");
+
+    let report = analyse(&plan, &clusters);
+    let finding = report.findings().find(|f| f.kind == FindingKind::RbacWidening).expect("team-a widens");
+    assert_eq!(finding.namespaces.len(), 2, "b's two namespaces: {:?}", finding.namespaces);
+    let bindings: Vec<Value> =
+        objects(&plan, &clusters).role_bindings.iter().map(|b| serde_json::to_value(b).unwrap()).collect();
+    let a_shop = if renamed.from_cluster == "a" { renamed.new_name.as_str() } else { "shop" };
+    assert_eq!(namespaces_granted(&bindings, "Group", "team-a", "edit"), set(&[a_shop, "only-a"]));
+}

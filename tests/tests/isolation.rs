@@ -1,0 +1,254 @@
+//! Issue 14: a merge keeps tenants as isolated as their own clusters did.
+//!
+//! Three clusters of the example estate (fra/dev) are exported with RBAC and
+//! NetworkPolicies beside their nodes and pods, imported, planned and
+//! exported with the real `kplan` binary; then the objects it writes under
+//! `isolation/<target>/` are applied to the tests' real kube-apiserver, and
+//! the API server's own authorizer (SubjectAccessReview) says who may do what
+//! where: a tenant's group and a CI service account act in their own source
+//! cluster's namespaces (renamed ones by their new names), and in no other
+//! tenant's namespace nor in kube-system.
+
+mod common;
+mod kube_harness;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::*;
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, RoleBinding};
+use kube::api::{Api, PostParams};
+use kube_harness::{Apiserver, Kube};
+use serde_json::{Value, json};
+
+const CLUSTERS: [(&str, &str); 3] =
+    [("fra-dev-apps", "fra-dev-a"), ("fra-dev-ci", "fra-dev-a"), ("fra-dev-analytics", "fra-dev-b")];
+
+fn cluster_role_binding(name: &str, role: &str, subject: Value) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+           "metadata": {"name": name, "resourceVersion": "1"},
+           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+           "subjects": [subject]})
+}
+
+/// The RBAC and policies of each cluster, as `kubectl get ... -o json` writes them.
+fn rbac_export(cluster: &str) -> Value {
+    let group = |name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": name});
+    let items = match cluster {
+        "fra-dev-apps" => vec![
+            cluster_role_binding("apps-developers-edit", "edit", group("team-apps")),
+            cluster_role_binding("cluster-admins", "cluster-admin", group("system:masters")),
+        ],
+        "fra-dev-ci" => vec![
+            cluster_role_binding(
+                "ci-runner-deployer",
+                "ci-deployer",
+                json!({"kind": "ServiceAccount", "name": "runner", "namespace": "ci-runners"}),
+            ),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "ci-deployer"},
+                   "rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "create", "patch"]}]}),
+        ],
+        _ => vec![
+            cluster_role_binding("data-science-view", "view", group("team-data")),
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                   "metadata": {"name": "allow-from-all-namespaces", "namespace": "model-training"},
+                   "spec": {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}}]}]}}),
+        ],
+    };
+    json!({"apiVersion": "v1", "kind": "List", "items": items})
+}
+
+/// Imports the three clusters with their RBAC into `inv` (files under `dir`).
+fn import(dir: &Path, inv: &str) {
+    let bank = repo_root().join("examples/bank/clusters");
+    let mut estate = String::new();
+    for (cluster, zone) in CLUSTERS {
+        let rbac = dir.join(format!("{cluster}-rbac.json"));
+        std::fs::write(&rbac, rbac_export(cluster).to_string()).expect("writes the rbac export");
+        estate.push_str(&format!(
+            "[[clusters]]\nid = \"{cluster}\"\ndatacenter = \"fra\"\nsecurity_tier = \"dev\"\nzone = \"{zone}\"\nfiles = [{:?}, {:?}]\n\n",
+            bank.join(format!("{cluster}.json")).to_str().expect("utf-8"),
+            rbac.to_str().expect("utf-8"),
+        ));
+    }
+    let estate_path = dir.join("estate.toml");
+    std::fs::write(&estate_path, estate).expect("writes the estate");
+    kplan_ok(&["--inventory", inv, "import", "--estate", estate_path.to_str().expect("utf-8")]);
+}
+
+fn yaml_documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_saphyr::from_multiple::<Value>(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Whether the API server's authorizer lets `user` (in `groups`) `verb` deployments in `namespace`.
+async fn allowed(client: &kube::Client, user: &str, groups: &[&str], verb: &str, namespace: &str) -> bool {
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_string()),
+            groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_string()),
+                verb: Some(verb.to_string()),
+                group: Some("apps".to_string()),
+                resource: Some("deployments".to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("a SubjectAccessReview");
+    answer.status.expect("a status").allowed
+}
+
+#[test]
+fn the_emitted_rbac_keeps_tenant_subjects_in_their_own_namespaces_on_the_real_apiserver() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inv_path = dir.path().join("inventory");
+    let inv = inv_path.to_str().expect("utf-8");
+    import(dir.path(), inv);
+
+    // The plan is stored and printed, then refused for CI: the policy that
+    // admits every namespace stays open whatever kplan emits.
+    let out = kplan(&["--inventory", inv, "propose", "--fail-on-widening", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("the plan is printed first");
+    let plan_id = plan["id"].as_str().expect("a stored plan");
+    // model-training admits every namespace: open towards both other sources.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("kplan: 2 tenant isolation widenings left open"), "{stderr}");
+
+    let report: Value =
+        serde_json::from_str(&kplan_ok(&["--inventory", inv, "plans", "isolation", plan_id, "-o", "json"]))
+            .expect("report json");
+    let findings =
+        report["targets"].as_array().expect("targets").iter().flat_map(|t| t["findings"].as_array().unwrap());
+    let rbac: BTreeSet<(String, String)> = findings
+        .filter(|f| f["kind"] == "rbac-widening")
+        .map(|f| (f["subject"].as_str().unwrap().to_string(), f["role"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("Group team-apps", "ClusterRole edit"),
+        ("Group team-data", "ClusterRole view"),
+        ("ServiceAccount ci-runners/runner", "ClusterRole ci-deployer"),
+    ]
+    .iter()
+    .map(|(s, r)| (s.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(rbac, expected, "system:masters is not a finding");
+    let target = &report["targets"][0];
+    let target_name = target["target_cluster"].as_str().expect("a target");
+    let namespaces_of = |source: &str| -> Vec<String> {
+        target["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["source_cluster"] == source)
+            .map(|n| n["new_name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (apps, ci) = (namespaces_of("fra-dev-apps"), namespaces_of("fra-dev-ci"));
+    assert!(apps.len() >= 5 && ci.len() >= 3, "apps {apps:?}, ci {ci:?}");
+    let runner_namespace = target["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["source_cluster"] == "fra-dev-ci" && n["namespace"] == "ci-runners")
+        .and_then(|n| n["new_name"].as_str())
+        .expect("ci-runners moves")
+        .to_string();
+
+    // The Markdown and HTML reports carry the same findings.
+    let markdown = kplan_ok(&["--inventory", inv, "plans", "export", plan_id, "--format", "markdown"]);
+    assert!(markdown.contains("## Tenant isolation\n\n9 findings, 2 open"), "{markdown}");
+    let html = kplan_ok(&["--inventory", inv, "plans", "export", plan_id, "--format", "html"]);
+    assert!(html.contains("<h3>Tenant isolation</h3><p>9 findings, 2 open"), "html report");
+
+    let out_dir = dir.path().join("manifests");
+    kplan_ok(&[
+        "--inventory",
+        inv,
+        "plans",
+        "export",
+        plan_id,
+        "--format",
+        "manifests",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let target_dir = out_dir.join("isolation").join(target_name);
+    let kustomization = yaml_documents(&target_dir.join("kustomization.yaml"));
+    assert_eq!(
+        kustomization[0]["resources"],
+        json!(["namespaces.yaml", "clusterroles.yaml", "rolebindings.yaml", "networkpolicies.yaml"])
+    );
+
+    let Some(server) = Apiserver::start() else { return };
+    let kube = Kube::connect(&server.admin_kubeconfig);
+    let client = kube.client.clone();
+    kube.block_on(async {
+        let create = PostParams::default();
+        for namespace in yaml_documents(&target_dir.join("namespaces.yaml")) {
+            let namespace: Namespace = serde_json::from_value(namespace).expect("a Namespace");
+            Api::<Namespace>::all(client.clone()).create(&create, &namespace).await.expect("creates the namespace");
+        }
+        for role in yaml_documents(&target_dir.join("clusterroles.yaml")) {
+            let role: ClusterRole = serde_json::from_value(role).expect("a ClusterRole");
+            Api::<ClusterRole>::all(client.clone()).create(&create, &role).await.expect("creates the cluster role");
+        }
+        // No kube-controller-manager runs here to aggregate `edit`'s rules:
+        // give it the deployments rule it aggregates from the built-in roles.
+        let roles = Api::<ClusterRole>::all(client.clone());
+        let mut edit = roles.get("edit").await.expect("the built-in edit role");
+        edit.rules = Some(vec![PolicyRule {
+            api_groups: Some(vec!["apps".to_string()]),
+            resources: Some(vec!["deployments".to_string()]),
+            verbs: ["create", "delete", "get", "list", "patch", "update"].iter().map(|v| v.to_string()).collect(),
+            ..Default::default()
+        }]);
+        roles.replace("edit", &create, &edit).await.expect("aggregates edit");
+        // Nobody holds anything before the RoleBindings.
+        assert!(!allowed(&client, "alice", &["team-apps"], "create", &apps[0]).await);
+        let bindings = yaml_documents(&target_dir.join("rolebindings.yaml"));
+        for binding in &bindings {
+            let binding: RoleBinding = serde_json::from_value(binding.clone()).expect("a RoleBinding");
+            let namespace = binding.metadata.namespace.clone().expect("namespaced");
+            Api::<RoleBinding>::namespaced(client.clone(), &namespace)
+                .create(&create, &binding)
+                .await
+                .unwrap_or_else(|e| panic!("creates RoleBinding {namespace}/{:?}: {e}", binding.metadata.name));
+        }
+        for policy in yaml_documents(&target_dir.join("networkpolicies.yaml")) {
+            let policy: NetworkPolicy = serde_json::from_value(policy).expect("a NetworkPolicy");
+            let namespace = policy.metadata.namespace.clone().expect("namespaced");
+            Api::<NetworkPolicy>::namespaced(client.clone(), &namespace)
+                .create(&create, &policy)
+                .await
+                .expect("creates the network policy");
+        }
+
+        // team-apps edits its own namespaces, no other tenant's, not kube-system.
+        for namespace in &apps {
+            assert!(allowed(&client, "alice", &["team-apps"], "create", namespace).await, "team-apps in {namespace}");
+        }
+        for namespace in ci.iter().chain(std::iter::once(&"kube-system".to_string())) {
+            assert!(!allowed(&client, "alice", &["team-apps"], "create", namespace).await, "team-apps in {namespace}");
+        }
+        // The CI service account (in its namespace's name in the target) deploys to ci's namespaces only.
+        let runner = format!("system:serviceaccount:{runner_namespace}:runner");
+        let runner_groups = ["system:serviceaccounts", "system:authenticated"];
+        for namespace in &ci {
+            assert!(allowed(&client, &runner, &runner_groups, "patch", namespace).await, "runner in {namespace}");
+        }
+        for namespace in apps.iter().chain(std::iter::once(&"kube-system".to_string())) {
+            assert!(!allowed(&client, &runner, &runner_groups, "patch", namespace).await, "runner in {namespace}");
+        }
+    });
+}

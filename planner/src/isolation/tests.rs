@@ -28,6 +28,7 @@ fn namespace(name: &str, labels: &[(&str, &str)]) -> Namespace {
         sla_tier: SlaTier::Bronze,
         requests: Resources::new(100, 1 << 20, 1),
         pod_groups: Vec::new(),
+        applied_prerelease: Vec::new(),
     }
 }
 

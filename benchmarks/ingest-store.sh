@@ -2,8 +2,9 @@
 # Ingest before/after group commit, and the store's page cache (issue 16), side by side:
 # rounds alternate the two builds so the machine's noise falls on both.
 #   benchmarks/ingest-store.sh BEFORE_DIR AFTER_DIR
-# Each DIR holds release `kplan`, `kplan-server` and `kplan-bench` (BEFORE: the commit
-# before group commit, dcce75a^; AFTER: this one). Writes benchmarks/ingest-store-*.md.
+# Each DIR holds release `kplan`, `kplan-server` and `kplan-bench` (BEFORE: this tree with
+# store/src/sled_store.rs of dcce75a^, the store without group commit; AFTER: this tree).
+# Prints one line per run; the reports go to /tmp/ingest-store-*.md.
 set -euo pipefail
 BEFORE="${1:?usage: benchmarks/ingest-store.sh BEFORE_DIR AFTER_DIR}"; AFTER="${2:?usage}"
 cd "$(dirname "$0")/.."

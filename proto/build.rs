@@ -13,8 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    let protos =
-        ["kplan/v1/inventory.proto", "kplan/v1/query.proto", "kplan/v1/planner.proto", "kplan/v1/capacity.proto"];
+    let protos = [
+        "kplan/v1/inventory.proto",
+        "kplan/v1/query.proto",
+        "kplan/v1/planner.proto",
+        "kplan/v1/capacity.proto",
+        "kplan/v1/watch.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

@@ -3,10 +3,11 @@
 //! local mode opens the server's own sled store in-process. A server is reached
 //! over TLS (`https://`) or, when allowed, plaintext (`kplan_proto::tls`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use kplan_model::watch::{HealthStatus, PlanLifecycle, PlanStatus};
 use kplan_model::{ClusterSnapshot, ClusterSummary, Plan, Policy};
 use kplan_planner::{BlockModel, PlanOptions};
 use kplan_proto::tls::ClientSecurity;
@@ -250,4 +251,95 @@ impl Backend {
             Backend::Remote(remote) => remote.list_plans().await,
         }
     }
+
+    /// Approves (`approve`) or abandons a stored plan; returns its lifecycle and
+    /// the plans an approval superseded. Embedded, the change is made and
+    /// flushed in the local store by the local user.
+    pub async fn set_lifecycle(
+        &mut self,
+        plan_id: &str,
+        approve: bool,
+    ) -> anyhow::Result<(PlanLifecycle, Vec<String>)> {
+        match self {
+            Backend::Local { store, .. } => {
+                let store = store.clone();
+                let plan_id = plan_id.to_string();
+                tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                    let plan = store.get_plan(&plan_id)?.with_context(|| format!("plan {plan_id:?} is not stored"))?;
+                    let current = store.get_plan_watch(&plan_id)?;
+                    let who = local_user();
+                    let now = kplan_model::time::now_unix();
+                    let records = if approve {
+                        let approved: Vec<_> = store
+                            .approved_plans()?
+                            .into_iter()
+                            .map(|(other, record)| {
+                                (other.id.clone(), kplan_planner::watch::lifecycle::blocks_of(&other), record)
+                            })
+                            .collect();
+                        kplan_planner::watch::approve(&plan, current.as_ref(), &approved, &who, now)?
+                    } else {
+                        kplan_planner::watch::abandon(current.as_ref(), &who, now)
+                            .map(|record| vec![(plan_id.clone(), record)])
+                            .unwrap_or_default()
+                    };
+                    store.put_plan_watches(&records)?;
+                    let lifecycle = match records.first() {
+                        Some((_, record)) => record.lifecycle.clone(),
+                        None => current.unwrap_or_default().lifecycle,
+                    };
+                    Ok((lifecycle, records.iter().skip(1).map(|(id, _)| id.clone()).collect()))
+                })
+                .await?
+            }
+            Backend::Remote(remote) => remote.set_lifecycle(plan_id, approve).await,
+        }
+    }
+
+    /// A plan's lifecycle, health and progress. A server answers with the
+    /// health its watch last stored; embedded (no daemon), the health is
+    /// checked now against the local inventory.
+    pub async fn plan_status(&mut self, plan_id: &str, stale_after_seconds: i64) -> anyhow::Result<PlanStatus> {
+        match self {
+            Backend::Local { store, .. } => {
+                let store = store.clone();
+                let plan_id = plan_id.to_string();
+                tokio::task::spawn_blocking(move || -> anyhow::Result<PlanStatus> {
+                    let plan = store.get_plan(&plan_id)?.with_context(|| format!("plan {plan_id:?} is not stored"))?;
+                    let record = store.get_plan_watch(&plan_id)?.unwrap_or_default();
+                    let fresh = store.latest_snapshots()?;
+                    let summaries = store.list_clusters()?;
+                    let planned = store.snapshots_at(&plan.inventory)?;
+                    let policy = plan.policy.clone().unwrap_or_default();
+                    let now = kplan_model::time::now_unix();
+                    let options = kplan_planner::watch::ProgressOptions { now_unix: now, stale_after_seconds };
+                    let progress = kplan_planner::watch::progress(&plan, &fresh, &summaries, &policy, options);
+                    let health = kplan_planner::watch::plan_health(&plan, &policy, &planned, &fresh, &progress, now);
+                    Ok(PlanStatus { plan_id, lifecycle: record.lifecycle, health, progress })
+                })
+                .await?
+            }
+            Backend::Remote(remote) => remote.plan_status(plan_id).await,
+        }
+    }
+
+    /// Every plan ever acted on: id → (lifecycle, stored health).
+    pub async fn plan_lifecycles(&mut self) -> anyhow::Result<BTreeMap<String, (PlanLifecycle, HealthStatus)>> {
+        match self {
+            Backend::Local { store, .. } => Ok(store
+                .list_plan_watches()?
+                .into_iter()
+                .map(|(id, record)| (id, (record.lifecycle, record.health.status)))
+                .collect()),
+            Backend::Remote(remote) => {
+                Ok(remote.plan_lifecycles().await?.into_iter().map(|(id, l, h)| (id, (l, h))).collect())
+            }
+        }
+    }
+}
+
+/// Who changes a plan's lifecycle in the embedded mode: `local:$USER`.
+fn local_user() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_default();
+    if user.trim().is_empty() { "local".to_string() } else { format!("local:{}", user.trim()) }
 }

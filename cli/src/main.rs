@@ -13,6 +13,7 @@ mod render;
 mod runbook;
 mod telemetry;
 mod user_config;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -334,6 +335,27 @@ enum PlansCommand {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
     },
+    /// Approve a stored plan: the server keeps watch over it (re-checks it
+    /// against every report of its clusters, reads its progress). Approving
+    /// supersedes an earlier approved plan that covers any of the same blocks.
+    #[command(after_help = "Example:\n  kplan plans approve plan-20261125t193000z-1a2b3c4d")]
+    Approve { plan_id: String },
+    /// Abandon a stored plan: it is no longer watched.
+    #[command(after_help = "Example:\n  kplan plans abandon plan-20261125t193000z-1a2b3c4d")]
+    Abandon { plan_id: String },
+    /// A plan's lifecycle, its health (an approved plan re-checked by the
+    /// validator against the newest snapshots: ok, or drifted with findings) and
+    /// its progress per block and wave (done / in progress / pending, read from
+    /// the newest snapshots, with what is still missing; a wave done out of
+    /// order is flagged). Embedded, the health is checked now.
+    #[command(
+        after_help = "Examples:\n  kplan plans status plan-20261125t193000z-1a2b3c4d\n  kplan plans status plan-20261125t193000z-1a2b3c4d -o json"
+    )]
+    Status {
+        plan_id: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
     /// Export one stored plan as JSON, YAML, Markdown, Graphviz, HTML, or its
     /// migration manifests (Velero objects and the isolation objects).
     #[command(
@@ -347,6 +369,15 @@ enum PlansCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+}
+
+/// A row of `kplan plans list`: the plan's summary, where it stands and its last health.
+#[derive(Debug, serde::Serialize)]
+struct PlanRow {
+    #[serde(flatten)]
+    info: kplan_store::PlanInfo,
+    lifecycle: kplan_model::watch::PlanLifecycle,
+    health: kplan_model::watch::HealthStatus,
 }
 
 #[derive(Debug, Args)]
@@ -459,14 +490,26 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             }
             cmd_propose(&mut backend, args).await
         }
+        Command::Plans(PlansCommand::Approve { plan_id }) => watch::set_lifecycle(&mut backend, &plan_id, true).await,
+        Command::Plans(PlansCommand::Abandon { plan_id }) => watch::set_lifecycle(&mut backend, &plan_id, false).await,
+        Command::Plans(PlansCommand::Status { plan_id, output }) => watch::status(&mut backend, &plan_id, output).await,
         Command::Plans(PlansCommand::List { output }) => {
-            let plans = backend.list_plans().await?;
+            let infos = backend.list_plans().await?;
+            let lifecycles = backend.plan_lifecycles().await?;
+            let plans: Vec<PlanRow> = infos
+                .into_iter()
+                .map(|info| {
+                    let (lifecycle, health) = lifecycles.get(&info.id).cloned().unwrap_or_default();
+                    PlanRow { info, lifecycle, health }
+                })
+                .collect();
             let text = match output::structured(output, &plans)? {
                 Some(text) => text,
                 None => {
                     let rows: Vec<Vec<String>> = plans
                         .iter()
-                        .map(|p| {
+                        .map(|row| {
+                            let p = &row.info;
                             vec![
                                 p.id.clone(),
                                 kplan_model::time::utc_readable(p.created_at_unix),
@@ -474,10 +517,12 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                                 format!("{}→{}", p.summary.nodes_before, p.summary.nodes_after),
                                 p.summary.firewall_flows.to_string(),
                                 p.summary.waves.to_string(),
+                                row.lifecycle.state.to_string(),
+                                row.health.to_string(),
                             ]
                         })
                         .collect();
-                    output::table(&["PLAN", "CREATED", "BLOCKS", "NODES", "FLOWS", "WAVES"], &rows)
+                    output::table(&["PLAN", "CREATED", "BLOCKS", "NODES", "FLOWS", "WAVES", "STATE", "HEALTH"], &rows)
                 }
             };
             print!("{text}");
@@ -485,6 +530,14 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plans(PlansCommand::Show { plan_id, output }) => {
             let plan = backend.get_plan(&plan_id).await?;
+            if output == PlanFormat::Table {
+                // The plan's JSON and YAML stay the plan alone (a contract); the table says where it stands.
+                let (lifecycle, health) = backend.plan_lifecycles().await?.get(&plan_id).cloned().unwrap_or_default();
+                println!(
+                    "state: {}; health: {health} (details: kplan plans status {plan_id})",
+                    watch::lifecycle_line(&lifecycle)
+                );
+            }
             print!("{}", render_plan(&plan, output)?);
             Ok(())
         }

@@ -178,4 +178,50 @@ impl Remote {
             .map_err(refused)?;
         Ok(reply.into_inner().try_into()?)
     }
+
+    /// Approves (`approve`) or abandons a plan; returns its lifecycle and the plans an approval superseded.
+    pub async fn set_lifecycle(
+        &self,
+        plan_id: &str,
+        approve: bool,
+    ) -> anyhow::Result<(kplan_model::watch::PlanLifecycle, Vec<String>)> {
+        let mut client = v1::watch_service_client::WatchServiceClient::new(self.channel());
+        let reply = if approve {
+            client.approve_plan(v1::ApprovePlanRequest { plan_id: plan_id.to_string() }).await
+        } else {
+            client.abandon_plan(v1::AbandonPlanRequest { plan_id: plan_id.to_string() }).await
+        }
+        .map_err(refused)?
+        .into_inner();
+        Ok((reply.lifecycle.context("server reply lacks the lifecycle")?.into(), reply.superseded))
+    }
+
+    /// A plan's lifecycle, its last health check and its progress, as the server reads them.
+    pub async fn plan_status(&self, plan_id: &str) -> anyhow::Result<kplan_model::watch::PlanStatus> {
+        let mut client =
+            v1::watch_service_client::WatchServiceClient::new(self.channel()).max_decoding_message_size(usize::MAX);
+        let reply =
+            client.get_plan_status(v1::GetPlanStatusRequest { plan_id: plan_id.to_string() }).await.map_err(refused)?;
+        Ok(reply.into_inner().into())
+    }
+
+    /// Every plan ever acted on: id, lifecycle, health.
+    pub async fn plan_lifecycles(
+        &self,
+    ) -> anyhow::Result<Vec<(String, kplan_model::watch::PlanLifecycle, kplan_model::watch::HealthStatus)>> {
+        let mut client = v1::watch_service_client::WatchServiceClient::new(self.channel());
+        let reply = client.list_plan_lifecycles(v1::ListPlanLifecyclesRequest {}).await.map_err(refused)?;
+        Ok(reply
+            .into_inner()
+            .plans
+            .into_iter()
+            .map(|p| {
+                (
+                    p.plan_id,
+                    p.lifecycle.map(Into::into).unwrap_or_default(),
+                    kplan_proto::convert::health_status_from_wire(p.health),
+                )
+            })
+            .collect())
+    }
 }

@@ -14,6 +14,7 @@ pub mod scheduling;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 pub mod time;
+pub mod watch;
 
 pub use inventory::{
     AppliedObject, ClusterFacts, ClusterSnapshot, ClusterSummary, GenerationInfo, Namespace, Node, NodeRole, Resources,

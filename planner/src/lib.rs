@@ -102,6 +102,7 @@ pub mod removed_apis;
 pub mod runbook;
 pub mod solve;
 pub mod validate;
+pub mod watch;
 pub mod waves;
 pub mod waves_model;
 

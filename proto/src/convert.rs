@@ -10,6 +10,10 @@ use kplan_model as model;
 
 use crate::v1;
 
+/// The watch service's messages (lifecycle, health, progress).
+mod watch;
+pub use watch::{health_status_from_wire, health_status_to_wire};
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConvertError {
     #[error("missing field {0}")]

@@ -36,6 +36,11 @@ pub struct ServerConfig {
     /// The store's page cache in MiB (sled's own default is 1024, which alone
     /// outgrows a 512 MiB pod limit during ingest). Default 128 (BENCHMARKS.md).
     pub store_cache_mib: u64,
+    /// An approved plan's cluster whose newest report is older than this many
+    /// seconds has stopped reporting (`kplan plans status`, the
+    /// `kplan_plan_silent_clusters` metric; a retired source that stops
+    /// reporting is done). Default 3600.
+    pub watch_stale_after_seconds: u64,
     /// Caps on one snapshot (`[validation]`): nodes, namespaces, labels per object.
     pub validation: kplan_store::validation::ValidationLimits,
     /// Mutual TLS on the gRPC port (`[tls]`). Required unless `insecure_plaintext`.
@@ -84,6 +89,7 @@ impl Default for ServerConfig {
             max_concurrent_requests: 256,
             history_keep_all_days: 7,
             store_cache_mib: 128,
+            watch_stale_after_seconds: 3600,
             validation: kplan_store::validation::ValidationLimits::default(),
             metrics_listen: "127.0.0.1:9470".to_string(),
             tls: TlsFiles::default(),
@@ -189,6 +195,9 @@ impl ServerConfig {
         }
         if self.max_message_bytes < 1024 {
             problems.push(format!("max_message_bytes: {} is below the minimum of 1024", self.max_message_bytes));
+        }
+        if self.watch_stale_after_seconds == 0 {
+            problems.push("watch_stale_after_seconds: 0; give a positive number of seconds".to_string());
         }
         if self.store_cache_mib < 16 {
             problems.push(format!("store_cache_mib: {} is below the minimum of 16", self.store_cache_mib));

@@ -4,6 +4,7 @@
 //! - [`api`]: gRPC services (the only module that sees protobuf types)
 //! - [`metrics`]: Prometheus metrics and the HTTP probe endpoints
 //! - [`tls`]: identities in certificates (the SAN scheme), bearer tokens, TLS files
+//! - [`watch`]: the watch over approved plans (lifecycle, re-validation off the ingest path, progress)
 //! - [`config`], [`telemetry`]: the binary's configuration and logging
 
 pub mod api;
@@ -11,3 +12,4 @@ pub mod config;
 pub mod metrics;
 pub mod telemetry;
 pub mod tls;
+pub mod watch;

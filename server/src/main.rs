@@ -328,10 +328,21 @@ async fn run(config: ServerConfig, default_policy: kplan_model::Policy, grpc: Gr
     let store = Arc::new(store);
     let _ = source.store.set(store.clone());
     spawn_history_compaction(store.clone(), config.history_keep_all_days);
+    let default_policy = Arc::new(default_policy);
+    let watcher = kplan_server::watch::Watcher::new(
+        store.clone(),
+        default_policy.clone(),
+        metrics.clone(),
+        kplan_server::watch::WatchSettings {
+            stale_after_seconds: i64::try_from(config.watch_stale_after_seconds).unwrap_or(i64::MAX),
+        },
+    );
+    watcher.start();
     let state = ApiState {
         metrics: metrics.clone(),
         store,
-        default_policy: Arc::new(default_policy),
+        default_policy,
+        watcher,
         max_message_bytes: config.max_message_bytes,
         validation_limits: config.validation,
     };

@@ -12,10 +12,18 @@
 //! | `kplan_plans_proposed_total` | counter | plans proposed and stored |
 //! | `kplan_plan_solve_seconds` | histogram | time to propose a plan |
 //! | `kplan_store_size_bytes` | gauge | bytes the sled store occupies on disk |
+//! | `kplan_plan_health{plan_id}` | gauge | per approved plan: 0 ok, 1 drifted (after its first re-check) |
+//! | `kplan_plan_findings{plan_id,kind}` | gauge | findings of its last re-check, by kind |
+//! | `kplan_plan_waves_done{plan_id}`, `kplan_plan_waves_total{plan_id}` | gauge | waves done (read from the inventory), of all |
+//! | `kplan_plan_waves_in_progress{plan_id}` | gauge | waves begun, not done |
+//! | `kplan_plan_oldest_report_age_seconds{plan_id}` | gauge | age of the oldest newest report among the clusters it depends on |
+//! | `kplan_plan_silent_clusters{plan_id}` | gauge | clusters it depends on that stopped reporting (`watch_stale_after_seconds`) |
+//! | `kplan_plan_rechecks_total` | counter | re-checks of approved plans |
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -36,6 +44,31 @@ pub struct ClusterLabel {
     pub cluster_id: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlanLabel {
+    pub plan_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlanKindLabel {
+    pub plan_id: String,
+    pub kind: String,
+}
+
+/// The per-plan gauges of the approved plans.
+#[derive(Debug, Default)]
+struct PlanGauges {
+    health: Family<PlanLabel, Gauge>,
+    findings: Family<PlanKindLabel, Gauge>,
+    waves_done: Family<PlanLabel, Gauge>,
+    waves_total: Family<PlanLabel, Gauge>,
+    waves_in_progress: Family<PlanLabel, Gauge>,
+    oldest_report_age: Family<PlanLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    silent_clusters: Family<PlanLabel, Gauge>,
+    /// Plan id -> (finding kinds exported, oldest report time): what to refresh and remove.
+    exported: Mutex<BTreeMap<String, (BTreeSet<String>, i64)>>,
+}
+
 /// The reasons of `kplan_snapshots_refused_total`.
 pub const REFUSAL_REASONS: [&str; 4] = ["invalid", "stale_generation", "conflicting_replay", "store_error"];
 
@@ -51,6 +84,8 @@ pub struct Metrics {
     cluster_age: Family<ClusterLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     clusters: Gauge,
     store_size: Gauge,
+    plans: PlanGauges,
+    pub plan_rechecks: Counter,
     ready: AtomicBool,
 }
 
@@ -91,8 +126,40 @@ impl Metrics {
         registry.register("clusters", "Clusters in the inventory", clusters.clone());
         let store_size = Gauge::default();
         registry.register("store_size_bytes", "Bytes the store occupies on disk", store_size.clone());
+        let plans = PlanGauges::default();
+        registry.register("plan_health", "Per approved plan: 0 ok, 1 drifted", plans.health.clone());
+        registry.register(
+            "plan_findings",
+            "Findings of an approved plan's last re-check, by kind",
+            plans.findings.clone(),
+        );
+        registry.register(
+            "plan_waves_done",
+            "Waves of an approved plan done, read from the inventory",
+            plans.waves_done.clone(),
+        );
+        registry.register("plan_waves_total", "Waves of an approved plan", plans.waves_total.clone());
+        registry.register(
+            "plan_waves_in_progress",
+            "Waves of an approved plan begun and not done",
+            plans.waves_in_progress.clone(),
+        );
+        registry.register(
+            "plan_oldest_report_age_seconds",
+            "Age of the oldest newest report among the clusters an approved plan depends on",
+            plans.oldest_report_age.clone(),
+        );
+        registry.register(
+            "plan_silent_clusters",
+            "Clusters an approved plan depends on that stopped reporting",
+            plans.silent_clusters.clone(),
+        );
+        let plan_rechecks = Counter::default();
+        registry.register("plan_rechecks", "Re-checks of approved plans", plan_rechecks.clone());
         Metrics {
             registry,
+            plans,
+            plan_rechecks,
             snapshots_received,
             snapshots_replayed,
             snapshots_refused,
@@ -107,6 +174,65 @@ impl Metrics {
 
     pub fn refused(&self, reason: &'static str) {
         self.snapshots_refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Records an approved plan's last re-check.
+    pub fn set_plan(
+        &self,
+        plan_id: &str,
+        health: &kplan_model::watch::PlanHealth,
+        progress: &kplan_model::watch::PlanProgress,
+        now_unix: i64,
+    ) {
+        use kplan_model::watch::{HealthStatus, Progress};
+        self.plan_rechecks.inc();
+        let plan = PlanLabel { plan_id: plan_id.to_string() };
+        let gauges = &self.plans;
+        gauges.health.get_or_create(&plan).set(i64::from(health.status == HealthStatus::Drifted));
+        gauges.waves_done.get_or_create(&plan).set(progress.waves_done as i64);
+        gauges.waves_total.get_or_create(&plan).set(progress.waves_total as i64);
+        let in_progress = progress.waves.iter().filter(|w| w.progress == Progress::InProgress).count();
+        gauges.waves_in_progress.get_or_create(&plan).set(in_progress as i64);
+        gauges.silent_clusters.get_or_create(&plan).set(progress.silent_clusters.len() as i64);
+        let mut by_kind: BTreeMap<&str, i64> = BTreeMap::new();
+        for finding in &health.findings {
+            *by_kind.entry(finding.kind.as_str()).or_default() += 1;
+        }
+        let mut exported = gauges.exported.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = exported.entry(plan_id.to_string()).or_default();
+        for kind in entry.0.iter() {
+            if !by_kind.contains_key(kind.as_str()) {
+                gauges.findings.get_or_create(&PlanKindLabel { plan_id: plan_id.into(), kind: kind.clone() }).set(0);
+            }
+        }
+        for (kind, n) in &by_kind {
+            gauges.findings.get_or_create(&PlanKindLabel { plan_id: plan_id.into(), kind: kind.to_string() }).set(*n);
+            entry.0.insert(kind.to_string());
+        }
+        entry.1 = progress.oldest_report_unix;
+        let age = if progress.oldest_report_unix > 0 { (now_unix - progress.oldest_report_unix).max(0) } else { 0 };
+        gauges.oldest_report_age.get_or_create(&plan).set(age as f64);
+    }
+
+    /// Drops the series of plans that are no longer approved.
+    pub fn retain_plans(&self, approved: &[String]) {
+        let gauges = &self.plans;
+        let mut exported = gauges.exported.lock().unwrap_or_else(PoisonError::into_inner);
+        let gone: Vec<String> = exported.keys().filter(|id| !approved.contains(id)).cloned().collect();
+        for plan_id in gone {
+            let plan = PlanLabel { plan_id: plan_id.clone() };
+            gauges.health.remove(&plan);
+            gauges.waves_done.remove(&plan);
+            gauges.waves_total.remove(&plan);
+            gauges.waves_in_progress.remove(&plan);
+            gauges.oldest_report_age.remove(&plan);
+            gauges.silent_clusters.remove(&plan);
+            if let Some((kinds, _)) = exported.remove(&plan_id) {
+                for kind in kinds {
+                    gauges.findings.remove(&PlanKindLabel { plan_id: plan_id.clone(), kind });
+                }
+            }
+        }
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -133,6 +259,15 @@ impl Metrics {
         }
         if let Some(size) = store_size_bytes {
             self.store_size.set(i64::try_from(size).unwrap_or(i64::MAX));
+        }
+        // Report ages grow between re-checks.
+        for (plan_id, (_, oldest)) in self.plans.exported.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            if *oldest > 0 {
+                self.plans
+                    .oldest_report_age
+                    .get_or_create(&PlanLabel { plan_id: plan_id.clone() })
+                    .set((now_unix - oldest).max(0) as f64);
+            }
         }
         let mut text = String::new();
         // Writing into a String cannot fail.

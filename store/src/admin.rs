@@ -250,7 +250,7 @@ mod tests {
         filled_store(&data);
         let out = dir.path().join("kplan.backup");
         let summary = backup(&data, &out).expect("backs up");
-        assert_eq!(summary.contents, StoreContents { n_clusters: 2, n_snapshots: 4, n_plans: 1 });
+        assert_eq!(summary.contents, StoreContents { n_clusters: 2, n_snapshots: 4, n_plans: 1, n_plan_watches: 0 });
         assert_eq!(summary.bytes, fs::metadata(&out).expect("exists").len());
         // no temporary file is left beside it
         assert_eq!(fs::read_dir(dir.path()).expect("lists").count(), 2);

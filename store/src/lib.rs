@@ -17,6 +17,7 @@ pub use envelope::SCHEMA_VERSION;
 pub use history::load_history;
 pub use sled_store::{SledStore, StoreContents};
 
+use kplan_model::watch::PlanWatch;
 use kplan_model::{ClusterSnapshot, ClusterSummary, Plan};
 pub use kplan_model::{GenerationInfo, PlanInfo};
 
@@ -93,4 +94,40 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Stored plans, oldest first.
     fn list_plans(&self) -> Result<Vec<PlanInfo>, StoreError>;
+
+    /// What is kept beside a plan (lifecycle, health); `None` for a plan never
+    /// acted on (it is `proposed`).
+    fn get_plan_watch(&self, plan_id: &str) -> Result<Option<PlanWatch>, StoreError>;
+
+    /// Stores the records of several plans in one transaction (an approval and
+    /// the plans it supersedes) and flushes before returning.
+    fn put_plan_watches(&self, records: &[(String, PlanWatch)]) -> Result<(), StoreError>;
+
+    /// Every plan's record, by plan id.
+    fn list_plan_watches(&self) -> Result<Vec<(String, PlanWatch)>, StoreError>;
+
+    /// The approved plans, with their records.
+    fn approved_plans(&self) -> Result<Vec<(Plan, PlanWatch)>, StoreError> {
+        let mut out = Vec::new();
+        for (plan_id, record) in self.list_plan_watches()? {
+            if record.lifecycle.state == kplan_model::watch::PlanState::Approved
+                && let Some(plan) = self.get_plan(&plan_id)?
+            {
+                out.push((plan, record));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The snapshots `refs` name (a plan's inputs) that are still stored
+    /// (compaction may have thinned some out).
+    fn snapshots_at(&self, refs: &[kplan_model::InventoryRef]) -> Result<Vec<ClusterSnapshot>, StoreError> {
+        let mut out = Vec::with_capacity(refs.len());
+        for input in refs {
+            if let Some((_, snapshot)) = self.get_cluster(&input.cluster_id, Some(input.generation))? {
+                out.push(snapshot);
+            }
+        }
+        Ok(out)
+    }
 }

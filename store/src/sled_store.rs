@@ -6,6 +6,7 @@
 //! - `clusters`: cluster id → [`ClusterRecord`] (newest generation and its summary)
 //! - `snapshots`: cluster id, NUL, generation (u64 big endian) → [`StoredSnapshot`]
 //! - `plans`: plan id → [`Plan`]
+//! - `plan_watch`: plan id → [`PlanWatch`] (lifecycle and health; a plan without one is `proposed`)
 //!
 //! A snapshot, its cluster record and the write sequence number are written in
 //! one transaction, then the database is flushed and the manifest updated; only
@@ -16,6 +17,7 @@ use std::panic::{AssertUnwindSafe, PanicHookInfo};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
+use kplan_model::watch::PlanWatch;
 use kplan_model::{ClusterSnapshot, ClusterSummary, Plan};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -31,17 +33,21 @@ pub struct StoreContents {
     pub n_clusters: u64,
     pub n_snapshots: u64,
     pub n_plans: u64,
+    /// Plans' lifecycle and health records.
+    #[serde(default)]
+    pub n_plan_watches: u64,
 }
 
 impl StoreContents {
     /// Every value checked.
     pub fn n_records(&self) -> u64 {
-        self.n_clusters + self.n_snapshots + self.n_plans
+        self.n_clusters + self.n_snapshots + self.n_plans + self.n_plan_watches
     }
 }
 
 /// The trees that hold records (`meta` holds only the schema version).
-pub(crate) const RECORD_TREES: [&str; 3] = ["clusters", "snapshots", "plans"];
+/// (A backup names a record's tree by its position here: new trees go last.)
+pub(crate) const RECORD_TREES: [&str; 4] = ["clusters", "snapshots", "plans", "plan_watch"];
 
 /// What to do about damaged files, said in every refusal to open.
 const RESTORE_HINT: &str = "restore the last backup into an empty directory (kplan-server restore FILE)";
@@ -66,6 +72,7 @@ pub struct SledStore {
     clusters: sled::Tree,
     snapshots: sled::Tree,
     plans: sled::Tree,
+    plan_watch: sled::Tree,
     dir: PathBuf,
     /// The write sequence number the manifest holds (updated under this lock).
     manifest_seq: Arc<Mutex<u64>>,
@@ -266,6 +273,7 @@ impl SledStore {
             clusters: db.open_tree("clusters")?,
             snapshots: db.open_tree("snapshots")?,
             plans: db.open_tree("plans")?,
+            plan_watch: db.open_tree("plan_watch")?,
             dir: dir.to_path_buf(),
             manifest_seq: Arc::new(Mutex::new(0)),
             commit: Arc::default(),
@@ -439,6 +447,11 @@ impl SledStore {
             }
             contents.n_plans += 1;
         }
+        for entry in self.plan_watch.iter() {
+            let (key, value) = entry?;
+            decode::<PlanWatch>("plan_watch", &key, &value)?;
+            contents.n_plan_watches += 1;
+        }
         Ok(contents)
     }
 
@@ -447,6 +460,7 @@ impl SledStore {
             "clusters" => Some(&self.clusters),
             "snapshots" => Some(&self.snapshots),
             "plans" => Some(&self.plans),
+            "plan_watch" => Some(&self.plan_watch),
             _ => None,
         }
     }
@@ -456,9 +470,14 @@ impl SledStore {
     pub(crate) fn raw_records(
         &self,
     ) -> impl Iterator<Item = Result<(&'static str, sled::IVec, sled::IVec), StoreError>> {
-        [("clusters", &self.clusters), ("snapshots", &self.snapshots), ("plans", &self.plans)]
-            .into_iter()
-            .flat_map(|(name, tree)| tree.iter().map(move |entry| Ok(entry.map(|(key, value)| (name, key, value))?)))
+        [
+            ("clusters", &self.clusters),
+            ("snapshots", &self.snapshots),
+            ("plans", &self.plans),
+            ("plan_watch", &self.plan_watch),
+        ]
+        .into_iter()
+        .flat_map(|(name, tree)| tree.iter().map(move |entry| Ok(entry.map(|(key, value)| (name, key, value))?)))
     }
 
     /// Checks one raw record the way [`SledStore::verify`] checks a stored one
@@ -468,6 +487,7 @@ impl SledStore {
             "clusters" => decode::<ClusterRecord>("clusters", key, value).map(|_| "clusters"),
             "snapshots" => decode::<StoredSnapshot>("snapshots", key, value).map(|_| "snapshots"),
             "plans" => decode::<Plan>("plans", key, value).map(|_| "plans"),
+            "plan_watch" => decode::<PlanWatch>("plan_watch", key, value).map(|_| "plan_watch"),
             other => Err(StoreError::Corrupt {
                 tree: "backup",
                 key: String::from_utf8_lossy(key).into_owned(),
@@ -722,6 +742,43 @@ impl Store for SledStore {
         plans.sort_by(|a, b| a.created_at_unix.cmp(&b.created_at_unix).then(a.id.cmp(&b.id)));
         Ok(plans)
     }
+
+    fn get_plan_watch(&self, plan_id: &str) -> Result<Option<PlanWatch>, StoreError> {
+        self.plan_watch
+            .get(plan_id.as_bytes())?
+            .map(|bytes| decode("plan_watch", plan_id.as_bytes(), &bytes))
+            .transpose()
+    }
+
+    fn put_plan_watches(&self, records: &[(String, PlanWatch)]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let encoded = records
+            .iter()
+            .map(|(id, record)| encode("plan watch", record).map(|bytes| (id.as_bytes(), bytes)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let seq = (&self.plan_watch, &self.meta)
+            .transaction(|(plan_watch, meta)| {
+                for (id, bytes) in &encoded {
+                    plan_watch.insert(*id, bytes.as_slice())?;
+                }
+                bump_seq(meta)
+            })
+            .map_err(transaction_error)?;
+        self.durable_through(seq)
+    }
+
+    fn list_plan_watches(&self) -> Result<Vec<(String, PlanWatch)>, StoreError> {
+        self.plan_watch
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                let record: PlanWatch = decode("plan_watch", &key, &value)?;
+                Ok((String::from_utf8_lossy(&key).into_owned(), record))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -896,6 +953,43 @@ mod tests {
         assert_eq!(store.get_plan("plan-1").expect("reads"), Some(plan));
         assert_eq!(store.list_plans().expect("lists").len(), 1);
         assert_eq!(store.get_plan("nope").expect("reads"), None);
+    }
+
+    /// A plan's lifecycle is stored beside it, several plans in one write, and
+    /// is there after a reopen; a plan without a record has none (proposed).
+    #[test]
+    fn plan_watches_round_trip_and_survive_reopen() {
+        use kplan_model::watch::{PlanLifecycle, PlanState};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let approved = PlanWatch {
+            lifecycle: PlanLifecycle {
+                state: PlanState::Approved,
+                changed_by: "planner:alice".into(),
+                changed_at_unix: 7,
+                superseded_by: String::new(),
+            },
+            ..Default::default()
+        };
+        let superseded = PlanWatch {
+            lifecycle: PlanLifecycle {
+                state: PlanState::Superseded,
+                changed_by: "planner:alice".into(),
+                changed_at_unix: 7,
+                superseded_by: "plan-2".into(),
+            },
+            ..Default::default()
+        };
+        {
+            let store = SledStore::open(dir.path()).expect("opens");
+            assert_eq!(store.get_plan_watch("plan-2").expect("reads"), None);
+            store
+                .put_plan_watches(&[("plan-2".into(), approved.clone()), ("plan-1".into(), superseded.clone())])
+                .expect("stores");
+        }
+        let store = SledStore::open(dir.path()).expect("reopens");
+        assert_eq!(store.get_plan_watch("plan-2").expect("reads"), Some(approved));
+        assert_eq!(store.list_plan_watches().expect("lists").len(), 2);
+        assert_eq!(store.verify().expect("verifies").n_plan_watches, 2);
     }
 }
 

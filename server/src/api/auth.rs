@@ -7,7 +7,8 @@
 //!    token file (readers and planners). With `insecure_plaintext` every caller
 //!    is [`Peer::Insecure`] and may do everything.
 //! 2. Authorisation by method ([`rule`]): agents report; readers query, read
-//!    plans and run capacity reviews; planners also propose; health and
+//!    plans and their status and run capacity reviews; planners also propose,
+//!    approve and abandon plans; health and
 //!    reflection are open to every authenticated peer. A method without a rule
 //!    is refused (fail closed).
 //! 3. Scope: an agent reports (and reads back) only its own cluster. That needs
@@ -129,6 +130,11 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/kplan.v1.PlannerService/ProposePlan", Rule::Roles(&[Role::Planner])),
     ("/kplan.v1.PlannerService/GetPlan", Rule::Roles(READERS)),
     ("/kplan.v1.PlannerService/ListPlans", Rule::Roles(READERS)),
+    ("/kplan.v1.WatchService/ApprovePlan", Rule::Roles(&[Role::Planner])),
+    ("/kplan.v1.WatchService/AbandonPlan", Rule::Roles(&[Role::Planner])),
+    ("/kplan.v1.WatchService/GetPlanStatus", Rule::Roles(READERS)),
+    ("/kplan.v1.WatchService/ListPlanLifecycles", Rule::Roles(READERS)),
+    ("/kplan.v1.WatchService/WatchPlan", Rule::Roles(READERS)),
 ];
 
 /// Services open to every authenticated peer.
@@ -233,6 +239,16 @@ where
                 Box::pin(std::future::ready(Err(Box::new(status) as BoxError)))
             }
         }
+    }
+}
+
+/// Who made a call, as a plan's lifecycle records it: `role:name` of the
+/// certificate or token (`planner:alice`), or `anonymous` under `insecure_plaintext`.
+pub fn caller<T>(request: &Request<T>) -> String {
+    match request.extensions().get::<Peer>() {
+        Some(Peer::Certificate(identity)) => format!("{}:{}", identity.role(), identity.name()),
+        Some(Peer::Token(identity)) => format!("{}:{} (token)", identity.role(), identity.name()),
+        Some(Peer::Insecure) | None => "anonymous".to_string(),
     }
 }
 
@@ -356,6 +372,14 @@ mod tests {
             (&planner, propose, true),
             (&planner, list, true),
             (&planner, "/kplan.v1.Unknown/Method", false),
+            (&planner, "/kplan.v1.WatchService/ApprovePlan", true),
+            (&planner, "/kplan.v1.WatchService/AbandonPlan", true),
+            (&reader, "/kplan.v1.WatchService/ApprovePlan", false),
+            (&reader, "/kplan.v1.WatchService/AbandonPlan", false),
+            (&reader, "/kplan.v1.WatchService/GetPlanStatus", true),
+            (&reader, "/kplan.v1.WatchService/WatchPlan", true),
+            (&agent, "/kplan.v1.WatchService/ApprovePlan", false),
+            (&agent, "/kplan.v1.WatchService/WatchPlan", false),
             (&planner, "/grpc.health.v1.Health", false),
             (&Peer::Insecure, report, true),
             (&Peer::Insecure, "/anything/at-all", true),
@@ -368,6 +392,17 @@ mod tests {
         }
         let status = authorize(&reader, report).expect_err("refused");
         assert!(status.message().contains("reader \"alice\"") && status.message().contains("agents"), "{status:?}");
+    }
+
+    /// Who a plan's lifecycle names as having changed it.
+    #[test]
+    fn callers_are_named_by_role_and_name() {
+        let mut request = Request::new(());
+        assert_eq!(caller(&request), "anonymous");
+        request.extensions_mut().insert(Peer::Certificate(Identity::Planner("bob".into())));
+        assert_eq!(caller(&request), "planner:bob");
+        request.extensions_mut().insert(Peer::Token(Identity::Planner("carol".into())));
+        assert_eq!(caller(&request), "planner:carol (token)");
     }
 
     #[test]

@@ -51,6 +51,8 @@ impl v1::inventory_service_server::InventoryService for InventoryApi {
             Ok(outcome) => {
                 let created = outcome == PutOutcome::Created;
                 if created {
+                    // Marks the approved plans that touch it for a re-check; never waits for one.
+                    self.state.watcher.snapshot_stored(&cluster_id);
                     self.state.metrics.snapshots_received.inc();
                 } else {
                     self.state.metrics.snapshots_replayed.inc();

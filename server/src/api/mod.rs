@@ -12,6 +12,7 @@ mod planner;
 mod query;
 mod serve;
 mod status;
+mod watch;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ pub use inventory::InventoryApi;
 pub use planner::PlannerApi;
 pub use query::QueryApi;
 pub use serve::{GrpcServer, ReadyHandle, ServeError, ServeOptions};
+pub use watch::WatchApi;
 
 /// What every service shares.
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub struct ApiState {
     pub max_message_bytes: usize,
     /// Caps on one snapshot, checked before it is stored.
     pub validation_limits: kplan_store::validation::ValidationLimits,
+    /// The watch over approved plans (told of every stored snapshot).
+    pub watcher: Arc<crate::watch::Watcher>,
 }
 
 pub(crate) use kplan_model::time::now_unix;
@@ -50,12 +54,14 @@ pub async fn health_and_reflection()
     use v1::inventory_service_server::InventoryServiceServer;
     use v1::planner_service_server::PlannerServiceServer;
     use v1::query_service_server::QueryServiceServer;
+    use v1::watch_service_server::WatchServiceServer;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
     health_reporter.set_not_serving::<InventoryServiceServer<AgentScopedInventory>>().await;
     health_reporter.set_not_serving::<PlannerServiceServer<PlannerApi>>().await;
     health_reporter.set_not_serving::<CapacityServiceServer<CapacityApi>>().await;
     health_reporter.set_not_serving::<QueryServiceServer<AgentScopedQuery>>().await;
+    health_reporter.set_not_serving::<WatchServiceServer<WatchApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(kplan_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -100,6 +106,12 @@ pub fn kplan_routes(state: ApiState) -> Routes {
             .send_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Gzip),
     )
+    .add_service(
+        v1::watch_service_server::WatchServiceServer::new(WatchApi::new(state.watcher.clone()))
+            .max_encoding_message_size(limit)
+            .send_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Gzip),
+    )
 }
 
 /// Marks every service as serving.
@@ -108,9 +120,11 @@ pub async fn set_serving(reporter: &tonic_health::server::HealthReporter) {
     use v1::inventory_service_server::InventoryServiceServer;
     use v1::planner_service_server::PlannerServiceServer;
     use v1::query_service_server::QueryServiceServer;
+    use v1::watch_service_server::WatchServiceServer;
     reporter.set_serving::<InventoryServiceServer<AgentScopedInventory>>().await;
     reporter.set_serving::<PlannerServiceServer<PlannerApi>>().await;
     reporter.set_serving::<CapacityServiceServer<CapacityApi>>().await;
     reporter.set_serving::<QueryServiceServer<AgentScopedQuery>>().await;
+    reporter.set_serving::<WatchServiceServer<WatchApi>>().await;
     reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
 }

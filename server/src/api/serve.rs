@@ -274,12 +274,21 @@ mod tests {
         assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = kplan_store::SledStore::open(dir.path()).expect("store");
+        let store: Arc<dyn kplan_store::Store> = Arc::new(kplan_store::SledStore::open(dir.path()).expect("store"));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let default_policy = Arc::new(kplan_model::Policy::default());
+        let watcher = crate::watch::Watcher::new(
+            store.clone(),
+            default_policy.clone(),
+            metrics.clone(),
+            crate::watch::WatchSettings { stale_after_seconds: 3600 },
+        );
         ready
             .ready(ApiState {
-                store: Arc::new(store),
-                default_policy: Arc::new(kplan_model::Policy::default()),
-                metrics: Arc::new(crate::metrics::Metrics::new()),
+                store,
+                default_policy,
+                metrics,
+                watcher,
                 max_message_bytes: 1 << 20,
                 validation_limits: Default::default(),
             })

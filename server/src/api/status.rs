@@ -35,3 +35,12 @@ pub(crate) fn from_plan(err: kplan_planner::PlanError) -> Status {
         err => Status::invalid_argument(err.to_string()),
     }
 }
+
+pub(crate) fn from_watch(err: crate::watch::WatchError) -> Status {
+    use crate::watch::WatchError;
+    match err {
+        err @ WatchError::NotFound(_) => Status::not_found(err.to_string()),
+        err @ WatchError::Lifecycle(_) => Status::failed_precondition(err.to_string()),
+        WatchError::Store(err) => from_store(err),
+    }
+}

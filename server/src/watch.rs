@@ -1,0 +1,285 @@
+//! The daemon's watch over approved plans.
+//!
+//! - Lifecycle changes (approve, abandon) are made one at a time, stored (and
+//!   flushed) before the call returns.
+//! - When a snapshot of a cluster that an approved plan touches (a source, or
+//!   a target reporting under its name) is stored, the ingest path only marks
+//!   the plan dirty ([`Watcher::snapshot_stored`]: a map lookup and a set
+//!   insert, never a wait). A background task takes the whole dirty set at
+//!   once, so a burst of reports makes one re-check per plan, and re-runs the
+//!   validator against the fresh inventory ([`kplan_planner::watch::check_health`])
+//!   on a blocking thread; the health is stored when it changed.
+//! - Every re-check and lifecycle change bumps a change counter that the
+//!   `WatchPlan` streams follow, and refreshes the per-plan metrics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use kplan_model::Policy;
+use kplan_model::watch::{HealthStatus, PlanState, PlanStatus, PlanWatch};
+use kplan_planner::watch::{ProgressOptions, lifecycle, plan_health, progress, touched_clusters};
+use kplan_store::{Store, StoreError};
+use tokio::sync::{Notify, watch};
+use tracing::{error, info, warn};
+
+use crate::metrics::Metrics;
+
+/// Why a lifecycle change or a status read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("plan {0:?} is not stored")]
+    NotFound(String),
+    #[error(transparent)]
+    Lifecycle(#[from] kplan_planner::watch::LifecycleError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The watch's settings (from the server's configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct WatchSettings {
+    /// A cluster whose newest report is older than this has stopped reporting.
+    pub stale_after_seconds: i64,
+}
+
+/// A lifecycle change's outcome.
+#[derive(Debug, Clone)]
+pub struct LifecycleChange {
+    pub record: PlanWatch,
+    pub superseded: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Watcher {
+    store: Arc<dyn Store>,
+    default_policy: Arc<Policy>,
+    settings: WatchSettings,
+    metrics: Arc<Metrics>,
+    /// Cluster id → the approved plans that touch it.
+    index: RwLock<BTreeMap<String, BTreeSet<String>>>,
+    /// Approved plans to re-check.
+    dirty: Mutex<BTreeSet<String>>,
+    wake: Notify,
+    /// Bumped after every re-check and lifecycle change (`WatchPlan` follows it).
+    changes: watch::Sender<u64>,
+    /// One lifecycle change or health write at a time (read-modify-write of the records).
+    records: Mutex<()>,
+}
+
+impl Watcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        default_policy: Arc<Policy>,
+        metrics: Arc<Metrics>,
+        settings: WatchSettings,
+    ) -> Arc<Watcher> {
+        Arc::new(Watcher {
+            store,
+            default_policy,
+            settings,
+            metrics,
+            index: RwLock::default(),
+            dirty: Mutex::default(),
+            wake: Notify::new(),
+            changes: watch::channel(0).0,
+            records: Mutex::new(()),
+        })
+    }
+
+    /// Rebuilds the index of approved plans, marks them all dirty and starts
+    /// the re-check task. Call once, with the store open.
+    pub fn start(self: &Arc<Self>) {
+        let watcher = self.clone();
+        tokio::spawn(async move {
+            let rebuilt = {
+                let watcher = watcher.clone();
+                tokio::task::spawn_blocking(move || watcher.rebuild_index()).await
+            };
+            match rebuilt {
+                Ok(Ok(approved)) => {
+                    info!(n_approved = approved.len(), "watching approved plans");
+                    watcher.mark_dirty(approved);
+                }
+                Ok(Err(err)) => error!(error = %err, "reading the approved plans failed; none is watched"),
+                Err(err) => error!(error = %err, "reading the approved plans failed; none is watched"),
+            }
+            watcher.run().await;
+        });
+    }
+
+    /// Called after a snapshot is stored: marks the approved plans that touch
+    /// `cluster_id` dirty. Never blocks on a re-check.
+    pub fn snapshot_stored(&self, cluster_id: &str) {
+        let plans = self.index.read().unwrap_or_else(PoisonError::into_inner).get(cluster_id).cloned();
+        if let Some(plans) = plans {
+            self.mark_dirty(plans);
+        }
+    }
+
+    fn mark_dirty(&self, plans: impl IntoIterator<Item = String>) {
+        let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = dirty.len();
+        dirty.extend(plans);
+        if dirty.len() > before {
+            self.wake.notify_one();
+        }
+    }
+
+    /// A receiver that sees every change (for `WatchPlan`).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    async fn run(self: Arc<Self>) {
+        loop {
+            self.wake.notified().await;
+            let plans = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(PoisonError::into_inner));
+            for plan_id in plans {
+                let watcher = self.clone();
+                let id = plan_id.clone();
+                match tokio::task::spawn_blocking(move || watcher.recheck(&id)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => error!(plan_id = %plan_id, error = %err, "re-checking the plan failed"),
+                    Err(err) => error!(plan_id = %plan_id, error = %err, "re-checking the plan failed"),
+                }
+            }
+            self.changed();
+        }
+    }
+
+    /// Which clusters each approved plan touches; returns the approved plans.
+    fn rebuild_index(&self) -> Result<Vec<String>, StoreError> {
+        let mut index: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut approved = Vec::new();
+        for (plan, _) in self.store.approved_plans()? {
+            for cluster in touched_clusters(&plan) {
+                index.entry(cluster).or_default().insert(plan.id.clone());
+            }
+            approved.push(plan.id);
+        }
+        let n_plans = approved.len();
+        *self.index.write().unwrap_or_else(PoisonError::into_inner) = index;
+        self.metrics.retain_plans(&approved);
+        tracing::debug!(n_plans, "watch index rebuilt");
+        Ok(approved)
+    }
+
+    /// Approves a plan (blocking: call on a blocking thread). Stored and flushed before it returns.
+    pub fn approve(&self, plan_id: &str, who: &str) -> Result<LifecycleChange, WatchError> {
+        let outcome = {
+            let _one_at_a_time = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+            let plan = self.store.get_plan(plan_id)?.ok_or_else(|| WatchError::NotFound(plan_id.to_string()))?;
+            let current = self.store.get_plan_watch(plan_id)?;
+            let approved: Vec<_> = self
+                .store
+                .approved_plans()?
+                .into_iter()
+                .map(|(other, record)| (other.id.clone(), lifecycle::blocks_of(&other), record))
+                .collect();
+            let now = kplan_model::time::now_unix();
+            let records = kplan_planner::watch::approve(&plan, current.as_ref(), &approved, who, now)?;
+            if records.is_empty() {
+                LifecycleChange { record: current.unwrap_or_default(), superseded: Vec::new() }
+            } else {
+                self.store.put_plan_watches(&records)?;
+                let superseded = records[1..].iter().map(|(id, _)| id.clone()).collect();
+                LifecycleChange { record: records[0].1.clone(), superseded }
+            }
+        };
+        info!(plan_id, by = who, superseded = ?outcome.superseded, "plan approved");
+        self.rebuild_index()?;
+        self.mark_dirty([plan_id.to_string()]);
+        self.changed();
+        Ok(outcome)
+    }
+
+    /// Abandons a plan (blocking). Stored and flushed before it returns.
+    pub fn abandon(&self, plan_id: &str, who: &str) -> Result<LifecycleChange, WatchError> {
+        let record = {
+            let _one_at_a_time = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.store.get_plan(plan_id)?.is_none() {
+                return Err(WatchError::NotFound(plan_id.to_string()));
+            }
+            let current = self.store.get_plan_watch(plan_id)?;
+            match kplan_planner::watch::abandon(current.as_ref(), who, kplan_model::time::now_unix()) {
+                Some(record) => {
+                    self.store.put_plan_watches(&[(plan_id.to_string(), record.clone())])?;
+                    record
+                }
+                None => current.unwrap_or_default(),
+            }
+        };
+        info!(plan_id, by = who, "plan abandoned");
+        self.rebuild_index()?;
+        self.changed();
+        Ok(LifecycleChange { record, superseded: Vec::new() })
+    }
+
+    /// Every plan ever acted on, with its record.
+    pub fn lifecycles(&self) -> Result<Vec<(String, PlanWatch)>, StoreError> {
+        self.store.list_plan_watches()
+    }
+
+    /// A plan's lifecycle, stored health and progress read now (blocking).
+    pub fn status(&self, plan_id: &str) -> Result<PlanStatus, WatchError> {
+        let plan = self.store.get_plan(plan_id)?.ok_or_else(|| WatchError::NotFound(plan_id.to_string()))?;
+        let record = self.store.get_plan_watch(plan_id)?.unwrap_or_default();
+        let inventory = self.store.latest_snapshots()?;
+        let summaries = self.store.list_clusters()?;
+        let policy = plan.policy.clone().unwrap_or_else(|| self.default_policy.as_ref().clone());
+        let progress = progress(&plan, &inventory, &summaries, &policy, self.progress_options());
+        Ok(PlanStatus { plan_id: plan_id.to_string(), lifecycle: record.lifecycle, health: record.health, progress })
+    }
+
+    fn progress_options(&self) -> ProgressOptions {
+        ProgressOptions {
+            now_unix: kplan_model::time::now_unix(),
+            stale_after_seconds: self.settings.stale_after_seconds,
+        }
+    }
+
+    /// Re-checks one approved plan against the newest snapshots and stores its
+    /// health when it changed (blocking).
+    fn recheck(&self, plan_id: &str) -> Result<(), WatchError> {
+        let started = std::time::Instant::now();
+        let Some(plan) = self.store.get_plan(plan_id)? else { return Ok(()) };
+        if self.store.get_plan_watch(plan_id)?.map(|r| r.lifecycle.state) != Some(PlanState::Approved) {
+            return Ok(());
+        }
+        let fresh = self.store.latest_snapshots()?;
+        let summaries = self.store.list_clusters()?;
+        let planned = self.store.snapshots_at(&plan.inventory)?;
+        let policy = plan.policy.clone().unwrap_or_else(|| self.default_policy.as_ref().clone());
+        let now = kplan_model::time::now_unix();
+        let progress = progress(&plan, &fresh, &summaries, &policy, self.progress_options());
+        let health = plan_health(&plan, &policy, &planned, &fresh, &progress, now);
+        let record = {
+            let _one_at_a_time = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(mut record) = self.store.get_plan_watch(plan_id)? else { return Ok(()) };
+            if record.lifecycle.state != PlanState::Approved {
+                return Ok(());
+            }
+            let changed = record.health.status != health.status
+                || record.health.findings != health.findings
+                || record.health.inventory != health.inventory;
+            if changed {
+                record.health = health;
+                self.store.put_plan_watches(&[(plan_id.to_string(), record.clone())])?;
+            }
+            record
+        };
+        let n_findings = record.health.findings.len();
+        if record.health.status == HealthStatus::Drifted {
+            warn!(plan_id, n_findings, waves_done = progress.waves_done, "approved plan drifted");
+        } else {
+            info!(plan_id, waves_done = progress.waves_done, "approved plan re-checked: ok");
+        }
+        self.metrics.set_plan(plan_id, &record.health, &progress, now);
+        tracing::debug!(plan_id, seconds = started.elapsed().as_secs_f64(), "re-check done");
+        Ok(())
+    }
+}

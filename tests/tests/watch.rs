@@ -1,0 +1,300 @@
+//! The daemon keeps watch (issue 16), against the real binaries: a small
+//! hand-made estate reported over gRPC (as agents do), a plan proposed and
+//! approved with `kplan`, then the estate changed by hand in the reports.
+//!
+//! - `plan_lifecycle_survives_sigkill_and_is_shown`: approve, supersede,
+//!   refusals; the state, who and when survive a SIGKILL of the server; the
+//!   embedded mode does the same on a local store.
+//! - `approved_plan_progress_and_drift_are_read_from_reports`: reports that
+//!   carry out wave 1 make `plans status` show wave 1 done and the rest
+//!   pending; a report growing a namespace beyond what a later wave can hold
+//!   makes the plan drifted within 5 s, with a finding naming the namespace
+//!   and the wave, in `plans status`, the metrics and the `WatchPlan` stream
+//!   (read by the Python grpcio client with no kplan stubs).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Server, http_get, kplan, kplan_err, kplan_ok, metric_value, python3_has, repo_root};
+use kplan_model::test_support::{carry_out_wave, three_cluster_block};
+use kplan_model::{ClusterSnapshot, Plan};
+use kplan_proto::v1::inventory_service_client::InventoryServiceClient;
+
+/// Three clusters of one block (fra/prod), each a control plane and four workers over three zones.
+fn estate() -> BTreeMap<String, ClusterSnapshot> {
+    three_cluster_block().into_iter().map(|s| (s.cluster_id.clone(), s)).collect()
+}
+
+const POLICY: &str = "[wave_budget]\nnodes = 6\nnamespaces = 2\n";
+
+fn write_policy(dir: &Path, name: &str, extra: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{POLICY}{extra}")).expect("writes the policy");
+    path.to_str().expect("utf-8").to_string()
+}
+
+/// Reports snapshots over gRPC, as agents do.
+fn report(server: &Server, snapshots: &[&ClusterSnapshot]) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut client = InventoryServiceClient::connect(server.url()).await.expect("connects");
+        for snapshot in snapshots {
+            let request = kplan_proto::v1::ReportSnapshotRequest { snapshot: Some((*snapshot).clone().into()) };
+            let reply =
+                client.report_snapshot(request).await.unwrap_or_else(|e| panic!("{}: {e}", snapshot.cluster_id));
+            assert!(reply.into_inner().created, "{} generation {} is new", snapshot.cluster_id, snapshot.generation);
+        }
+    });
+}
+
+fn propose(url: &str, policy: &str) -> Plan {
+    let text = kplan_ok(&["--server", url, "propose", "--policy", policy, "-o", "json"]);
+    let plan: Plan = serde_json::from_str(&text).expect("plan json");
+    assert!(plan.blocks.iter().all(|b| b.status == kplan_model::BlockStatus::Planned), "planned: {text}");
+    plan
+}
+
+fn status_json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&kplan_ok(args)).expect("status json")
+}
+
+fn list_row<'a>(list: &'a serde_json::Value, plan_id: &str) -> &'a serde_json::Value {
+    list.as_array().expect("array").iter().find(|p| p["id"] == plan_id).unwrap_or_else(|| panic!("{plan_id} in {list}"))
+}
+
+#[test]
+fn plan_lifecycle_survives_sigkill_and_is_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let url = server.url();
+    let estate = estate();
+    report(&server, &estate.values().collect::<Vec<_>>());
+    let first = propose(&url, &write_policy(dir.path(), "a.toml", ""));
+    let second = propose(&url, &write_policy(dir.path(), "b.toml", "[headroom]\ncpu = 0.25\n"));
+    assert_ne!(first.id, second.id);
+
+    let list = status_json(&["--server", &url, "plans", "list", "-o", "json"]);
+    assert_eq!(list_row(&list, &first.id)["lifecycle"]["state"], "proposed");
+    let out = kplan_ok(&["--server", &url, "plans", "approve", &first.id]);
+    assert!(out.starts_with(&format!("plan {}: approved by anonymous at ", first.id)), "{out}");
+    // Approving the second (same block) supersedes the first.
+    let out = kplan_ok(&["--server", &url, "plans", "approve", &second.id]);
+    assert!(out.contains(&format!("plan {}: superseded by {}", first.id, second.id)), "{out}");
+    let err = kplan_err(&["--server", &url, "plans", "approve", &first.id]);
+    assert!(err.contains(&format!("plan {} is superseded", first.id)) && err.contains("FailedPrecondition"), "{err}");
+    let err = kplan_err(&["--server", &url, "plans", "approve", "plan-nope"]);
+    assert!(err.contains("plan \"plan-nope\" is not stored") && err.contains("NotFound"), "{err}");
+    let table = kplan_ok(&["--server", &url, "plans", "list"]);
+    assert!(table.contains("STATE") && table.contains("superseded") && table.contains("approved"), "{table}");
+
+    // SIGKILL: every acknowledged change is on disk.
+    server.kill9();
+    let server = Server::start(&data);
+    let url = server.url();
+    let list = status_json(&["--server", &url, "plans", "list", "-o", "json"]);
+    let row = list_row(&list, &first.id);
+    assert_eq!(row["lifecycle"]["state"], "superseded", "{row}");
+    assert_eq!(row["lifecycle"]["superseded_by"], second.id.as_str(), "{row}");
+    assert_eq!(row["lifecycle"]["changed_by"], "anonymous", "{row}");
+    assert!(row["lifecycle"]["changed_at_unix"].as_i64().unwrap_or(0) > 1_700_000_000, "{row}");
+    assert_eq!(list_row(&list, &second.id)["lifecycle"]["state"], "approved");
+    let show = kplan_ok(&["--server", &url, "plans", "show", &first.id]);
+    assert!(show.starts_with("state: superseded by anonymous at "), "{show}");
+    let out = kplan_ok(&["--server", &url, "plans", "abandon", &second.id]);
+    assert!(out.starts_with(&format!("plan {}: abandoned by anonymous", second.id)), "{out}");
+    drop(server);
+
+    // Embedded: the same on a local store, by the local user.
+    let inv = dir.path().join("inv");
+    {
+        let store = kplan_store::SledStore::open(&inv).expect("opens");
+        for snapshot in estate.values() {
+            kplan_store::Store::put_snapshot(&store, snapshot, 1_700_000_000).expect("stores");
+        }
+    }
+    let inv = inv.to_str().expect("utf-8");
+    let policy = write_policy(dir.path(), "a.toml", "");
+    let plan: Plan =
+        serde_json::from_str(&kplan_ok(&["--inventory", inv, "propose", "--policy", &policy, "-o", "json"]))
+            .expect("json");
+    let out = String::from_utf8(
+        std::process::Command::new(common::bin("kplan"))
+            .args(["--inventory", inv, "plans", "approve", &plan.id])
+            .env("USER", "ops-alice")
+            .env_remove("KPLAN_SERVER")
+            .output()
+            .expect("runs")
+            .stdout,
+    )
+    .expect("utf-8");
+    assert!(out.starts_with(&format!("plan {}: approved by local:ops-alice at ", plan.id)), "{out}");
+    let list = status_json(&["--inventory", inv, "plans", "list", "-o", "json"]);
+    assert_eq!(list_row(&list, &plan.id)["lifecycle"]["state"], "approved");
+}
+
+/// Polls `check` every 50 ms until it gives a value or `within` passes.
+fn poll<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<(T, Duration)> {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return Some((value, started.elapsed()));
+        }
+        if started.elapsed() > within {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn approved_plan_progress_and_drift_are_read_from_reports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data"));
+    let url = server.url();
+    let mut estate = estate();
+    report(&server, &estate.values().collect::<Vec<_>>());
+    let plan = propose(&url, &write_policy(dir.path(), "p.toml", ""));
+    let block = &plan.blocks[0];
+    assert!(block.waves.len() >= 3, "at least three waves: {}", block.waves.len());
+    kplan_ok(&["--server", &url, "plans", "approve", &plan.id]);
+    let status_args = ["--server", url.as_str(), "plans", "status", plan.id.as_str(), "-o", "json"];
+
+    // The approval's re-check: the plan holds on the inventory it was made from.
+    let (status, _) = poll(Duration::from_secs(5), || {
+        let status = status_json(&status_args);
+        (status["health"]["status"] == "ok").then_some(status)
+    })
+    .expect("health ok within 5 s of the approval");
+    assert!(
+        status["progress"]["waves"].as_array().expect("waves").iter().all(|w| w["progress"] == "pending"),
+        "{status}"
+    );
+
+    // Wave 1 carried out by hand.
+    let changed = carry_out_wave(&plan, 1, &mut estate);
+    report(&server, &changed.iter().map(|id| &estate[id]).collect::<Vec<_>>());
+    let status = status_json(&status_args);
+    let waves = status["progress"]["waves"].as_array().expect("waves");
+    assert_eq!(waves[0]["progress"], "done", "{status}");
+    assert!(waves[1..].iter().all(|w| w["progress"] == "pending"), "{status}");
+    assert_eq!(status["progress"]["waves_done"], 1, "{status}");
+    let table = kplan_ok(&["--server", &url, "plans", "status", &plan.id]);
+    assert!(table.contains("progress: 1 of") && table.contains("STILL MISSING"), "{table}");
+    let (_, _) = poll(Duration::from_secs(5), || {
+        let status = status_json(&status_args);
+        (status["health"]["status"] == "ok"
+            && status["health"]["inventory"]
+                .as_array()
+                .is_some_and(|i| i.iter().any(|r| r["cluster_id"] == block.target_clusters[0].name.as_str())))
+        .then_some(())
+    })
+    .expect("wave 1 done as planned: still ok, checked against the target's report");
+
+    // The stream is open before the drift (python, no kplan stubs).
+    let python = python3_has("grpc") && python3_has("grpc_reflection");
+    if std::env::var_os("CI").is_some() {
+        assert!(python, "CI has grpcio and grpcio-reflection (scripts/setup.sh)");
+    }
+    let mut follower = python.then(|| {
+        let script = repo_root().join("tests/python/watch_plan.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .args([server.addr.as_str(), plan.id.as_str(), "HEALTH_STATUS_DRIFTED", "30"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("runs python3");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut lines = Vec::new();
+        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            let ready = line == "ready";
+            lines.push(line);
+            if ready {
+                break;
+            }
+        }
+        assert_eq!(lines.last().map(String::as_str), Some("ready"), "the stream opened: {lines:?}");
+        assert!(lines[0].contains("\"HEALTH_STATUS_OK\""), "{lines:?}");
+        (child, rx)
+    });
+    if !python {
+        eprintln!("skipping the python WatchPlan client: grpcio-reflection is not installed");
+    }
+
+    // A namespace of a later wave grows beyond what its target can hold then.
+    let last = block.waves.iter().rev().find(|w| !w.namespaces.is_empty()).expect("a wave moves namespaces");
+    assert!(last.index > 1);
+    let grows = &last.namespaces[0];
+    let source = estate.get_mut(&grows.from_cluster).expect("source");
+    source.namespaces.iter_mut().find(|n| n.name == grows.namespace).expect("namespace").requests.cpu_millis = 200_000;
+    source.generation += 1;
+    let grown = source.clone();
+    let reported = Instant::now();
+    report(&server, &[&grown]);
+    let subject = format!("{}/{}", grows.from_cluster, grows.namespace);
+    let (finding, waited) = poll(Duration::from_secs(5), || {
+        let status = status_json(&status_args);
+        if status["health"]["status"] != "drifted" {
+            return None;
+        }
+        status["health"]["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["kind"] == "capacity" && f["subject"] == subject.as_str() && f["wave"] == last.index)
+            .cloned()
+    })
+    .unwrap_or_else(|| {
+        panic!("drifted within 5 s, naming {subject} at wave {}: {}", last.index, status_json(&status_args))
+    });
+    let detail = finding["detail"].as_str().expect("detail");
+    assert!(detail.contains(&subject) && detail.contains(&format!("wave {}", last.index)), "{detail}");
+    eprintln!("drift seen {waited:.1?} after polling began ({:.1?} after the report): {detail}", reported.elapsed());
+    let table = kplan_ok(&["--server", &url, "plans", "status", &plan.id]);
+    assert!(table.contains("health: drifted") && table.contains(&subject), "{table}");
+
+    // The metrics say it too.
+    let (_, page) = http_get(&server.metrics_addr, "/metrics");
+    let label = format!("{{plan_id=\"{}\"}}", plan.id);
+    assert_eq!(metric_value(&page, &format!("kplan_plan_health{label}")), Some(1.0), "{page}");
+    assert_eq!(metric_value(&page, &format!("kplan_plan_waves_done{label}")), Some(1.0), "{page}");
+    assert_eq!(
+        metric_value(&page, &format!("kplan_plan_waves_total{label}")),
+        Some(block.waves.len() as f64),
+        "{page}"
+    );
+    let capacity = format!("kplan_plan_findings{{plan_id=\"{}\",kind=\"capacity\"}}", plan.id);
+    assert!(metric_value(&page, &capacity).is_some_and(|n| n >= 1.0), "{page}");
+    assert!(metric_value(&page, &format!("kplan_plan_oldest_report_age_seconds{label}")).is_some(), "{page}");
+
+    // And the stream sent the change.
+    if let Some((mut child, rx)) = follower.take() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut lines = Vec::new();
+        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            lines.push(line);
+        }
+        let status = child.wait().expect("python exits");
+        let mut stderr = String::new();
+        if let Some(mut err) = child.stderr.take() {
+            use std::io::Read;
+            let _ = err.read_to_string(&mut stderr);
+        }
+        assert!(status.success(), "python saw the drift: {lines:?} {stderr}");
+        let drifted = lines.iter().find(|l| l.contains("HEALTH_STATUS_DRIFTED")).expect("a drifted status");
+        assert!(drifted.contains(&subject), "{drifted}");
+    }
+    let _ = kplan(&["--server", &url, "plans", "list"]);
+}

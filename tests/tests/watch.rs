@@ -278,6 +278,7 @@ fn approved_plan_progress_and_drift_are_read_from_reports() {
     let capacity = format!("kplan_plan_findings{{plan_id=\"{}\",kind=\"capacity\"}}", plan.id);
     assert!(metric_value(&page, &capacity).is_some_and(|n| n >= 1.0), "{page}");
     assert!(metric_value(&page, &format!("kplan_plan_oldest_report_age_seconds{label}")).is_some(), "{page}");
+    monitoring_uses_exported_metrics(&page);
 
     // And the stream sent the change.
     if let Some((mut child, rx)) = follower.take() {
@@ -297,4 +298,50 @@ fn approved_plan_progress_and_drift_are_read_from_reports() {
         assert!(drifted.contains(&subject), "{drifted}");
     }
     let _ = kplan(&["--server", &url, "plans", "list"]);
+}
+
+/// The alerts and the dashboard of `deploy/monitoring/` read only metrics the
+/// server exports (`page`: a scrape with an approved plan), and say what they are.
+fn monitoring_uses_exported_metrics(page: &str) {
+    let dir = repo_root().join("deploy/monitoring");
+    let rules_text = std::fs::read_to_string(dir.join("prometheusrule.yaml")).expect("reads the rule");
+    let rules: serde_json::Value = serde_saphyr::from_str(&rules_text).expect("the rule is YAML");
+    assert_eq!(rules["kind"], "PrometheusRule");
+    let alerts: Vec<&serde_json::Value> = rules["spec"]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_array().expect("rules"))
+        .collect();
+    let names: Vec<&str> = alerts.iter().map(|a| a["alert"].as_str().expect("alert name")).collect();
+    assert_eq!(names, ["KplanPlanDrifted", "KplanPlanWaveStalled", "KplanPlanClusterSilent"]);
+    let mut exprs: Vec<String> = Vec::new();
+    for alert in &alerts {
+        assert!(alert["for"].is_string() && alert["annotations"]["summary"].is_string(), "{alert}");
+        exprs.push(alert["expr"].as_str().expect("expr").to_string());
+        exprs.push(alert["annotations"]["description"].as_str().unwrap_or_default().to_string());
+    }
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("grafana-dashboard.json")).expect("reads"))
+            .expect("json");
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            exprs.push(target["expr"].as_str().expect("expr").to_string());
+        }
+    }
+    exprs.push(dashboard["templating"]["list"][1]["definition"].as_str().expect("plan variable").to_string());
+    let exported: std::collections::BTreeSet<&str> =
+        page.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).collect();
+    let mut used = std::collections::BTreeSet::new();
+    for expr in &exprs {
+        for (at, _) in expr.match_indices("kplan_") {
+            let name: String =
+                expr[at..].chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect();
+            used.insert(name);
+        }
+    }
+    assert!(used.len() >= 7, "{used:?}");
+    for name in &used {
+        assert!(exported.contains(name.as_str()), "{name} is not exported: {exported:?}");
+    }
 }

@@ -283,3 +283,68 @@ impl Watcher {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kplan_model::test_support::three_cluster_block;
+    use kplan_store::SledStore;
+
+    /// A store with the watch tests' estate and one approved plan of it.
+    fn approved(dir: &std::path::Path) -> (Arc<Watcher>, Arc<Metrics>, String) {
+        let store = SledStore::open(dir).expect("opens");
+        for snapshot in three_cluster_block() {
+            store.put_snapshot(&snapshot, 1).expect("stores");
+        }
+        let mut policy = Policy::default();
+        policy.wave_budget.nodes = 6;
+        policy.wave_budget.namespaces = 2;
+        let inventory = store.latest_snapshots().expect("reads");
+        let mut plan = kplan_planner::propose(&inventory, &policy, &Default::default()).expect("plans").plan;
+        plan.policy = Some(policy.clone());
+        kplan_planner::stamp(&mut plan, 10);
+        store.put_plan(&plan).expect("stores");
+        let metrics = Arc::new(Metrics::new());
+        let watcher = Watcher::new(
+            Arc::new(store),
+            Arc::new(policy),
+            metrics.clone(),
+            WatchSettings { stale_after_seconds: 3600 },
+        );
+        watcher.approve(&plan.id, "planner:test").expect("approves");
+        (watcher, metrics, plan.id)
+    }
+
+    /// A burst of reports before the re-check task runs makes one re-check,
+    /// and marking a plan dirty never waits for one.
+    #[test]
+    fn a_burst_of_reports_is_one_recheck() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let (watcher, metrics, plan_id) = approved(dir.path());
+            // Not started yet: every report only marks the plan.
+            for _ in 0..100 {
+                watcher.snapshot_stored("fra-prod-1");
+                watcher.snapshot_stored("fra-prod");
+            }
+            watcher.snapshot_stored("somewhere-else");
+            assert_eq!(watcher.dirty.lock().unwrap().len(), 1);
+            let mut changes = watcher.subscribe();
+            watcher.start();
+            // The start-up re-check of every approved plan and the burst share one run.
+            changes.changed().await.expect("a run");
+            assert_eq!(metrics.plan_rechecks.get(), 1);
+            assert!(watcher.dirty.lock().unwrap().is_empty());
+            let status = tokio::task::spawn_blocking({
+                let watcher = watcher.clone();
+                move || watcher.status(&plan_id)
+            })
+            .await
+            .expect("joins")
+            .expect("reads");
+            assert_eq!(status.health.status, HealthStatus::Ok, "{:?}", status.health.findings);
+            assert_eq!(status.lifecycle.changed_by, "planner:test");
+        });
+    }
+}

@@ -297,7 +297,18 @@ fn approved_plan_progress_and_drift_are_read_from_reports() {
         let drifted = lines.iter().find(|l| l.contains("HEALTH_STATUS_DRIFTED")).expect("a drifted status");
         assert!(drifted.contains(&subject), "{drifted}");
     }
-    let _ = kplan(&["--server", &url, "plans", "list"]);
+
+    // SIGKILL: the approval, the health and the progress are there after a restart.
+    let data = server.data_dir.clone();
+    server.kill9();
+    let server = Server::start(&data);
+    let url = server.url();
+    let status = status_json(&["--server", url.as_str(), "plans", "status", plan.id.as_str(), "-o", "json"]);
+    assert_eq!(status["lifecycle"]["state"], "approved", "{status}");
+    assert_eq!(status["health"]["status"], "drifted", "{status}");
+    assert_eq!(status["progress"]["waves_done"], 1, "{status}");
+    let out = kplan(&["--server", &url, "plans", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("drifted"), "{out:?}");
 }
 
 /// The alerts and the dashboard of `deploy/monitoring/` read only metrics the

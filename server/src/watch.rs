@@ -273,13 +273,13 @@ impl Watcher {
             record
         };
         let n_findings = record.health.findings.len();
+        let seconds = started.elapsed().as_secs_f64();
         if record.health.status == HealthStatus::Drifted {
-            warn!(plan_id, n_findings, waves_done = progress.waves_done, "approved plan drifted");
+            warn!(plan_id, n_findings, waves_done = progress.waves_done, seconds, "approved plan drifted");
         } else {
-            info!(plan_id, waves_done = progress.waves_done, "approved plan re-checked: ok");
+            info!(plan_id, waves_done = progress.waves_done, seconds, "approved plan re-checked: ok");
         }
         self.metrics.set_plan(plan_id, &record.health, &progress, now);
-        tracing::debug!(plan_id, seconds = started.elapsed().as_secs_f64(), "re-check done");
         Ok(())
     }
 }

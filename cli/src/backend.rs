@@ -21,6 +21,10 @@ pub enum Backend {
     Remote(Remote),
 }
 
+/// Embedded (no server config): a cluster whose newest report is older has
+/// stopped reporting (the server's `watch_stale_after_seconds` default).
+pub const STALE_AFTER_SECONDS: i64 = 3600;
+
 /// The default local inventory when neither `--server` nor `--inventory` is given.
 pub const DEFAULT_INVENTORY: &str = ".kplan/inventory";
 
@@ -95,20 +99,36 @@ impl Backend {
 
     /// Plans the newest inventory and stores the plan. A server is sent
     /// `policy` (merged from the file and `KPLAN_POLICY__*`, and checked) when
-    /// `explicit`; otherwise it plans with its own policy.
+    /// `explicit`; otherwise it plans with its own policy. `from`: re-plan that
+    /// stored plan's blocks on the newest snapshots of its sources, with its
+    /// own policy unless `explicit` (refused once one of its waves has begun).
     pub async fn propose(
         &mut self,
         policy: &Policy,
         explicit: bool,
         options: &PlanOptions,
+        from: Option<&Plan>,
     ) -> anyhow::Result<(Plan, Vec<BlockModel>)> {
         match self {
             Backend::Local { store, .. } => {
                 let store = store.clone();
-                let policy = policy.clone();
+                let mut policy = policy.clone();
                 let options = options.clone();
+                let from = from.cloned();
                 let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-                    let inventory = store.latest_snapshots()?;
+                    let mut inventory = store.latest_snapshots()?;
+                    if let Some(from) = &from {
+                        if !explicit {
+                            policy = from.policy.clone().unwrap_or_default();
+                        }
+                        let summaries = store.list_clusters()?;
+                        let options = kplan_planner::watch::ProgressOptions {
+                            now_unix: kplan_model::time::now_unix(),
+                            stale_after_seconds: STALE_AFTER_SECONDS,
+                        };
+                        let progress = kplan_planner::watch::progress(from, &inventory, &summaries, &policy, options);
+                        inventory = kplan_planner::watch::replan_inputs(from, &inventory, &progress)?;
+                    }
                     let mut outcome = kplan_planner::propose(&inventory, &policy, &options)?;
                     kplan_planner::stamp(&mut outcome.plan, kplan_model::time::now_unix());
                     store.put_plan(&outcome.plan)?;
@@ -124,7 +144,7 @@ impl Backend {
                 let policy_text = explicit
                     .then(|| toml::to_string(policy).context("writing the policy as TOML for the server"))
                     .transpose()?;
-                Ok((remote.propose(policy_text, options).await?, Vec::new()))
+                Ok((remote.propose(policy_text, options, from.map(|p| p.id.as_str())).await?, Vec::new()))
             }
         }
     }

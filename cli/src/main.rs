@@ -116,6 +116,7 @@ kplan --server http://127.0.0.1:7470 import --cluster lon-dev-1 nodes.yaml names
 kplan propose --policy examples/bank/policy.toml\n  \
 kplan propose --policy policy.toml -o markdown > plan.md\n  \
 kplan propose --block fra/prod --write-model models/\n  \
+kplan propose --from-plan plan-20261125t193000z-1a2b3c4d\n  \
 kplan --server http://127.0.0.1:7470 propose --policy policy.yaml -o json\n\n\
 Policy values can be overridden by KPLAN_POLICY__* environment variables, e.g.\n\
 KPLAN_POLICY__HEADROOM__CPU=0.3; a server is sent the merged, checked policy.")]
@@ -262,6 +263,12 @@ struct ProposeArgs {
     /// `kplan plans isolation`). The plan is stored and printed first.
     #[arg(long, conflicts_with = "check")]
     fail_on_widening: bool,
+    /// Re-plan a stored plan's blocks on the newest snapshots of its source
+    /// clusters, with its own policy unless --policy is given, store the new
+    /// plan and show what differs (e.g. after `plans status` says it drifted).
+    /// Refused once one of its waves has begun.
+    #[arg(long, value_name = "PLAN_ID", conflicts_with_all = ["check", "block"])]
+    from_plan: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -859,11 +866,25 @@ async fn cmd_propose(backend: &mut Backend, args: ProposeArgs) -> anyhow::Result
         spinner.enable_steady_tick(std::time::Duration::from_millis(120));
         spinner
     });
-    let result = backend.propose(&policy, explicit_policy, &options).await;
+    let from = match &args.from_plan {
+        Some(id) => Some(backend.get_plan(id).await?),
+        None => None,
+    };
+    let result = backend
+        .propose(&policy, args.policy.is_some() || (from.is_none() && explicit_policy), &options, from.as_ref())
+        .await;
     if let Some(spinner) = spinner {
         spinner.finish_and_clear();
     }
     let (plan, models) = result?;
+    if let Some(from) = &from {
+        // The differences go to stderr: stdout stays the plan alone.
+        eprintln!("plan {} re-plans {} on the newest snapshots:", plan.id, from.id);
+        match report_differences(from, &plan, &format!("plans {} and {}", from.id, plan.id), true) {
+            Err(err) if err.downcast_ref::<Differs>().is_some() => {}
+            other => other?,
+        }
+    }
     if let Some(dir) = &args.write_model {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for model in &models {

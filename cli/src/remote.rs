@@ -122,7 +122,13 @@ impl Remote {
     }
 
     /// `policy_toml`: the merged, checked policy as TOML, or none for the server's own.
-    pub async fn propose(&self, policy_toml: Option<String>, options: &PlanOptions) -> anyhow::Result<Plan> {
+    /// `from_plan`: re-plan that stored plan's blocks (`kplan propose --from-plan`).
+    pub async fn propose(
+        &self,
+        policy_toml: Option<String>,
+        options: &PlanOptions,
+        from_plan: Option<&str>,
+    ) -> anyhow::Result<Plan> {
         let mut client =
             v1::planner_service_client::PlannerServiceClient::new(self.channel()).max_decoding_message_size(usize::MAX);
         let policy_format = if policy_toml.is_some() { "toml".to_string() } else { String::new() };
@@ -134,6 +140,7 @@ impl Remote {
                 policy_format,
                 datacenters: filter.datacenter.into_iter().collect(),
                 security_tiers: filter.security_tier.into_iter().collect(),
+                from_plan: from_plan.unwrap_or_default().to_string(),
             })
             .await
             .map_err(refused)?;

@@ -30,7 +30,7 @@ pub async fn set_lifecycle(backend: &mut Backend, plan_id: &str, approve: bool) 
 }
 
 pub async fn status(backend: &mut Backend, plan_id: &str, output: Format) -> anyhow::Result<()> {
-    let status = backend.plan_status(plan_id, 3600).await?;
+    let status = backend.plan_status(plan_id, crate::backend::STALE_AFTER_SECONDS).await?;
     let text = match output::structured(output, &status)? {
         Some(text) => text,
         None => status_text(&status),

@@ -224,6 +224,11 @@ impl Watcher {
         self.store.list_plan_watches()
     }
 
+    /// A stored plan (blocking).
+    pub fn plan(&self, plan_id: &str) -> Result<kplan_model::Plan, WatchError> {
+        self.store.get_plan(plan_id)?.ok_or_else(|| WatchError::NotFound(plan_id.to_string()))
+    }
+
     /// A plan's lifecycle, stored health and progress read now (blocking).
     pub fn status(&self, plan_id: &str) -> Result<PlanStatus, WatchError> {
         let plan = self.store.get_plan(plan_id)?.ok_or_else(|| WatchError::NotFound(plan_id.to_string()))?;

@@ -150,17 +150,23 @@ fn poll<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<(T,
     }
 }
 
+/// A server with the small estate reported and a plan of it proposed and approved.
+fn approved_plan(dir: &Path) -> (Server, String, BTreeMap<String, ClusterSnapshot>, Plan) {
+    let server = Server::start(&dir.join("data"));
+    let url = server.url();
+    let estate = estate();
+    report(&server, &estate.values().collect::<Vec<_>>());
+    let plan = propose(&url, &write_policy(dir, "p.toml", ""));
+    assert!(plan.blocks[0].waves.len() >= 3, "at least three waves: {}", plan.blocks[0].waves.len());
+    kplan_ok(&["--server", &url, "plans", "approve", &plan.id]);
+    (server, url, estate, plan)
+}
+
 #[test]
 fn approved_plan_progress_and_drift_are_read_from_reports() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(&dir.path().join("data"));
-    let url = server.url();
-    let mut estate = estate();
-    report(&server, &estate.values().collect::<Vec<_>>());
-    let plan = propose(&url, &write_policy(dir.path(), "p.toml", ""));
+    let (server, url, mut estate, plan) = approved_plan(dir.path());
     let block = &plan.blocks[0];
-    assert!(block.waves.len() >= 3, "at least three waves: {}", block.waves.len());
-    kplan_ok(&["--server", &url, "plans", "approve", &plan.id]);
     let status_args = ["--server", url.as_str(), "plans", "status", plan.id.as_str(), "-o", "json"];
 
     // The approval's re-check: the plan holds on the inventory it was made from.
@@ -392,4 +398,51 @@ fn the_example_estate_carried_out_as_planned_stays_healthy() {
         let expected = if wave["wave"].as_u64() <= Some(2) { "done" } else { "pending" };
         assert_eq!(wave["progress"], expected, "{wave}");
     }
+}
+
+/// `kplan propose --from-plan`: a plan that drifted before it began is
+/// re-planned on the newest snapshots of its sources with its own policy; the
+/// repaired plan passes the validator and, approved, supersedes the old one
+/// and is healthy. Once a wave has begun, the re-plan is refused in words.
+#[test]
+fn a_drifted_plan_not_yet_begun_is_repaired_from_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, url, mut estate, plan) = approved_plan(dir.path());
+    let status_of = |id: &str| status_json(&["--server", url.as_str(), "plans", "status", id, "-o", "json"]);
+
+    // Demand grows beyond what the plan holds before anything moved.
+    let grows = &plan.blocks[0].waves.iter().rev().find(|w| !w.namespaces.is_empty()).expect("moves").namespaces[0];
+    let source = estate.get_mut(&grows.from_cluster).expect("source");
+    source.namespaces.iter_mut().find(|n| n.name == grows.namespace).expect("namespace").requests.cpu_millis = 14_000;
+    source.generation += 1;
+    let grown = source.clone();
+    report(&server, &[&grown]);
+    poll(Duration::from_secs(5), || (status_of(&plan.id)["health"]["status"] == "drifted").then_some(()))
+        .expect("drifted within 5 s");
+
+    let out = kplan(&["--server", &url, "propose", "--from-plan", &plan.id, "-o", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let repaired: Plan = serde_json::from_slice(&out.stdout).expect("plan json");
+    assert_ne!(repaired.id, plan.id);
+    assert!(repaired.blocks.iter().all(|b| b.status == kplan_model::BlockStatus::Planned), "{stderr}");
+    assert_eq!(repaired.policy, plan.policy, "planned with the old plan's policy");
+    assert!(stderr.contains(&format!("re-plans {}", plan.id)) && stderr.contains("inputs differ"), "{stderr}");
+    // The repaired plan passes the validator on the inventory it was made from.
+    let inventory: Vec<ClusterSnapshot> =
+        estate.values().filter(|s| repaired.inventory.iter().any(|r| r.cluster_id == s.cluster_id)).cloned().collect();
+    let violations =
+        kplan_planner::validate::validate(&inventory, repaired.policy.as_ref().expect("policy"), &repaired);
+    assert!(violations.is_empty(), "{violations:?}");
+
+    let out = kplan_ok(&["--server", &url, "plans", "approve", &repaired.id]);
+    assert!(out.contains(&format!("plan {}: superseded by {}", plan.id, repaired.id)), "{out}");
+    poll(Duration::from_secs(5), || (status_of(&repaired.id)["health"]["status"] == "ok").then_some(()))
+        .expect("the repaired plan holds");
+
+    // Once wave 1 is carried out, what is done cannot be kept fixed yet: refused in words.
+    let changed = carry_out_wave(&repaired, 1, &mut estate);
+    report(&server, &changed.iter().map(|id| &estate[id]).collect::<Vec<_>>());
+    let err = kplan_err(&["--server", &url, "propose", "--from-plan", &repaired.id]);
+    assert!(err.contains("has begun (block fra/prod wave 1 is done)") && err.contains("FailedPrecondition"), "{err}");
 }

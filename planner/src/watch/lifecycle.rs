@@ -18,6 +18,11 @@ pub enum LifecycleError {
     Infeasible { plan_id: String, n: usize, blocks: String },
     #[error("plan {plan_id} has no block: nothing to approve")]
     Empty { plan_id: String },
+    #[error(
+        "plan {plan_id} has begun (block {block} wave {wave} is {progress}): re-planning the rest while keeping \
+         what is done is not supported yet; only a plan none of whose waves has begun is re-planned"
+    )]
+    Begun { plan_id: String, block: String, wave: u64, progress: kplan_model::watch::Progress },
 }
 
 /// The blocks a plan covers (`datacenter/tier`).

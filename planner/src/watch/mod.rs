@@ -20,7 +20,7 @@ mod tests;
 
 use std::collections::BTreeSet;
 
-use kplan_model::watch::{HealthStatus, PlanHealth, PlanProgress};
+use kplan_model::watch::{HealthStatus, PlanHealth, PlanProgress, Progress};
 use kplan_model::{BlockPlan, BlockStatus, ClusterSnapshot, InventoryRef, Plan, Policy};
 
 /// A block as users write it: `datacenter/tier`.
@@ -36,6 +36,34 @@ pub fn touched_clusters(plan: &Plan) -> BTreeSet<String> {
         out.extend(block.target_clusters.iter().map(|t| t.name.clone()));
     }
     out
+}
+
+/// What `kplan propose --from-plan` plans: the newest snapshots of the plan's
+/// source clusters (its targets' own reports left out), so the new plan covers
+/// the same blocks with today's figures. Refused once a wave of the plan has
+/// begun: the planner plans from sources to new targets, not from a half-built
+/// target (what is done cannot be kept fixed yet).
+pub fn replan_inputs(
+    plan: &Plan,
+    fresh: &[ClusterSnapshot],
+    progress: &PlanProgress,
+) -> Result<Vec<ClusterSnapshot>, LifecycleError> {
+    if let Some(begun) = progress.waves.iter().find(|w| w.progress != Progress::Pending) {
+        return Err(LifecycleError::Begun {
+            plan_id: plan.id.clone(),
+            block: begun.block.clone(),
+            wave: begun.wave,
+            progress: begun.progress,
+        });
+    }
+    let sources: BTreeSet<&str> =
+        plan.blocks.iter().flat_map(|b| b.source_clusters.iter().map(String::as_str)).collect();
+    let inventory: Vec<ClusterSnapshot> =
+        fresh.iter().filter(|s| sources.contains(s.cluster_id.as_str())).cloned().collect();
+    if inventory.is_empty() {
+        return Err(LifecycleError::Empty { plan_id: plan.id.clone() });
+    }
+    Ok(inventory)
 }
 
 /// [`check_health`] as a stored health: `ok` or `drifted`, when (the

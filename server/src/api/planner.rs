@@ -29,8 +29,32 @@ impl v1::planner_service_server::PlannerService for PlannerApi {
         request: Request<v1::ProposePlanRequest>,
     ) -> Result<Response<v1::ProposePlanResponse>, Status> {
         let request = request.into_inner();
+        let from_plan = (!request.from_plan.trim().is_empty()).then(|| request.from_plan.trim().to_string());
+        if from_plan.is_some() && (!request.datacenters.is_empty() || !request.security_tiers.is_empty()) {
+            return Err(Status::invalid_argument("from_plan re-plans the plan's own blocks: give no block filter"));
+        }
+        // With from_plan: the stored plan and its progress, read from the newest snapshots.
+        let from = match &from_plan {
+            None => None,
+            Some(id) => {
+                let watcher = self.state.watcher.clone();
+                let id = id.clone();
+                let found = tokio::task::spawn_blocking(move || -> Result<_, crate::watch::WatchError> {
+                    let status = watcher.status(&id)?;
+                    let plan = watcher.plan(&id)?;
+                    Ok((plan, status.progress))
+                })
+                .await
+                .map_err(status::join_error)?
+                .map_err(status::from_watch)?;
+                Some(found)
+            }
+        };
         let policy: Policy = if request.policy.trim().is_empty() {
-            self.state.default_policy.as_ref().clone()
+            match &from {
+                Some((plan, _)) => plan.policy.clone().unwrap_or_else(|| self.state.default_policy.as_ref().clone()),
+                None => self.state.default_policy.as_ref().clone(),
+            }
         } else {
             let format = if request.policy_format.is_empty() {
                 PolicyFormat::Toml
@@ -51,7 +75,7 @@ impl v1::planner_service_server::PlannerService for PlannerApi {
             });
         let options = PlanOptions { block_filter, ..PlanOptions::default() };
         let store = self.state.store.clone();
-        let outcome = tokio::task::spawn_blocking(move || propose_and_store(store.as_ref(), &policy, &options))
+        let outcome = tokio::task::spawn_blocking(move || propose_and_store(store.as_ref(), &policy, &options, from))
             .await
             .map_err(status::join_error)?;
         match outcome {
@@ -61,6 +85,7 @@ impl v1::planner_service_server::PlannerService for PlannerApi {
                 self.state.metrics.plan_solve_seconds.observe(plan.summary.solve_seconds);
                 info!(
                     plan_id = %plan.id,
+                    from_plan = from_plan.as_deref().unwrap_or_default(),
                     n_blocks = plan.summary.n_blocks,
                     n_infeasible = plan.summary.n_blocks_infeasible,
                     solve_seconds = plan.summary.solve_seconds,
@@ -100,9 +125,19 @@ impl v1::planner_service_server::PlannerService for PlannerApi {
     }
 }
 
-/// Plans the store's newest inventory and stores the plan under a new id.
-fn propose_and_store(store: &dyn Store, policy: &Policy, options: &PlanOptions) -> Result<ProposeOutcome, Status> {
-    let inventory = store.latest_snapshots().map_err(status::from_store)?;
+/// Plans the store's newest inventory (with `from`: a stored plan and its
+/// progress, the newest snapshots of its sources) and stores the plan under a new id.
+fn propose_and_store(
+    store: &dyn Store,
+    policy: &Policy,
+    options: &PlanOptions,
+    from: Option<(kplan_model::Plan, kplan_model::watch::PlanProgress)>,
+) -> Result<ProposeOutcome, Status> {
+    let mut inventory = store.latest_snapshots().map_err(status::from_store)?;
+    if let Some((plan, progress)) = &from {
+        inventory = kplan_planner::watch::replan_inputs(plan, &inventory, progress)
+            .map_err(|e| status::from_watch(e.into()))?;
+    }
     let mut outcome = kplan_planner::propose(&inventory, policy, options).map_err(status::from_plan)?;
     kplan_planner::stamp(&mut outcome.plan, now_unix());
     store.put_plan(&outcome.plan).map_err(status::from_store)?;

@@ -41,6 +41,10 @@ pub struct ServerConfig {
     /// `kplan_plan_silent_clusters` metric; a retired source that stops
     /// reporting is done). Default 3600.
     pub watch_stale_after_seconds: u64,
+    /// At least this many milliseconds between two re-check runs of the
+    /// approved plans (each run re-checks every plan a report touched since the
+    /// last): what the re-checks may take of the CPU reports need. Default 1000.
+    pub watch_recheck_interval_ms: u64,
     /// Caps on one snapshot (`[validation]`): nodes, namespaces, labels per object.
     pub validation: kplan_store::validation::ValidationLimits,
     /// Mutual TLS on the gRPC port (`[tls]`). Required unless `insecure_plaintext`.
@@ -90,6 +94,7 @@ impl Default for ServerConfig {
             history_keep_all_days: 7,
             store_cache_mib: 128,
             watch_stale_after_seconds: 3600,
+            watch_recheck_interval_ms: 1000,
             validation: kplan_store::validation::ValidationLimits::default(),
             metrics_listen: "127.0.0.1:9470".to_string(),
             tls: TlsFiles::default(),

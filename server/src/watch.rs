@@ -6,7 +6,8 @@
 //!   a target reporting under its name) is stored, the ingest path only marks
 //!   the plan dirty ([`Watcher::snapshot_stored`]: a map lookup and a set
 //!   insert, never a wait). A background task takes the whole dirty set at
-//!   once, so a burst of reports makes one re-check per plan, and re-runs the
+//!   once (and at most once per `watch_recheck_interval_ms`), so a burst of
+//!   reports makes one re-check per plan, and re-runs the
 //!   validator against the fresh inventory ([`kplan_planner::watch::check_health`])
 //!   on a blocking thread; the health is stored when it changed.
 //! - Every re-check and lifecycle change bumps a change counter that the
@@ -33,6 +34,30 @@ pub enum WatchError {
     Lifecycle(#[from] kplan_planner::watch::LifecycleError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the re-check worker stopped")]
+    WorkerGone,
+}
+
+/// A plan to re-check and where to say how it went.
+type RecheckJob = (String, tokio::sync::oneshot::Sender<Result<(), WatchError>>);
+
+/// Niceness of the re-check thread: the scheduler gives it a small share of a
+/// busy CPU next to the report handlers (nice 0).
+const RECHECK_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to [`RECHECK_NICE`] (Linux:
+/// niceness is per thread; elsewhere nothing).
+#[allow(unsafe_code)]
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority reads and writes no memory of ours; `who = 0` names
+        // the calling thread (Linux keeps the nice value per thread).
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, RECHECK_NICE) };
+        if rc != 0 {
+            warn!(error = %std::io::Error::last_os_error(), "lowering the re-check thread's priority failed");
+        }
+    }
 }
 
 /// The watch's settings (from the server's configuration).
@@ -40,6 +65,10 @@ pub enum WatchError {
 pub struct WatchSettings {
     /// A cluster whose newest report is older than this has stopped reporting.
     pub stale_after_seconds: i64,
+    /// At least this long between the starts of two re-check runs: reports
+    /// arriving meanwhile wait for the next run (a steady stream of reports
+    /// costs one run per interval, not one per report).
+    pub recheck_interval: std::time::Duration,
 }
 
 /// A lifecycle change's outcome.
@@ -135,19 +164,58 @@ impl Watcher {
     }
 
     async fn run(self: Arc<Self>) {
+        let worker = self.clone().worker();
+        let mut last_run: Option<tokio::time::Instant> = None;
         loop {
             self.wake.notified().await;
+            if let Some(last_run) = last_run {
+                tokio::time::sleep_until(last_run + self.settings.recheck_interval).await;
+            }
+            last_run = Some(tokio::time::Instant::now());
             let plans = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(PoisonError::into_inner));
             for plan_id in plans {
-                let watcher = self.clone();
-                let id = plan_id.clone();
-                match tokio::task::spawn_blocking(move || watcher.recheck(&id)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(err)) => error!(plan_id = %plan_id, error = %err, "re-checking the plan failed"),
-                    Err(err) => error!(plan_id = %plan_id, error = %err, "re-checking the plan failed"),
+                let outcome = match &worker {
+                    Some(jobs) => {
+                        let (reply, done) = tokio::sync::oneshot::channel();
+                        match jobs.send((plan_id.clone(), reply)) {
+                            Ok(()) => done.await.unwrap_or_else(|_| Err(WatchError::WorkerGone)),
+                            Err(_) => Err(WatchError::WorkerGone),
+                        }
+                    }
+                    None => {
+                        let watcher = self.clone();
+                        let id = plan_id.clone();
+                        tokio::task::spawn_blocking(move || watcher.recheck(&id))
+                            .await
+                            .unwrap_or_else(|_| Err(WatchError::WorkerGone))
+                    }
+                };
+                if let Err(err) = outcome {
+                    error!(plan_id = %plan_id, error = %err, "re-checking the plan failed");
                 }
             }
             self.changed();
+        }
+    }
+
+    /// The thread re-checks run on, at a lower CPU priority than the threads
+    /// that store and acknowledge reports (so a re-check never makes a report
+    /// wait for a core). `None` (re-checks on the blocking pool) when the
+    /// thread cannot be started.
+    fn worker(self: Arc<Self>) -> Option<std::sync::mpsc::Sender<RecheckJob>> {
+        let (jobs, queue) = std::sync::mpsc::channel::<RecheckJob>();
+        let started = std::thread::Builder::new().name("kplan-watch".into()).spawn(move || {
+            lower_thread_priority();
+            for (plan_id, reply) in queue {
+                let _ = reply.send(self.recheck(&plan_id));
+            }
+        });
+        match started {
+            Ok(_) => Some(jobs),
+            Err(err) => {
+                warn!(error = %err, "starting the re-check thread failed; re-checks run on the blocking pool");
+                None
+            }
         }
     }
 
@@ -314,7 +382,7 @@ mod tests {
             Arc::new(store),
             Arc::new(policy),
             metrics.clone(),
-            WatchSettings { stale_after_seconds: 3600 },
+            WatchSettings { stale_after_seconds: 3600, recheck_interval: std::time::Duration::from_secs(1) },
         );
         watcher.approve(&plan.id, "planner:test").expect("approves");
         (watcher, metrics, plan.id)

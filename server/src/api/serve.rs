@@ -281,7 +281,7 @@ mod tests {
             store.clone(),
             default_policy.clone(),
             metrics.clone(),
-            crate::watch::WatchSettings { stale_after_seconds: 3600 },
+            crate::watch::WatchSettings { stale_after_seconds: 3600, recheck_interval: Duration::from_secs(1) },
         );
         ready
             .ready(ApiState {

@@ -42,5 +42,6 @@ pub(crate) fn from_watch(err: crate::watch::WatchError) -> Status {
         err @ WatchError::NotFound(_) => Status::not_found(err.to_string()),
         err @ WatchError::Lifecycle(_) => Status::failed_precondition(err.to_string()),
         WatchError::Store(err) => from_store(err),
+        err @ WatchError::WorkerGone => Status::internal(err.to_string()),
     }
 }

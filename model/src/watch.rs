@@ -88,7 +88,7 @@ impl std::fmt::Display for HealthStatus {
 /// One thing that no longer holds, in a user's words.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Finding {
-    /// `capacity`, `node-gone`, `new-namespace`, `collision`, `demand-grown`,
+    /// `capacity`, `node-gone`, `new-namespace`, `collision`, `precondition`,
     /// or another validator rule (`namespace-accounting`, `pod-placement`, ...).
     pub kind: String,
     /// The block, `datacenter/tier` (empty for the plan as a whole).

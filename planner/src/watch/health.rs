@@ -17,8 +17,11 @@
 //! that no longer reports anywhere before its wave (`node-gone`), a
 //! namespace that appeared in a source after the plan and moves in no wave
 //! (`new-namespace`), a namespace in a target taking the name a namespace of a
-//! wave not begun is to get (`collision`); a capacity finding names the
-//! namespaces whose requests grew since the plan that it counts.
+//! wave not begun is to get (`collision`), a precondition a source whose waves
+//! have not begun now needs and the plan does not list (`precondition`); a
+//! capacity finding names the namespaces whose requests grew since the plan
+//! that it counts. Not found: a listed precondition no longer met (the plan
+//! does not record which are done).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -232,6 +235,8 @@ pub fn check_health(
                 }
             }
         }
+        findings.extend(new_preconditions(block, &name, &fresh_by_id, progress));
+
         // A namespace in a target taking a name a wave not begun is to give.
         for wave in &block.waves {
             if wave_progress(progress, &name, wave.index) != Progress::Pending {
@@ -312,6 +317,90 @@ pub fn check_health(
     findings.sort();
     findings.dedup();
     findings
+}
+
+/// Preconditions the fresh snapshots of the block's sources need that the plan
+/// does not list (a kubelet rolled back, a CNI changed, a CSI driver only one
+/// source has now), for a source whose first wave has not begun: the same
+/// rules as the planner's (`preconditions::block_preconditions`, kept where the
+/// plan keeps nodes of the source or moves its namespaces). One finding per
+/// cluster and kind; for node lists, the nodes the plan's does not name.
+fn new_preconditions(
+    block: &kplan_model::BlockPlan,
+    name: &str,
+    fresh: &BTreeMap<&str, &ClusterSnapshot>,
+    progress: &PlanProgress,
+) -> Vec<Finding> {
+    use kplan_model::PreconditionKind as Kind;
+    let Some(target) = block.target_clusters.first() else { return Vec::new() };
+    let sources: Vec<&ClusterSnapshot> =
+        block.source_clusters.iter().filter_map(|c| fresh.get(c.as_str()).copied()).collect();
+    // A source's first wave, and whether the plan keeps nodes of it / moves its namespaces.
+    let mut first_wave: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut keeps: BTreeSet<&str> = BTreeSet::new();
+    let mut moves: BTreeSet<&str> = BTreeSet::new();
+    for wave in &block.waves {
+        for node in &wave.nodes {
+            first_wave.entry(node.cluster_id.as_str()).or_insert(wave.index);
+            if node.action == NodeAction::DrainAndJoin {
+                keeps.insert(node.cluster_id.as_str());
+            }
+        }
+        for ns in &wave.namespaces {
+            first_wave.entry(ns.from_cluster.as_str()).or_insert(wave.index);
+            moves.insert(ns.from_cluster.as_str());
+        }
+    }
+    let kept_nodes: BTreeSet<(&str, &str)> = block
+        .target_clusters
+        .iter()
+        .flat_map(|t| t.nodes_kept.iter().map(|n| (n.cluster_id.as_str(), n.node.as_str())))
+        .collect();
+    let mut out = Vec::new();
+    let needed = crate::preconditions::block_preconditions(&sources, &target.kubernetes_version, &target.cni);
+    for mut needed in needed {
+        let cluster = needed.cluster_id.clone();
+        let Some(&wave) = first_wave.get(cluster.as_str()) else { continue };
+        if wave_progress(progress, name, wave) != Progress::Pending {
+            continue;
+        }
+        let applies = match needed.kind {
+            Kind::KubeletUpgrade | Kind::RuntimeMigration if needed.nodes.is_empty() => {
+                keeps.contains(cluster.as_str())
+            }
+            Kind::KubeletUpgrade | Kind::RuntimeMigration => {
+                needed.nodes.retain(|n| kept_nodes.contains(&(cluster.as_str(), n.as_str())));
+                !needed.nodes.is_empty()
+            }
+            Kind::CniMigration => keeps.contains(cluster.as_str()),
+            Kind::CsiDriver => keeps.contains(cluster.as_str()) || moves.contains(cluster.as_str()),
+            Kind::RemovedApis => moves.contains(cluster.as_str()),
+            Kind::DataMigration | Kind::AddonVersions => false,
+        };
+        if !applies {
+            continue;
+        }
+        let listed = block.preconditions.iter().find(|p| p.cluster_id == cluster && p.kind == needed.kind);
+        let new_nodes: Vec<&str> =
+            needed.nodes.iter().filter(|n| !listed.is_some_and(|p| p.nodes.contains(n))).map(String::as_str).collect();
+        if listed.is_some() && new_nodes.is_empty() {
+            continue;
+        }
+        let kind =
+            serde_json::to_value(needed.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let nodes = if new_nodes.is_empty() { String::new() } else { format!(" (nodes {})", new_nodes.join(", ")) };
+        out.push(Finding {
+            kind: "precondition".into(),
+            block: name.to_string(),
+            wave,
+            subject: cluster.clone(),
+            detail: format!(
+                "cluster {cluster} now needs a {kind} precondition the plan does not list{nodes}, before wave {wave}: {}",
+                needed.detail
+            ),
+        });
+    }
+    out
 }
 
 /// Puts a moved namespace back in its source: from its target (fresh, renamed

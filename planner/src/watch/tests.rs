@@ -127,6 +127,17 @@ fn health_is_clean_before_and_after_a_wave_and_names_what_drifted() {
     assert!(findings.iter().any(|f| f.kind == "collision" && f.wave == last.index), "{findings:#?}");
     assert_eq!(kinds, vec!["collision", "new-namespace"], "each said once: {findings:#?}");
 
+    // Before its waves begin, fra-prod-3 moves to another CNI: the plan lists
+    // no migration for it.
+    let mut switched: BTreeMap<String, ClusterSnapshot> =
+        planned.iter().map(|s| (s.cluster_id.clone(), s.clone())).collect();
+    switched.get_mut("fra-prod-3").expect("source").facts.cni = "cilium".into();
+    let findings = health(&plan, &planned, &switched);
+    let precondition: Vec<_> = findings.iter().filter(|f| f.kind == "precondition").collect();
+    assert_eq!(precondition.len(), 1, "{findings:#?}");
+    assert_eq!(precondition[0].subject, "fra-prod-3");
+    assert!(precondition[0].detail.contains("cni-migration"), "{precondition:#?}");
+
     // Before anything began, a node the plan keeps dies.
     let mut lost: BTreeMap<String, ClusterSnapshot> =
         planned.iter().map(|s| (s.cluster_id.clone(), s.clone())).collect();

@@ -241,6 +241,16 @@ mod tests {
         }
         store.put_snapshot(&snapshot("lon-1", 9), 20).expect("stores");
         store.put_plan(&Plan { id: "plan-1".into(), created_at_unix: 5, ..Default::default() }).expect("stores");
+        let approved = kplan_model::watch::PlanWatch {
+            lifecycle: kplan_model::watch::PlanLifecycle {
+                state: kplan_model::watch::PlanState::Approved,
+                changed_by: "planner:alice".into(),
+                changed_at_unix: 6,
+                superseded_by: String::new(),
+            },
+            ..Default::default()
+        };
+        store.put_plan_watches(&[("plan-1".into(), approved)]).expect("stores");
     }
 
     #[test]
@@ -250,7 +260,7 @@ mod tests {
         filled_store(&data);
         let out = dir.path().join("kplan.backup");
         let summary = backup(&data, &out).expect("backs up");
-        assert_eq!(summary.contents, StoreContents { n_clusters: 2, n_snapshots: 4, n_plans: 1, n_plan_watches: 0 });
+        assert_eq!(summary.contents, StoreContents { n_clusters: 2, n_snapshots: 4, n_plans: 1, n_plan_watches: 1 });
         assert_eq!(summary.bytes, fs::metadata(&out).expect("exists").len());
         // no temporary file is left beside it
         assert_eq!(fs::read_dir(dir.path()).expect("lists").count(), 2);
@@ -263,6 +273,8 @@ mod tests {
         assert_eq!(a.list_clusters().expect("lists"), b.list_clusters().expect("lists"));
         assert_eq!(a.history("fra-1").expect("reads"), b.history("fra-1").expect("reads"));
         assert_eq!(a.get_plan("plan-1").expect("reads"), b.get_plan("plan-1").expect("reads"));
+        let approval = b.get_plan_watch("plan-1").expect("reads").expect("the approval is restored");
+        assert_eq!(approval.lifecycle.changed_by, "planner:alice");
         // the restored store takes new reports
         b.put_snapshot(&snapshot("fra-1", 4), 30).expect("stores");
     }

@@ -558,6 +558,7 @@ fn namespace(name: &str, tier: &str, sla: SlaTier, pod_groups: Vec<PodGroup>) ->
         requests,
         pod_groups,
         applied_prerelease: Vec::new(),
+        disruption_budgets: Vec::new(),
     }
 }
 

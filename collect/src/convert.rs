@@ -183,6 +183,7 @@ fn namespace_from_parts(
         requests: Resources::ZERO,
         pod_groups: Vec::new(),
         applied_prerelease: Vec::new(),
+        disruption_budgets: Vec::new(),
     })
 }
 

@@ -110,6 +110,9 @@ pub struct CollectOptions {
     pub collected_at_unix: i64,
 }
 
+/// A grouped pod's labels and workload (`Deployment/web`).
+type PodLabels = (BTreeMap<String, String>, String);
+
 /// Turns parsed objects (from any number of files) into one cluster snapshot.
 ///
 /// Nodes and namespaces follow the label contract (see [`node_from_k8s`],
@@ -133,6 +136,10 @@ pub fn collect(
     let mut pods: HashMap<(String, String), Origin> = HashMap::new();
     let mut demand: BTreeMap<String, Resources> = BTreeMap::new();
     let mut pod_groups: BTreeMap<String, HashMap<kplan_model::scheduling::PodGroup, u64>> = BTreeMap::new();
+    // Per namespace: each grouped pod's labels and workload, for the
+    // PodDisruptionBudgets' selectors (read after every object is seen).
+    let mut pod_labels: BTreeMap<String, Vec<PodLabels>> = BTreeMap::new();
+    let mut budgets: BTreeMap<String, Vec<k8s_openapi::api::policy::v1::PodDisruptionBudget>> = BTreeMap::new();
     let mut workloads: BTreeSet<String> = BTreeSet::new();
     let mut volumes = volumes::VolumeIndex::default();
     let mut isolation = rbac::IsolationIndex::default();
@@ -180,6 +187,10 @@ pub fn collect(
                         scheduling::pod_group(&pod, requests, &object).map_err(|error| locate(error, &origin))?
                     {
                         *pod_groups.entry(namespace.clone()).or_default().entry(group).or_insert(0) += 1;
+                        if let Some(workload) = scheduling::pod_workload(&pod) {
+                            let labels = pod.metadata.labels.clone().unwrap_or_default();
+                            pod_labels.entry(namespace.clone()).or_default().push((labels, workload));
+                        }
                     }
                     let sum = demand.entry(namespace).or_insert(Resources::ZERO);
                     *sum = sum.saturating_add(requests);
@@ -213,6 +224,13 @@ pub fn collect(
                 volumes.add_volume(&volume, &object).map_err(|error| locate(error, &origin))?;
             }
             KubeObject::StorageClass { class, .. } => volumes.add_class(&class),
+            KubeObject::DisruptionBudget { budget, applied_prerelease, .. } => {
+                if let Some((namespace, object)) = applied_prerelease {
+                    applied.entry(namespace).or_default().insert(object);
+                }
+                let namespace = budget.metadata.namespace.clone().unwrap_or_default();
+                budgets.entry(namespace).or_default().push(*budget);
+            }
             KubeObject::Isolation { origin, object } => isolation.add(*object, &origin)?,
             KubeObject::Skipped { kind, applied_prerelease, .. } => {
                 *skipped.entry(kind).or_insert(0) += 1;
@@ -255,6 +273,14 @@ pub fn collect(
         if let Some(counts) = pod_groups.get(&namespace.name) {
             namespace.pod_groups = scheduling::counted_groups(counts.iter().map(|(group, n)| (group, *n)));
             volumes.resolve_groups(&namespace.name, &mut namespace.pod_groups);
+        }
+        if let Some(found) = budgets.get(&namespace.name) {
+            let pods = pod_labels.get(&namespace.name).map(Vec::as_slice).unwrap_or_default();
+            namespace.disruption_budgets = found
+                .iter()
+                .map(|budget| scheduling::disruption_budget(budget, pods.iter().map(|(l, w)| (l, w.as_str()))))
+                .collect();
+            namespace.disruption_budgets.sort_by(|a, b| a.name.cmp(&b.name));
         }
     }
     snapshot.isolation = isolation.finish();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kplan_model::{AppliedObject, ClusterSnapshot};
 use serde::de::DeserializeOwned;
@@ -71,6 +72,14 @@ pub enum KubeObject {
         origin: Origin,
         class: Box<StorageClass>,
     },
+    /// A PodDisruptionBudget (`policy/v1`, or `policy/v1beta1`: the fields read
+    /// are the same), with its namespace's pre-release last-applied object as
+    /// for a skipped kind.
+    DisruptionBudget {
+        origin: Origin,
+        budget: Box<PodDisruptionBudget>,
+        applied_prerelease: Option<(String, AppliedObject)>,
+    },
     /// RBAC, a NetworkPolicy or a RuntimeClass (`crate::rbac`).
     Isolation {
         origin: Origin,
@@ -104,6 +113,7 @@ impl KubeObject {
             | KubeObject::PersistentVolumeClaim { origin, .. }
             | KubeObject::PersistentVolume { origin, .. }
             | KubeObject::StorageClass { origin, .. }
+            | KubeObject::DisruptionBudget { origin, .. }
             | KubeObject::Isolation { origin, .. }
             | KubeObject::Skipped { origin, .. }
             | KubeObject::Snapshot { origin, .. } => origin,
@@ -120,6 +130,7 @@ impl KubeObject {
             KubeObject::PersistentVolumeClaim { .. } => "PersistentVolumeClaim",
             KubeObject::PersistentVolume { .. } => "PersistentVolume",
             KubeObject::StorageClass { .. } => "StorageClass",
+            KubeObject::DisruptionBudget { .. } => "PodDisruptionBudget",
             KubeObject::Isolation { object, .. } => object.kind(),
             KubeObject::Skipped { kind, .. } => kind,
             KubeObject::Snapshot { .. } => "ClusterSnapshot",
@@ -137,6 +148,7 @@ impl KubeObject {
             KubeObject::PersistentVolumeClaim { claim, .. } => claim.metadata.resource_version.as_deref(),
             KubeObject::PersistentVolume { volume, .. } => volume.metadata.resource_version.as_deref(),
             KubeObject::StorageClass { class, .. } => class.metadata.resource_version.as_deref(),
+            KubeObject::DisruptionBudget { budget, .. } => budget.metadata.resource_version.as_deref(),
             KubeObject::Isolation { object, .. } => object.metadata().resource_version.as_deref(),
             KubeObject::Skipped { resource_version, .. } => resource_version.as_deref(),
             KubeObject::Snapshot { .. } => None,
@@ -167,8 +179,8 @@ pub fn count_kinds(objects: &[KubeObject]) -> BTreeMap<String, usize> {
 ///   [`KubeObject::Snapshot`].
 ///
 /// Kinds other than Node, Namespace, Pod, DaemonSet, the storage kinds, RBAC
-/// (ClusterRole, ClusterRoleBinding, Role, RoleBinding), NetworkPolicy and
-/// RuntimeClass are returned as [`KubeObject::Skipped`] (a Secret is never read); something that is not an object with `kind` or
+/// (ClusterRole, ClusterRoleBinding, Role, RoleBinding), NetworkPolicy,
+/// RuntimeClass and PodDisruptionBudget are returned as [`KubeObject::Skipped`] (a Secret is never read); something that is not an object with `kind` or
 /// `metadata` is an error naming the source and the item. Unknown fields of
 /// Kubernetes objects are ignored (newer API servers add fields), malformed
 /// known fields are errors with their path. Fields kplan never reads and that
@@ -372,6 +384,7 @@ fn read_item(
     let rbac = matches!(api_version.as_deref(), None | Some("rbac.authorization.k8s.io/v1"));
     let networking = matches!(api_version.as_deref(), None | Some("networking.k8s.io/v1"));
     let node = matches!(api_version.as_deref(), None | Some("node.k8s.io/v1"));
+    let policy = matches!(api_version.as_deref(), None | Some("policy/v1") | Some("policy/v1beta1"));
     let apps = match api_version.as_deref() {
         None => true,
         Some(api_version) => api_version.starts_with("apps/") || api_version.starts_with("extensions/"),
@@ -425,6 +438,15 @@ fn read_item(
         "StorageClass" if storage => {
             let object = object_ref("storageclass");
             KubeObject::StorageClass { class: Box::new(typed(map, &origin, object)?), origin }
+        }
+        "PodDisruptionBudget" if policy => {
+            let last_applied = map
+                .get("metadata")
+                .and_then(|metadata| metadata.get("annotations")?.get(LAST_APPLIED)?.as_str())
+                .and_then(last_applied_prerelease);
+            let applied_prerelease = namespace.clone().zip(last_applied);
+            let object = object_ref("poddisruptionbudget");
+            KubeObject::DisruptionBudget { budget: Box::new(typed(map, &origin, object)?), origin, applied_prerelease }
         }
         "ClusterRole" if rbac => {
             isolation(IsolationObject::ClusterRole(typed(map, &origin, object_ref("clusterrole"))?))

@@ -3,14 +3,18 @@
 //! resources besides cpu and memory, node selector, required node affinity,
 //! tolerations and runtime class. Pods with the same workload and needs
 //! become one [`PodGroup`] with a replica count, so a snapshot stays small.
+//! PodDisruptionBudgets are recorded with the workloads their selectors match.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kplan_model::Resources;
 use kplan_model::quantity::{parse_bytes, parse_count};
-use kplan_model::scheduling::{PodGroup, Taint, Toleration};
+use kplan_model::scheduling::{DisruptionBudget, PodGroup, Taint, Toleration};
 
 use crate::CollectError;
 
@@ -155,6 +159,63 @@ pub fn counted_groups<'g>(counts: impl IntoIterator<Item = (&'g PodGroup, u64)>)
     groups
 }
 
+/// The pod's owning workload as [`PodGroup::workload`] names it
+/// (`Deployment/web`), or `None` for a DaemonSet's pod.
+pub fn pod_workload(pod: &Pod) -> Option<String> {
+    let (kind, name) = owner(pod);
+    (kind != "DaemonSet").then(|| format!("{kind}/{name}"))
+}
+
+/// Whether a label selector (`metav1.LabelSelector`) matches `labels`. An
+/// empty selector matches every pod (a PodDisruptionBudget's `policy/v1`
+/// meaning); an operator the API does not define matches nothing.
+pub fn selector_matches(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+    let Some(selector) = selector else { return true };
+    let by_label =
+        selector.match_labels.iter().flatten().all(|(key, value)| labels.get(key).is_some_and(|v| v == value));
+    let by_expression = selector.match_expressions.iter().flatten().all(|expression| {
+        let value = labels.get(&expression.key);
+        let values = expression.values.as_deref().unwrap_or_default();
+        match expression.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    by_label && by_expression
+}
+
+/// A PodDisruptionBudget as the snapshot records it: its rule as written and
+/// the workloads of `pods` (`(labels, workload)` of its namespace's pods)
+/// that its selector matches.
+pub fn disruption_budget<'p>(
+    budget: &PodDisruptionBudget,
+    pods: impl IntoIterator<Item = (&'p BTreeMap<String, String>, &'p str)>,
+) -> DisruptionBudget {
+    let spec = budget.spec.as_ref();
+    let text = |value: Option<&IntOrString>| match value {
+        Some(IntOrString::Int(n)) => n.to_string(),
+        Some(IntOrString::String(s)) => s.clone(),
+        None => String::new(),
+    };
+    let selector = spec.and_then(|spec| spec.selector.as_ref());
+    let mut workloads: Vec<String> = pods
+        .into_iter()
+        .filter(|(labels, _)| selector_matches(selector, labels))
+        .map(|(_, workload)| workload.to_string())
+        .collect();
+    workloads.sort();
+    workloads.dedup();
+    DisruptionBudget {
+        name: budget.metadata.name.clone().unwrap_or_default(),
+        min_available: text(spec.and_then(|spec| spec.min_available.as_ref())),
+        max_unavailable: text(spec.and_then(|spec| spec.max_unavailable.as_ref())),
+        workloads,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +287,42 @@ mod tests {
         .unwrap();
         let error = node_scheduling(&bad, "node \"x\"").unwrap_err().to_string();
         assert!(error.contains("status.allocatable.nvidia.com/gpu"), "{error}");
+    }
+
+    #[test]
+    fn a_disruption_budget_names_the_workloads_its_selector_matches() {
+        let budget: PodDisruptionBudget = serde_json::from_value(json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "db", "namespace": "shop"},
+            "spec": {"maxUnavailable": "25%", "selector": {
+                "matchLabels": {"app": "db"},
+                "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["cache"]}]}}
+        }))
+        .expect("pdb");
+        let label = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let db = label(&[("app", "db")]);
+        let cache = label(&[("app", "db"), ("tier", "cache")]);
+        let web = label(&[("app", "web")]);
+        let pods = [
+            (&db, "StatefulSet/db"),
+            (&cache, "Deployment/db-cache"),
+            (&web, "Deployment/web"),
+            (&db, "StatefulSet/db"),
+        ];
+        let read = disruption_budget(&budget, pods);
+        assert_eq!(read.name, "db");
+        assert_eq!(read.max_unavailable, "25%");
+        assert_eq!(read.min_available, "");
+        assert_eq!(read.workloads, ["StatefulSet/db"]);
+        // no selector: every pod of the namespace
+        let everything: PodDisruptionBudget = serde_json::from_value(json!({
+            "metadata": {"name": "all"}, "spec": {"minAvailable": 1}
+        }))
+        .expect("pdb");
+        let read = disruption_budget(&everything, pods);
+        assert_eq!(read.min_available, "1");
+        assert_eq!(read.workloads, ["Deployment/db-cache", "Deployment/web", "StatefulSet/db"]);
     }
 }

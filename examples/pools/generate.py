@@ -134,6 +134,7 @@ class Wl:
     note: str = ""
     started_ago: timedelta = timedelta(hours=3)   # Jobs: how long before the export it was created
     local_volume_gib: int = 0      # StatefulSets: each pod's claim on a local volume of its node (0: none)
+    pdb: dict = field(default_factory=dict)  # a PodDisruptionBudget's spec rule ({"maxUnavailable": 1}), or none
 
 
 @dataclass
@@ -299,7 +300,8 @@ CLUSTERS: list[Cluster] = [
                    [app("opensearch", img("search", "opensearch", "2.13.0"), 4000, 16 * 1024,
                         ports=(("http", 9200), ("transport", 9300)))],
                    init=[Ct("sysctl", f"{REGISTRY}/platform/busybox:1.36", 10, 16, limit="equal")],
-                   local_volume_gib=500, note="data on local NVMe volumes of the workers it runs on"),
+                   local_volume_gib=500, pdb={"minAvailable": 2},
+                   note="data on local NVMe volumes of the workers it runs on; PodDisruptionBudget minAvailable 2"),
                 Wl("search-api", "Deployment", 2,
                    [app("api", img("search", "search-api", "1.9.3"), 1000, 2 * 1024, ports=(("http", 8080),))]),
             ]),
@@ -317,7 +319,8 @@ CLUSTERS: list[Cluster] = [
         namespaces=[
             Ns("web-shop", "gold", "ecommerce", workloads=[
                 Wl("storefront", "Deployment", 8,
-                   [app("web", img("shop", "storefront", "14.2.0"), 2000, 4 * 1024, ports=(("http", 8080),))]),
+                   [app("web", img("shop", "storefront", "14.2.0"), 2000, 4 * 1024, ports=(("http", 8080),))],
+                   pdb={"maxUnavailable": "50%"}, note="PodDisruptionBudget maxUnavailable 50%: moves 4 at a time"),
                 Wl("image-resizer", "Deployment", 2,
                    [app("resizer", img("shop", "image-resizer", "2.1.4"), 1000, 2 * 1024, ports=(("http", 8080),))]),
             ]),
@@ -326,7 +329,8 @@ CLUSTERS: list[Cluster] = [
                    [app("api", img("shop", "checkout", "6.0.3"), 2000, 6 * 1024, ports=(("http", 8080),)), SIDECAR],
                    init=[Ct("db-migrate", img("shop", "checkout", "6.0.3"), 2500, 1024, limit="equal")]),
                 Wl("orders-db", "StatefulSet", 3,
-                   [app("postgres", img("dba", "postgres", "15.6"), 4000, 16 * 1024, ports=(("pg", 5432),))]),
+                   [app("postgres", img("dba", "postgres", "15.6"), 4000, 16 * 1024, ports=(("pg", 5432),))],
+                   pdb={"minAvailable": 2}, note="PodDisruptionBudget minAvailable 2: moves one pod at a time"),
             ]),
             Ns("notifications", "silver", "ecommerce", workloads=[
                 Wl("mailer", "Deployment", 2,
@@ -744,6 +748,34 @@ def storage_objects(g: Gen, pods: list[PodRec]) -> list[dict]:
     return objs
 
 
+def pdb_objects(g: Gen, c: Cluster) -> list[dict]:
+    """A policy/v1 PodDisruptionBudget per workload that has one, selecting its pods by the
+    labels workload_pods gives them, with the status the disruption controller reports."""
+    objs = []
+    for ns in c.namespaces:
+        for w in ns.workloads:
+            if not w.pdb:
+                continue
+            expected = w.replicas
+
+            def scaled(v) -> int:  # an IntOrString, percentages rounded up as the controller does
+                return -(-int(v[:-1]) * expected // 100) if isinstance(v, str) else v
+            if "maxUnavailable" in w.pdb:
+                desired = expected - scaled(w.pdb["maxUnavailable"])
+            else:
+                desired = scaled(w.pdb["minAvailable"])
+            objs.append({
+                "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                "metadata": {"name": w.name, "namespace": ns.name, "uid": g.uid(), "generation": 1,
+                             "creationTimestamp": (SNAPSHOT - timedelta(days=120)).strftime("%Y-%m-%dT%H:%M:%SZ")},
+                "spec": dict(w.pdb, selector={"matchLabels": {"app.kubernetes.io/name": w.name,
+                                                              "app.kubernetes.io/part-of": ns.name}}),
+                "status": {"currentHealthy": expected, "desiredHealthy": desired,
+                           "disruptionsAllowed": max(0, expected - desired), "expectedPods": expected,
+                           "observedGeneration": 1}})
+    return objs
+
+
 def build_cluster(idx: int, c: Cluster) -> tuple[dict, dict]:
     g = Gen(f"{SEED}/{c.id}")
     nodes = build_nodes(c, g)
@@ -762,7 +794,7 @@ def build_cluster(idx: int, c: Cluster) -> tuple[dict, dict]:
     node_objs.sort(key=lambda o: o["metadata"]["name"])
     ds_objs.sort(key=lambda o: o["metadata"]["name"])
 
-    items = node_objs + ns_objs + pod_objs + ds_objs + storage_objects(g, pods)
+    items = node_objs + ns_objs + pod_objs + ds_objs + storage_objects(g, pods) + pdb_objects(g, c)
     # resourceVersion: numeric, growing within the file, ranges disjoint between clusters
     doc = bank.kubectl_list(g, items, 71_000_000 + idx * 5_000_000 + g.rng.randint(0, 400_000))
 

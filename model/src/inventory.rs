@@ -32,6 +32,15 @@ impl Resources {
         }
     }
 
+    /// `n` times these requests (saturating).
+    pub fn scaled(self, n: u64) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.saturating_mul(n),
+            memory_bytes: self.memory_bytes.saturating_mul(n),
+            pods: self.pods.saturating_mul(n),
+        }
+    }
+
     pub fn saturating_sub(self, other: Resources) -> Resources {
         Resources {
             cpu_millis: self.cpu_millis.saturating_sub(other.cpu_millis),
@@ -175,6 +184,10 @@ pub struct Namespace {
     /// (only `kplan import` of exports with those kinds records them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applied_prerelease: Vec<AppliedObject>,
+    /// Its PodDisruptionBudgets (policy/v1), sorted by name. Empty when none
+    /// or not known (older snapshots and exports without them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disruption_budgets: Vec<crate::scheduling::DisruptionBudget>,
 }
 
 /// An object as its last `kubectl apply` wrote it.

@@ -280,6 +280,28 @@ pub struct NamespaceMove {
     pub new_name: String,
     pub sla_tier: SlaTier,
     pub requests: Resources,
+    /// The part that moves, when the namespace moves in parts (absent: the
+    /// whole namespace). `requests` are then the part's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<MovePart>,
+}
+
+/// A part of a namespace that moves in parts (docs/plan-semantics.md, "Parts"):
+/// these replicas of its workloads. Part `of` is the cut-over: the namespace's
+/// last pods leave its source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovePart {
+    /// 1-based.
+    pub index: u32,
+    pub of: u32,
+    /// By workload (`Deployment/web`); only those with replicas in the part.
+    pub workloads: Vec<PartWorkload>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartWorkload {
+    pub workload: String,
+    pub replicas: u64,
 }
 
 /// Allocatable and requested capacity of one cluster at one point of a wave.
@@ -330,6 +352,9 @@ pub enum PreconditionKind {
     /// An add-on runs different versions in the sources: one is chosen for the
     /// target before it is installed (`cluster_id` is the target).
     AddonVersions,
+    /// A PodDisruptionBudget allows fewer disruptions than the smallest part
+    /// the plan moves (`claims`: `namespace/budget`): relax it for its waves.
+    DisruptionBudget,
 }
 
 /// Something that must change in a source cluster before its first wave.
@@ -342,7 +367,8 @@ pub struct Precondition {
     pub nodes: Vec<String>,
     /// The first wave that touches the cluster (it must be done before).
     pub before_wave: u64,
-    /// The claims it concerns, as `namespace/claim` (data migrations).
+    /// The claims it concerns, as `namespace/claim` (data migrations), or the
+    /// PodDisruptionBudgets, as `namespace/budget` (disruption budgets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claims: Vec<String>,
 }

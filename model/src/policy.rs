@@ -71,7 +71,34 @@ pub struct Policy {
     /// node in the pod's target; `migrate-data` lets the node go and lists a
     /// data migration before the namespace's wave.
     pub local_volumes: LocalVolumes,
+    /// How a namespace moves in parts (docs/plan-semantics.md, "Parts").
+    pub parts: PartsPolicy,
     pub solver: SolverPolicy,
+}
+
+/// See [`Policy::parts`]. A namespace moves in parts, a number of replicas of
+/// its workloads at a time, when a PodDisruptionBudget forbids taking its pods
+/// down at once, and (only where its block cannot be staged otherwise) when it
+/// is large: more than `large_share` of its source cluster's workload
+/// allocatable (cpu or memory). No part is larger than that share, unless one
+/// pod is; a namespace has at most `max_parts` parts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PartsPolicy {
+    /// Default true; false moves every namespace whole (PodDisruptionBudgets
+    /// are then reported as preconditions).
+    pub enabled: bool,
+    /// Default 0.1.
+    pub large_share: f64,
+    /// Default 6: a PodDisruptionBudget that would need more parts is
+    /// exceeded, and the plan lists it as a `disruption-budget` precondition.
+    pub max_parts: u32,
+}
+
+impl Default for PartsPolicy {
+    fn default() -> Self {
+        PartsPolicy { enabled: true, large_share: 0.1, max_parts: 6 }
+    }
 }
 
 /// The default of [`Policy::addon_namespaces`]: the namespaces the upstream
@@ -149,6 +176,7 @@ impl Default for Policy {
             storage_class_changes: BTreeMap::new(),
             dedicated_control_plane: true,
             local_volumes: LocalVolumes::KeepNode,
+            parts: PartsPolicy::default(),
             solver: SolverPolicy::default(),
         }
     }

@@ -297,6 +297,63 @@ pub fn refusal(node: &Node, group: &PodGroup) -> Option<String> {
     None
 }
 
+/// A PodDisruptionBudget (`policy/v1`) as plans read it: how many of the
+/// pods it selects may be down at once while a namespace moves in parts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DisruptionBudget {
+    pub name: String,
+    /// `spec.minAvailable` as written (`2` or `50%`); empty when not set.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub min_available: String,
+    /// `spec.maxUnavailable` as written; empty when not set.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub max_unavailable: String,
+    /// The workloads (`Deployment/web`, as [`PodGroup::workload`]) whose pods
+    /// its selector matched when the inventory was taken, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<String>,
+}
+
+/// An `IntOrString` of a PodDisruptionBudget against `expected` pods, rounded
+/// up as the disruption controller does (`GetScaledValueFromIntOrPercent(..,
+/// true)`); `None` when it is neither a number nor a percentage.
+fn scaled(value: &str, expected: u64) -> Option<u64> {
+    match value.strip_suffix('%') {
+        Some(percent) => {
+            let percent: u64 = percent.trim().parse().ok()?;
+            Some((percent.saturating_mul(expected)).div_ceil(100))
+        }
+        None => value.trim().parse().ok(),
+    }
+}
+
+impl DisruptionBudget {
+    /// How many of its `expected` healthy pods may be down at once: the
+    /// disruption controller's `disruptionsAllowed` with every pod healthy.
+    /// `maxUnavailable` wins when both are set (the API forbids both); a
+    /// budget with neither, or an unreadable one, allows none.
+    pub fn allowed_disruptions(&self, expected: u64) -> u64 {
+        if !self.max_unavailable.is_empty() {
+            return scaled(&self.max_unavailable, expected).map_or(0, |n| n.min(expected));
+        }
+        match scaled(&self.min_available, expected) {
+            Some(min) if !self.min_available.is_empty() => expected.saturating_sub(min),
+            _ => 0,
+        }
+    }
+
+    /// `minAvailable 2`, `maxUnavailable 25%`.
+    pub fn rule(&self) -> String {
+        if !self.max_unavailable.is_empty() {
+            format!("maxUnavailable {}", self.max_unavailable)
+        } else if !self.min_available.is_empty() {
+            format!("minAvailable {}", self.min_available)
+        } else {
+            "no minAvailable or maxUnavailable".to_string()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +435,26 @@ mod tests {
             NodeAffinity { terms: vec![vec![], vec![req("disk", "In", &["ssd"]), req("gen", "Gt", &["4"])]] };
         assert!(affinity.matches(&labels));
         assert!(!NodeAffinity { terms: vec![vec![]] }.matches(&labels));
+    }
+
+    #[test]
+    fn disruption_budgets_allow_what_the_disruption_controller_allows() {
+        let budget = |min: &str, max: &str| DisruptionBudget {
+            name: "b".into(),
+            min_available: min.into(),
+            max_unavailable: max.into(),
+            workloads: Vec::new(),
+        };
+        assert_eq!(budget("2", "").allowed_disruptions(3), 1);
+        assert_eq!(budget("3", "").allowed_disruptions(3), 0);
+        assert_eq!(budget("5", "").allowed_disruptions(3), 0);
+        // percentages round up: minAvailable 50% of 3 is 2, maxUnavailable 25% of 10 is 3
+        assert_eq!(budget("50%", "").allowed_disruptions(3), 1);
+        assert_eq!(budget("", "25%").allowed_disruptions(10), 3);
+        assert_eq!(budget("", "1").allowed_disruptions(10), 1);
+        assert_eq!(budget("", "20").allowed_disruptions(10), 10);
+        assert_eq!(budget("", "").allowed_disruptions(4), 0);
+        assert_eq!(budget("many", "").allowed_disruptions(4), 0);
+        assert_eq!(budget("", "25%").rule(), "maxUnavailable 25%");
     }
 }

@@ -46,6 +46,7 @@ pub fn namespace(name: &str, cpu_millis: u64) -> Namespace {
         requests: Resources::new(cpu_millis, 2 << 30, 10),
         pod_groups: Vec::new(),
         applied_prerelease: Vec::new(),
+        disruption_budgets: Vec::new(),
     }
 }
 
@@ -97,8 +98,9 @@ pub fn three_cluster_block() -> Vec<ClusterSnapshot> {
 /// What operators do for wave `n` of every block of `plan`, in `estate`
 /// (cluster id → newest snapshot): nodes leave their source and report in
 /// their target (a cluster named as the target, made when missing), freed
-/// nodes leave, namespaces move under their final names, add-ons are
-/// installed. Returns the clusters changed, their generation bumped.
+/// nodes leave, namespaces move under their final names (a part before the
+/// cut-over: its requests move, the namespace stays in its source), add-ons
+/// are installed. Returns the clusters changed, their generation bumped.
 pub fn carry_out_wave(plan: &Plan, n: u64, estate: &mut BTreeMap<String, ClusterSnapshot>) -> Vec<String> {
     let mut changed = BTreeSet::new();
     fn target(estate: &mut BTreeMap<String, ClusterSnapshot>, name: &str) {
@@ -118,15 +120,29 @@ pub fn carry_out_wave(plan: &Plan, n: u64, estate: &mut BTreeMap<String, Cluster
             }
         }
         for ns in &wave.namespaces {
+            let final_name = if ns.new_name.is_empty() { ns.namespace.clone() } else { ns.new_name.clone() };
             let source = estate.get_mut(&ns.from_cluster).expect("the namespace's source");
             let at =
                 source.namespaces.iter().position(|x| x.name == ns.namespace).expect("the namespace in its source");
-            let mut namespace = source.namespaces.remove(at);
-            if !ns.new_name.is_empty() {
-                namespace.name = ns.new_name.clone();
-            }
+            let mut moved = match &ns.part {
+                // A part before the cut-over: its pods start in the target, the rest stay.
+                Some(part) if part.index < part.of => {
+                    let left = &mut source.namespaces[at];
+                    left.requests = left.requests.saturating_sub(ns.requests);
+                    let mut moved = left.clone();
+                    moved.requests = ns.requests;
+                    moved
+                }
+                _ => source.namespaces.remove(at),
+            };
+            moved.name = final_name.clone();
             target(estate, &ns.to_cluster);
-            estate.get_mut(&ns.to_cluster).expect("made").namespaces.push(namespace);
+            let target = estate.get_mut(&ns.to_cluster).expect("made");
+            match target.namespaces.iter_mut().find(|x| x.name == final_name) {
+                // Later parts (and the cut-over) join the pods already there.
+                Some(there) if ns.part.is_some() => there.requests = there.requests.saturating_add(moved.requests),
+                _ => target.namespaces.push(moved),
+            }
             changed.insert(ns.from_cluster.clone());
             changed.insert(ns.to_cluster.clone());
         }

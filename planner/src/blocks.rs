@@ -15,10 +15,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use kplan_model::{AddonOrigin, ClusterSnapshot, Namespace, Node, Policy};
+use kplan_model::{AddonOrigin, ClusterSnapshot, Namespace, Node, Policy, Resources};
 
 use super::namespaces::{find_addons, is_platform_namespace};
 use crate::error::PlanError;
+use crate::parts::{NamespacePart, Split, split_for_budgets};
 
 /// One (datacenter, security tier).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -61,11 +62,13 @@ pub struct NodeId {
     pub node: usize,
 }
 
-/// A namespace, by index into the inventory.
+/// A namespace, by index into the inventory, or one part of it (`parts.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NamespaceId {
     pub cluster: usize,
     pub namespace: usize,
+    /// 0: the whole namespace; k >= 1: its k-th part (`Block::parts`).
+    pub part: u16,
 }
 
 /// The inventory of one block.
@@ -84,6 +87,8 @@ pub struct Block {
     pub forbidden_zones: Vec<String>,
     /// The block's platform add-ons, by name.
     pub addons: Vec<BlockAddon>,
+    /// Namespaces that move in parts, by (cluster, namespace) index.
+    pub parts: BTreeMap<(usize, usize), Split>,
 }
 
 /// A platform add-on of a block.
@@ -104,6 +109,29 @@ impl Block {
 
     pub fn namespace<'a>(&self, inventory: &'a [ClusterSnapshot], id: NamespaceId) -> &'a Namespace {
         &inventory[id.cluster].namespaces[id.namespace]
+    }
+
+    /// The part `id` names, when it is one.
+    pub fn part(&self, id: NamespaceId) -> Option<(&NamespacePart, usize)> {
+        let split = self.parts.get(&(id.cluster, id.namespace))?;
+        let k = usize::from(id.part).checked_sub(1)?;
+        split.parts.get(k).map(|part| (part, split.parts.len()))
+    }
+
+    /// What the unit `id` asks for: the namespace's requests, or its part's.
+    pub fn unit_requests(&self, inventory: &[ClusterSnapshot], id: NamespaceId) -> Resources {
+        match self.part(id) {
+            Some((part, _)) => part.requests,
+            None => self.namespace(inventory, id).requests,
+        }
+    }
+
+    /// How many pods of the namespace's `group`-th pod group the unit `id` holds.
+    pub fn unit_replicas(&self, inventory: &[ClusterSnapshot], id: NamespaceId, group: usize) -> u64 {
+        match self.part(id) {
+            Some((part, _)) => part.replicas.get(group).copied().unwrap_or(0),
+            None => self.namespace(inventory, id).pod_groups.get(group).map_or(0, |g| g.replicas),
+        }
     }
 
     /// The add-on whose largest instance is `id`, if any.
@@ -241,7 +269,7 @@ pub fn partition(inventory: &[ClusterSnapshot], policy: &Policy) -> Vec<Block> {
                 continue;
             }
             let key = BlockKey { datacenter: datacenter.clone(), security_tier: namespace.security_tier.clone() };
-            members.entry(key).or_default().namespaces.push(NamespaceId { cluster: c, namespace: n });
+            members.entry(key).or_default().namespaces.push(NamespaceId { cluster: c, namespace: n, part: 0 });
         }
     }
 
@@ -264,7 +292,7 @@ pub fn partition(inventory: &[ClusterSnapshot], policy: &Policy) -> Vec<Block> {
             for id in &m.namespaces {
                 clusters.insert((inventory[id.cluster].cluster_id.as_str(), id.cluster));
             }
-            Block {
+            let mut block = Block {
                 key,
                 nodes: m.nodes,
                 namespaces: m.namespaces,
@@ -272,7 +300,10 @@ pub fn partition(inventory: &[ClusterSnapshot], policy: &Policy) -> Vec<Block> {
                 allowed_zones: allowed.into_iter().collect(),
                 forbidden_zones: forbidden.into_iter().collect(),
                 addons,
-            }
+                parts: BTreeMap::new(),
+            };
+            split_for_budgets(inventory, &mut block, policy);
+            block
         })
         .collect()
 }

@@ -304,6 +304,7 @@ mod tests {
                 requests: Resources::new(requested_cores * 1000, (requested_cores * 2) << 30, requested_cores),
                 pod_groups: Vec::new(),
                 applied_prerelease: Vec::new(),
+                disruption_budgets: Vec::new(),
             }],
             isolation: Default::default(),
         }

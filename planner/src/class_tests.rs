@@ -202,12 +202,58 @@ fn a_pod_too_big_for_small_nodes_counts_only_on_big_ones() {
 }
 
 #[test]
-fn a_block_that_cannot_be_staged_says_at_which_headroom_it_can_and_a_rerun_proves_it() {
-    // Two 20-core pods on three 48-core nodes: with 20% headroom the target
-    // needs two of them before the pods arrive and the source two until they
-    // leave (one holds 38.4 cores); with 15% one each suffices.
+fn a_namespace_too_big_to_move_in_one_piece_moves_in_parts() {
+    // Two 20-core pods on three 48-core nodes: in one piece, with 20%
+    // headroom, the target needs two big nodes before the pods arrive and the
+    // source two until they leave. A pod at a time, one node each suffices.
     let inventory = small_and_large(3, 50);
     let policy = estate_policy();
+    let plan = plan(&inventory, &policy);
+    let prod = block(&plan, "dc1", "prod");
+    assert_eq!(prod.status, BlockStatus::Planned, "{}", prod.explanation);
+    assert!(prod.explanation.contains("2 large namespace(s) move in parts"), "{}", prod.explanation);
+    let parts: Vec<(u64, u32, u64)> = prod
+        .waves
+        .iter()
+        .flat_map(|w| w.namespaces.iter().map(move |m| (w.index, m)))
+        .filter(|(_, m)| m.namespace == "risk")
+        .map(|(wave, m)| {
+            let part = m.part.as_ref().expect("risk moves in parts");
+            (wave, part.index, part.workloads.iter().map(|w| w.replicas).sum())
+        })
+        .collect();
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    assert!(parts[0].0 < parts[1].0 && parts[0].1 == 1 && parts[1].1 == 2, "{parts:?}");
+    assert!(parts.iter().all(|p| p.2 == 1), "one engine pod per part: {parts:?}");
+    // The validator accepted it; a plan that moves both parts in one wave is refused.
+    let mut tampered = plan.clone();
+    let prod = tampered.blocks.iter_mut().find(|b| b.security_tier == "prod").expect("prod");
+    let (first, _, _) = parts[0];
+    let moved: Vec<_> = prod
+        .waves
+        .iter_mut()
+        .flat_map(|w| {
+            let taken: Vec<_> = w.namespaces.iter().filter(|m| m.namespace == "risk").cloned().collect();
+            w.namespaces.retain(|m| m.namespace != "risk");
+            taken
+        })
+        .collect();
+    prod.waves[first as usize - 1].namespaces.extend(moved);
+    let violations = crate::validate::validate(&inventory, &policy, &tampered);
+    assert!(
+        violations.iter().any(|v| v.detail.contains("part 2 moves in wave") && v.detail.contains("risk")),
+        "{violations:?}"
+    );
+}
+
+#[test]
+fn a_block_that_cannot_be_staged_says_at_which_headroom_it_can_and_a_rerun_proves_it() {
+    // As above, with moves in parts turned off: with 20% headroom the target
+    // needs two big nodes before the pods arrive and the source two until they
+    // leave (one holds 38.4 cores); with 15% one each suffices.
+    let inventory = small_and_large(3, 50);
+    let mut policy = estate_policy();
+    policy.parts.enabled = false;
     let plan = plan(&inventory, &policy);
     let prod = block(&plan, "dc1", "prod");
     assert_eq!(prod.status, BlockStatus::Infeasible);
@@ -277,4 +323,80 @@ fn with_several_targets_the_gpu_pods_go_where_the_gpu_node_is() {
         .map(|t| t.name.as_str())
         .collect();
     assert!(with_gpu.contains(&ml_target.as_str()), "ml goes to {ml_target}, GPU nodes are in {with_gpu:?}");
+}
+
+/// `small_and_large` with a PodDisruptionBudget on the web pods.
+fn with_budget(min_available: &str, max_unavailable: &str) -> Vec<ClusterSnapshot> {
+    let mut inventory = small_and_large(4, 50);
+    inventory[0].namespaces[0].disruption_budgets = vec![kplan_model::scheduling::DisruptionBudget {
+        name: "front".into(),
+        min_available: min_available.into(),
+        max_unavailable: max_unavailable.into(),
+        workloads: vec!["Deployment/front".into()],
+    }];
+    inventory
+}
+
+#[test]
+fn a_disruption_budget_moves_a_namespace_a_few_replicas_at_a_time() {
+    // maxUnavailable 40% of 10 front pods: 4 at a time, in 3 parts.
+    let inventory = with_budget("", "40%");
+    let policy = estate_policy();
+    let plan = plan(&inventory, &policy);
+    let prod = block(&plan, "dc1", "prod");
+    assert_eq!(prod.status, BlockStatus::Planned, "{}", prod.explanation);
+    let parts: Vec<(u64, u64)> = prod
+        .waves
+        .iter()
+        .flat_map(|w| w.namespaces.iter().map(move |m| (w.index, m)))
+        .filter(|(_, m)| m.namespace == "web")
+        .map(|(wave, m)| (wave, m.part.as_ref().expect("in parts").workloads[0].replicas))
+        .collect();
+    assert_eq!(parts.iter().map(|p| p.1).collect::<Vec<_>>(), [4, 4, 2], "{parts:?}");
+    assert!(parts.windows(2).all(|w| w[0].0 < w[1].0), "one part per wave, in order: {parts:?}");
+    assert!(prod.preconditions.iter().all(|p| p.kind != kplan_model::PreconditionKind::DisruptionBudget));
+
+    // Two parts folded into one wave's single part take 8 pods down at once.
+    let mut tampered = plan.clone();
+    let prod = tampered.blocks.iter_mut().find(|b| b.security_tier == "prod").expect("prod");
+    let mut seen = 0;
+    for wave in &mut prod.waves {
+        for m in wave.namespaces.iter_mut().filter(|m| m.namespace == "web") {
+            seen += 1;
+            if seen == 1 {
+                m.part.as_mut().expect("part").workloads[0].replicas = 8;
+            }
+        }
+    }
+    let violations = crate::validate::validate(&inventory, &policy, &tampered);
+    assert!(
+        violations.iter().any(|v| v.rule == crate::validate::Rule::DisruptionBudget
+            && v.detail.contains("moves 8 pods of PodDisruptionBudget small/web/front")),
+        "{violations:?}"
+    );
+}
+
+#[test]
+fn a_budget_that_allows_no_disruption_is_a_precondition_the_validator_requires() {
+    // minAvailable 10 of 10: no pod may go; the plan moves them in at most
+    // max_parts parts and says which budget to relax.
+    let inventory = with_budget("10", "");
+    let policy = estate_policy();
+    let plan = plan(&inventory, &policy);
+    let prod = block(&plan, "dc1", "prod");
+    assert_eq!(prod.status, BlockStatus::Planned, "{}", prod.explanation);
+    let found: Vec<_> =
+        prod.preconditions.iter().filter(|p| p.kind == kplan_model::PreconditionKind::DisruptionBudget).collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].claims, ["web/front"]);
+    assert!(found[0].detail.contains("allows 0 of its 10 pods down at once"), "{}", found[0].detail);
+    let mut tampered = plan.clone();
+    let prod = tampered.blocks.iter_mut().find(|b| b.security_tier == "prod").expect("prod");
+    prod.preconditions.retain(|p| p.kind != kplan_model::PreconditionKind::DisruptionBudget);
+    let violations = crate::validate::validate(&inventory, &policy, &tampered);
+    assert!(
+        violations.iter().any(|v| v.rule == crate::validate::Rule::DisruptionBudget
+            && v.detail.contains("no disruption-budget precondition names it")),
+        "{violations:?}"
+    );
 }

@@ -151,10 +151,15 @@ impl Placement {
             .enumerate()
             .flat_map(|(j, &id)| {
                 let namespace = block.namespace(inventory, id);
-                namespace
-                    .pod_groups
-                    .iter()
-                    .map(move |g| (j, namespace.name.as_str(), g.with_data_migrated(|_| migrate)))
+                // A part holds some of each group's replicas (`parts.rs`).
+                namespace.pod_groups.iter().enumerate().filter_map(move |(k, g)| {
+                    let replicas = block.unit_replicas(inventory, id, k);
+                    let mut group = g.with_data_migrated(|_| migrate);
+                    if replicas != g.replicas {
+                        group.to_mut().replicas = replicas;
+                    }
+                    (replicas > 0).then_some((j, namespace.name.as_str(), group))
+                })
             })
             .collect();
         if groups.is_empty() {

@@ -34,6 +34,9 @@ pub struct BlockOutcome {
     pub plan: BlockPlan,
     /// `(name, MPS text)`.
     pub models: Vec<(String, String)>,
+    /// No plan, and a composition was found but could not be staged: moving
+    /// large namespaces in parts may help (`parts.rs`).
+    pub stalled: bool,
 }
 
 /// Everything derived once per block.
@@ -295,5 +298,14 @@ impl<'a> BlockContext<'a> {
 
     pub fn namespace_name(&self, j: usize) -> &'a str {
         &self.block.namespace(self.inventory, self.block.namespaces[j]).name
+    }
+
+    /// The unit in a user's words: `shop`, or `shop (part 2 of 3)`.
+    pub fn unit_label(&self, j: usize) -> String {
+        let id = self.block.namespaces[j];
+        match self.block.part(id) {
+            Some((_, of)) => format!("{} (part {} of {of})", self.namespace_name(j), id.part),
+            None => self.namespace_name(j).to_string(),
+        }
     }
 }

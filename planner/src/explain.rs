@@ -380,7 +380,7 @@ pub fn stall_words(ctx: &BlockContext, stall: &Stall) -> String {
                     .unwrap_or(0);
                 parts.push(format!(
                     "the next namespace to move, {} of {} ({}), does not fit in target {} yet: it holds {} of {} for workloads ({} with {} headroom) and already runs {}",
-                    ctx.namespace_name(j),
+                    ctx.unit_label(j),
                     ctx.source_id(data.namespace_source[j]),
                     demand_words(data.namespace_demand[j]),
                     key.target_name(next.target),
@@ -461,7 +461,7 @@ pub fn class_short_words(ctx: &BlockContext, short: &ClassShort) -> String {
         row.amount(short.need),
     );
     if let Some(j) = short.namespace {
-        text.push_str(&format!(" when {} of {} moves", ctx.namespace_name(j), ctx.source_id(data.namespace_source[j])));
+        text.push_str(&format!(" when {} of {} moves", ctx.unit_label(j), ctx.source_id(data.namespace_source[j])));
     }
     if let Some(i) = short.node {
         text.push_str(&format!(" if node {} leaves", ctx.node_name(i)));

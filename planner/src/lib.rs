@@ -93,6 +93,7 @@ pub mod materialise;
 pub mod model;
 pub mod mps;
 pub mod namespaces;
+pub mod parts;
 pub mod pod_report;
 pub mod policy;
 pub mod pools;
@@ -228,6 +229,22 @@ pub fn propose(
         .par_iter()
         .map(|&b| {
             let mut outcome = plan_block(inventory, policy, &blocks[b], &zone_tiers, settings, &validate_block);
+            // Before a block is called infeasible: its large namespaces in parts.
+            if outcome.stalled
+                && let Some((split, n_split)) = parts::split_large(inventory, &blocks[b], policy)
+            {
+                let retry = plan_block(inventory, policy, &split, &zone_tiers, settings, &validate_block);
+                if retry.plan.status == BlockStatus::Planned {
+                    let mut retry = retry;
+                    let note = format!(
+                        "{n_split} large namespace(s) move in parts (more than {}% of their source's workload capacity; in one piece the block cannot be staged)",
+                        policy.parts.large_share * 100.0
+                    );
+                    retry.plan.explanation =
+                        if retry.plan.explanation.is_empty() { note } else { format!("{}\n{note}", retry.plan.explanation) };
+                    outcome = retry;
+                }
+            }
             if outcome.plan.status == BlockStatus::Infeasible
                 && let Some(note) = relaxation(inventory, policy, &blocks[b], &zone_tiers, settings)
             {

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use kplan_model::policy::LocalVolumes;
 use kplan_model::{
     AddonInstall, AddonInstance, AddonOrigin, BlockPlan, BlockStatus, ClusterCapacity, ClusterSnapshot,
-    ControlPlaneNode, NamespaceMove, NodeAction, NodeMove, NodeRef, Precondition, PreconditionKind, Resources,
-    TargetCluster, Wave,
+    ControlPlaneNode, MovePart, NamespaceMove, NodeAction, NodeMove, NodeRef, PartWorkload, Precondition,
+    PreconditionKind, Resources, TargetCluster, Wave,
 };
 
 use super::explain;
@@ -214,13 +214,16 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
     plan.firewall_flows = realized.flows.clone();
 
     // Renames.
+    // One placement per namespace: its first part stands for it (all parts
+    // go to one target).
     let placements: Vec<NamespacePlacement> = (0..data.n_namespaces())
+        .filter(|&j| ctx.block.namespaces[j].part <= 1)
         .map(|j| NamespacePlacement {
             from_cluster: ctx.source_id(data.namespace_source[j]).to_string(),
             namespace: ctx.namespace_name(j).to_string(),
             target_cluster: target_names[assignment.namespace_target[j]].clone(),
             sla_tier: data.namespace_sla[j],
-            pods: data.namespace_demand[j].pods,
+            pods: ctx.block.namespace(ctx.inventory, ctx.block.namespaces[j]).requests.pods,
             addon: addon_of.contains_key(&j),
         })
         .collect();
@@ -254,6 +257,7 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
             new_name: new_name.to_string(),
             sla_tier: data.namespace_sla[j],
             requests: data.namespace_demand[j],
+            part: move_part(ctx, j),
         });
     }
     for (s, &w) in retirement.iter().enumerate() {
@@ -314,12 +318,15 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
             PreconditionKind::CniMigration => !kept_nodes[s].is_empty(),
             PreconditionKind::CsiDriver => !kept_nodes[s].is_empty() || moves_namespaces[s],
             PreconditionKind::RemovedApis => moves_namespaces[s],
-            PreconditionKind::DataMigration | PreconditionKind::AddonVersions => false,
+            PreconditionKind::DataMigration | PreconditionKind::AddonVersions | PreconditionKind::DisruptionBudget => {
+                false
+            }
         };
         if keep && precondition.kind == PreconditionKind::RemovedApis {
             // The objects of the namespaces that move, by name, where the inventory knows them.
             let moving = (0..data.n_namespaces())
                 .filter(|j| data.namespace_source[*j] == s && !addon_of.contains_key(j))
+                .filter(|&j| ctx.block.namespaces[j].part <= 1)
                 .map(|j| ctx.block.namespace(ctx.inventory, ctx.block.namespaces[j]));
             let objects = objects_on_removed_apis(clusters[s], moving, &ctx.target_version);
             if !objects.is_empty() {
@@ -347,12 +354,87 @@ pub fn materialise(ctx: &BlockContext, realized: &Realized) -> BlockPlan {
                 .extend(data_migration(cluster, namespace, target, wave, |node| node_wave.get(&(s, node)).copied()));
         }
     }
+    plan.preconditions.extend(disruption_budget_findings(ctx, schedule));
     plan.preconditions.extend(plan.target_clusters.iter().flat_map(addon_version_findings));
     plan.preconditions.sort_by(|a: &Precondition, b: &Precondition| {
         (a.before_wave, &a.cluster_id, a.kind, &a.detail).cmp(&(b.before_wave, &b.cluster_id, b.kind, &b.detail))
     });
     plan.nodes_after = assignment.node_destination.iter().filter(|d| **d != Destination::Free).count() as u64;
     plan
+}
+
+/// The part of its namespace that unit `j` is, with its replicas by workload.
+fn move_part(ctx: &BlockContext, j: usize) -> Option<MovePart> {
+    let id = ctx.block.namespaces[j];
+    let (part, of) = ctx.block.part(id)?;
+    let namespace = ctx.block.namespace(ctx.inventory, id);
+    let mut by_workload: BTreeMap<String, u64> = BTreeMap::new();
+    for (group, &replicas) in namespace.pod_groups.iter().zip(&part.replicas).filter(|(_, r)| **r > 0) {
+        *by_workload.entry(group.workload()).or_default() += replicas;
+    }
+    Some(MovePart {
+        index: u32::from(id.part),
+        of: of as u32,
+        workloads: by_workload.into_iter().map(|(workload, replicas)| PartWorkload { workload, replicas }).collect(),
+    })
+}
+
+/// A `disruption-budget` precondition per PodDisruptionBudget that the parts
+/// of its namespace exceed (`parts.rs`), before the namespace's first part.
+fn disruption_budget_findings(ctx: &BlockContext, schedule: &crate::waves::Schedule) -> Vec<Precondition> {
+    let mut found = Vec::new();
+    // Whole namespaces (not split: parts disabled, a single pod, node-local
+    // data) take every pod of their budgets down at once.
+    for (j, &id) in ctx.block.namespaces.iter().enumerate() {
+        if id.part != 0 || ctx.block.addon_of(id).is_some() {
+            continue;
+        }
+        let namespace = ctx.block.namespace(ctx.inventory, id);
+        for budget in &namespace.disruption_budgets {
+            let expected = crate::parts::expected_pods(namespace, budget);
+            let allowed = budget.allowed_disruptions(expected);
+            if allowed < expected {
+                found.push(Precondition {
+                    cluster_id: ctx.inventory[id.cluster].cluster_id.clone(),
+                    kind: PreconditionKind::DisruptionBudget,
+                    detail: format!(
+                        "PodDisruptionBudget {}/{} ({}) allows {allowed} of its {expected} pods down at once; the namespace moves in one piece: relax it while it moves",
+                        namespace.name,
+                        budget.name,
+                        budget.rule()
+                    ),
+                    nodes: Vec::new(),
+                    before_wave: schedule.namespace_wave[j] as u64,
+                    claims: vec![format!("{}/{}", namespace.name, budget.name)],
+                });
+            }
+        }
+    }
+    for (j, &id) in ctx.block.namespaces.iter().enumerate().filter(|(_, id)| id.part == 1) {
+        let Some(split) = ctx.block.parts.get(&(id.cluster, id.namespace)) else { continue };
+        let namespace = ctx.block.namespace(ctx.inventory, id);
+        let cluster = &ctx.inventory[id.cluster].cluster_id;
+        for exceeded in &split.exceeded {
+            found.push(Precondition {
+                cluster_id: cluster.clone(),
+                kind: PreconditionKind::DisruptionBudget,
+                detail: format!(
+                    "PodDisruptionBudget {}/{} ({}) allows {} of its {} pods down at once; the namespace moves in {} parts of up to {} of them: relax it while they move",
+                    namespace.name,
+                    exceeded.budget,
+                    exceeded.rule,
+                    exceeded.allowed,
+                    exceeded.expected,
+                    split.parts.len(),
+                    exceeded.per_part
+                ),
+                nodes: Vec::new(),
+                before_wave: schedule.namespace_wave[j] as u64,
+                claims: vec![format!("{}/{}", namespace.name, exceeded.budget)],
+            });
+        }
+    }
+    found
 }
 
 /// A finding per add-on of `target` whose instances run different known

@@ -473,6 +473,7 @@ mod tests {
                 })
                 .collect(),
             applied_prerelease: Vec::new(),
+            disruption_budgets: Vec::new(),
         }
     }
 

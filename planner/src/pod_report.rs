@@ -140,10 +140,17 @@ pub fn pod_report(
         }
         for wave in &block.waves {
             let number = wave.index;
-            let moving: BTreeMap<(&str, &str), &str> = wave
+            // A namespace moving in parts moves a workload with the first
+            // part that holds some of its replicas (the row says when it
+            // starts running in the target).
+            type Moving<'m> = BTreeMap<(&'m str, &'m str), (&'m str, Option<BTreeSet<&'m str>>)>;
+            let moving: Moving<'_> = wave
                 .namespaces
                 .iter()
-                .map(|m| ((m.from_cluster.as_str(), m.namespace.as_str()), m.to_cluster.as_str()))
+                .map(|m| {
+                    let workloads = m.part.as_ref().map(|p| p.workloads.iter().map(|w| w.workload.as_str()).collect());
+                    ((m.from_cluster.as_str(), m.namespace.as_str()), (m.to_cluster.as_str(), workloads))
+                })
                 .collect();
             let leaving: BTreeSet<(String, String)> =
                 wave.nodes.iter().map(|m| (m.cluster_id.clone(), m.node.clone())).collect();
@@ -152,7 +159,11 @@ pub fn pod_report(
                 .map(|(cluster, set)| (cluster.clone(), set.difference(&leaving).cloned().collect()))
                 .collect();
             for (placement, group, at) in &mut tracked {
-                if let Some(to) = moving.get(&(placement.source_cluster.as_str(), placement.namespace.as_str())) {
+                let found = moving.get(&(placement.source_cluster.as_str(), placement.namespace.as_str()));
+                let moves_now = found.filter(|(to, workloads)| {
+                    *at != *to && workloads.as_ref().is_none_or(|w| w.contains(group.workload().as_str()))
+                });
+                if let Some((to, _)) = moves_now {
                     // Pods with local data travel with their node when it joins their target now.
                     let joining: Vec<&Node> = wave
                         .nodes
@@ -296,6 +307,7 @@ mod tests {
                 requests: Resources::new(3000, 3 << 30, 3),
                 pod_groups: vec![group],
                 applied_prerelease: Vec::new(),
+                disruption_budgets: Vec::new(),
             }],
             ..ClusterSnapshot::default()
         }

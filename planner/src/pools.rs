@@ -61,6 +61,9 @@ pub struct BlockData {
     /// (moves first when lower); 0 for a platform add-on, installed first.
     pub namespace_sla_rank: Vec<usize>,
     pub groups: Vec<NamespaceGroup>,
+    /// Per namespace unit: the part of the same namespace that moves just
+    /// before it (`parts.rs`), which must move in an earlier wave.
+    pub namespace_after: Vec<Option<usize>>,
     /// Total demand of the namespaces that move.
     pub demand: Resources,
     /// Per source: it has nodes in the block, so its capacity is checked here (a
@@ -142,7 +145,7 @@ impl BlockData {
             let source = source_slot[&id.cluster];
             // An add-on is installed before any namespace moves: it ranks first.
             let rank = if block.addon_of(id).is_some() { 0 } else { 1 + sla_rank(policy, namespace.sla_tier) };
-            namespace_demand.push(namespace.requests);
+            namespace_demand.push(block.unit_requests(inventory, id));
             namespace_source.push(source);
             namespace_sla.push(namespace.sla_tier);
             namespace_sla_rank.push(rank);
@@ -158,6 +161,15 @@ impl BlockData {
             })
             .collect();
         let demand = namespace_demand.iter().copied().sum();
+        let namespace_after = (0..block.namespaces.len())
+            .map(|j| {
+                let id = block.namespaces[j];
+                (j > 0 && id.part > 1).then(|| j - 1).filter(|&p| {
+                    let before = block.namespaces[p];
+                    (before.cluster, before.namespace, before.part + 1) == (id.cluster, id.namespace, id.part)
+                })
+            })
+            .collect();
         let mut source_checked = vec![false; block.source_clusters.len()];
         for &s in &node_source {
             source_checked[s] = true;
@@ -185,6 +197,7 @@ impl BlockData {
             namespace_sla,
             namespace_sla_rank,
             groups,
+            namespace_after,
             demand,
             source_checked,
             source_owned,

@@ -613,6 +613,7 @@ mod tests {
                 // still served in 1.28
                 applied("flowcontrol.apiserver.k8s.io/v1beta3", "FlowSchema", "x"),
             ],
+            disruption_budgets: Vec::new(),
         };
         assert_eq!(
             objects_on_removed_apis(&old, [&payments], "v1.28"),

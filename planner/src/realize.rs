@@ -278,19 +278,30 @@ pub(crate) fn pack_namespaces(
         let u = model_units(r);
         (0..3).filter(|&k| total[k] > 0.0).map(|k| u[k] / total[k]).sum()
     };
-    let confined = |j: usize| rows.iter().any(|row| row.namespace_need[j] > 0);
-    let mut order: Vec<usize> = (0..data.n_namespaces()).collect();
+    // The parts of a namespace (`parts.rs`) go to one target: whole
+    // namespaces are packed, by their first unit.
+    let mut family: Vec<Vec<usize>> = vec![Vec::new(); data.n_namespaces()];
+    let mut first: Vec<usize> = (0..data.n_namespaces()).collect();
+    for j in 0..data.n_namespaces() {
+        if let Some(p) = data.namespace_after[j] {
+            first[j] = first[p];
+        }
+        family[first[j]].push(j);
+    }
+    let demand_of = |f: usize| -> Resources { family[f].iter().map(|&j| data.namespace_demand[j]).sum() };
+    let need_of = |f: usize, k: usize| -> u64 {
+        family[f].iter().fold(0u64, |acc, &j| acc.saturating_add(rows[k].namespace_need[j]))
+    };
+    let confined = |f: usize| (0..rows.len()).any(|k| need_of(f, k) > 0);
+    let mut order: Vec<usize> = (0..data.n_namespaces()).filter(|&j| first[j] == j).collect();
     order.sort_by(|&a, &b| {
-        confined(b)
-            .cmp(&confined(a))
-            .then(norm(data.namespace_demand[b]).total_cmp(&norm(data.namespace_demand[a])))
-            .then(a.cmp(&b))
+        confined(b).cmp(&confined(a)).then(norm(demand_of(b)).total_cmp(&norm(demand_of(a)))).then(a.cmp(&b))
     });
     let mut used = vec![Resources::ZERO; capacity.len()];
     let mut used_rows = vec![vec![0u64; rows.len()]; capacity.len()];
     let mut target = vec![0; data.n_namespaces()];
-    for j in order {
-        let d = data.namespace_demand[j];
+    for f in order {
+        let d = demand_of(f);
         let room = |t: usize| -> f64 {
             let c = model_units(capacity[t]);
             let u = model_units(used[t]);
@@ -299,17 +310,19 @@ pub(crate) fn pack_namespaces(
         let holds = |t: usize| {
             fits(used[t].saturating_add(d), capacity[t], headroom)
                 && (0..rows.len())
-                    .all(|k| rows[k].fits(used_rows[t][k].saturating_add(rows[k].namespace_need[j]), row_supply[t][k]))
+                    .all(|k| rows[k].fits(used_rows[t][k].saturating_add(need_of(f, k)), row_supply[t][k]))
         };
         let best = (0..capacity.len())
             .filter(|&t| holds(t))
             .max_by(|&a, &b| room(a).total_cmp(&room(b)).then(b.cmp(&a)))
-            .ok_or(j)?;
+            .ok_or(f)?;
         used[best] = used[best].saturating_add(d);
-        for (k, row) in rows.iter().enumerate() {
-            used_rows[best][k] = used_rows[best][k].saturating_add(row.namespace_need[j]);
+        for (k, used) in used_rows[best].iter_mut().enumerate() {
+            *used = used.saturating_add(need_of(f, k));
         }
-        target[j] = best;
+        for &j in &family[f] {
+            target[j] = best;
+        }
     }
     Ok(target)
 }

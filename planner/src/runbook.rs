@@ -296,6 +296,29 @@ fn wave_runbook(
         let (from, to) = (namespace_move.namespace.as_str(), namespace_move.new_name.as_str());
         let target = namespace_move.to_cluster.as_str();
         let found = namespace_of(source, from);
+        // A later part of a namespace that moves in parts: its objects are in
+        // the target already; replicas move by scaling (`part_scaling`).
+        if let Some(part) = namespace_move.part.as_ref().filter(|p| p.index > 1) {
+            let (up, down, checks) = part_scaling(block, namespace_move, part, found);
+            let mut commands = up;
+            commands.push("# run the checks below, then:".to_string());
+            commands.extend(down);
+            if part.index == part.of {
+                commands.push(format!(
+                    "kubectl --context {source} delete namespace {from}   # the cut-over: its last part has moved"
+                ));
+            }
+            let mut move_step = step(
+                Phase::RestoreNamespace,
+                Subject::Namespace { cluster: source.to_string(), namespace: from.to_string() },
+                format!("move part {} of {} of {from} from {source} to {target}", part.index, part.of),
+                commands,
+                vec![format!("# scale the part's workloads back up in {source} and down in {target}")],
+            );
+            move_step.checks = checks;
+            restores.push(move_step);
+            continue;
+        }
         let pinned: Vec<&kplan_model::scheduling::NodeAffinity> = found
             .into_iter()
             .flat_map(|n| n.pod_groups.iter().flat_map(|g| g.volumes.iter()))
@@ -355,6 +378,10 @@ fn wave_runbook(
             ));
         }
         let renamed = if from != to { format!(" as {to}") } else { String::new() };
+        let renamed = match &namespace_move.part {
+            Some(part) => format!("{renamed} (part 1 of {}: its objects, and {})", part.of, part_words(part)),
+            None => renamed,
+        };
         // Claims of a class the target will not have: Velero changes it on restore.
         let changes = changes_of(found);
         let mut restore_commands = Vec::new();
@@ -393,9 +420,22 @@ fn wave_runbook(
             format!(
                 "kubectl --context {target} -n {VELERO_NAMESPACE} wait --for=jsonpath='{{.status.phase}}'=Completed restore/{name} --timeout=60m"
             ),
-            "# run the checks below, then cut over:".to_string(),
-            format!("kubectl --context {source} delete namespace {from}"),
         ]);
+        match &namespace_move.part {
+            // The first part: the restore brings every object; only the
+            // part's replicas run in the target, the rest stay in the source.
+            Some(part) => {
+                let (up, down, part_checks) = part_scaling(block, namespace_move, part, found);
+                restore_commands.extend(up);
+                restore_commands.push("# run the checks below, then:".to_string());
+                restore_commands.extend(down);
+                checks = part_checks;
+            }
+            None => restore_commands.extend([
+                "# run the checks below, then cut over:".to_string(),
+                format!("kubectl --context {source} delete namespace {from}"),
+            ]),
+        }
         restore_rollback.splice(
             0..0,
             [
@@ -625,6 +665,71 @@ fn addon_step(target: &kplan_model::TargetCluster, addon: &kplan_model::AddonIns
     install.checks =
         vec![format!("kubectl --context {cluster} -n {name} wait --for=condition=Ready pods --all --timeout=15m")];
     install
+}
+
+/// `4 × Deployment/web, 1 × StatefulSet/db`.
+fn part_words(part: &kplan_model::MovePart) -> String {
+    part.workloads.iter().map(|w| format!("{} × {}", w.replicas, w.workload)).collect::<Vec<_>>().join(", ")
+}
+
+/// How a part of a namespace moves: scale its workloads up in the target to
+/// the replicas moved so far (wait for them), then down in the source to
+/// what is left; checks on the target's running pods. Only what scales
+/// (Deployments, StatefulSets, ReplicaSets) is scaled; other pods are
+/// recreated by hand, as the comments say.
+fn part_scaling(
+    block: &BlockPlan,
+    namespace_move: &kplan_model::NamespaceMove,
+    part: &kplan_model::MovePart,
+    found: Option<&kplan_model::Namespace>,
+) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (source, from) = (namespace_move.from_cluster.as_str(), namespace_move.namespace.as_str());
+    let (target, to) = (namespace_move.to_cluster.as_str(), namespace_move.new_name.as_str());
+    // Replicas per workload: in all, and moved by the end of this part.
+    let mut total: BTreeMap<String, u64> = BTreeMap::new();
+    for g in found.iter().flat_map(|n| n.pod_groups.iter()) {
+        *total.entry(g.workload()).or_default() += g.replicas;
+    }
+    let mut moved: BTreeMap<String, u64> = total.keys().map(|w| (w.clone(), 0)).collect();
+    for m in block.waves.iter().flat_map(|w| &w.namespaces) {
+        let Some(p) = &m.part else { continue };
+        if m.from_cluster == source && m.namespace == from && p.index <= part.index {
+            for w in &p.workloads {
+                *moved.entry(w.workload.clone()).or_default() += w.replicas;
+            }
+        }
+    }
+    let (mut up, mut down) = (Vec::new(), Vec::new());
+    for (workload, &have) in &moved {
+        let all = total.get(workload).copied().unwrap_or(have);
+        let (kind, name) = workload.split_once('/').unwrap_or(("Pod", workload.as_str()));
+        let resource = match kind {
+            "Deployment" => "deployment",
+            "StatefulSet" => "statefulset",
+            "ReplicaSet" => "replicaset",
+            _ => {
+                if part.workloads.iter().any(|w| &w.workload == workload) {
+                    up.push(format!("# {workload}: recreate it in {target}/{to} (it does not scale)"));
+                    down.push(format!("# {workload}: delete it in {source}/{from}"));
+                }
+                continue;
+            }
+        };
+        up.push(format!("kubectl --context {target} -n {to} scale {resource}/{name} --replicas={have}"));
+        down.push(format!(
+            "kubectl --context {source} -n {from} scale {resource}/{name} --replicas={}",
+            all.saturating_sub(have)
+        ));
+    }
+    let pods: u64 = moved.values().sum();
+    let checks = vec![
+        format!("kubectl --context {target} -n {to} wait --for=condition=Ready pods --all --timeout=15m"),
+        format!(
+            "test $(kubectl --context {target} -n {to} get pods --field-selector=status.phase=Running --no-headers | wc -l) -ge {pods}   # part {} of {}: {pods} pods moved so far",
+            part.index, part.of
+        ),
+    ];
+    (up, down, checks)
 }
 
 fn backup_commands(source: &str, name: &str) -> Vec<String> {

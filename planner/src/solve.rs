@@ -67,7 +67,7 @@ pub fn plan_block(
         plan
     };
     if let Some(explanation) = explain::precheck(&ctx) {
-        return BlockOutcome { plan: infeasible(explanation, started), models };
+        return BlockOutcome { plan: infeasible(explanation, started), models, stalled: false };
     }
 
     let wave_bound = wave_lower_bound(&ctx.data, ctx.budget);
@@ -181,7 +181,8 @@ pub fn plan_block(
         } else {
             explain::no_plan(&ctx, &failures, mip_status == Some(MipStatus::Infeasible))
         };
-        return BlockOutcome { plan: infeasible(explanation, started), models };
+        let stalled = failures.iter().any(|f| matches!(f, RealizeFailure::Stall { .. }));
+        return BlockOutcome { plan: infeasible(explanation, started), models, stalled };
     };
 
     // Figures, status and notes.
@@ -204,7 +205,7 @@ pub fn plan_block(
         }
     }
     plan.solve_seconds = started.elapsed().as_secs_f64();
-    BlockOutcome { plan, models }
+    BlockOutcome { plan, models, stalled: false }
 }
 
 /// The figures a plan states about itself.

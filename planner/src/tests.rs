@@ -52,6 +52,7 @@ pub(crate) fn namespace(
         requests: Resources::new(cpu_millis, memory_gib * GIB, pods),
         pod_groups: Vec::new(),
         applied_prerelease: Vec::new(),
+        disruption_budgets: Vec::new(),
     }
 }
 

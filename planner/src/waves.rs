@@ -340,6 +340,17 @@ pub fn replay(
             }
         }
     }
+    // The parts of a namespace move one after the other, one per wave.
+    for (j, after) in data.namespace_after.iter().enumerate() {
+        if let Some(p) = *after
+            && schedule.namespace_wave[j] <= schedule.namespace_wave[p]
+        {
+            return Err(format!(
+                "a namespace's part moves in wave {}, not after the part before it (wave {})",
+                schedule.namespace_wave[j], schedule.namespace_wave[p]
+            ));
+        }
+    }
     // Namespaces move with the nodes that hold their local data.
     for &(j, i) in &data.placement.travels {
         if schedule.node_wave[i] != schedule.namespace_wave[j] {
@@ -567,7 +578,10 @@ pub fn schedule_greedy(
                 .iter()
                 .filter(|&&i| node_wave[i] == 0 && assignment.node_target_control_plane[i])
                 .count();
-            if control_plane_left[t] > travelling_control_plane {
+            // A part waits for the part before it to have moved in an earlier
+            // wave (and holds back what comes after it in the SLA order).
+            let waits = data.namespace_after[j].is_some_and(|p| namespace_wave[p] == 0);
+            if control_plane_left[t] > travelling_control_plane || waits {
                 blocked_rank = Some(rank);
                 continue;
             }

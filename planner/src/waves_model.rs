@@ -102,6 +102,18 @@ impl WavesModel {
                 }
             }
         }
+        // The parts of a namespace move one after the other: part j has moved by
+        // wave w only if the part before it had by wave w - 1.
+        for (j, after) in data.namespace_after.iter().enumerate() {
+            let Some(p) = *after else { continue };
+            for w in 0..h {
+                let mut row = vec![(gone[j][w], 1.0)];
+                if w > 0 {
+                    row.push((gone[p][w - 1], -1.0));
+                }
+                model.add_le(format!("part_n{j}_w{}", w + 1), row, 0.0);
+            }
+        }
         // Budgets.
         for w in 0..h {
             let mut row: Vec<(usize, f64)> = Vec::new();

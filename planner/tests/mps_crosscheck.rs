@@ -44,6 +44,7 @@ fn namespace(name: &str, sla: SlaTier, cpu_millis: u64, memory_gib: u64, pods: u
         requests: Resources::new(cpu_millis, memory_gib * GIB, pods),
         pod_groups: Vec::new(),
         applied_prerelease: Vec::new(),
+        disruption_budgets: Vec::new(),
     }
 }
 

@@ -151,6 +151,16 @@ impl From<model::Namespace> for v1::Namespace {
                 .into_iter()
                 .map(|a| v1::AppliedObject { api_version: a.api_version, kind: a.kind, name: a.name })
                 .collect(),
+            disruption_budgets: n
+                .disruption_budgets
+                .into_iter()
+                .map(|b| v1::DisruptionBudget {
+                    name: b.name,
+                    min_available: b.min_available,
+                    max_unavailable: b.max_unavailable,
+                    workloads: b.workloads,
+                })
+                .collect(),
         }
     }
 }
@@ -168,6 +178,16 @@ impl From<v1::Namespace> for model::Namespace {
                 .applied_prerelease
                 .into_iter()
                 .map(|a| model::AppliedObject { api_version: a.api_version, kind: a.kind, name: a.name })
+                .collect(),
+            disruption_budgets: n
+                .disruption_budgets
+                .into_iter()
+                .map(|b| model::scheduling::DisruptionBudget {
+                    name: b.name,
+                    min_available: b.min_available,
+                    max_unavailable: b.max_unavailable,
+                    workloads: b.workloads,
+                })
                 .collect(),
         }
     }
@@ -713,6 +733,15 @@ impl From<model::NamespaceMove> for v1::NamespaceMove {
             new_name: m.new_name,
             sla_tier: sla_to_wire(m.sla_tier),
             requests: Some(m.requests.into()),
+            part: m.part.map(|p| v1::MovePart {
+                index: p.index,
+                of: p.of,
+                workloads: p
+                    .workloads
+                    .into_iter()
+                    .map(|w| v1::PartWorkload { workload: w.workload, replicas: w.replicas })
+                    .collect(),
+            }),
         }
     }
 }
@@ -726,6 +755,15 @@ impl From<v1::NamespaceMove> for model::NamespaceMove {
             new_name: m.new_name,
             sla_tier: sla_from_wire(m.sla_tier),
             requests: resources(m.requests),
+            part: m.part.map(|p| model::MovePart {
+                index: p.index,
+                of: p.of,
+                workloads: p
+                    .workloads
+                    .into_iter()
+                    .map(|w| model::PartWorkload { workload: w.workload, replicas: w.replicas })
+                    .collect(),
+            }),
         }
     }
 }
@@ -786,6 +824,7 @@ fn precondition_kind_to_wire(k: model::PreconditionKind) -> i32 {
         K::RemovedApis => v1::PreconditionKind::RemovedApis,
         K::DataMigration => v1::PreconditionKind::DataMigration,
         K::AddonVersions => v1::PreconditionKind::AddonVersions,
+        K::DisruptionBudget => v1::PreconditionKind::DisruptionBudget,
     }) as i32
 }
 
@@ -798,6 +837,7 @@ fn precondition_kind_from_wire(k: i32) -> model::PreconditionKind {
         Ok(v1::PreconditionKind::RemovedApis) => K::RemovedApis,
         Ok(v1::PreconditionKind::DataMigration) => K::DataMigration,
         Ok(v1::PreconditionKind::AddonVersions) => K::AddonVersions,
+        Ok(v1::PreconditionKind::DisruptionBudget) => K::DisruptionBudget,
         _ => K::KubeletUpgrade,
     }
 }
@@ -1088,6 +1128,12 @@ mod tests {
                     kind: "CronJob".into(),
                     name: "nightly".into(),
                 }],
+                disruption_budgets: vec![model::scheduling::DisruptionBudget {
+                    name: "api".into(),
+                    min_available: "2".into(),
+                    max_unavailable: String::new(),
+                    workloads: vec!["Deployment/api".into()],
+                }],
             }],
             isolation: isolation(),
         }
@@ -1198,7 +1244,15 @@ mod tests {
                 waves: vec![model::Wave {
                     index: 1,
                     nodes: vec![model::NodeMove { action: model::NodeAction::Free, ..Default::default() }],
-                    namespaces: vec![model::NamespaceMove { sla_tier: model::SlaTier::Silver, ..Default::default() }],
+                    namespaces: vec![model::NamespaceMove {
+                        sla_tier: model::SlaTier::Silver,
+                        part: Some(model::MovePart {
+                            index: 2,
+                            of: 3,
+                            workloads: vec![model::PartWorkload { workload: "Deployment/web".into(), replicas: 4 }],
+                        }),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 }],
                 preconditions: vec![model::Precondition {

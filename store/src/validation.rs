@@ -565,6 +565,7 @@ mod tests {
             requests: Resources::new(1500, 4 << 30, 12),
             pod_groups: Vec::new(),
             applied_prerelease: Vec::new(),
+            disruption_budgets: Vec::new(),
         }
     }
 

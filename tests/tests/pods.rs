@@ -149,6 +149,48 @@ fn the_pools_example_keeps_every_pool_its_pods_need() {
         assert!(kept.contains(&host), "{host} holds OpenSearch's data: {kept:?}");
         assert_eq!(wave_of(host), wave_of("search"), "{host} moves with search");
     }
+    // PodDisruptionBudgets read from the export: web-shop (storefront,
+    // maxUnavailable 50% of 8) and checkout-api (orders-db, minAvailable 2 of
+    // 3) move in parts, one part per wave and never more pods of a budget at
+    // once than it allows; search cannot (its pods keep their disks) and gets a
+    // disruption-budget precondition naming its budget.
+    let parts_of = |name: &str| -> Vec<(u64, u64, u64)> {
+        let mut parts: Vec<(u64, u64, u64)> = block["waves"]
+            .as_array()
+            .expect("waves")
+            .iter()
+            .flat_map(|w| w["namespaces"].as_array().expect("namespaces").iter().map(move |m| (w["index"].clone(), m)))
+            .filter(|(_, m)| m["namespace"] == name)
+            .map(|(wave, m)| {
+                let part = &m["part"];
+                let budgeted = part["workloads"]
+                    .as_array()
+                    .expect("a part")
+                    .iter()
+                    .filter(|w| w["workload"] == "Deployment/storefront" || w["workload"] == "StatefulSet/orders-db")
+                    .map(|w| w["replicas"].as_u64().expect("replicas"))
+                    .sum();
+                (wave.as_u64().expect("wave"), part["index"].as_u64().expect("index"), budgeted)
+            })
+            .collect();
+        parts.sort();
+        parts
+    };
+    let web = parts_of("web-shop");
+    assert_eq!(web.iter().map(|p| (p.1, p.2)).collect::<Vec<_>>(), [(1, 4), (2, 4)], "{web:?}");
+    let checkout = parts_of("checkout-api");
+    assert_eq!(checkout.iter().map(|p| (p.1, p.2)).collect::<Vec<_>>(), [(1, 1), (2, 1), (3, 1)], "{checkout:?}");
+    for parts in [&web, &checkout] {
+        assert!(parts.windows(2).all(|w| w[0].0 < w[1].0), "one part per wave, in order: {parts:?}");
+    }
+    let budgets: Vec<&str> = block["preconditions"]
+        .as_array()
+        .expect("preconditions")
+        .iter()
+        .filter(|p| p["kind"] == "disruption-budget")
+        .filter_map(|p| p["claims"][0].as_str())
+        .collect();
+    assert_eq!(budgets, ["search/opensearch"]);
     let report = pod_report(inv, &plan);
     let workloads = report.as_array().expect("workloads");
     // Every workload of the 31 namespaces (a workload with pods in several namespaces counts once per namespace).

@@ -246,6 +246,7 @@ fn wire_namespace(name: &str) -> v1::Namespace {
         requests: Some(v1::Resources { cpu_millis: 1500, memory_bytes: 4 << 30, pods: 12 }),
         pod_groups: Vec::new(),
         applied_prerelease: Vec::new(),
+        disruption_budgets: Vec::new(),
     }
 }
 

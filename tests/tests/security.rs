@@ -195,6 +195,7 @@ fn snapshot(cluster_id: &str, generation: u64) -> ClusterSnapshot {
             requests: Resources { cpu_millis: 4_000, memory_bytes: 8 << 30, pods: 20 },
             pod_groups: Vec::new(),
             applied_prerelease: Vec::new(),
+            disruption_budgets: Vec::new(),
         }],
         isolation: Default::default(),
     }

@@ -29,6 +29,7 @@ fn namespace(name: &str, labels: &[(&str, &str)]) -> Namespace {
         requests: Resources::new(100, 1 << 20, 1),
         pod_groups: Vec::new(),
         applied_prerelease: Vec::new(),
+        disruption_budgets: Vec::new(),
     }
 }
 

@@ -40,6 +40,10 @@ pub(super) struct Index<'a> {
     pub(super) addons: BTreeMap<BlockKey, BTreeSet<NamespaceKey<'a>>>,
     /// Problems with the inventory itself (duplicate ids).
     pub(super) problems: Vec<String>,
+    /// (cluster, namespace, part index) -> the part's key name (`parts.rs`).
+    pub(super) part_names: BTreeMap<(&'a str, &'a str, u32), &'a str>,
+    /// A namespace that moves in parts -> its parts' keys.
+    pub(super) parts_of: BTreeMap<NamespaceKey<'a>, Vec<NamespaceKey<'a>>>,
 }
 
 pub(super) fn cluster_datacenter(cluster: &ClusterSnapshot) -> String {
@@ -65,6 +69,8 @@ impl<'a> Index<'a> {
             blocks: BTreeMap::new(),
             addons: BTreeMap::new(),
             problems: Vec::new(),
+            part_names: BTreeMap::new(),
+            parts_of: BTreeMap::new(),
         };
         for cluster in inventory {
             let id = cluster.cluster_id.as_str();

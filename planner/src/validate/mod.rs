@@ -111,8 +111,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use kplan_model::{
-    BlockPlan, BlockStatus, ClusterCapacity, ClusterSnapshot, FirewallFlow, Namespace, Node, NodeAction, NodeRole,
-    Plan, Policy, Resources, SlaTier, TargetCluster,
+    BlockPlan, BlockStatus, ClusterCapacity, ClusterSnapshot, FirewallFlow, MovePart, Namespace, NamespaceMove, Node,
+    NodeAction, NodeRole, PartWorkload, Plan, Policy, PreconditionKind, Resources, SlaTier, TargetCluster,
 };
 
 use crate::flows::{normalize_cni, required_flows};
@@ -121,6 +121,7 @@ use crate::namespaces::{find_addons, is_platform_namespace};
 mod capacity;
 mod flows;
 mod index;
+mod parts;
 mod placement;
 mod pods;
 mod shape;
@@ -129,6 +130,7 @@ mod tests;
 mod waves;
 
 use index::*;
+use parts::PartNamespaces;
 use shape::check_plan_shape;
 
 /// A hard rule of `docs/plan-semantics.md`.
@@ -154,10 +156,13 @@ pub enum Rule {
     PodPlacement,
     /// Nothing joins a target before its control plane (`waves.rs`).
     ControlPlaneFirst,
+    /// No wave takes more pods of a PodDisruptionBudget down than it allows,
+    /// unless a `disruption-budget` precondition names it (`parts.rs`).
+    DisruptionBudget,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 16] = [
+    pub const ALL: [Rule; 17] = [
         Rule::TierSeparation,
         Rule::ZonePermission,
         Rule::Capacity,
@@ -174,6 +179,7 @@ impl Rule {
         Rule::Structure,
         Rule::PodPlacement,
         Rule::ControlPlaneFirst,
+        Rule::DisruptionBudget,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -194,6 +200,7 @@ impl Rule {
             Rule::Structure => "structure",
             Rule::PodPlacement => "pod-placement",
             Rule::ControlPlaneFirst => "control-plane-first",
+            Rule::DisruptionBudget => "disruption-budget",
         }
     }
 }
@@ -227,7 +234,10 @@ impl fmt::Display for Violation {
 /// Checks `plan` against `inventory` and `policy`; empty when the plan is valid.
 /// See the module documentation for every rule.
 pub fn validate(inventory: &[ClusterSnapshot], policy: &Policy, plan: &Plan) -> Vec<Violation> {
-    let index = Index::new(inventory, policy);
+    let parts = PartNamespaces::new(inventory, plan);
+    let mut index = Index::new(inventory, policy);
+    index.add_parts(&parts);
+    let index = index;
     let mut out = Vec::new();
     check_plan_shape(&index, plan, &mut out);
     for block in &plan.blocks {
@@ -379,6 +389,7 @@ where
         self.check_control_plane_first(&waves);
         self.check_budgets();
         self.check_sla_order();
+        self.check_parts();
         self.check_renames();
         self.check_retirement();
         self.replay_capacity(&waves);

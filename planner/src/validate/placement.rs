@@ -283,7 +283,7 @@ where
         for wave in &block.waves {
             for namespace_move in &wave.namespaces {
                 let key = (namespace_move.from_cluster.as_str(), namespace_move.namespace.as_str());
-                if !block_namespaces.contains(&key) || !seen.insert(key) {
+                if !self.moves_here(&block_namespaces, key) || !seen.insert(key) {
                     continue;
                 }
                 let target = namespace_move.to_cluster.as_str();

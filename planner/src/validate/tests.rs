@@ -35,6 +35,7 @@ fn namespace(name: &str, tier: &str, sla: SlaTier) -> Namespace {
         requests: Resources::new(1000, 1 << 30, 5),
         pod_groups: Vec::new(),
         applied_prerelease: Vec::new(),
+        disruption_budgets: Vec::new(),
     }
 }
 
@@ -134,6 +135,7 @@ fn move_namespace(cluster: &str, name: &str, to: &str, new_name: &str, sla: SlaT
         new_name: new_name.into(),
         sla_tier: sla,
         requests: Resources::new(1000, 1 << 30, 5),
+        part: None,
     }
 }
 

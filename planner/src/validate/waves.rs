@@ -101,7 +101,7 @@ where
                 moves.nodes.insert(key);
             }
             for namespace_move in &wave.namespaces {
-                let key = (namespace_move.from_cluster.as_str(), namespace_move.namespace.as_str());
+                let key = self.move_key(namespace_move);
                 let Some(info) = self.index.namespaces.get(&key) else {
                     self.push(
                         Rule::NamespaceAccounting,
@@ -338,7 +338,7 @@ where
         for (position, wave) in self.block.waves.iter().enumerate() {
             let number = position as u64 + 1;
             for namespace_move in &wave.namespaces {
-                let key = (namespace_move.from_cluster.as_str(), namespace_move.namespace.as_str());
+                let key = self.move_key(namespace_move);
                 if !block_namespaces.contains(&key) {
                     continue;
                 }
@@ -411,7 +411,7 @@ where
                 }
             }
             for namespace_move in &wave.namespaces {
-                let key = (namespace_move.from_cluster.as_str(), namespace_move.namespace.as_str());
+                let key = self.move_key(namespace_move);
                 if block_namespaces.contains(&key)
                     && let Some(last) = owned.get_mut(key.0)
                 {

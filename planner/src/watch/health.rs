@@ -167,6 +167,18 @@ pub fn check_health(
             }
             for ns in &wave.namespaces {
                 let final_name = if ns.new_name.is_empty() { ns.namespace.as_str() } else { ns.new_name.as_str() };
+                if ns.part.is_some() && begun {
+                    // Between its first part and its cut-over a namespace runs on both
+                    // sides: the plan's parts are checked against it as planned.
+                    let then = planned_by_id
+                        .get(ns.from_cluster.as_str())
+                        .and_then(|s| s.namespaces.iter().find(|n| n.name == ns.namespace));
+                    if let (Some(then), Some(source)) = (then, rebuilt.get_mut(&ns.from_cluster)) {
+                        source.namespaces.retain(|n| n.name != ns.namespace);
+                        source.namespaces.push(then.clone());
+                        continue;
+                    }
+                }
                 put_back(
                     &mut rebuilt,
                     &fresh_by_id,
@@ -213,7 +225,8 @@ pub fn check_health(
         // namespace -> (wave, target, growth) for the namespaces whose requests grew
         let mut grown: Vec<(String, u64, String, String)> = Vec::new();
         for wave in &mut fresh_block.waves {
-            for ns in &mut wave.namespaces {
+            // A part's requests are its pods': the validator derives them from the inventory's pods.
+            for ns in wave.namespaces.iter_mut().filter(|ns| ns.part.is_none()) {
                 if let Some(now) = requests_now.get(&(ns.from_cluster.as_str(), ns.namespace.as_str())) {
                     let growth = growth_text(ns.requests, *now);
                     if !growth.is_empty() {
@@ -242,7 +255,8 @@ pub fn check_health(
             if wave_progress(progress, &name, wave.index) != Progress::Pending {
                 continue;
             }
-            for ns in &wave.namespaces {
+            // A later part finds the namespace its earlier parts brought.
+            for ns in wave.namespaces.iter().filter(|ns| ns.part.as_ref().is_none_or(|p| p.index == 1)) {
                 let final_name = if ns.new_name.is_empty() { ns.namespace.as_str() } else { ns.new_name.as_str() };
                 let taken = fresh_by_id
                     .get(ns.to_cluster.as_str())
@@ -375,7 +389,7 @@ fn new_preconditions(
             Kind::CniMigration => keeps.contains(cluster.as_str()),
             Kind::CsiDriver => keeps.contains(cluster.as_str()) || moves.contains(cluster.as_str()),
             Kind::RemovedApis => moves.contains(cluster.as_str()),
-            Kind::DataMigration | Kind::AddonVersions => false,
+            Kind::DataMigration | Kind::AddonVersions | Kind::DisruptionBudget => false,
         };
         if !applies {
             continue;

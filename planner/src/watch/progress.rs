@@ -7,6 +7,9 @@
 //! - a freed node no longer reports in its source;
 //! - a namespace exists in its target under its final name and no longer in its
 //!   source; in both (restored, not cut over) or in neither: in progress;
+//! - a part of a namespace that moves in parts, before its last: the target
+//!   runs at least the pods of this part and the earlier ones (the last part is
+//!   the cut-over, read as a whole namespace);
 //! - an add-on is installed: its namespace exists in the target;
 //! - a retired source reports no nodes and no namespaces but platform ones, or
 //!   stopped reporting (nothing newer than the stale limit).
@@ -52,6 +55,10 @@ impl<'a> Inventory<'a> {
     }
     fn has_node(&self, cluster: &str, node: &str) -> bool {
         self.snapshots.get(cluster).is_some_and(|s| s.nodes.iter().any(|n| n.name == node))
+    }
+    /// The pods a namespace of a cluster runs, if it has it.
+    fn namespace_pods(&self, cluster: &str, namespace: &str) -> Option<u64> {
+        self.snapshots.get(cluster)?.namespaces.iter().find(|n| n.name == namespace).map(|n| n.requests.pods)
     }
     fn has_namespace(&self, cluster: &str, namespace: &str) -> bool {
         self.snapshots.get(cluster).is_some_and(|s| s.namespaces.iter().any(|n| n.name == namespace))
@@ -120,6 +127,42 @@ pub fn progress(
             }
             for ns in &wave.namespaces {
                 let name = if ns.new_name.is_empty() { ns.namespace.as_str() } else { ns.new_name.as_str() };
+                if let Some(part) = ns.part.as_ref().filter(|p| p.index < p.of) {
+                    // A part before the cut-over: the namespace runs on both sides;
+                    // done once the target runs the pods of this part and the earlier ones.
+                    // The pods of the parts up to this one, and before it.
+                    let through = |last: u32| -> u64 {
+                        block
+                            .waves
+                            .iter()
+                            .flat_map(|w| &w.namespaces)
+                            .filter(|m| m.from_cluster == ns.from_cluster && m.namespace == ns.namespace)
+                            .filter(|m| m.part.as_ref().is_some_and(|q| q.index <= last))
+                            .map(|m| m.requests.pods)
+                            .sum()
+                    };
+                    let (needed, before) = (through(part.index), through(part.index - 1));
+                    let running = inv.namespace_pods(&ns.to_cluster, name);
+                    let step = match running {
+                        Some(pods) if pods >= needed => Progress::Done,
+                        Some(pods) if pods > before => Progress::InProgress,
+                        _ => Progress::Pending,
+                    };
+                    steps.push((
+                        step,
+                        format!(
+                            "part {} of {} of namespace {}/{} to run in {} ({} of {needed} pods there)",
+                            part.index,
+                            part.of,
+                            ns.from_cluster,
+                            ns.namespace,
+                            ns.to_cluster,
+                            running.unwrap_or(0)
+                        ),
+                        true,
+                    ));
+                    continue;
+                }
                 let in_source = inv.has_namespace(&ns.from_cluster, &ns.namespace) && !inv.silent(&ns.from_cluster);
                 let in_target = inv.has_namespace(&ns.to_cluster, name);
                 let step = match (in_source, in_target) {

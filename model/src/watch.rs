@@ -128,6 +128,41 @@ pub struct PlanWatch {
     pub lifecycle: PlanLifecycle,
     #[serde(default)]
     pub health: PlanHealth,
+    /// Since when (unix seconds) each wave in progress has been, by
+    /// `datacenter/tier#wave`, as re-checks saw it: what says a wave stalled.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub in_progress_since: std::collections::BTreeMap<String, i64>,
+}
+
+/// The key of a wave in [`PlanWatch::in_progress_since`].
+pub fn wave_key(block: &str, wave: u64) -> String {
+    format!("{block}#{wave}")
+}
+
+impl PlanWatch {
+    /// Keeps the times of the waves `progress` shows in progress (a wave seen
+    /// in progress for the first time starts at `now_unix`) and drops the
+    /// others; whether anything changed.
+    pub fn track_progress(&mut self, progress: &PlanProgress, now_unix: i64) -> bool {
+        let in_progress: std::collections::BTreeMap<String, i64> = progress
+            .waves
+            .iter()
+            .filter(|w| w.progress == Progress::InProgress)
+            .map(|w| {
+                let key = wave_key(&w.block, w.wave);
+                let since = self.in_progress_since.get(&key).copied().unwrap_or(now_unix);
+                (key, since)
+            })
+            .collect();
+        let changed = in_progress != self.in_progress_since;
+        self.in_progress_since = in_progress;
+        changed
+    }
+
+    /// When the longest-running wave in progress began (`None`: none is).
+    pub fn oldest_in_progress(&self) -> Option<i64> {
+        self.in_progress_since.values().copied().min()
+    }
 }
 
 /// How far a wave (or one move of it) is carried out.

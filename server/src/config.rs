@@ -45,6 +45,10 @@ pub struct ServerConfig {
     /// approved plans (each run re-checks every plan a report touched since the
     /// last): what the re-checks may take of the CPU reports need. Default 1000.
     pub watch_recheck_interval_ms: u64,
+    /// A wave of an approved plan in progress (begun, not done) for longer than
+    /// this many seconds has stalled (`kplan_plan_waves_stalled`, the
+    /// `KplanPlanWaveStalled` alert): the change policy's pace. Default 259200 (3 days).
+    pub watch_wave_stall_seconds: u64,
     /// Caps on one snapshot (`[validation]`): nodes, namespaces, labels per object.
     pub validation: kplan_store::validation::ValidationLimits,
     /// Mutual TLS on the gRPC port (`[tls]`). Required unless `insecure_plaintext`.
@@ -95,6 +99,7 @@ impl Default for ServerConfig {
             store_cache_mib: 128,
             watch_stale_after_seconds: 3600,
             watch_recheck_interval_ms: 1000,
+            watch_wave_stall_seconds: 259_200,
             validation: kplan_store::validation::ValidationLimits::default(),
             metrics_listen: "127.0.0.1:9470".to_string(),
             tls: TlsFiles::default(),
@@ -200,6 +205,9 @@ impl ServerConfig {
         }
         if self.max_message_bytes < 1024 {
             problems.push(format!("max_message_bytes: {} is below the minimum of 1024", self.max_message_bytes));
+        }
+        if self.watch_wave_stall_seconds == 0 {
+            problems.push("watch_wave_stall_seconds: 0; give a positive number of seconds".to_string());
         }
         if self.watch_stale_after_seconds == 0 {
             problems.push("watch_stale_after_seconds: 0; give a positive number of seconds".to_string());

@@ -335,6 +335,7 @@ async fn run(config: ServerConfig, default_policy: kplan_model::Policy, grpc: Gr
         metrics.clone(),
         kplan_server::watch::WatchSettings {
             stale_after_seconds: i64::try_from(config.watch_stale_after_seconds).unwrap_or(i64::MAX),
+            wave_stall_seconds: i64::try_from(config.watch_wave_stall_seconds).unwrap_or(i64::MAX),
             recheck_interval: std::time::Duration::from_millis(config.watch_recheck_interval_ms),
         },
     );

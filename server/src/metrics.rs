@@ -17,6 +17,8 @@
 //! | `kplan_plan_waves_done{plan_id}`, `kplan_plan_waves_total{plan_id}` | gauge | waves done (read from the inventory), of all |
 //! | `kplan_plan_waves_in_progress{plan_id}` | gauge | waves begun, not done |
 //! | `kplan_plan_oldest_report_age_seconds{plan_id}` | gauge | age of the oldest newest report among the clusters it depends on |
+//! | `kplan_plan_wave_in_progress_seconds{plan_id}` | gauge | how long its longest-running wave in progress has been (0: none) |
+//! | `kplan_plan_waves_stalled{plan_id}` | gauge | waves in progress longer than `watch_wave_stall_seconds` |
 //! | `kplan_plan_silent_clusters{plan_id}` | gauge | clusters it depends on that stopped reporting (`watch_stale_after_seconds`) |
 //! | `kplan_plan_rechecks_total` | counter | re-checks of approved plans |
 
@@ -65,8 +67,35 @@ struct PlanGauges {
     waves_in_progress: Family<PlanLabel, Gauge>,
     oldest_report_age: Family<PlanLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     silent_clusters: Family<PlanLabel, Gauge>,
-    /// Plan id -> (finding kinds exported, oldest report time): what to refresh and remove.
-    exported: Mutex<BTreeMap<String, (BTreeSet<String>, i64)>>,
+    waves_stalled: Family<PlanLabel, Gauge>,
+    wave_in_progress_seconds: Family<PlanLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// What each exported plan's time-based gauges are computed from at every
+    /// scrape, and which finding kinds it exported (to zero and remove them).
+    exported: Mutex<BTreeMap<String, PlanTimes>>,
+}
+
+#[derive(Debug, Default)]
+struct PlanTimes {
+    kinds: BTreeSet<String>,
+    /// The oldest newest report it depends on (0: none).
+    oldest_report_unix: i64,
+    /// Since when each wave in progress has been.
+    in_progress_since: Vec<i64>,
+    stall_seconds: i64,
+}
+
+impl PlanGauges {
+    /// The gauges that grow with time between re-checks.
+    fn refresh_times(&self, plan_id: &str, times: &PlanTimes, now_unix: i64) {
+        let plan = PlanLabel { plan_id: plan_id.to_string() };
+        let age = |since: i64| (now_unix - since).max(0);
+        let report_age = if times.oldest_report_unix > 0 { age(times.oldest_report_unix) } else { 0 };
+        self.oldest_report_age.get_or_create(&plan).set(report_age as f64);
+        let longest = times.in_progress_since.iter().map(|since| age(*since)).max().unwrap_or(0);
+        self.wave_in_progress_seconds.get_or_create(&plan).set(longest as f64);
+        let stalled = times.in_progress_since.iter().filter(|since| age(**since) > times.stall_seconds).count();
+        self.waves_stalled.get_or_create(&plan).set(stalled as i64);
+    }
 }
 
 /// The reasons of `kplan_snapshots_refused_total`.
@@ -150,6 +179,16 @@ impl Metrics {
             plans.oldest_report_age.clone(),
         );
         registry.register(
+            "plan_wave_in_progress_seconds",
+            "How long the longest-running wave in progress of an approved plan has been",
+            plans.wave_in_progress_seconds.clone(),
+        );
+        registry.register(
+            "plan_waves_stalled",
+            "Waves of an approved plan in progress for longer than watch_wave_stall_seconds",
+            plans.waves_stalled.clone(),
+        );
+        registry.register(
             "plan_silent_clusters",
             "Clusters an approved plan depends on that stopped reporting",
             plans.silent_clusters.clone(),
@@ -176,42 +215,44 @@ impl Metrics {
         self.snapshots_refused.get_or_create(&ReasonLabel { reason }).inc();
     }
 
-    /// Records an approved plan's last re-check.
+    /// Records an approved plan's last re-check (`record`: its stored health and
+    /// the times its waves in progress began; a wave in progress longer than
+    /// `stall_seconds` has stalled).
     pub fn set_plan(
         &self,
         plan_id: &str,
-        health: &kplan_model::watch::PlanHealth,
+        record: &kplan_model::watch::PlanWatch,
         progress: &kplan_model::watch::PlanProgress,
         now_unix: i64,
+        stall_seconds: i64,
     ) {
         use kplan_model::watch::{HealthStatus, Progress};
         self.plan_rechecks.inc();
         let plan = PlanLabel { plan_id: plan_id.to_string() };
         let gauges = &self.plans;
-        gauges.health.get_or_create(&plan).set(i64::from(health.status == HealthStatus::Drifted));
+        gauges.health.get_or_create(&plan).set(i64::from(record.health.status == HealthStatus::Drifted));
         gauges.waves_done.get_or_create(&plan).set(progress.waves_done as i64);
         gauges.waves_total.get_or_create(&plan).set(progress.waves_total as i64);
         let in_progress = progress.waves.iter().filter(|w| w.progress == Progress::InProgress).count();
         gauges.waves_in_progress.get_or_create(&plan).set(in_progress as i64);
         gauges.silent_clusters.get_or_create(&plan).set(progress.silent_clusters.len() as i64);
         let mut by_kind: BTreeMap<&str, i64> = BTreeMap::new();
-        for finding in &health.findings {
+        for finding in &record.health.findings {
             *by_kind.entry(finding.kind.as_str()).or_default() += 1;
         }
         let mut exported = gauges.exported.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = exported.entry(plan_id.to_string()).or_default();
-        for kind in entry.0.iter() {
-            if !by_kind.contains_key(kind.as_str()) {
-                gauges.findings.get_or_create(&PlanKindLabel { plan_id: plan_id.into(), kind: kind.clone() }).set(0);
-            }
+        let times = exported.entry(plan_id.to_string()).or_default();
+        for kind in times.kinds.iter().filter(|kind| !by_kind.contains_key(kind.as_str())) {
+            gauges.findings.get_or_create(&PlanKindLabel { plan_id: plan_id.into(), kind: kind.clone() }).set(0);
         }
         for (kind, n) in &by_kind {
             gauges.findings.get_or_create(&PlanKindLabel { plan_id: plan_id.into(), kind: kind.to_string() }).set(*n);
-            entry.0.insert(kind.to_string());
+            times.kinds.insert(kind.to_string());
         }
-        entry.1 = progress.oldest_report_unix;
-        let age = if progress.oldest_report_unix > 0 { (now_unix - progress.oldest_report_unix).max(0) } else { 0 };
-        gauges.oldest_report_age.get_or_create(&plan).set(age as f64);
+        times.oldest_report_unix = progress.oldest_report_unix;
+        times.in_progress_since = record.in_progress_since.values().copied().collect();
+        times.stall_seconds = stall_seconds;
+        gauges.refresh_times(plan_id, times, now_unix);
     }
 
     /// Drops the series of plans that are no longer approved.
@@ -221,14 +262,20 @@ impl Metrics {
         let gone: Vec<String> = exported.keys().filter(|id| !approved.contains(id)).cloned().collect();
         for plan_id in gone {
             let plan = PlanLabel { plan_id: plan_id.clone() };
-            gauges.health.remove(&plan);
-            gauges.waves_done.remove(&plan);
-            gauges.waves_total.remove(&plan);
-            gauges.waves_in_progress.remove(&plan);
+            for family in [
+                &gauges.health,
+                &gauges.waves_done,
+                &gauges.waves_total,
+                &gauges.waves_in_progress,
+                &gauges.silent_clusters,
+                &gauges.waves_stalled,
+            ] {
+                family.remove(&plan);
+            }
             gauges.oldest_report_age.remove(&plan);
-            gauges.silent_clusters.remove(&plan);
-            if let Some((kinds, _)) = exported.remove(&plan_id) {
-                for kind in kinds {
+            gauges.wave_in_progress_seconds.remove(&plan);
+            if let Some(times) = exported.remove(&plan_id) {
+                for kind in times.kinds {
                     gauges.findings.remove(&PlanKindLabel { plan_id: plan_id.clone(), kind });
                 }
             }
@@ -260,14 +307,9 @@ impl Metrics {
         if let Some(size) = store_size_bytes {
             self.store_size.set(i64::try_from(size).unwrap_or(i64::MAX));
         }
-        // Report ages grow between re-checks.
-        for (plan_id, (_, oldest)) in self.plans.exported.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-            if *oldest > 0 {
-                self.plans
-                    .oldest_report_age
-                    .get_or_create(&PlanLabel { plan_id: plan_id.clone() })
-                    .set((now_unix - oldest).max(0) as f64);
-            }
+        // Report ages and waves in progress grow between re-checks.
+        for (plan_id, times) in self.plans.exported.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            self.plans.refresh_times(plan_id, times, now_unix);
         }
         let mut text = String::new();
         // Writing into a String cannot fail.

@@ -65,6 +65,8 @@ fn lower_thread_priority() {
 pub struct WatchSettings {
     /// A cluster whose newest report is older than this has stopped reporting.
     pub stale_after_seconds: i64,
+    /// A wave in progress longer than this has stalled (`kplan_plan_waves_stalled`).
+    pub wave_stall_seconds: i64,
     /// At least this long between the starts of two re-check runs: reports
     /// arriving meanwhile wait for the next run (a steady stream of reports
     /// costs one run per interval, not one per report).
@@ -336,7 +338,9 @@ impl Watcher {
             if record.lifecycle.state != PlanState::Approved {
                 return Ok(());
             }
-            let changed = record.health.status != health.status
+            let tracked = record.track_progress(&progress, now);
+            let changed = tracked
+                || record.health.status != health.status
                 || record.health.findings != health.findings
                 || record.health.inventory != health.inventory;
             if changed {
@@ -352,7 +356,7 @@ impl Watcher {
         } else {
             info!(plan_id, waves_done = progress.waves_done, seconds, "approved plan re-checked: ok");
         }
-        self.metrics.set_plan(plan_id, &record.health, &progress, now);
+        self.metrics.set_plan(plan_id, &record, &progress, now, self.settings.wave_stall_seconds);
         Ok(())
     }
 }
@@ -382,7 +386,11 @@ mod tests {
             Arc::new(store),
             Arc::new(policy),
             metrics.clone(),
-            WatchSettings { stale_after_seconds: 3600, recheck_interval: std::time::Duration::from_secs(1) },
+            WatchSettings {
+                stale_after_seconds: 3600,
+                wave_stall_seconds: 86_400,
+                recheck_interval: std::time::Duration::from_secs(1),
+            },
         );
         watcher.approve(&plan.id, "planner:test").expect("approves");
         (watcher, metrics, plan.id)

@@ -152,7 +152,11 @@ fn poll<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<(T,
 
 /// A server with the small estate reported and a plan of it proposed and approved.
 fn approved_plan(dir: &Path) -> (Server, String, BTreeMap<String, ClusterSnapshot>, Plan) {
-    let server = Server::start(&dir.join("data"));
+    approved_plan_with(dir, &[])
+}
+
+fn approved_plan_with(dir: &Path, server_args: &[&str]) -> (Server, String, BTreeMap<String, ClusterSnapshot>, Plan) {
+    let server = Server::start_with(&dir.join("data"), server_args);
     let url = server.url();
     let estate = estate();
     report(&server, &estate.values().collect::<Vec<_>>());
@@ -463,4 +467,51 @@ fn a_drifted_plan_not_yet_begun_is_repaired_from_plan() {
     report(&server, &changed.iter().map(|id| &estate[id]).collect::<Vec<_>>());
     let err = kplan_err(&["--server", &url, "propose", "--from-plan", &repaired.id]);
     assert!(err.contains("has begun (block fra/prod wave 1 is done)") && err.contains("FailedPrecondition"), "{err}");
+}
+
+/// A wave begun and not done for longer than `watch_wave_stall_seconds` (1 s
+/// here) has stalled: the metric the `KplanPlanWaveStalled` alert reads says
+/// so, at a scrape, without another report.
+#[test]
+fn a_wave_in_progress_too_long_is_stalled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, "watch_wave_stall_seconds = 1\n").expect("writes the config");
+    let (server, url, estate, plan) = approved_plan_with(dir.path(), &["--config", config.to_str().expect("utf-8")]);
+    // Wave 1 begins: its nodes report in the target, their sources not yet again.
+    let mut begun = estate.clone();
+    carry_out_wave(&plan, 1, &mut begun);
+    let target = &plan.blocks[0].target_clusters[0].name;
+    report(&server, &[&begun[target]]);
+    let label = format!("{{plan_id=\"{}\"}}", plan.id);
+    let status = status_json(&["--server", url.as_str(), "plans", "status", plan.id.as_str(), "-o", "json"]);
+    assert_eq!(status["progress"]["waves"][0]["progress"], "in-progress", "{status}");
+    let (stalled, _) = poll(Duration::from_secs(10), || {
+        let (_, page) = http_get(&server.metrics_addr, "/metrics");
+        let stalled = metric_value(&page, &format!("kplan_plan_waves_stalled{label}"))?;
+        (stalled == 1.0).then_some(page)
+    })
+    .expect("wave 1 stalled within 10 s of a 1 s limit");
+    assert!(
+        metric_value(&stalled, &format!("kplan_plan_wave_in_progress_seconds{label}")).is_some_and(|s| s > 1.0),
+        "{stalled}"
+    );
+    // Done, it is no longer stalled.
+    report(&server, &changed_sources(&plan, &begun, target));
+    poll(Duration::from_secs(5), || {
+        let (_, page) = http_get(&server.metrics_addr, "/metrics");
+        (metric_value(&page, &format!("kplan_plan_waves_stalled{label}")) == Some(0.0)).then_some(())
+    })
+    .expect("a done wave does not stall");
+}
+
+/// The snapshots of wave 1's sources as carried out (every cluster of `estate` but `target`).
+fn changed_sources<'a>(
+    plan: &Plan,
+    estate: &'a BTreeMap<String, ClusterSnapshot>,
+    target: &str,
+) -> Vec<&'a ClusterSnapshot> {
+    let sources: std::collections::BTreeSet<&str> =
+        plan.blocks[0].waves[0].nodes.iter().map(|n| n.cluster_id.as_str()).collect();
+    estate.values().filter(|s| s.cluster_id != target && sources.contains(s.cluster_id.as_str())).collect()
 }

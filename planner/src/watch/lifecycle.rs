@@ -70,7 +70,7 @@ pub fn approve(
                 changed_at_unix: now_unix,
                 superseded_by: String::new(),
             },
-            health: Default::default(),
+            ..PlanWatch::default()
         },
     )];
     for (id, blocks, record) in approved {

@@ -281,7 +281,11 @@ mod tests {
             store.clone(),
             default_policy.clone(),
             metrics.clone(),
-            crate::watch::WatchSettings { stale_after_seconds: 3600, recheck_interval: Duration::from_secs(1) },
+            crate::watch::WatchSettings {
+                stale_after_seconds: 3600,
+                wave_stall_seconds: 86_400,
+                recheck_interval: Duration::from_secs(1),
+            },
         );
         ready
             .ready(ApiState {

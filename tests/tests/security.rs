@@ -523,6 +523,36 @@ fn the_cli_speaks_mutual_tls_and_tokens() {
     let clusters: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(clusters.as_array().expect("array").len(), 1);
 
+    // A plan's lifecycle names the certificate that changed it; a reader may not.
+    let as_identity = |stem: &str| {
+        let (cert, key) = (pki.path(&format!("certs/{stem}.crt")), pki.path(&format!("certs/{stem}.key")));
+        [&tls[..], &["--cert", cert.as_str(), "--key", key.as_str()]]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    };
+    let run = |identity: &[String], args: &[&str]| {
+        let mut all: Vec<&str> = identity.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        kplan(&all)
+    };
+    let (planner, reader) = (as_identity("planner-bob"), as_identity("reader-alice"));
+    let out = run(&planner, &["propose", "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = plan["id"].as_str().expect("id");
+    let out = run(&reader, &["plans", "abandon", id]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("PermissionDenied"), "{stderr}");
+    let out = run(&planner, &["plans", "abandon", id]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!("plan {id}: abandoned by planner:bob at ")),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Plaintext only when asked for; https only with a CA.
     let out = kplan(&["--server", &format!("http://{}", server.addr), "clusters", "list"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -1,7 +1,7 @@
-"""Re-reports every stored cluster from its own thread (N threads, one cluster
-each, a new generation per report with a little demand drift); prints the
-acknowledgement latency p50/p99 in ms. Stubs are generated into a temporary
-directory from proto/.
+"""Re-reports the stored clusters from N threads (thread t takes clusters t,
+t+N, ... in turn; a new generation per report with a little demand drift);
+prints the acknowledgement latency p50/p99 in ms. Stubs are generated into a
+temporary directory from proto/.
 
 usage: watch-ingest-drive.py HOST:PORT N_THREADS REPORTS_PER_THREAD GENERATION_OFFSET
 """
@@ -23,11 +23,12 @@ lat = []; lock = threading.Lock()
 def work(t):
     c = grpc.insecure_channel(addr, options=[("grpc.max_send_message_length", 64 << 20)])
     inv = inventory_pb2_grpc.InventoryServiceStub(c)
-    snap = snaps[t % len(snaps)]
+    mine_snaps = snaps[t::n_threads] or [snaps[t % len(snaps)]]
     mine = []
     for k in range(per_thread):
+        snap = mine_snaps[k % len(mine_snaps)]
         s = inventory_pb2.ClusterSnapshot(); s.CopyFrom(snap)
-        s.generation = snap.generation + gen0 + k
+        s.generation = snap.generation + gen0 + k  # each cluster has one thread: generations grow
         s.collected_at_unix += k + 1
         if s.namespaces:
             s.namespaces[k % len(s.namespaces)].requests.cpu_millis += 10 * (k + 1)

@@ -41,12 +41,12 @@ pub enum WatchError {
 /// A plan to re-check and where to say how it went.
 type RecheckJob = (String, tokio::sync::oneshot::Sender<Result<(), WatchError>>);
 
-/// Niceness of the re-check thread: the scheduler gives it a small share of a
-/// busy CPU next to the report handlers (nice 0).
-const RECHECK_NICE: i32 = 10;
+/// Niceness of the re-check thread (it also runs SCHED_IDLE): the scheduler
+/// gives it what the report handlers (nice 0) leave.
+const RECHECK_NICE: i32 = 19;
 
-/// Lowers the calling thread's CPU priority to [`RECHECK_NICE`] (Linux:
-/// niceness is per thread; elsewhere nothing).
+/// Lowers the calling thread's CPU priority to [`RECHECK_NICE`] and the
+/// SCHED_IDLE policy (Linux: both are per thread; elsewhere nothing).
 #[allow(unsafe_code)]
 fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
@@ -56,6 +56,15 @@ fn lower_thread_priority() {
         let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, RECHECK_NICE) };
         if rc != 0 {
             warn!(error = %std::io::Error::last_os_error(), "lowering the re-check thread's priority failed");
+        }
+        // SCHED_IDLE: a report handler waking up preempts the re-check at once
+        // (a nice value alone still lets it finish its slice first).
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a valid sched_param that outlives the call; pid 0 is
+        // the calling thread.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        if rc != 0 {
+            warn!(error = %std::io::Error::last_os_error(), "making the re-check thread SCHED_IDLE failed");
         }
     }
 }

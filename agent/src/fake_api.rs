@@ -63,10 +63,11 @@ pub enum ApiResource {
     RoleBindings,
     NetworkPolicies,
     RuntimeClasses,
+    DisruptionBudgets,
 }
 
 impl ApiResource {
-    pub const ALL: [ApiResource; 13] = [
+    pub const ALL: [ApiResource; 14] = [
         ApiResource::Nodes,
         ApiResource::Namespaces,
         ApiResource::Pods,
@@ -80,6 +81,7 @@ impl ApiResource {
         ApiResource::RoleBindings,
         ApiResource::NetworkPolicies,
         ApiResource::RuntimeClasses,
+        ApiResource::DisruptionBudgets,
     ];
 
     /// The cluster-wide collection path.
@@ -98,6 +100,7 @@ impl ApiResource {
             ApiResource::RoleBindings => "/apis/rbac.authorization.k8s.io/v1/rolebindings",
             ApiResource::NetworkPolicies => "/apis/networking.k8s.io/v1/networkpolicies",
             ApiResource::RuntimeClasses => "/apis/node.k8s.io/v1/runtimeclasses",
+            ApiResource::DisruptionBudgets => "/apis/policy/v1/poddisruptionbudgets",
         }
     }
 
@@ -116,6 +119,7 @@ impl ApiResource {
             ApiResource::RoleBindings => "RoleBinding",
             ApiResource::NetworkPolicies => "NetworkPolicy",
             ApiResource::RuntimeClasses => "RuntimeClass",
+            ApiResource::DisruptionBudgets => "PodDisruptionBudget",
         }
     }
 
@@ -129,6 +133,7 @@ impl ApiResource {
             | ApiResource::RoleBindings => "rbac.authorization.k8s.io/v1",
             ApiResource::NetworkPolicies => "networking.k8s.io/v1",
             ApiResource::RuntimeClasses => "node.k8s.io/v1",
+            ApiResource::DisruptionBudgets => "policy/v1",
             _ => "v1",
         }
     }
@@ -308,7 +313,7 @@ impl FakeApi {
     }
 
     /// Loads every Node, Namespace, Pod, DaemonSet, PersistentVolumeClaim,
-    /// PersistentVolume and StorageClass of parsed kubectl output (other kinds
+    /// PersistentVolume, StorageClass and PodDisruptionBudget of parsed kubectl output (other kinds
     /// and kplan snapshots are ignored).
     pub fn load(&self, objects: &[KubeObject]) {
         for object in objects {
@@ -320,6 +325,7 @@ impl FakeApi {
                 KubeObject::PersistentVolumeClaim { claim, .. } => serde_json::to_value(claim),
                 KubeObject::PersistentVolume { volume, .. } => serde_json::to_value(volume),
                 KubeObject::StorageClass { class, .. } => serde_json::to_value(class),
+                KubeObject::DisruptionBudget { budget, .. } => serde_json::to_value(budget),
                 _ => continue,
             };
             self.apply(value.expect("k8s-openapi objects serialise"));
@@ -409,6 +415,16 @@ impl FakeApi {
         state.requests.push(recorded.clone());
         if request.method() != Method::GET {
             return Ok(status_response(405, "MethodNotAllowed", "the fake api is read-only"));
+        }
+        // Discovery of policy/v1: the agent asks which PodDisruptionBudget API
+        // the server has (it serves policy/v1, as every server since 1.21).
+        if recorded.path() == "/apis/policy/v1" {
+            let list = serde_json::json!({
+                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "policy/v1",
+                "resources": [{"name": "poddisruptionbudgets", "singularName": "", "namespaced": true,
+                               "kind": "PodDisruptionBudget", "verbs": ["get", "list", "watch"]}]
+            });
+            return Ok(json_response(StatusCode::OK, Bytes::from(list.to_string())));
         }
         let Some(resource) = ApiResource::from_path(recorded.path()) else {
             return Ok(status_response(404, "NotFound", &format!("the fake api does not serve {}", recorded.path())));

@@ -43,6 +43,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kplan_model::isolation::IsolationInventory;
@@ -50,7 +51,7 @@ use kplan_model::scheduling::PodGroup;
 use kplan_model::{ClusterSnapshot, Resources};
 
 use crate::collect::rbac::{IsolationObject, add_object, sorted};
-use crate::collect::scheduling::{counted_groups, pod_group};
+use crate::collect::scheduling::{counted_groups, disruption_budget, pod_group};
 use crate::collect::volumes::VolumeIndex;
 use crate::collect::{
     CollectError, CollectOptions, build_snapshot, is_detection_namespace, namespace_from_k8s, node_from_k8s,
@@ -73,9 +74,10 @@ pub enum Kind {
     RoleBindings,
     NetworkPolicies,
     RuntimeClasses,
+    DisruptionBudgets,
 }
 
-const N_KINDS: usize = 13;
+const N_KINDS: usize = 14;
 
 impl Kind {
     pub const ALL: [Kind; N_KINDS] = [
@@ -92,6 +94,7 @@ impl Kind {
         Kind::RoleBindings,
         Kind::NetworkPolicies,
         Kind::RuntimeClasses,
+        Kind::DisruptionBudgets,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +112,7 @@ impl Kind {
             Kind::RoleBindings => "rolebindings",
             Kind::NetworkPolicies => "networkpolicies",
             Kind::RuntimeClasses => "runtimeclasses",
+            Kind::DisruptionBudgets => "poddisruptionbudgets",
         }
     }
 
@@ -119,8 +123,10 @@ impl Kind {
     /// still carries all capacity and demand; it only knows less of the pods'
     /// volumes, or nothing of the cluster's tenant isolation.
     pub fn is_optional(self) -> bool {
-        matches!(self, Kind::PersistentVolumeClaims | Kind::PersistentVolumes | Kind::StorageClasses)
-            || self.is_isolation()
+        matches!(
+            self,
+            Kind::PersistentVolumeClaims | Kind::PersistentVolumes | Kind::StorageClasses | Kind::DisruptionBudgets
+        ) || self.is_isolation()
     }
 
     /// The kind an RBAC object, NetworkPolicy or RuntimeClass is watched as.
@@ -200,7 +206,13 @@ struct PodEntry {
     /// What the pod asks of a node (one replica), shared with every identical
     /// pod of its namespace; `None` for a DaemonSet's pod.
     group: Option<Arc<PodGroup>>,
+    /// Its workload's template labels (see [`template_labels`]), shared with
+    /// the workload's other pods: what PodDisruptionBudgets select.
+    labels: Option<Arc<Labels>>,
 }
+
+/// A pod's labels.
+type Labels = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct SyncState {
@@ -242,6 +254,11 @@ pub struct ClusterView {
     /// (kind, namespace, name) → the object as the snapshot carries it (an
     /// inventory holding that one object).
     isolation: BTreeMap<(Kind, String, String), Stamped<IsolationInventory>>,
+    /// (namespace, workload) → the template labels of its pods and how many
+    /// pods carry them (one copy per workload, not per pod).
+    workload_labels: HashMap<(String, String), (Arc<Labels>, u64)>,
+    /// (namespace, name) → the PodDisruptionBudget (see [`lean_meta`]).
+    budgets: BTreeMap<(String, String), Stamped<PodDisruptionBudget>>,
     sync: [SyncState; N_KINDS],
 }
 
@@ -252,7 +269,7 @@ pub struct ViewCounts {
     pub n_namespaces: usize,
     pub n_pods: usize,
     pub n_daemon_sets: usize,
-    /// PersistentVolumeClaims, PersistentVolumes and StorageClasses.
+    /// PersistentVolumeClaims, PersistentVolumes, StorageClasses and PodDisruptionBudgets.
     pub n_volume_objects: usize,
     /// RBAC objects, NetworkPolicies and RuntimeClasses.
     pub n_isolation_objects: usize,
@@ -277,6 +294,8 @@ impl ClusterView {
             volumes: BTreeMap::new(),
             storage_classes: BTreeMap::new(),
             isolation: BTreeMap::new(),
+            workload_labels: HashMap::new(),
+            budgets: BTreeMap::new(),
             sync: [SyncState::default(); N_KINDS],
         }
     }
@@ -319,7 +338,7 @@ impl ClusterView {
             n_namespaces: self.namespaces.len(),
             n_pods: self.pods.len() + self.invalid_pods.len(),
             n_daemon_sets: self.daemon_sets.len(),
-            n_volume_objects: self.claims.len() + self.volumes.len() + self.storage_classes.len(),
+            n_volume_objects: self.claims.len() + self.volumes.len() + self.storage_classes.len() + self.budgets.len(),
             n_isolation_objects: self.isolation.len(),
             n_invalid: self.n_invalid(),
         }
@@ -392,6 +411,11 @@ impl ClusterView {
                 self.storage_classes.retain(|_, entry| entry.epoch == epoch);
                 removed = self.storage_classes.len() != before;
             }
+            Kind::DisruptionBudgets => {
+                let before = self.budgets.len();
+                self.budgets.retain(|_, entry| entry.epoch == epoch);
+                removed = self.budgets.len() != before;
+            }
             isolation_kind => {
                 let before = self.isolation.len();
                 self.isolation.retain(|(kind, _, _), entry| *kind != isolation_kind || entry.epoch == epoch);
@@ -425,6 +449,7 @@ impl ClusterView {
             Kind::PersistentVolumeClaims => !std::mem::take(&mut self.claims).is_empty(),
             Kind::PersistentVolumes => !std::mem::take(&mut self.volumes).is_empty(),
             Kind::StorageClasses => !std::mem::take(&mut self.storage_classes).is_empty(),
+            Kind::DisruptionBudgets => !std::mem::take(&mut self.budgets).is_empty(),
             Kind::Nodes | Kind::Namespaces | Kind::Pods | Kind::DaemonSets => false,
             isolation_kind => {
                 let before = self.isolation.len();
@@ -498,7 +523,8 @@ impl ClusterView {
                         return changed;
                     }
                 };
-                let entry = PodEntry { demand, workload, group };
+                let labels = group.as_ref().map(|group| self.intern_labels(&namespace, &group.workload(), pod));
+                let entry = PodEntry { demand, workload, group, labels };
                 let was_invalid = self.invalid_pods.remove(&key).is_some();
                 let changed = was_invalid || self.pods.get(&key).is_none_or(|old| old.value != entry);
                 let (epoch, changed) = self.stamp(Kind::Pods, changed);
@@ -545,8 +571,25 @@ impl ClusterView {
         }
     }
 
+    /// The shared copy of the pod's template labels for its workload: the
+    /// copy already counted when the workload has one (pods of a workload
+    /// share their template; the first pod's stand for all).
+    fn intern_labels(&self, namespace: &str, workload: &str, pod: &Pod) -> Arc<Labels> {
+        match self.workload_labels.get(&(namespace.to_string(), workload.to_string())) {
+            Some((labels, _)) => Arc::clone(labels),
+            None => Arc::new(template_labels(pod)),
+        }
+    }
+
     fn count(&mut self, key: &str, entry: &PodEntry) {
         let namespace = namespace_of(key);
+        if let (Some(group), Some(labels)) = (&entry.group, &entry.labels) {
+            let slot = self
+                .workload_labels
+                .entry((namespace.to_string(), group.workload()))
+                .or_insert_with(|| (Arc::clone(labels), 0));
+            slot.1 += 1;
+        }
         if let Some(group) = &entry.group {
             *self.groups.entry(namespace.to_string()).or_default().entry(Arc::clone(group)).or_insert(0) += 1;
         }
@@ -563,6 +606,17 @@ impl ClusterView {
 
     fn uncount(&mut self, key: &str, entry: &PodEntry) {
         let namespace = namespace_of(key);
+        if let Some(group) = &entry.group
+            && entry.labels.is_some()
+        {
+            let key = (namespace.to_string(), group.workload());
+            if let Some(slot) = self.workload_labels.get_mut(&key) {
+                slot.1 -= 1;
+                if slot.1 == 0 {
+                    self.workload_labels.remove(&key);
+                }
+            }
+        }
         if let Some(group) = &entry.group
             && let Some(groups) = self.groups.get_mut(namespace)
         {
@@ -666,6 +720,45 @@ impl ClusterView {
 
     pub fn delete_storage_class(&mut self, name: &str) -> bool {
         self.storage_classes.remove(name).is_some()
+    }
+
+    /// A PodDisruptionBudget was added or modified (or listed); its spec is kept.
+    pub fn apply_budget(&mut self, budget: &PodDisruptionBudget) -> bool {
+        let (Some(namespace), Some(name)) = (&budget.metadata.namespace, &budget.metadata.name) else { return false };
+        let key = (namespace.clone(), name.clone());
+        let lean =
+            PodDisruptionBudget { metadata: lean_meta(&budget.metadata), spec: budget.spec.clone(), status: None };
+        let changed = self.budgets.get(&key).is_none_or(|entry| entry.value != lean);
+        let (epoch, changed) = self.stamp(Kind::DisruptionBudgets, changed);
+        self.budgets.insert(key, Stamped { value: lean, epoch });
+        changed
+    }
+
+    pub fn delete_budget(&mut self, metadata: &ObjectMeta) -> bool {
+        let key = (metadata.namespace.clone().unwrap_or_default(), metadata.name.clone().unwrap_or_default());
+        self.budgets.remove(&key).is_some()
+    }
+
+    /// The PodDisruptionBudgets of `namespace`, with the workloads their
+    /// selectors match (by their pods' template labels); none while the kind is refused.
+    fn budgets_of(&self, namespace: &str) -> Vec<kplan_model::scheduling::DisruptionBudget> {
+        if self.sync[Kind::DisruptionBudgets.index()].refused {
+            return Vec::new();
+        }
+        let pods: Vec<(&BTreeMap<String, String>, &str)> = self
+            .workload_labels
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|((_, workload), (labels, _))| (&**labels, workload.as_str()))
+            .collect();
+        let mut budgets: Vec<_> = self
+            .budgets
+            .range((namespace.to_string(), String::new())..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .map(|(_, entry)| disruption_budget(&entry.value, pods.iter().copied()))
+            .collect();
+        budgets.sort_by(|a, b| a.name.cmp(&b.name));
+        budgets
     }
 
     /// An RBAC object, NetworkPolicy or RuntimeClass was added or modified (or listed).
@@ -779,6 +872,7 @@ impl ClusterView {
                 namespace.pod_groups = counted_groups(groups.iter().map(|(group, n)| (&**group, *n)));
                 volumes.resolve_groups(&namespace.name, &mut namespace.pod_groups);
             }
+            namespace.disruption_budgets = self.budgets_of(&namespace.name);
         }
         snapshot.isolation = self.isolation_inventory();
         Ok(snapshot)
@@ -790,6 +884,21 @@ impl ClusterView {
 /// and the index reads none of them).
 fn lean_meta(metadata: &ObjectMeta) -> ObjectMeta {
     ObjectMeta { name: metadata.name.clone(), namespace: metadata.namespace.clone(), ..ObjectMeta::default() }
+}
+
+/// A pod's labels as its workload's template gives them: those the
+/// controllers set per pod (its name, ordinal, completion index, revision)
+/// dropped.
+fn template_labels(pod: &Pod) -> BTreeMap<String, String> {
+    const PER_POD: [&str; 4] = [
+        "statefulset.kubernetes.io/pod-name",
+        "apps.kubernetes.io/pod-index",
+        "batch.kubernetes.io/job-completion-index",
+        "controller-revision-hash",
+    ];
+    let mut labels = pod.metadata.labels.clone().unwrap_or_default();
+    labels.retain(|key, _| !PER_POD.contains(&key.as_str()));
+    labels
 }
 
 fn pod_key(metadata: &ObjectMeta) -> Option<Box<str>> {

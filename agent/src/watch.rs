@@ -20,6 +20,9 @@
 //!   NetworkPolicies and RuntimeClasses: whole objects, each converted at
 //!   once to what a snapshot carries (the tenant isolation analysis, issue
 //!   14). Secrets are never watched.
+//! - PodDisruptionBudgets (`policy/v1`, all namespaces): their spec; what
+//!   they select is matched against the pods' template labels at every
+//!   snapshot (moves in parts, issue 17).
 //!
 //! Lists are paginated (`limit`, default 500) and read from etcd (the default
 //! `MostRecent` semantic): a `resourceVersion=0` list would come from the API
@@ -59,9 +62,10 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, PartialObjectMeta};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource};
@@ -248,6 +252,7 @@ pub fn spawn_watchers(client: Client, handle: &ViewHandle, options: &WatchOption
         |view, policy| view.apply_isolation(IsolationObject::NetworkPolicy(policy)),
         |view, policy| view.delete_isolation(Kind::NetworkPolicies, &policy.metadata),
     ));
+    tasks.spawn(watch_budgets(client.clone(), config.clone(), handle.clone()));
     tasks.spawn(watch_kind(
         Kind::RuntimeClasses,
         Api::<RuntimeClass>::all(client),
@@ -256,6 +261,57 @@ pub fn spawn_watchers(client: Client, handle: &ViewHandle, options: &WatchOption
         |view, class| view.apply_isolation(IsolationObject::RuntimeClass(class)),
         |view, class| view.delete_isolation(Kind::RuntimeClasses, &class.metadata),
     ));
+}
+
+/// PodDisruptionBudgets: `policy/v1` since Kubernetes 1.21, `policy/v1beta1`
+/// before it (removed in 1.25; the fields read are the same). Discovery says
+/// which the API server serves; when it cannot tell, `policy/v1`.
+async fn watch_budgets(client: Client, config: watcher::Config, handle: ViewHandle) {
+    let serves_v1 = match client.list_api_group_resources("policy/v1").await {
+        Ok(list) => list.resources.iter().any(|r| r.name == "poddisruptionbudgets"),
+        Err(kube::Error::Api(status)) if status.code == 404 => false,
+        Err(_) => true,
+    };
+    if serves_v1 {
+        watch_kind(
+            Kind::DisruptionBudgets,
+            Api::<PodDisruptionBudget>::all(client),
+            config,
+            handle,
+            |view, budget| view.apply_budget(&budget),
+            |view, budget| view.delete_budget(&budget.metadata),
+        )
+        .await;
+    } else {
+        info!(kind = %Kind::DisruptionBudgets, version = "policy/v1beta1", "the api server predates policy/v1");
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("policy", "v1beta1", "PodDisruptionBudget"));
+        watch_kind(
+            Kind::DisruptionBudgets,
+            Api::<DynamicObject>::all_with(client, &resource),
+            config,
+            handle,
+            |view, object| {
+                // The v1beta1 object in the v1 type: the same fields (its
+                // apiVersion and kind, which k8s-openapi checks, left out).
+                let budget = serde_json::to_value(&object).and_then(|mut value| {
+                    if let Some(map) = value.as_object_mut() {
+                        map.remove("apiVersion");
+                        map.remove("kind");
+                    }
+                    serde_json::from_value::<PodDisruptionBudget>(value)
+                });
+                match budget {
+                    Ok(budget) => view.apply_budget(&budget),
+                    Err(error) => {
+                        warn!(kind = %Kind::DisruptionBudgets, error = %error, "cannot read a policy/v1beta1 budget");
+                        false
+                    }
+                }
+            },
+            |view, object| view.delete_budget(&object.metadata),
+        )
+        .await;
+    }
 }
 
 /// One kind's watch loop: events into the view, errors into the log.

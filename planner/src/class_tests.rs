@@ -400,3 +400,55 @@ fn a_budget_that_allows_no_disruption_is_a_precondition_the_validator_requires()
         "{violations:?}"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..proptest::prelude::ProptestConfig::default() })]
+
+    /// Moves in parts, for random budgets: every plan passes the validator,
+    /// a namespace has at most `max_parts` parts, one per wave in order, and
+    /// no part takes more pods of its budget down than the budget allows
+    /// unless a disruption-budget precondition names it.
+    #[test]
+    fn parts_keep_within_their_budgets_or_say_so(
+        replicas in 2u64..16,
+        unavailable in 0u64..5,
+        percent in proptest::prelude::any::<bool>(),
+        max_parts in 1u32..8,
+        n_large in 3usize..5,
+    ) {
+        let mut inventory = small_and_large(n_large, 50);
+        inventory[0].namespaces[0] =
+            with_pods(namespace("web", "prod", SlaTier::Silver, 0, 0, 0), vec![pods("front", replicas, 2000, 4)]);
+        let rule = if percent { format!("{}%", unavailable * 10) } else { unavailable.to_string() };
+        let budget = kplan_model::scheduling::DisruptionBudget {
+            name: "front".into(),
+            max_unavailable: rule,
+            workloads: vec!["Deployment/front".into()],
+            ..Default::default()
+        };
+        let allowed = budget.allowed_disruptions(replicas);
+        inventory[0].namespaces[0].disruption_budgets = vec![budget];
+        let mut policy = estate_policy();
+        policy.parts.max_parts = max_parts;
+        let plan = plan(&inventory, &policy);
+        let violations = crate::validate::validate(&inventory, &policy, &plan);
+        proptest::prop_assert!(violations.is_empty(), "{:#?}", violations);
+        let prod = block(&plan, "dc1", "prod");
+        proptest::prop_assume!(prod.status == BlockStatus::Planned);
+        let parts: Vec<(u64, u64)> = prod
+            .waves
+            .iter()
+            .flat_map(|w| w.namespaces.iter().map(move |m| (w.index, m)))
+            .filter(|(_, m)| m.namespace == "web")
+            .map(|(wave, m)| (wave, m.part.as_ref().map_or(replicas, |p| p.workloads.iter().map(|w| w.replicas).sum())))
+            .collect();
+        proptest::prop_assert!(parts.len() as u32 <= max_parts.max(1), "{parts:?}");
+        proptest::prop_assert_eq!(parts.iter().map(|p| p.1).sum::<u64>(), replicas);
+        proptest::prop_assert!(parts.windows(2).all(|w| w[0].0 < w[1].0), "{parts:?}");
+        let named = prod.preconditions.iter().any(|p| p.claims == ["web/front"]);
+        if allowed < replicas {
+            proptest::prop_assert!(parts.len() > 1 || named, "{parts:?}");
+        }
+        proptest::prop_assert!(parts.iter().all(|p| p.1 <= allowed) || named, "{parts:?} allowed {allowed}");
+    }
+}

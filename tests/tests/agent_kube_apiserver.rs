@@ -23,7 +23,9 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
 use kube_harness::{Apiserver, Kube};
 use serde_json::{Value, json};
 
@@ -114,7 +116,7 @@ impl Kube {
     /// `pod-template-hash` as the controllers set them).
     fn create_replica(&self, namespace: &str, name: &str, deployment: &str, hash: &str, spec: Value) {
         let pod: Pod = serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": namespace, "labels": {"pod-template-hash": hash},
+            "metadata": {"name": name, "namespace": namespace, "labels": {"pod-template-hash": hash, "app": deployment},
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{deployment}-{hash}"),
                     "uid": "00000000-0000-0000-0000-000000000001", "controller": true}]},
             "spec": spec
@@ -214,6 +216,11 @@ const MI: u64 = 1 << 20;
 /// hostname), 3 namespaces, 4 running pods, one finished pod, calico's
 /// DaemonSet; and (issue 17) a GPU node with two training pods, and a
 /// database pod whose claim is bound to a local volume on w-3.
+/// PodDisruptionBudgets as the tests' API server (1.20) serves them.
+fn budgets_v1beta1() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk("policy", "v1beta1", "PodDisruptionBudget"))
+}
+
 fn load_cluster(kube: &Kube) {
     kube.create_namespace("payments", json!({"kplan.io/security-tier": "prod", "kplan.io/sla-tier": "gold"}));
     kube.create_namespace("web", json!({"kplan.io/security-tier": "prod", "kplan.io/sla-tier": "silver"}));
@@ -256,6 +263,20 @@ fn load_cluster(kube: &Kube) {
             }),
         );
     }
+    // Issue 17: a PodDisruptionBudget over the training pods (by their label),
+    // as policy/v1beta1: this API server (1.20) predates policy/v1, and the
+    // agent reads whichever it serves.
+    let budget: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "train", "namespace": "ml"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "train"}}}
+    }))
+    .expect("pdb");
+    kube.block_on(
+        Api::<DynamicObject>::namespaced_with(kube.client.clone(), "ml", &budgets_v1beta1())
+            .create(&PostParams::default(), &budget),
+    )
+    .expect("creates pdb");
     kube.create_pod(
         "payments",
         "api-0",
@@ -403,6 +424,14 @@ fn the_agent_reports_a_real_cluster_follows_changes_and_survives_an_outage() {
     // unreachable tolerations (DefaultTolerationSeconds).
     let tolerations = train["tolerations"].as_array().expect("tolerations");
     assert!(tolerations.iter().any(|t| t["key"] == "nvidia.com/gpu" && t["operator"] == "Exists"), "{tolerations:?}");
+    // Its PodDisruptionBudget, with the workload its selector matches.
+    let (snapshot, _) = wait_until(&url, "the pod disruption budget", Duration::from_secs(10), &mut agent, |s| {
+        namespace(s, "ml")["disruption_budgets"] != Value::Null
+    });
+    assert_eq!(
+        namespace(&snapshot, "ml")["disruption_budgets"],
+        json!([{"name": "train", "min_available": "1", "workloads": ["Deployment/train"]}])
+    );
     let cp = node(&snapshot, "cp-1");
     assert_eq!(
         (cp["role"].as_str(), cp["zone"].as_str(), cp["datacenter"].as_str()),
@@ -565,6 +594,10 @@ fn the_agent_user_may_read_and_nothing_else() {
         Api::<PersistentVolumeClaim>::all(client.clone()).list(&ListParams::default()).await.expect("may list claims");
         Api::<PersistentVolume>::all(client.clone()).list(&ListParams::default()).await.expect("may list volumes");
         Api::<StorageClass>::all(client.clone()).list(&ListParams::default()).await.expect("may list classes");
+        Api::<DynamicObject>::all_with(client.clone(), &budgets_v1beta1())
+            .list(&ListParams::default())
+            .await
+            .expect("may list budgets");
         let forbidden =
             |result: Result<_, kube::Error>| matches!(result, Err(kube::Error::Api(status)) if status.code == 403);
         assert!(forbidden(Api::<Secret>::all(client.clone()).list(&ListParams::default()).await.map(|_| ())));

@@ -542,6 +542,7 @@ fn expected_agent_rules() -> BTreeSet<(String, String, String)> {
         ("rbac.authorization.k8s.io", "rolebindings"),
         ("networking.k8s.io", "networkpolicies"),
         ("node.k8s.io", "runtimeclasses"),
+        ("policy", "poddisruptionbudgets"),
     ] {
         for verb in ["get", "list", "watch"] {
             rules.insert((group.to_string(), resource.to_string(), verb.to_string()));
@@ -550,9 +551,9 @@ fn expected_agent_rules() -> BTreeSet<(String, String, String)> {
     rules
 }
 
-/// The agent's ClusterRole must grant exactly get/list/watch on the thirteen kinds
+/// The agent's ClusterRole must grant exactly get/list/watch on the fourteen kinds
 /// it watches (nodes, namespaces, pods, DaemonSets, claims, volumes, storage classes,
-/// the four RBAC kinds, NetworkPolicies, RuntimeClasses).
+/// the four RBAC kinds, NetworkPolicies, RuntimeClasses, PodDisruptionBudgets).
 fn cluster_role_problems(role: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let mut granted = BTreeSet::new();

@@ -50,6 +50,9 @@ fn load(view: &mut ClusterView, objects: &[KubeObject]) {
             KubeObject::Isolation { object, .. } => {
                 view.apply_isolation((**object).clone());
             }
+            KubeObject::DisruptionBudget { budget, .. } => {
+                view.apply_budget(budget);
+            }
             _ => {}
         }
     }
@@ -360,8 +363,8 @@ fn a_refused_volume_kind_counts_as_synced_and_comes_back_with_its_next_list() {
     view.apply_volume(&volume);
     view.apply_storage_class(&class);
     let isolation = Kind::ALL.into_iter().filter(|kind| kind.is_isolation());
-    for kind in [Kind::Nodes, Kind::Namespaces, Kind::DaemonSets, Kind::PersistentVolumes].into_iter().chain(isolation)
-    {
+    let listed = [Kind::Nodes, Kind::Namespaces, Kind::DaemonSets, Kind::PersistentVolumes, Kind::DisruptionBudgets];
+    for kind in listed.into_iter().chain(isolation) {
         view.end_list(kind);
     }
     assert!(!view.list_refused(Kind::Pods), "required kinds are waited for");
@@ -435,4 +438,51 @@ fn isolation_objects_reach_the_snapshot_as_an_import_reads_them_and_a_refused_ki
     assert!(isolation.network_policies.is_empty());
     assert_eq!(isolation.role_bindings[0].subjects[0].username(), "system:serviceaccount:ci:deployer");
     assert_eq!(isolation.runtime_classes[0].handler, "runsc");
+}
+
+/// Three `web` pods of a Deployment (ReplicaSet `web-5f6`), one `cache` pod
+/// and a PodDisruptionBudget selecting `app: web`, as kubectl prints them.
+fn budget_objects(n_web: usize) -> Vec<KubeObject> {
+    let pod = |name: &str, app: &str, owner: &str, hash: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "namespace": "shop", "resourceVersion": "10",
+                            "labels": {"app": app, "pod-template-hash": hash},
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner,
+                                                 "uid": "u", "controller": true}]},
+               "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}]},
+               "status": {"phase": "Running"}})
+    };
+    let mut items: Vec<serde_json::Value> =
+        (0..n_web).map(|i| pod(&format!("web-5f6-{i}"), "web", "web-5f6", "5f6")).collect();
+    items.push(pod("cache-7a8-0", "cache", "cache-7a8", "7a8"));
+    items.push(json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                      "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "11"},
+                      "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}}));
+    let text = json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
+    parse_documents(&text, "shop.json").expect("parses")
+}
+
+#[test]
+fn disruption_budgets_name_the_workloads_they_select_as_an_import_does_and_a_refused_kind_leaves() {
+    let objects = budget_objects(3);
+    let mut view = ClusterView::new(options());
+    load(&mut view, &objects);
+    let snapshot = view.snapshot(7, 0).expect("snapshot");
+    assert_eq!(snapshot, expected(objects.clone()));
+    let shop = snapshot.namespaces.iter().find(|ns| ns.name == "shop").expect("shop");
+    assert_eq!(shop.disruption_budgets.len(), 1);
+    assert_eq!(shop.disruption_budgets[0].workloads, ["Deployment/web"]);
+    assert_eq!(shop.disruption_budgets[0].max_unavailable, "1");
+    // The web pods go: the budget selects nothing (the labels leave with the last pod).
+    for pod in pods(&objects).iter().filter(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with("web"))) {
+        view.delete_pod(&pod.metadata);
+    }
+    let shop =
+        view.snapshot(8, 0).expect("snapshot").namespaces.into_iter().find(|ns| ns.name == "shop").expect("shop");
+    assert_eq!(shop.disruption_budgets[0].workloads, Vec::<String>::new());
+    // A refused kind reports no budgets at all.
+    assert!(view.list_refused(Kind::DisruptionBudgets));
+    let shop =
+        view.snapshot(9, 0).expect("snapshot").namespaces.into_iter().find(|ns| ns.name == "shop").expect("shop");
+    assert!(shop.disruption_budgets.is_empty());
 }

@@ -30,8 +30,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::{Deserialize, Deserializer};
 
-/// The metadata fields read of pods and nodes (of a pod's labels only
-/// `pod-template-hash` is kept; a node's owner references are not read).
+/// The metadata fields read of pods and nodes (a node's owner references are
+/// not read). A pod's labels are read for `pod-template-hash` (a ReplicaSet's
+/// pods carry it) and for what PodDisruptionBudgets select: the view keeps
+/// one copy per workload, not per pod.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LeanMeta {
@@ -39,13 +41,8 @@ struct LeanMeta {
     namespace: Option<String>,
     resource_version: Option<String>,
     owner_references: Option<Vec<LeanOwner>>,
-    /// Only `pod-template-hash` is kept.
     labels: Option<BTreeMap<String, String>>,
 }
-
-/// The one pod label the inventory reads: a ReplicaSet's pods carry it, and
-/// the ReplicaSet is named `<deployment>-<hash>`.
-const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -71,11 +68,7 @@ fn lean_meta<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ObjectMeta, D
         name: meta.name,
         namespace: meta.namespace,
         resource_version: meta.resource_version,
-        labels: meta.labels.and_then(|labels| {
-            let kept: BTreeMap<String, String> =
-                labels.into_iter().filter(|(key, _)| key == POD_TEMPLATE_HASH).collect();
-            (!kept.is_empty()).then_some(kept)
-        }),
+        labels: meta.labels,
         owner_references: meta.owner_references.map(|owners| {
             owners
                 .into_iter()
@@ -408,8 +401,8 @@ mod tests {
         assert_eq!(Some(group.clone()), pod_group(&full, requests, "p").expect("reads"));
         assert_eq!(group.workload(), "Deployment/train");
         assert_eq!(group.extended.get("nvidia.com/gpu"), Some(&2));
-        // Only the label the inventory reads is kept.
-        assert_eq!(lean.metadata.labels.map(|l| l.len()), Some(1));
+        // Its labels are kept: PodDisruptionBudgets select by them.
+        assert_eq!(lean.metadata.labels.map(|l| l.len()), Some(2));
     }
 
     #[test]

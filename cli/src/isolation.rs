@@ -120,7 +120,8 @@ struct Kustomization<'a> {
 
 /// Writes every target's objects under `dir/isolation/<target>/` (`namespaces.yaml`,
 /// `clusterroles.yaml`, `rolebindings.yaml`, `networkpolicies.yaml`,
-/// `runtimeclasses.yaml`, `kustomization.yaml`), and returns the files written.
+/// `runtimeclasses.yaml`, Gatekeeper's `constrainttemplates.yaml` and
+/// `constraints.yaml`, `kustomization.yaml`), and returns the files written.
 pub fn write_manifests(targets: &[TargetManifests], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for target in targets {
@@ -132,6 +133,8 @@ pub fn write_manifests(targets: &[TargetManifests], dir: &Path) -> anyhow::Resul
             ("rolebindings.yaml", yaml_stream(&target.role_bindings)?, target.role_bindings.len()),
             ("networkpolicies.yaml", yaml_stream(&target.network_policies)?, target.network_policies.len()),
             ("runtimeclasses.yaml", yaml_stream(&target.runtime_classes)?, target.runtime_classes.len()),
+            ("constrainttemplates.yaml", yaml_stream(&target.constraint_templates)?, target.constraint_templates.len()),
+            ("constraints.yaml", yaml_stream(&target.constraints)?, target.constraints.len()),
         ];
         let mut resources = Vec::new();
         for (name, text, n_objects) in &files {

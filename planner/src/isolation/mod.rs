@@ -41,6 +41,9 @@
 //! ones are applied, a RuntimeClass conflict, a target without NetworkPolicy
 //! enforcement.
 
+pub mod gatekeeper;
+#[cfg(test)]
+mod gatekeeper_tests;
 pub mod manifests;
 #[cfg(test)]
 mod tests;

@@ -333,7 +333,7 @@ fn namespaces_of_different_sources_cannot_talk_after_the_emitted_policies() {
 }
 
 /// A policy of b's `pay` that isolates its pods and admits the namespaces `namespaces` selects.
-fn pay_admitting(name: &str, namespaces: LabelSelector) -> NetworkPolicy {
+pub(super) fn pay_admitting(name: &str, namespaces: LabelSelector) -> NetworkPolicy {
     NetworkPolicy {
         namespace: "pay".into(),
         name: name.into(),

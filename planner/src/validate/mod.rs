@@ -100,6 +100,11 @@
 //!   control-plane nodes, its cni, small site, policy)`; every flow names a target
 //!   of the block; the list is sorted with no duplicates.
 //!
+//! Apart from [`validate`] (the plan does not hold them),
+//! [`isolation::validate_isolation`] checks the tenant isolation report's
+//! findings and the objects emitted to close them against the plan and the
+//! inventory ([`Rule::Isolation`]; see that module).
+//!
 //! Not checked: preconditions (but a `data-migration` under `migrate-data` must
 //! come before its namespace or a node holding its data moves), objective figures, and the source capacity of a
 //! cluster in another block's timeline (blocks are independent by definition).
@@ -121,6 +126,7 @@ use crate::namespaces::{find_addons, is_platform_namespace};
 mod capacity;
 mod flows;
 mod index;
+pub mod isolation;
 mod placement;
 mod pods;
 mod shape;
@@ -154,10 +160,13 @@ pub enum Rule {
     PodPlacement,
     /// Nothing joins a target before its control plane (`waves.rs`).
     ControlPlaneFirst,
+    /// The isolation report's claims and emitted objects are true (`isolation.rs`,
+    /// [`isolation::validate_isolation`]; not part of [`validate`]).
+    Isolation,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 16] = [
+    pub const ALL: [Rule; 17] = [
         Rule::TierSeparation,
         Rule::ZonePermission,
         Rule::Capacity,
@@ -174,6 +183,7 @@ impl Rule {
         Rule::Structure,
         Rule::PodPlacement,
         Rule::ControlPlaneFirst,
+        Rule::Isolation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -194,6 +204,7 @@ impl Rule {
             Rule::Structure => "structure",
             Rule::PodPlacement => "pod-placement",
             Rule::ControlPlaneFirst => "control-plane-first",
+            Rule::Isolation => "isolation",
         }
     }
 }

@@ -6,11 +6,32 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use kplan_model::{ClusterSnapshot, Plan};
 use kplan_planner::isolation::IsolationReport;
 use kplan_planner::isolation::manifests::TargetManifests;
 use serde::Serialize;
 
 use crate::output;
+
+/// The isolation report of `plan` and the objects that close its findings,
+/// refused when the validator's independent check
+/// (`kplan_planner::validate::isolation`) finds a claim untrue.
+pub fn verified(plan: &Plan, inventory: &[ClusterSnapshot]) -> anyhow::Result<(IsolationReport, Vec<TargetManifests>)> {
+    let report = kplan_planner::isolation::analyse(plan, inventory);
+    let targets = kplan_planner::isolation::manifests::manifests(plan, inventory);
+    let violations = kplan_planner::isolation::verify(plan, inventory, &report, &targets);
+    if !violations.is_empty() {
+        let lines: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
+        anyhow::bail!(
+            "the tenant isolation of plan {} fails the validator's check ({} problem{}): {}",
+            plan.id,
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
+            lines.join("; ")
+        );
+    }
+    Ok((report, targets))
+}
 
 /// One row per finding, then a line per target without findings.
 pub fn table(report: &IsolationReport) -> String {
@@ -120,7 +141,8 @@ struct Kustomization<'a> {
 
 /// Writes every target's objects under `dir/isolation/<target>/` (`namespaces.yaml`,
 /// `clusterroles.yaml`, `rolebindings.yaml`, `networkpolicies.yaml`,
-/// `runtimeclasses.yaml`, `kustomization.yaml`), and returns the files written.
+/// `runtimeclasses.yaml`, Gatekeeper's `constrainttemplates.yaml` and
+/// `constraints.yaml`, `kustomization.yaml`), and returns the files written.
 pub fn write_manifests(targets: &[TargetManifests], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for target in targets {
@@ -132,6 +154,8 @@ pub fn write_manifests(targets: &[TargetManifests], dir: &Path) -> anyhow::Resul
             ("rolebindings.yaml", yaml_stream(&target.role_bindings)?, target.role_bindings.len()),
             ("networkpolicies.yaml", yaml_stream(&target.network_policies)?, target.network_policies.len()),
             ("runtimeclasses.yaml", yaml_stream(&target.runtime_classes)?, target.runtime_classes.len()),
+            ("constrainttemplates.yaml", yaml_stream(&target.constraint_templates)?, target.constraint_templates.len()),
+            ("constraints.yaml", yaml_stream(&target.constraints)?, target.constraints.len()),
         ];
         let mut resources = Vec::new();
         for (name, text, n_objects) in &files {

@@ -594,7 +594,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         Command::Plans(PlansCommand::Isolation { plan_id, output }) => {
             let plan = backend.get_plan(&plan_id).await?;
             let inventory = backend.plan_inventory(&plan).await?;
-            let report = kplan_planner::isolation::analyse(&plan, &inventory);
+            let (report, _) = isolation::verified(&plan, &inventory)?;
             let text = match output::structured(output, &report)? {
                 Some(text) => text,
                 None => isolation::table(&report),
@@ -644,7 +644,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             let inventory = backend.plan_inventory(&plan).await?;
             let book = kplan_planner::runbook::runbook(&plan, &inventory, None);
             let mut written = runbook::write_manifests(&book, &dir)?;
-            let targets = kplan_planner::isolation::manifests::manifests(&plan, &inventory);
+            let (_, targets) = isolation::verified(&plan, &inventory)?;
             written.extend(isolation::write_manifests(&targets, &dir)?);
             eprintln!("wrote {} manifests under {}", written.len(), dir.display());
             Ok(())
@@ -896,7 +896,7 @@ async fn cmd_propose(backend: &mut Backend, args: ProposeArgs) -> anyhow::Result
     print!("{}", render_plan(&plan, args.output)?);
     if args.fail_on_widening {
         let inventory = backend.plan_inventory(&plan).await?;
-        let report = kplan_planner::isolation::analyse(&plan, &inventory);
+        let (report, _) = isolation::verified(&plan, &inventory)?;
         let n_open = report.n_open();
         eprintln!(
             "isolation: {} finding{}, {n_open} open (kplan plans isolation {})",

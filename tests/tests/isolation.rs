@@ -7,7 +7,13 @@
 //! the API server's own authorizer (SubjectAccessReview) says who may do what
 //! where: a tenant's group and a CI service account act in their own source
 //! cluster's namespaces (renamed ones by their new names), and in no other
-//! tenant's namespace nor in kube-system.
+//! tenant's namespace nor in kube-system. Then Gatekeeper's ConstraintTemplate
+//! CRD (`fixtures/k8s/gatekeeper/`) is installed, the emitted template is
+//! created, its Constraint kind gets the CRD Gatekeeper would make from it,
+//! and every emitted object of the target goes through the API server's
+//! validation: each Gatekeeper object by a server-side dry-run create (the
+//! server must keep every field: nothing pruned), and the whole
+//! kustomization by `kubectl apply --dry-run=server -k`.
 
 mod common;
 mod kube_harness;
@@ -20,7 +26,8 @@ use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessRevie
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, RoleBinding};
-use kube::api::{Api, PostParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube_harness::{Apiserver, Kube};
 use serde_json::{Value, json};
 
@@ -187,7 +194,14 @@ fn the_emitted_rbac_keeps_tenant_subjects_in_their_own_namespaces_on_the_real_ap
     let kustomization = yaml_documents(&target_dir.join("kustomization.yaml"));
     assert_eq!(
         kustomization[0]["resources"],
-        json!(["namespaces.yaml", "clusterroles.yaml", "rolebindings.yaml", "networkpolicies.yaml"])
+        json!([
+            "namespaces.yaml",
+            "clusterroles.yaml",
+            "rolebindings.yaml",
+            "networkpolicies.yaml",
+            "constrainttemplates.yaml",
+            "constraints.yaml"
+        ])
     );
 
     let Some(server) = Apiserver::start() else { return };
@@ -250,5 +264,124 @@ fn the_emitted_rbac_keeps_tenant_subjects_in_their_own_namespaces_on_the_real_ap
         for namespace in apps.iter().chain(std::iter::once(&"kube-system".to_string())) {
             assert!(!allowed(&client, &runner, &runner_groups, "patch", namespace).await, "runner in {namespace}");
         }
+
+        gatekeeper_objects_pass_the_api_server(&client, &target_dir).await;
     });
+    // The whole kustomization, every kind, as an operator would apply it.
+    let out = std::process::Command::new("kubectl")
+        .args(["--kubeconfig", server.admin_kubeconfig.to_str().expect("utf-8"), "apply", "--dry-run=server", "-k"])
+        .arg(&target_dir)
+        .output()
+        .expect("kubectl (scripts/setup.sh installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kubectl apply --dry-run=server -k: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{GATEKEEPER_KIND_LOWER}.constraints.gatekeeper.sh/kplan-tenant-namespaces")),
+        "{stdout}"
+    );
+}
+
+const GATEKEEPER_KIND_LOWER: &str = "kplantenantnamespaces";
+
+/// Creates a CRD and waits until the API server serves it.
+async fn install_crd(client: &kube::Client, crd: CustomResourceDefinition) {
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    let name = crd.metadata.name.clone().expect("a named CRD");
+    crds.create(&PostParams::default(), &crd).await.unwrap_or_else(|e| panic!("creates CRD {name}: {e}"));
+    for _ in 0..100 {
+        let crd = crds.get(&name).await.expect("the CRD");
+        let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+        if conditions.iter().any(|c| c.type_ == "Established" && c.status == "True") {
+            // Discovery may lag a moment behind the condition.
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("CRD {name} was never established");
+}
+
+/// A server-side dry-run create of `object`: the server must accept it and keep its spec whole.
+async fn dry_run_create(client: &kube::Client, resource: &ApiResource, object: &Value) -> Result<(), String> {
+    let object: DynamicObject = serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
+    let api = Api::<DynamicObject>::all_with(client.clone(), resource);
+    let dry_run = PostParams { dry_run: true, ..Default::default() };
+    let created = api.create(&dry_run, &object).await.map_err(|e| e.to_string())?;
+    if created.data["spec"] != object.data["spec"] {
+        return Err(format!(
+            "the server changed the spec: sent {}, kept {}",
+            object.data["spec"], created.data["spec"]
+        ));
+    }
+    Ok(())
+}
+
+/// Gatekeeper's template CRD from the fixture, the emitted template, the
+/// Constraint CRD as Gatekeeper makes it from the template, the emitted
+/// Constraint; and a malformed template refused (the schema is enforced).
+async fn gatekeeper_objects_pass_the_api_server(client: &kube::Client, target_dir: &Path) {
+    let crd_path = repo_root().join("fixtures/k8s/gatekeeper/constrainttemplate-crd.yaml");
+    let crd = yaml_documents(&crd_path).remove(0);
+    install_crd(client, serde_json::from_value(crd).expect("a CRD")).await;
+    let templates = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("templates.gatekeeper.sh", "v1", "ConstraintTemplate"),
+        "constrainttemplates",
+    );
+    let template_docs = yaml_documents(&target_dir.join("constrainttemplates.yaml"));
+    assert_eq!(template_docs.len(), 1, "one template per target");
+    let template = &template_docs[0];
+    dry_run_create(client, &templates, template).await.expect("the template passes");
+    let mut malformed = template.clone();
+    malformed["spec"]["targets"] = json!("admission.k8s.gatekeeper.sh");
+    assert!(dry_run_create(client, &templates, &malformed).await.is_err(), "a malformed template is refused");
+    let object: DynamicObject = serde_json::from_value(template.clone()).expect("a template");
+    Api::<DynamicObject>::all_with(client.clone(), &templates)
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("creates the template");
+
+    // What Gatekeeper's controller makes of the template: its kind, lowercased as plural, in
+    // constraints.gatekeeper.sh, with the template's schema as `spec.parameters`.
+    let kind = template["spec"]["crd"]["spec"]["names"]["kind"].as_str().expect("a kind");
+    let plural = kind.to_lowercase();
+    assert_eq!(plural, GATEKEEPER_KIND_LOWER);
+    let parameters = template["spec"]["crd"]["spec"]["validation"]["openAPIV3Schema"].clone();
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 63}}},
+            "spec": {"type": "object", "properties": {
+                "enforcementAction": {"type": "string"},
+                "match": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                "parameters": parameters,
+            }},
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+        },
+    });
+    let constraint_crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.constraints.gatekeeper.sh")},
+        "spec": {"group": "constraints.gatekeeper.sh", "scope": "Cluster",
+                 "names": {"kind": kind, "plural": plural, "singular": plural, "listKind": format!("{kind}List"),
+                           "categories": ["constraint", "constraints"]},
+                 "versions": [{"name": "v1beta1", "served": true, "storage": true,
+                               "subresources": {"status": {}}, "schema": {"openAPIV3Schema": schema}}]},
+    });
+    install_crd(client, serde_json::from_value(constraint_crd).expect("a CRD")).await;
+    let constraints = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("constraints.gatekeeper.sh", "v1beta1", kind),
+        &plural,
+    );
+    let constraint_docs = yaml_documents(&target_dir.join("constraints.yaml"));
+    assert_eq!(constraint_docs.len(), 1, "one constraint per target");
+    let constraint = &constraint_docs[0];
+    assert!(!constraint["spec"]["parameters"]["subjects"].as_array().expect("subjects").is_empty());
+    dry_run_create(client, &constraints, constraint).await.expect("the constraint passes");
+    let mut malformed = constraint.clone();
+    malformed["spec"]["parameters"]["subjects"][0]["namespaces"] = json!("not-a-list");
+    assert!(dry_run_create(client, &constraints, &malformed).await.is_err(), "parameters off the schema are refused");
 }

@@ -10,13 +10,16 @@
 //! - in a target fed by two or more source clusters, per moved namespace a
 //!   default-deny ingress NetworkPolicy and one that admits the namespaces of
 //!   its own source cluster (by the `kplan.io/source-cluster` label);
-//! - the RuntimeClasses the moved pods ask for, as their source defines them.
+//! - the RuntimeClasses the moved pods ask for, as their source defines them;
+//! - where RBAC widens, an OPA Gatekeeper ConstraintTemplate and its
+//!   Constraint that keep the tenant subjects of the findings out of the
+//!   platform's and the other tenants' namespaces ([`super::gatekeeper`]).
 //!
-//! Not emitted: OPA Gatekeeper or ValidatingAdmissionPolicy objects, egress
-//! policies, and allowances for shared platform services (an ingress
-//! controller or a Prometheus of another source must be admitted by hand).
+//! Not emitted: ValidatingAdmissionPolicy objects, egress policies, and
+//! allowances for shared platform services (an ingress controller or a
+//! Prometheus of another source must be admitted by hand).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1 as k8s_net;
@@ -27,7 +30,8 @@ use kplan_model::isolation::{self, NetworkPolicy, NetworkPolicyPeer, NetworkPoli
 use kplan_model::{ClusterSnapshot, Plan};
 use serde::Serialize;
 
-use super::{FindingKind, SOURCE_CLUSTER_LABEL, TargetView, replacement_name};
+use super::gatekeeper::{self, ConstraintTemplate, TenantConstraint};
+use super::{FindingKind, SOURCE_CLUSTER_LABEL, TargetView, describe_subject, replacement_name};
 
 /// The name of the default-deny ingress policy of every moved namespace.
 pub const DEFAULT_DENY: &str = "kplan-default-deny";
@@ -45,6 +49,9 @@ pub struct TargetManifests {
     pub role_bindings: Vec<k8s_rbac::RoleBinding>,
     pub network_policies: Vec<k8s_net::NetworkPolicy>,
     pub runtime_classes: Vec<RuntimeClass>,
+    /// Gatekeeper's template and the Constraint of its kind: none, or one each.
+    pub constraint_templates: Vec<ConstraintTemplate>,
+    pub constraints: Vec<TenantConstraint>,
 }
 
 impl TargetManifests {
@@ -54,6 +61,8 @@ impl TargetManifests {
             + self.role_bindings.len()
             + self.network_policies.len()
             + self.runtime_classes.len()
+            + self.constraint_templates.len()
+            + self.constraints.len()
     }
 }
 
@@ -139,6 +148,7 @@ fn network_policy_object(policy: &NetworkPolicy) -> k8s_net::NetworkPolicy {
 /// Every target's objects; targets without any are left out.
 pub fn manifests(plan: &Plan, inventory: &[ClusterSnapshot]) -> Vec<TargetManifests> {
     let report = super::analyse(plan, inventory);
+    let policy = plan.policy.clone().unwrap_or_default();
     let mut out = Vec::new();
     for view in super::target_views(plan, inventory) {
         let Some(target) = report.targets.iter().find(|t| t.target_cluster == view.name) else { continue };
@@ -163,11 +173,25 @@ pub fn manifests(plan: &Plan, inventory: &[ClusterSnapshot]) -> Vec<TargetManife
         widening.sort_unstable();
         widening.dedup();
         let mut cluster_roles: BTreeMap<String, k8s_rbac::ClusterRole> = BTreeMap::new();
+        // The tenant subjects of the RBAC findings, for Gatekeeper.
+        let mut tenant_subjects = BTreeSet::new();
         for (source, binding_name) in widening {
             let cluster = view.sources[source];
             let Some(binding) = cluster.isolation.cluster_role_bindings.iter().find(|b| b.name == binding_name) else {
                 continue;
             };
+            let object = format!("ClusterRoleBinding {binding_name}");
+            for subject in &binding.subjects {
+                let described = describe_subject(subject);
+                if target.findings.iter().any(|f| {
+                    f.kind == FindingKind::RbacWidening
+                        && f.source_cluster == source
+                        && f.object == object
+                        && f.subject == described
+                }) {
+                    tenant_subjects.insert((source, subject));
+                }
+            }
             let role = &binding.role_ref.name;
             if !BUILT_IN_CLUSTER_ROLES.contains(&role.as_str())
                 && let Some(defined) = cluster.isolation.cluster_role(role)
@@ -210,6 +234,10 @@ pub fn manifests(plan: &Plan, inventory: &[ClusterSnapshot]) -> Vec<TargetManife
         }
         objects.cluster_roles = cluster_roles.into_values().collect();
         objects.runtime_classes = runtime_classes(&view);
+        if let Some(constraint) = gatekeeper::constraint(&view, &policy, &tenant_subjects) {
+            objects.constraint_templates.push(gatekeeper::template());
+            objects.constraints.push(constraint);
+        }
         objects
             .role_bindings
             .sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));

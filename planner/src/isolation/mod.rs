@@ -41,9 +41,14 @@
 //! ones are applied, a RuntimeClass conflict, a target without NetworkPolicy
 //! enforcement.
 
+pub mod gatekeeper;
+#[cfg(test)]
+mod gatekeeper_tests;
 pub mod manifests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verify_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -573,4 +578,41 @@ fn runtime_findings(view: &TargetView<'_>) -> Vec<Finding> {
         });
     }
     findings
+}
+
+// ------------------------------------------------------------------ independent check
+
+/// The validator's independent check of `report` and the emitted `targets`
+/// ([`crate::validate::isolation::validate_isolation`]): empty when every
+/// widening is claimed and every closed one is closed by what is emitted.
+pub fn verify(
+    plan: &Plan,
+    inventory: &[ClusterSnapshot],
+    report: &IsolationReport,
+    targets: &[manifests::TargetManifests],
+) -> Vec<crate::validate::Violation> {
+    use crate::validate::isolation::{Claim, Emitted, validate_isolation};
+    let claims: Vec<Claim<'_>> = report
+        .findings()
+        .map(|f| Claim {
+            kind: f.kind.as_str(),
+            target_cluster: &f.target_cluster,
+            source_cluster: &f.source_cluster,
+            object: &f.object,
+            subject: &f.subject,
+            namespaces: &f.namespaces,
+            closed_by: &f.closed_by,
+            open: f.open,
+        })
+        .collect();
+    let emitted: Vec<Emitted<'_>> = targets
+        .iter()
+        .map(|t| Emitted {
+            target_cluster: &t.target_cluster,
+            namespaces: &t.namespaces,
+            role_bindings: &t.role_bindings,
+            network_policies: &t.network_policies,
+        })
+        .collect();
+    validate_isolation(inventory, &plan.policy.clone().unwrap_or_default(), plan, &claims, &emitted)
 }

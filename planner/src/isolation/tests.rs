@@ -18,9 +18,9 @@ use serde_json::Value;
 use super::manifests::{TargetManifests, manifests};
 use super::{FindingKind, analyse};
 
-const TARGET: &str = "fra-prod-1";
+pub(super) const TARGET: &str = "fra-prod-1";
 
-fn namespace(name: &str, labels: &[(&str, &str)]) -> Namespace {
+pub(super) fn namespace(name: &str, labels: &[(&str, &str)]) -> Namespace {
     Namespace {
         name: name.into(),
         labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
@@ -33,11 +33,11 @@ fn namespace(name: &str, labels: &[(&str, &str)]) -> Namespace {
     }
 }
 
-fn subject(kind: &str, name: &str, namespace: &str) -> Subject {
+pub(super) fn subject(kind: &str, name: &str, namespace: &str) -> Subject {
     Subject { kind: kind.into(), name: name.into(), namespace: namespace.into() }
 }
 
-fn cluster_binding(name: &str, role: &str, subjects: Vec<Subject>) -> RoleBinding {
+pub(super) fn cluster_binding(name: &str, role: &str, subjects: Vec<Subject>) -> RoleBinding {
     RoleBinding {
         namespace: String::new(),
         name: name.into(),
@@ -46,7 +46,7 @@ fn cluster_binding(name: &str, role: &str, subjects: Vec<Subject>) -> RoleBindin
     }
 }
 
-fn cluster(id: &str, namespaces: Vec<Namespace>, isolation: IsolationInventory) -> ClusterSnapshot {
+pub(super) fn cluster(id: &str, namespaces: Vec<Namespace>, isolation: IsolationInventory) -> ClusterSnapshot {
     let mut cluster = snapshot(id, 1, 0, vec![worker(&format!("{id}-w1"))]);
     cluster.facts.cni = "calico".into();
     cluster.namespaces = namespaces;
@@ -57,7 +57,7 @@ fn cluster(id: &str, namespaces: Vec<Namespace>, isolation: IsolationInventory) 
 /// `a`: shop, web (restricted), ci; team-a bound cluster-wide to `edit`, the
 /// CI deployer (a service account of `ci`) to a custom `deployer` role, and
 /// the built-in bindings. `b`: web, pay; team-b bound to `view`.
-fn inventory() -> Vec<ClusterSnapshot> {
+pub(super) fn inventory() -> Vec<ClusterSnapshot> {
     let a = cluster(
         "a",
         vec![
@@ -105,7 +105,7 @@ fn inventory() -> Vec<ClusterSnapshot> {
     vec![a, b]
 }
 
-fn moved(from: &str, namespace: &str, new_name: &str) -> NamespaceMove {
+pub(super) fn moved(from: &str, namespace: &str, new_name: &str) -> NamespaceMove {
     NamespaceMove {
         from_cluster: from.into(),
         namespace: namespace.into(),
@@ -115,7 +115,7 @@ fn moved(from: &str, namespace: &str, new_name: &str) -> NamespaceMove {
     }
 }
 
-fn plan(cni: &str) -> Plan {
+pub(super) fn plan(cni: &str) -> Plan {
     Plan {
         id: "plan-test".into(),
         blocks: vec![BlockPlan {
@@ -141,13 +141,13 @@ fn plan(cni: &str) -> Plan {
     }
 }
 
-fn objects(plan: &Plan, inventory: &[ClusterSnapshot]) -> TargetManifests {
+pub(super) fn objects(plan: &Plan, inventory: &[ClusterSnapshot]) -> TargetManifests {
     let mut all = manifests(plan, inventory);
     assert_eq!(all.len(), 1);
     all.remove(0)
 }
 
-fn set(items: &[&str]) -> BTreeSet<String> {
+pub(super) fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
@@ -334,7 +334,7 @@ fn namespaces_of_different_sources_cannot_talk_after_the_emitted_policies() {
 }
 
 /// A policy of b's `pay` that isolates its pods and admits the namespaces `namespaces` selects.
-fn pay_admitting(name: &str, namespaces: LabelSelector) -> NetworkPolicy {
+pub(super) fn pay_admitting(name: &str, namespaces: LabelSelector) -> NetworkPolicy {
     NetworkPolicy {
         namespace: "pay".into(),
         name: name.into(),

@@ -100,6 +100,11 @@
 //!   control-plane nodes, its cni, small site, policy)`; every flow names a target
 //!   of the block; the list is sorted with no duplicates.
 //!
+//! Apart from [`validate`] (the plan does not hold them),
+//! [`isolation::validate_isolation`] checks the tenant isolation report's
+//! findings and the objects emitted to close them against the plan and the
+//! inventory ([`Rule::Isolation`]; see that module).
+//!
 //! Not checked: preconditions (but a `data-migration` under `migrate-data` must
 //! come before its namespace or a node holding its data moves), objective figures, and the source capacity of a
 //! cluster in another block's timeline (blocks are independent by definition).
@@ -122,6 +127,7 @@ mod capacity;
 mod flows;
 mod index;
 mod parts;
+pub mod isolation;
 mod placement;
 mod pods;
 mod shape;
@@ -159,10 +165,13 @@ pub enum Rule {
     /// No wave takes more pods of a PodDisruptionBudget down than it allows,
     /// unless a `disruption-budget` precondition names it (`parts.rs`).
     DisruptionBudget,
+    /// The isolation report's claims and emitted objects are true (`isolation.rs`,
+    /// [`isolation::validate_isolation`]; not part of [`validate`]).
+    Isolation,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 18] = [
         Rule::TierSeparation,
         Rule::ZonePermission,
         Rule::Capacity,
@@ -180,6 +189,7 @@ impl Rule {
         Rule::PodPlacement,
         Rule::ControlPlaneFirst,
         Rule::DisruptionBudget,
+        Rule::Isolation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -201,6 +211,7 @@ impl Rule {
             Rule::PodPlacement => "pod-placement",
             Rule::ControlPlaneFirst => "control-plane-first",
             Rule::DisruptionBudget => "disruption-budget",
+            Rule::Isolation => "isolation",
         }
     }
 }

@@ -1,0 +1,138 @@
+//! The validator's isolation rule on the hand-made merge of `tests.rs`: the
+//! analysis and its objects pass it; a tampered report or tampered objects
+//! are refused with a message naming the subject or the namespace.
+
+use kplan_model::isolation::LabelSelector;
+use kplan_model::{ClusterSnapshot, Plan};
+
+use super::manifests::{TargetManifests, manifests};
+use super::tests::{inventory, pay_admitting, plan};
+use super::{FindingKind, IsolationReport, analyse, verify};
+use crate::validate::Rule;
+
+fn honest(plan: &Plan, inventory: &[ClusterSnapshot]) -> (IsolationReport, Vec<TargetManifests>) {
+    (analyse(plan, inventory), manifests(plan, inventory))
+}
+
+/// The violations' details, after checking they are all of the isolation rule.
+fn refused(
+    plan: &Plan,
+    inventory: &[ClusterSnapshot],
+    report: &IsolationReport,
+    targets: &[TargetManifests],
+) -> String {
+    let violations = verify(plan, inventory, report, targets);
+    assert!(violations.iter().all(|v| v.rule == Rule::Isolation));
+    violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn the_analysis_and_its_objects_pass_on_calico_on_flannel_and_with_an_open_policy() {
+    for cni in ["calico", "flannel"] {
+        let (plan, inventory) = (plan(cni), inventory());
+        let (report, targets) = honest(&plan, &inventory);
+        assert_eq!(refused(&plan, &inventory, &report, &targets), "", "{cni}");
+    }
+    let mut inventory = inventory();
+    inventory[1].isolation.network_policies = vec![pay_admitting("allow-all-namespaces", LabelSelector::default())];
+    let plan = plan("calico");
+    let (report, targets) = honest(&plan, &inventory);
+    assert_eq!(report.n_open(), 1);
+    assert_eq!(refused(&plan, &inventory, &report, &targets), "");
+}
+
+#[test]
+fn a_report_without_an_rbac_finding_is_refused_naming_the_subject_and_the_namespaces() {
+    let (plan, inventory) = (plan("calico"), inventory());
+    let (mut report, targets) = honest(&plan, &inventory);
+    report.targets[0].findings.retain(|f| f.subject != "Group team-a");
+    let text = refused(&plan, &inventory, &report, &targets);
+    assert_eq!(
+        text,
+        "fra/prod: isolation: target fra-prod-1: ClusterRoleBinding team-a-edit of a gives Group team-a \
+         ClusterRole edit over namespaces pay, web of other sources, and no finding says so"
+    );
+    // A finding that lists fewer namespaces than are reached is refused too.
+    let (mut report, _) = honest(&plan, &inventory);
+    let finding = report.targets[0].findings.iter_mut().find(|f| f.subject == "Group team-b").unwrap();
+    finding.namespaces.retain(|n| n != "shop");
+    assert!(refused(&plan, &inventory, &report, &targets).contains("over namespace shop of other sources"));
+}
+
+#[test]
+fn an_emitted_role_binding_that_grants_another_tenants_namespace_is_refused() {
+    let (plan, inventory) = (plan("calico"), inventory());
+    let (report, mut targets) = honest(&plan, &inventory);
+    let mut extra = targets[0]
+        .role_bindings
+        .iter()
+        .find(|b| b.metadata.name.as_deref() == Some("kplan-team-a-edit"))
+        .unwrap()
+        .clone();
+    extra.metadata.namespace = Some("pay".into());
+    targets[0].role_bindings.push(extra);
+    let text = refused(&plan, &inventory, &report, &targets);
+    assert_eq!(
+        text,
+        "fra/prod: isolation: target fra-prod-1: emitted RoleBinding pay/kplan-team-a-edit gives Group team-a \
+         ClusterRole edit in namespace pay, which it did not hold there before the merge (pay is b/pay)"
+    );
+    // An added subject is refused the same way: the CI deployer in b's web.
+    let (_, mut targets) = honest(&plan, &inventory);
+    let web = targets[0]
+        .role_bindings
+        .iter_mut()
+        .find(|b| b.metadata.namespace.as_deref() == Some("web") && b.role_ref.name == "view")
+        .unwrap();
+    let mut deployer = k8s_openapi::api::rbac::v1::Subject {
+        kind: "ServiceAccount".into(),
+        name: "deployer".into(),
+        namespace: Some("ci".into()),
+        api_group: None,
+    };
+    web.subjects.as_mut().unwrap().push(deployer.clone());
+    assert!(
+        refused(&plan, &inventory, &report, &targets)
+            .contains("gives ServiceAccount ci/deployer ClusterRole view in namespace web")
+    );
+    // ... and in its own source's namespaces it is fine (it held `deployer` there, cluster-wide).
+    let (_, mut targets) = honest(&plan, &inventory);
+    deployer.namespace = Some("ci".into());
+    let shop = targets[0]
+        .role_bindings
+        .iter_mut()
+        .find(|b| b.metadata.namespace.as_deref() == Some("shop") && b.role_ref.name == "deployer")
+        .unwrap();
+    shop.subjects = Some(vec![deployer]);
+    assert_eq!(refused(&plan, &inventory, &report, &targets), "");
+}
+
+#[test]
+fn a_network_path_left_out_or_claimed_closed_while_open_is_refused() {
+    let (plan, inventory) = (plan("calico"), inventory());
+    // Left out: b's namespaces admit a's pods and no finding says so.
+    let (mut report, targets) = honest(&plan, &inventory);
+    report.targets[0].findings.retain(|f| !(f.kind == FindingKind::NetworkWidening && f.source_cluster == "b"));
+    let text = refused(&plan, &inventory, &report, &targets);
+    assert!(text.contains("namespace pay (from b) admits pods of a, and no finding says so"), "{text}");
+    assert!(text.contains("namespace web (from b) admits pods of a"), "{text}");
+
+    // Claimed closed, but pay's emitted default deny is gone.
+    let (report, mut targets) = honest(&plan, &inventory);
+    targets[0].network_policies.retain(|p| p.metadata.namespace.as_deref() != Some("pay"));
+    let text = refused(&plan, &inventory, &report, &targets);
+    assert!(text.contains("is closed by NetworkPolicy pay/kplan-default-deny, which is not emitted"), "{text}");
+    assert!(
+        text.contains("the finding says pods of a are kept out of pay, but its NetworkPolicies, the emitted ones included, still admit them"),
+        "{text}"
+    );
+
+    // Claimed closed on flannel, which enforces nothing.
+    let plan = super::tests::plan("flannel");
+    let (mut report, targets) = honest(&plan, &inventory);
+    for finding in &mut report.targets[0].findings {
+        finding.open = false;
+    }
+    let text = refused(&plan, &inventory, &report, &targets);
+    assert!(text.contains("but flannel does not enforce NetworkPolicy"), "{text}");
+}

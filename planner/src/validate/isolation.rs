@@ -1,0 +1,526 @@
+//! Tenant isolation, checked independently ([`Rule::Isolation`]): the
+//! isolation report's claims (its findings) and the objects emitted to close
+//! them, replayed against the plan and the inventory. Written apart from
+//! `crate::isolation` (which it must not import): it reads RBAC and
+//! NetworkPolicies itself, the inventory's as model types and the emitted
+//! ones as the Kubernetes objects (k8s-openapi) that would be applied.
+//!
+//! Per target of a planned block fed by two or more source clusters (its
+//! namespaces: the plan's moves into it, by their names there):
+//!
+//! - **RBAC widenings are claimed**: a tenant ClusterRoleBinding of a source
+//!   (to a ClusterRole; binding and role not `system:*`; subject not a
+//!   `system:*` user or group, nor a service account of a platform namespace)
+//!   gives its subject the role over the target's namespaces of other sources
+//!   where it did not hold that role before (bound to it cluster-wide there, or
+//!   in that namespace). Each such (binding, subject) must be a finding
+//!   listing at least those namespaces.
+//! - **Emitted RoleBindings grant nothing new**: every subject of an emitted
+//!   RoleBinding in namespace N held the same role over N before the merge in
+//!   N's own source cluster (service accounts' namespaces mapped back through
+//!   the plan's renames); N must be a namespace moving into the target.
+//! - **Closed findings name objects that exist**: every `RoleBinding NS/NAME`
+//!   and `NetworkPolicy NS/NAME` a finding is `closed_by` is emitted.
+//! - **Network paths are claimed, and closed ones are closed**: a namespace
+//!   that admits ingress from some namespace of another source (its own
+//!   NetworkPolicies, labels after the merge: its own, the emitted label
+//!   patch's, `kubernetes.io/metadata.name`) must be listed in a finding for
+//!   that (receiving, sending) pair. If it still admits it with the emitted
+//!   policies added, or the target's CNI ignores NetworkPolicy (flannel), that
+//!   finding must be open.
+//!
+//! NetworkPolicies are read as Kubernetes defines them, conservatively where
+//! the inventory is silent (pod labels are unknown): a namespace is closed to
+//! a peer only if a policy restricting ingress selects every pod (empty
+//! `podSelector`) and no ingress rule of any policy there admits the peer (a
+//! rule without peers admits everyone; an `ipBlock` may cover pod addresses;
+//! a `namespaceSelector` admits the namespaces it matches; a `podSelector`
+//! alone only the namespace's own pods).
+//!
+//! Not checked: runtime-class findings, Pod Security labels and the
+//! Gatekeeper objects (they add refusals; they cannot widen), and egress.
+
+use k8s_openapi::api::core::v1::Namespace as K8sNamespace;
+use k8s_openapi::api::networking::v1 as k8s_net;
+use k8s_openapi::api::rbac::v1 as k8s_rbac;
+use kplan_model::isolation::{LabelSelector, NetworkPolicy, RoleBinding, Subject};
+
+use super::*;
+
+/// A finding as the isolation report states it.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// `rbac-widening`, `network-widening`, `runtime-class`.
+    pub kind: &'a str,
+    pub target_cluster: &'a str,
+    pub source_cluster: &'a str,
+    /// `ClusterRoleBinding NAME`; `pods of SOURCE` for a network finding.
+    pub object: &'a str,
+    /// `Group NAME`, `User NAME`, `ServiceAccount NS/NAME`; empty for network findings.
+    pub subject: &'a str,
+    pub namespaces: &'a [String],
+    pub closed_by: &'a [String],
+    pub open: bool,
+}
+
+/// The objects emitted for one target.
+#[derive(Debug, Clone, Copy)]
+pub struct Emitted<'a> {
+    pub target_cluster: &'a str,
+    pub namespaces: &'a [K8sNamespace],
+    pub role_bindings: &'a [k8s_rbac::RoleBinding],
+    pub network_policies: &'a [k8s_net::NetworkPolicy],
+}
+
+/// The label the API server sets on every namespace (Kubernetes 1.21+).
+const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+/// CNIs that do not enforce NetworkPolicy (written here again on purpose).
+const NO_NETWORK_POLICY: [&str; 1] = ["flannel"];
+
+/// One target as the plan fills it.
+struct Target<'a> {
+    block: &'a BlockPlan,
+    name: &'a str,
+    cni: &'a str,
+    /// (source, namespace) -> its name in the target.
+    names: BTreeMap<(&'a str, &'a str), &'a str>,
+}
+
+impl<'a> Target<'a> {
+    fn sources(&self) -> BTreeSet<&'a str> {
+        self.names.keys().map(|(s, _)| *s).collect()
+    }
+
+    /// The source and old name of a namespace of the target.
+    fn origin(&self, new_name: &str) -> Option<(&'a str, &'a str)> {
+        self.names.iter().find(|(_, n)| **n == new_name).map(|(key, _)| *key)
+    }
+}
+
+fn targets(plan: &Plan) -> Vec<Target<'_>> {
+    let mut out = Vec::new();
+    for block in plan.blocks.iter().filter(|b| b.status == BlockStatus::Planned) {
+        for target in &block.target_clusters {
+            let mut names = BTreeMap::new();
+            for moved in block.waves.iter().flat_map(|w| &w.namespaces).filter(|m| m.to_cluster == target.name) {
+                let new_name = if moved.new_name.is_empty() { &moved.namespace } else { &moved.new_name };
+                names.insert((moved.from_cluster.as_str(), moved.namespace.as_str()), new_name.as_str());
+            }
+            out.push(Target { block, name: &target.name, cni: &target.cni, names });
+        }
+    }
+    out
+}
+
+fn violation(block: &BlockPlan, detail: String) -> Violation {
+    Violation {
+        datacenter: block.datacenter.clone(),
+        security_tier: block.security_tier.clone(),
+        rule: Rule::Isolation,
+        detail,
+    }
+}
+
+fn subject_text(subject: &Subject) -> String {
+    if subject.kind == "ServiceAccount" {
+        format!("ServiceAccount {}/{}", subject.namespace, subject.name)
+    } else {
+        format!("{} {}", subject.kind, subject.name)
+    }
+}
+
+fn is_tenant_subject(subject: &Subject, policy: &Policy) -> bool {
+    match subject.kind.as_str() {
+        "ServiceAccount" => !is_platform_namespace(&subject.namespace, policy),
+        _ => !subject.name.starts_with("system:"),
+    }
+}
+
+/// Whether `subject` held ClusterRole `role` over `namespace` of `cluster`.
+fn held(cluster: &ClusterSnapshot, namespace: &str, subject: &Subject, role: &str) -> bool {
+    let grants = |b: &&RoleBinding| b.role_ref.kind == "ClusterRole" && b.role_ref.name == role;
+    cluster.isolation.cluster_role_bindings.iter().filter(grants).any(|b| b.subjects.contains(subject))
+        || cluster
+            .isolation
+            .role_bindings
+            .iter()
+            .filter(|b| b.namespace == namespace)
+            .filter(grants)
+            .any(|b| b.subjects.contains(subject))
+}
+
+/// Checks the isolation report's claims and the emitted objects against the
+/// plan and the inventory (see the module documentation); empty when true.
+pub fn validate_isolation(
+    inventory: &[ClusterSnapshot],
+    policy: &Policy,
+    plan: &Plan,
+    claims: &[Claim<'_>],
+    emitted: &[Emitted<'_>],
+) -> Vec<Violation> {
+    let clusters: BTreeMap<&str, &ClusterSnapshot> = inventory.iter().map(|c| (c.cluster_id.as_str(), c)).collect();
+    let mut out = Vec::new();
+    for target in targets(plan) {
+        let objects = emitted.iter().find(|e| e.target_cluster == target.name);
+        let claims: Vec<&Claim<'_>> = claims.iter().filter(|c| c.target_cluster == target.name).collect();
+        if target.names.keys().any(|(source, _)| !clusters.contains_key(source)) {
+            // A source the inventory does not hold: nothing of it can be known.
+            continue;
+        }
+        check_closed_by(&target, &claims, objects, &mut out);
+        check_role_bindings(&target, &clusters, objects, &mut out);
+        if target.sources().len() < 2 {
+            continue;
+        }
+        check_rbac_claims(&target, &clusters, policy, &claims, &mut out);
+        check_network(&target, &clusters, &claims, objects, &mut out);
+    }
+    out
+}
+
+fn check_closed_by(
+    target: &Target<'_>,
+    claims: &[&Claim<'_>],
+    objects: Option<&Emitted<'_>>,
+    out: &mut Vec<Violation>,
+) {
+    let key = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
+    };
+    let mut existing: BTreeSet<String> = BTreeSet::new();
+    if let Some(objects) = objects {
+        existing.extend(objects.role_bindings.iter().map(|b| format!("RoleBinding {}", key(&b.metadata))));
+        existing.extend(objects.network_policies.iter().map(|p| format!("NetworkPolicy {}", key(&p.metadata))));
+    }
+    for claim in claims {
+        for object in claim.closed_by.iter().filter(|o| !existing.contains(*o)) {
+            out.push(violation(
+                target.block,
+                format!(
+                    "target {}: the {} finding of {} ({}) is closed by {object}, which is not emitted",
+                    target.name, claim.kind, claim.source_cluster, claim.object
+                ),
+            ));
+        }
+    }
+}
+
+/// Every emitted RoleBinding grants only what its subjects held before.
+fn check_role_bindings(
+    target: &Target<'_>,
+    clusters: &BTreeMap<&str, &ClusterSnapshot>,
+    objects: Option<&Emitted<'_>>,
+    out: &mut Vec<Violation>,
+) {
+    let Some(objects) = objects else { return };
+    for binding in objects.role_bindings {
+        let namespace = binding.metadata.namespace.as_deref().unwrap_or_default();
+        let name = binding.metadata.name.as_deref().unwrap_or_default();
+        let Some((source, old)) = target.origin(namespace) else {
+            out.push(violation(
+                target.block,
+                format!(
+                    "target {}: emitted RoleBinding {namespace}/{name} is in a namespace no source moves there",
+                    target.name
+                ),
+            ));
+            continue;
+        };
+        let cluster = clusters[source];
+        let role = &binding.role_ref;
+        for subject in binding.subjects.iter().flatten() {
+            // Back to the subject as the source knew it: a service account's namespace by its old name.
+            let subject_namespace = match subject.kind.as_str() {
+                "ServiceAccount" => {
+                    let new = subject.namespace.as_deref().unwrap_or_default();
+                    target
+                        .names
+                        .iter()
+                        .find(|((s, _), n)| *s == source && **n == new)
+                        .map_or(new.to_string(), |((_, o), _)| o.to_string())
+                }
+                _ => String::new(),
+            };
+            let before =
+                Subject { kind: subject.kind.clone(), name: subject.name.clone(), namespace: subject_namespace };
+            let ok = match role.kind.as_str() {
+                "ClusterRole" => held(cluster, old, &before, &role.name),
+                // A Role of the namespace itself: bound to the subject there before.
+                _ => cluster.isolation.role_bindings.iter().any(|b| {
+                    b.namespace == old
+                        && b.role_ref.kind == role.kind
+                        && b.role_ref.name == role.name
+                        && b.subjects.contains(&before)
+                }),
+            };
+            if !ok {
+                out.push(violation(
+                    target.block,
+                    format!(
+                        "target {}: emitted RoleBinding {namespace}/{name} gives {} {} {} in namespace {namespace}, \
+                         which it did not hold there before the merge ({namespace} is {source}/{old})",
+                        target.name,
+                        subject_text(&before),
+                        role.kind,
+                        role.name,
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Every RBAC widening is a finding listing the namespaces it newly reaches.
+fn check_rbac_claims(
+    target: &Target<'_>,
+    clusters: &BTreeMap<&str, &ClusterSnapshot>,
+    policy: &Policy,
+    claims: &[&Claim<'_>],
+    out: &mut Vec<Violation>,
+) {
+    for source in target.sources() {
+        let cluster = clusters[source];
+        for binding in &cluster.isolation.cluster_role_bindings {
+            let role = &binding.role_ref.name;
+            if binding.role_ref.kind != "ClusterRole"
+                || role.starts_with("system:")
+                || binding.name.starts_with("system:")
+            {
+                continue;
+            }
+            for subject in binding.subjects.iter().filter(|s| is_tenant_subject(s, policy)) {
+                let newly: BTreeSet<&str> = target
+                    .names
+                    .iter()
+                    .filter(|((other, _), _)| *other != source)
+                    .filter(|((other, namespace), _)| !held(clusters[other], namespace, subject, role))
+                    .map(|(_, new_name)| *new_name)
+                    .collect();
+                if newly.is_empty() {
+                    continue;
+                }
+                let described = subject_text(subject);
+                let object = format!("ClusterRoleBinding {}", binding.name);
+                let claim = claims.iter().find(|c| {
+                    c.kind == "rbac-widening"
+                        && c.source_cluster == source
+                        && c.object == object
+                        && c.subject == described
+                });
+                let listed: BTreeSet<&str> =
+                    claim.map(|c| c.namespaces.iter().map(String::as_str).collect()).unwrap_or_default();
+                let missing: Vec<String> = newly.difference(&listed).map(|n| n.to_string()).collect();
+                if missing.is_empty() {
+                    continue;
+                }
+                out.push(violation(
+                    target.block,
+                    format!(
+                        "target {}: {object} of {source} gives {described} ClusterRole {role} over namespace{} {} \
+                         of other sources, and no finding says so",
+                        target.name,
+                        if missing.len() == 1 { "" } else { "s" },
+                        short_list(&missing),
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// A NetworkPolicy's ingress as the validator reads it.
+#[derive(Clone)]
+struct Ingress {
+    selects_every_pod: bool,
+    /// Each rule: `None` admits every peer; else its peers.
+    rules: Vec<Option<Vec<Peer>>>,
+}
+
+#[derive(Clone)]
+enum Peer {
+    /// An ipBlock: may cover pod addresses.
+    Addresses,
+    Namespaces(LabelSelector),
+    /// A podSelector alone: the policy's own namespace only.
+    OwnNamespace,
+}
+
+fn from_model(policy: &NetworkPolicy) -> Option<Ingress> {
+    if !policy.policy_types.iter().any(|t| t == "Ingress") {
+        return None;
+    }
+    let rules = policy
+        .ingress
+        .iter()
+        .map(|rule| {
+            (!rule.peers.is_empty()).then(|| {
+                rule.peers
+                    .iter()
+                    .map(|peer| match (&peer.ip_block, &peer.namespace_selector) {
+                        (Some(_), _) => Peer::Addresses,
+                        (None, Some(selector)) => Peer::Namespaces(selector.clone()),
+                        (None, None) => Peer::OwnNamespace,
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    Some(Ingress { selects_every_pod: policy.pod_selector.is_empty(), rules })
+}
+
+fn selector_of(selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> LabelSelector {
+    LabelSelector {
+        match_labels: selector.match_labels.clone().unwrap_or_default(),
+        match_expressions: selector
+            .match_expressions
+            .iter()
+            .flatten()
+            .map(|e| kplan_model::isolation::LabelSelectorRequirement {
+                key: e.key.clone(),
+                operator: e.operator.clone(),
+                values: e.values.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+fn from_k8s(policy: &k8s_net::NetworkPolicy) -> Option<Ingress> {
+    let spec = policy.spec.as_ref()?;
+    // Kubernetes' default: Ingress always, Egress when egress rules exist.
+    let ingress_restricted = spec.policy_types.as_ref().is_none_or(|types| types.iter().any(|t| t == "Ingress"));
+    if !ingress_restricted {
+        return None;
+    }
+    let selects_every_pod = spec.pod_selector.as_ref().is_none_or(|s| selector_of(s).is_empty());
+    let rules = spec
+        .ingress
+        .iter()
+        .flatten()
+        .map(|rule| {
+            let peers = rule.from.as_deref().unwrap_or_default();
+            (!peers.is_empty()).then(|| {
+                peers
+                    .iter()
+                    .map(|peer| match (&peer.ip_block, &peer.namespace_selector) {
+                        (Some(_), _) => Peer::Addresses,
+                        (None, Some(selector)) => Peer::Namespaces(selector_of(selector)),
+                        (None, None) => Peer::OwnNamespace,
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    Some(Ingress { selects_every_pod, rules })
+}
+
+/// Whether a namespace with these policies admits some pod of another
+/// namespace labelled `from`.
+fn admits_from(policies: &[Ingress], from: &BTreeMap<String, String>) -> bool {
+    if !policies.iter().any(|p| p.selects_every_pod) {
+        return true;
+    }
+    policies.iter().flat_map(|p| &p.rules).any(|rule| match rule {
+        None => true,
+        Some(peers) => peers.iter().any(|peer| match peer {
+            Peer::Addresses => true,
+            Peer::Namespaces(selector) => selector.matches(from),
+            Peer::OwnNamespace => false,
+        }),
+    })
+}
+
+/// Every cross-source path is a finding; a closed finding's paths are closed.
+fn check_network(
+    target: &Target<'_>,
+    clusters: &BTreeMap<&str, &ClusterSnapshot>,
+    claims: &[&Claim<'_>],
+    objects: Option<&Emitted<'_>>,
+    out: &mut Vec<Violation>,
+) {
+    let enforced = !NO_NETWORK_POLICY.contains(&normalize_cni(target.cni).as_str());
+    // The labels of each namespace after the merge, by its name in the target.
+    let labels: BTreeMap<&str, BTreeMap<String, String>> = target
+        .names
+        .iter()
+        .map(|(&(source, namespace), &new_name)| {
+            let mut labels = clusters[source]
+                .namespaces
+                .iter()
+                .find(|n| n.name == namespace)
+                .map(|n| n.labels.clone())
+                .unwrap_or_default();
+            if let Some(patch) =
+                objects.into_iter().flat_map(|o| o.namespaces).find(|n| n.metadata.name.as_deref() == Some(new_name))
+            {
+                labels.extend(patch.metadata.labels.clone().unwrap_or_default());
+            }
+            labels.insert(NAME_LABEL.to_string(), new_name.to_string());
+            (new_name, labels)
+        })
+        .collect();
+    let sources = target.sources();
+    for (&(receiver, namespace), &new_name) in &target.names {
+        let before: Vec<Ingress> = clusters[receiver]
+            .isolation
+            .network_policies
+            .iter()
+            .filter(|p| p.namespace == namespace)
+            .filter_map(from_model)
+            .collect();
+        let mut after = before.clone();
+        after.extend(
+            objects
+                .into_iter()
+                .flat_map(|o| o.network_policies)
+                .filter(|p| p.metadata.namespace.as_deref() == Some(new_name))
+                .filter_map(from_k8s),
+        );
+        for &sender in sources.iter().filter(|&&s| s != receiver) {
+            let senders: Vec<&BTreeMap<String, String>> =
+                target.names.iter().filter(|((s, _), _)| *s == sender).map(|(_, n)| &labels[n]).collect();
+            if !senders.iter().any(|from| admits_from(&before, from)) {
+                continue;
+            }
+            let object = format!("pods of {sender}");
+            let claim = claims.iter().find(|c| {
+                c.kind == "network-widening"
+                    && c.source_cluster == receiver
+                    && c.object == object
+                    && c.namespaces.iter().any(|n| n == new_name)
+            });
+            let Some(claim) = claim else {
+                out.push(violation(
+                    target.block,
+                    format!(
+                        "target {}: namespace {new_name} (from {receiver}) admits pods of {sender}, \
+                         and no finding says so",
+                        target.name
+                    ),
+                ));
+                continue;
+            };
+            if claim.open {
+                continue;
+            }
+            if !enforced {
+                out.push(violation(
+                    target.block,
+                    format!(
+                        "target {}: the finding says pods of {sender} are kept out of {new_name}, but {} does not \
+                         enforce NetworkPolicy",
+                        target.name, target.cni
+                    ),
+                ));
+            } else if senders.iter().any(|from| admits_from(&after, from)) {
+                out.push(violation(
+                    target.block,
+                    format!(
+                        "target {}: the finding says pods of {sender} are kept out of {new_name}, but its \
+                         NetworkPolicies, the emitted ones included, still admit them",
+                        target.name
+                    ),
+                ));
+            }
+        }
+    }
+}

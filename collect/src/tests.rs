@@ -83,7 +83,9 @@ fn every_fixture_parses_with_the_right_counts() {
     let mut seen = Vec::new();
     for file in files {
         let relative = file.strip_prefix(FIXTURES).unwrap().to_string_lossy().replace('\\', "/");
-        if relative.ends_with(".md") {
+        // Gatekeeper's CRD is installed in the tests' API server
+        // (tests/tests/isolation.rs), not a cluster export to collect.
+        if relative.ends_with(".md") || relative.starts_with("gatekeeper/") {
             continue;
         }
         let Some(&(kind, count)) = expected.get(relative.as_str()) else {

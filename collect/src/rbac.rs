@@ -223,7 +223,9 @@ fn port(port: k8s_net::NetworkPolicyPort) -> String {
     }
 }
 
-fn selector(selector: k8s_meta::LabelSelector) -> LabelSelector {
+/// A Kubernetes label selector as the inventory records it (and matches it:
+/// `LabelSelector::matches`).
+pub(crate) fn selector(selector: k8s_meta::LabelSelector) -> LabelSelector {
     LabelSelector {
         match_labels: selector.match_labels.unwrap_or_default(),
         match_expressions: selector

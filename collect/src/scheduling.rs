@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kplan_model::Resources;
 use kplan_model::quantity::{parse_bytes, parse_count};
@@ -166,27 +165,6 @@ pub fn pod_workload(pod: &Pod) -> Option<String> {
     (kind != "DaemonSet").then(|| format!("{kind}/{name}"))
 }
 
-/// Whether a label selector (`metav1.LabelSelector`) matches `labels`. An
-/// empty selector matches every pod (a PodDisruptionBudget's `policy/v1`
-/// meaning); an operator the API does not define matches nothing.
-pub fn selector_matches(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
-    let Some(selector) = selector else { return true };
-    let by_label =
-        selector.match_labels.iter().flatten().all(|(key, value)| labels.get(key).is_some_and(|v| v == value));
-    let by_expression = selector.match_expressions.iter().flatten().all(|expression| {
-        let value = labels.get(&expression.key);
-        let values = expression.values.as_deref().unwrap_or_default();
-        match expression.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    });
-    by_label && by_expression
-}
-
 /// A PodDisruptionBudget as the snapshot records it: its rule as written and
 /// the workloads of `pods` (`(labels, workload)` of its namespace's pods)
 /// that its selector matches.
@@ -200,10 +178,12 @@ pub fn disruption_budget<'p>(
         Some(IntOrString::String(s)) => s.clone(),
         None => String::new(),
     };
-    let selector = spec.and_then(|spec| spec.selector.as_ref());
+    // No selector matches every pod of the namespace (an empty one does
+    // anyway: `LabelSelector::matches` of nothing is true).
+    let selector = spec.and_then(|spec| spec.selector.clone()).map(crate::rbac::selector).unwrap_or_default();
     let mut workloads: Vec<String> = pods
         .into_iter()
-        .filter(|(labels, _)| selector_matches(selector, labels))
+        .filter(|(labels, _)| selector.matches(labels))
         .map(|(_, workload)| workload.to_string())
         .collect();
     workloads.sort();

@@ -201,15 +201,13 @@ fn apply(
     inventory: &[ClusterSnapshot],
     block: &mut Block,
     mut chosen: impl FnMut(NamespaceId, &Namespace) -> Option<Split>,
-) -> usize {
+) {
     let mut units = Vec::with_capacity(block.namespaces.len());
-    let mut n_split = 0;
     for &id in &block.namespaces {
         let namespace = block.namespace(inventory, id);
         let whole = id.part == 0 && block.addon_of(id).is_none();
         match whole.then(|| chosen(id, namespace)).flatten() {
             Some(split) => {
-                n_split += 1;
                 for k in 0..split.parts.len() {
                     units.push(NamespaceId { part: k as u16 + 1, ..id });
                 }
@@ -219,7 +217,6 @@ fn apply(
         }
     }
     block.namespaces = units;
-    n_split
 }
 
 /// Splits the namespaces of `block` whose PodDisruptionBudgets forbid moving
@@ -254,7 +251,8 @@ pub fn split_large(inventory: &[ClusterSnapshot], block: &Block, policy: &Policy
     whole.dedup_by_key(|id| (id.cluster, id.namespace));
     split_block.namespaces = whole.into_iter().map(|id| NamespaceId { part: 0, ..id }).collect();
     split_block.parts.clear();
-    let n = apply(inventory, &mut split_block, |id, namespace| {
+    let mut n_large = 0;
+    apply(inventory, &mut split_block, |id, namespace| {
         let allocatable = workers.get(&id.cluster).copied().unwrap_or(Resources::ZERO);
         let cap = Resources {
             cpu_millis: (allocatable.cpu_millis as f64 * share) as u64,
@@ -264,16 +262,11 @@ pub fn split_large(inventory: &[ClusterSnapshot], block: &Block, policy: &Policy
         // A source without workers of its own here (another block's) is not measured.
         let large = allocatable != Resources::ZERO
             && (namespace.requests.cpu_millis > cap.cpu_millis || namespace.requests.memory_bytes > cap.memory_bytes);
-        if large {
-            split(namespace, Some(cap), policy.parts.max_parts)
-        } else if policy.parts.enabled {
-            split(namespace, None, policy.parts.max_parts)
-        } else {
-            None
-        }
+        let split = split(namespace, large.then_some(cap), policy.parts.max_parts);
+        n_large += usize::from(large && split.is_some());
+        split
     });
-    let newly = n.saturating_sub(block.parts.len());
-    (newly > 0).then_some((split_block, newly))
+    (n_large > 0).then_some((split_block, n_large))
 }
 
 #[cfg(test)]

@@ -151,16 +151,7 @@ impl From<model::Namespace> for v1::Namespace {
                 .into_iter()
                 .map(|a| v1::AppliedObject { api_version: a.api_version, kind: a.kind, name: a.name })
                 .collect(),
-            disruption_budgets: n
-                .disruption_budgets
-                .into_iter()
-                .map(|b| v1::DisruptionBudget {
-                    name: b.name,
-                    min_available: b.min_available,
-                    max_unavailable: b.max_unavailable,
-                    workloads: b.workloads,
-                })
-                .collect(),
+            disruption_budgets: vec_into(n.disruption_budgets),
         }
     }
 }
@@ -179,17 +170,42 @@ impl From<v1::Namespace> for model::Namespace {
                 .into_iter()
                 .map(|a| model::AppliedObject { api_version: a.api_version, kind: a.kind, name: a.name })
                 .collect(),
-            disruption_budgets: n
-                .disruption_budgets
-                .into_iter()
-                .map(|b| model::scheduling::DisruptionBudget {
-                    name: b.name,
-                    min_available: b.min_available,
-                    max_unavailable: b.max_unavailable,
-                    workloads: b.workloads,
-                })
-                .collect(),
+            disruption_budgets: vec_into(n.disruption_budgets),
         }
+    }
+}
+
+impl From<model::scheduling::DisruptionBudget> for v1::DisruptionBudget {
+    fn from(b: model::scheduling::DisruptionBudget) -> Self {
+        v1::DisruptionBudget {
+            name: b.name,
+            min_available: b.min_available,
+            max_unavailable: b.max_unavailable,
+            workloads: b.workloads,
+        }
+    }
+}
+
+impl From<v1::DisruptionBudget> for model::scheduling::DisruptionBudget {
+    fn from(b: v1::DisruptionBudget) -> Self {
+        model::scheduling::DisruptionBudget {
+            name: b.name,
+            min_available: b.min_available,
+            max_unavailable: b.max_unavailable,
+            workloads: b.workloads,
+        }
+    }
+}
+
+impl From<model::PartWorkload> for v1::PartWorkload {
+    fn from(w: model::PartWorkload) -> Self {
+        v1::PartWorkload { workload: w.workload, replicas: w.replicas }
+    }
+}
+
+impl From<v1::PartWorkload> for model::PartWorkload {
+    fn from(w: v1::PartWorkload) -> Self {
+        model::PartWorkload { workload: w.workload, replicas: w.replicas }
     }
 }
 
@@ -733,15 +749,7 @@ impl From<model::NamespaceMove> for v1::NamespaceMove {
             new_name: m.new_name,
             sla_tier: sla_to_wire(m.sla_tier),
             requests: Some(m.requests.into()),
-            part: m.part.map(|p| v1::MovePart {
-                index: p.index,
-                of: p.of,
-                workloads: p
-                    .workloads
-                    .into_iter()
-                    .map(|w| v1::PartWorkload { workload: w.workload, replicas: w.replicas })
-                    .collect(),
-            }),
+            part: m.part.map(|p| v1::MovePart { index: p.index, of: p.of, workloads: vec_into(p.workloads) }),
         }
     }
 }
@@ -755,15 +763,7 @@ impl From<v1::NamespaceMove> for model::NamespaceMove {
             new_name: m.new_name,
             sla_tier: sla_from_wire(m.sla_tier),
             requests: resources(m.requests),
-            part: m.part.map(|p| model::MovePart {
-                index: p.index,
-                of: p.of,
-                workloads: p
-                    .workloads
-                    .into_iter()
-                    .map(|w| model::PartWorkload { workload: w.workload, replicas: w.replicas })
-                    .collect(),
-            }),
+            part: m.part.map(|p| model::MovePart { index: p.index, of: p.of, workloads: vec_into(p.workloads) }),
         }
     }
 }

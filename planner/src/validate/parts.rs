@@ -195,15 +195,14 @@ where
                 }
             }
             // Together the parts are the namespace's pods, workload by workload.
-            let mut stated: BTreeMap<&str, u64> = BTreeMap::new();
+            let mut stated: BTreeMap<String, u64> = BTreeMap::new();
             for w in seen.iter().flat_map(|s| s.5.iter()) {
-                *stated.entry(w.workload.as_str()).or_default() += w.replicas;
+                *stated.entry(w.workload.clone()).or_default() += w.replicas;
             }
             let mut actual: BTreeMap<String, u64> = BTreeMap::new();
             for g in &namespace.pod_groups {
                 *actual.entry(g.workload()).or_default() += g.replicas;
             }
-            let stated: BTreeMap<String, u64> = stated.into_iter().map(|(w, n)| (w.to_string(), n)).collect();
             if stated != actual {
                 let differ: Vec<String> = actual
                     .keys()

@@ -354,6 +354,13 @@ impl Watcher {
                 || record.health.inventory != health.inventory;
             if changed {
                 record.health = health;
+            }
+            // The metrics first: whoever reads the stored health (`plans
+            // status`, a `WatchPlan` stream) then finds them at least as new.
+            // This thread runs at SCHED_IDLE and may wait long between two
+            // steps on a busy machine.
+            self.metrics.set_plan(plan_id, &record, &progress, now, self.settings.wave_stall_seconds);
+            if changed {
                 self.store.put_plan_watches(&[(plan_id.to_string(), record.clone())])?;
             }
             record
@@ -365,7 +372,6 @@ impl Watcher {
         } else {
             info!(plan_id, waves_done = progress.waves_done, seconds, "approved plan re-checked: ok");
         }
-        self.metrics.set_plan(plan_id, &record, &progress, now, self.settings.wave_stall_seconds);
         Ok(())
     }
 }

@@ -572,6 +572,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                                     w.replicas.to_string(),
                                     m.when.clone(),
                                     m.cluster.clone(),
+                                    m.pods.to_string(),
                                     m.nodes.to_string(),
                                     if m.problem.is_empty() {
                                         m.shapes.join(", ")
@@ -583,7 +584,16 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                         })
                         .collect();
                     output::table(
-                        &["NAMESPACE", "WORKLOAD", "REPLICAS", "WHEN", "CLUSTER", "NODES", "NODE SHAPES / WHY NOT"],
+                        &[
+                            "NAMESPACE",
+                            "WORKLOAD",
+                            "REPLICAS",
+                            "WHEN",
+                            "CLUSTER",
+                            "PODS",
+                            "NODES",
+                            "NODE SHAPES / WHY NOT",
+                        ],
                         &rows,
                     )
                 }

@@ -80,7 +80,8 @@ pub struct Policy {
 /// its workloads at a time, when a PodDisruptionBudget forbids taking its pods
 /// down at once, and (only where its block cannot be staged otherwise) when it
 /// is large: more than `large_share` of its source cluster's workload
-/// allocatable (cpu or memory). No part is larger than that share, unless one
+/// allocatable (cpu or memory); as few large namespaces as let the block be
+/// staged, the largest first. No part is larger than that share, unless one
 /// pod is; a namespace has at most `max_parts` parts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

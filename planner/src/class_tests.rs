@@ -211,7 +211,13 @@ fn a_namespace_too_big_to_move_in_one_piece_moves_in_parts() {
     let plan = plan(&inventory, &policy);
     let prod = block(&plan, "dc1", "prod");
     assert_eq!(prod.status, BlockStatus::Planned, "{}", prod.explanation);
-    assert!(prod.explanation.contains("2 large namespace(s) move in parts"), "{}", prod.explanation);
+    // Only the namespace that must: risk (2 × 20 cpu of 3 × 48), not web (10 × 2 cpu of 9 × 16).
+    assert!(
+        prod.explanation.contains("its largest namespace moves in parts") && prod.explanation.contains("large/risk ("),
+        "{}",
+        prod.explanation
+    );
+    assert!(!prod.waves.iter().flat_map(|w| &w.namespaces).any(|m| m.namespace == "web" && m.part.is_some()));
     let parts: Vec<(u64, u32, u64)> = prod
         .waves
         .iter()
@@ -399,6 +405,76 @@ fn a_budget_that_allows_no_disruption_is_a_precondition_the_validator_requires()
             && v.detail.contains("no disruption-budget precondition names it")),
         "{violations:?}"
     );
+}
+
+#[test]
+fn the_runbook_scales_a_statefulset_over_part_by_part_and_warns_of_its_ordinals() {
+    // The budget's pods as a StatefulSet: 4, 4 and 2 of 10 move.
+    let mut inventory = with_budget("", "40%");
+    inventory[0].namespaces[0].pod_groups[0].owner_kind = "StatefulSet".into();
+    inventory[0].namespaces[0].disruption_budgets[0].workloads = vec!["StatefulSet/front".into()];
+    let plan = plan(&inventory, &estate_policy());
+    let prod = block(&plan, "dc1", "prod");
+    assert_eq!(prod.status, BlockStatus::Planned, "{}", prod.explanation);
+    let book = crate::runbook::runbook(&plan, &inventory, None);
+    let steps: Vec<&crate::runbook::Step> = book
+        .blocks
+        .iter()
+        .flat_map(|b| &b.waves)
+        .flat_map(|w| &w.steps)
+        .filter(|s| s.commands.iter().any(|c| c.contains("scale statefulset/front")))
+        .collect();
+    assert_eq!(steps.len(), 3, "one step per part: {steps:#?}");
+    let target = &prod.target_clusters[0].name;
+    for (step, (up, down)) in steps.iter().zip([(4, 6), (8, 2), (10, 0)]) {
+        let has = |text: &str| step.commands.iter().any(|c| c.contains(text));
+        assert!(has(&format!("--context {target} -n web scale statefulset/front --replicas={up}")), "{step:#?}");
+        assert!(has(&format!("--context small -n web scale statefulset/front --replicas={down}")), "{step:#?}");
+        // Both clusters run front-0.. until the last part.
+        assert_eq!(has("both clusters run pods of the same names"), down > 0, "{step:#?}");
+    }
+    assert!(steps[2].commands.iter().any(|c| c.contains("delete namespace web")), "the cut-over: {:#?}", steps[2]);
+    assert!(steps[..2].iter().all(|s| !s.commands.iter().any(|c| c.contains("delete namespace web"))));
+}
+
+#[test]
+fn the_pod_report_follows_a_namespace_moving_in_parts_pod_by_pod() {
+    // 4, 4 and 2 of the 10 front pods move: between the parts the workload
+    // runs in both clusters, and the report says how many pods are where.
+    let inventory = with_budget("", "40%");
+    let policy = estate_policy();
+    let plan = plan(&inventory, &policy);
+    let prod = block(&plan, "dc1", "prod");
+    assert_eq!(prod.status, BlockStatus::Planned, "{}", prod.explanation);
+    let target = prod.target_clusters[0].name.clone();
+    let report = crate::pod_report::pod_report(&inventory, &policy, &plan, Some("web"));
+    assert_eq!(report.len(), 1, "{report:#?}");
+    let moments = &report[0].moments;
+    let during: Vec<(String, u64)> =
+        moments.iter().filter(|m| m.when.starts_with("during")).map(|m| (m.cluster.clone(), m.pods)).collect();
+    let small = "small".to_string();
+    assert_eq!(
+        during,
+        [
+            (small.clone(), 10),
+            (target.clone(), 4),
+            (small.clone(), 6),
+            (target.clone(), 8),
+            (small, 2),
+            (target.clone(), 10)
+        ],
+        "{moments:#?}"
+    );
+    // After the first part: 6 in the source, 4 in the target; at the end all 10 in the target.
+    let first_wave = moments.iter().find(|m| m.when.starts_with("during")).map(|m| m.when.clone()).expect("a move");
+    let after_first = first_wave.replace("during", "after");
+    let after_first = after_first.split(" (").next().expect("when");
+    let rows: Vec<(&str, u64)> =
+        moments.iter().filter(|m| m.when == after_first).map(|m| (m.cluster.as_str(), m.pods)).collect();
+    assert_eq!(rows, [("small", 6), (target.as_str(), 4)], "{moments:#?}");
+    let last = moments.last().expect("rows");
+    assert_eq!((last.cluster.as_str(), last.pods), (target.as_str(), 10), "{moments:#?}");
+    assert!(moments.iter().all(|m| m.problem.is_empty() && m.nodes > 0), "{moments:#?}");
 }
 
 proptest::proptest! {

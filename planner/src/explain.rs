@@ -44,8 +44,21 @@ fn zone_list(zones: &[String]) -> String {
     zones.iter().map(|z| if z.is_empty() { "(no zone)".to_string() } else { z.clone() }).collect::<Vec<_>>().join(", ")
 }
 
+/// Why a block cannot be planned, found before any model is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Precheck {
+    pub explanation: String,
+    /// The hand-over of pods confined to some nodes cannot be staged in one
+    /// piece: moving namespaces in parts may help (`parts.rs`).
+    pub staging: bool,
+}
+
 /// Infeasibilities that need no solve. `None` when none is found.
-pub fn precheck(ctx: &BlockContext) -> Option<String> {
+pub fn precheck(ctx: &BlockContext) -> Option<Precheck> {
+    precheck_words(ctx).map(|(explanation, staging)| Precheck { explanation, staging })
+}
+
+fn precheck_words(ctx: &BlockContext) -> Option<(String, bool)> {
     let key = &ctx.block.key;
     let data = &ctx.data;
     let policy = ctx.policy;
@@ -54,10 +67,13 @@ pub fn precheck(ctx: &BlockContext) -> Option<String> {
     let n_namespaces = data.n_namespaces();
 
     if n_nodes == 0 {
-        return Some(format!(
-            "block {key}: {n_namespaces} namespaces of tier {tier} must move ({}), but no node of tier {tier} is in datacenter {}: nothing can host them",
-            demand_words(data.demand),
-            key.datacenter
+        return Some((
+            format!(
+                "block {key}: {n_namespaces} namespaces of tier {tier} must move ({}), but no node of tier {tier} is in datacenter {}: nothing can host them",
+                demand_words(data.demand),
+                key.datacenter
+            ),
+            false,
         ));
     }
     if ctx.block.allowed_zones.is_empty() {
@@ -76,62 +92,86 @@ pub fn precheck(ctx: &BlockContext) -> Option<String> {
                 }
             })
             .collect();
-        return Some(format!(
-            "block {key}: no firewall zone of its nodes may host tier {tier}: {}; allow {tier} in one of these zones (policy.zones.<zone>.tiers) or set unlisted_zones_host_any_tier",
-            zones.join("; ")
+        return Some((
+            format!(
+                "block {key}: no firewall zone of its nodes may host tier {tier}: {}; allow {tier} in one of these zones (policy.zones.<zone>.tiers) or set unlisted_zones_host_any_tier",
+                zones.join("; ")
+            ),
+            false,
         ));
     }
     if ctx.budget.nodes == 0 {
-        return Some(format!(
-            "block {key}: wave_budget.nodes is 0 but {n_nodes} nodes must be drained (joined to the target or freed); the policy allows no wave to make progress"
+        return Some((
+            format!(
+                "block {key}: wave_budget.nodes is 0 but {n_nodes} nodes must be drained (joined to the target or freed); the policy allows no wave to make progress"
+            ),
+            false,
         ));
     }
     if n_namespaces > 0 && ctx.budget.namespaces == 0 {
-        return Some(format!(
-            "block {key}: wave_budget.namespaces is 0 but {n_namespaces} namespaces must move; the policy allows no wave to make progress"
+        return Some((
+            format!(
+                "block {key}: wave_budget.namespaces is 0 but {n_namespaces} namespaces must move; the policy allows no wave to make progress"
+            ),
+            false,
         ));
     }
     for s in 0..ctx.n_sources() {
         let n_control_plane = (0..n_nodes).filter(|&i| data.node_source[i] == s && data.moves_at_retirement(i)).count();
         if n_control_plane as u64 > ctx.budget.nodes {
-            return Some(format!(
-                "block {key}: cluster {} has {n_control_plane} control-plane nodes, which all move in the wave that retires it, but wave_budget.nodes is {}; raise the node budget to at least {n_control_plane}",
-                ctx.source_id(s),
-                ctx.budget.nodes
+            return Some((
+                format!(
+                    "block {key}: cluster {} has {n_control_plane} control-plane nodes, which all move in the wave that retires it, but wave_budget.nodes is {}; raise the node budget to at least {n_control_plane}",
+                    ctx.source_id(s),
+                    ctx.budget.nodes
+                ),
+                false,
             ));
         }
     }
     let allowed_nodes = data.node_allowed.iter().filter(|&&a| a).count();
     if allowed_nodes < ctx.n_control_plane {
-        return Some(format!(
-            "block {key}: the target needs {} control-plane nodes but only {allowed_nodes} of its {} {} in zones that may host tier {tier} ({})",
-            ctx.n_control_plane,
-            nodes_word(n_nodes),
-            if allowed_nodes == 1 { "is" } else { "are" },
-            zone_list(&ctx.block.allowed_zones)
+        return Some((
+            format!(
+                "block {key}: the target needs {} control-plane nodes but only {allowed_nodes} of its {} {} in zones that may host tier {tier} ({})",
+                ctx.n_control_plane,
+                nodes_word(n_nodes),
+                if allowed_nodes == 1 { "is" } else { "are" },
+                zone_list(&ctx.block.allowed_zones)
+            ),
+            false,
         ));
     }
     // The target's control plane is made of source workers (`docs/plan-semantics.md`).
     let allowed_workers = (0..n_nodes).filter(|&i| data.node_allowed[i] && !data.node_source_control_plane[i]).count();
     if allowed_workers < ctx.n_control_plane {
-        return Some(format!(
-            "block {key}: the target needs {} control-plane nodes, which join it before anything else and so must be workers of the sources (their own control-plane nodes leave only when they retire), but only {allowed_workers} worker {} in zones that may host tier {tier} ({})",
-            ctx.n_control_plane,
-            if allowed_workers == 1 { "node is" } else { "nodes are" },
-            zone_list(&ctx.block.allowed_zones)
+        return Some((
+            format!(
+                "block {key}: the target needs {} control-plane nodes, which join it before anything else and so must be workers of the sources (their own control-plane nodes leave only when they retire), but only {allowed_workers} worker {} in zones that may host tier {tier} ({})",
+                ctx.n_control_plane,
+                if allowed_workers == 1 { "node is" } else { "nodes are" },
+                zone_list(&ctx.block.allowed_zones)
+            ),
+            false,
         ));
     }
     if (policy.max_nodes_per_cluster as usize) < ctx.n_control_plane {
-        return Some(format!(
-            "block {key}: max_nodes_per_cluster is {} but a target needs {} control-plane nodes",
-            policy.max_nodes_per_cluster, ctx.n_control_plane
+        return Some((
+            format!(
+                "block {key}: max_nodes_per_cluster is {} but a target needs {} control-plane nodes",
+                policy.max_nodes_per_cluster, ctx.n_control_plane
+            ),
+            false,
         ));
     }
     if policy.survive_zone_loss && ctx.block.allowed_zones.len() == 1 && data.demand != Resources::ZERO {
-        return Some(format!(
-            "block {key}: survive_zone_loss is set but only zone {} may host tier {tier} in {}: losing it loses every node; allow a second zone for {tier} or unset survive_zone_loss",
-            zone_list(&ctx.block.allowed_zones),
-            key.datacenter
+        return Some((
+            format!(
+                "block {key}: survive_zone_loss is set but only zone {} may host tier {tier} in {}: losing it loses every node; allow a second zone for {tier} or unset survive_zone_loss",
+                zone_list(&ctx.block.allowed_zones),
+                key.datacenter
+            ),
+            false,
         ));
     }
 
@@ -159,17 +199,20 @@ pub fn precheck(ctx: &BlockContext) -> Option<String> {
             } else {
                 String::new()
             };
-            return Some(format!(
-                "block {key}: not enough {}: the namespaces need {} ({} of requests ÷ (1 - {} headroom)), but the {} in the zones that may host tier {tier} ({}) {} {}{cp}; short by {}",
-                RESOURCES[k],
-                amount(k, needed),
-                amount(k, demand),
-                percent(ctx.headroom[k]),
-                nodes_word(allowed_nodes),
-                zone_list(&ctx.block.allowed_zones),
-                if allowed_nodes == 1 { "holds" } else { "hold" },
-                amount(k, hold),
-                amount(k, needed - hold)
+            return Some((
+                format!(
+                    "block {key}: not enough {}: the namespaces need {} ({} of requests ÷ (1 - {} headroom)), but the {} in the zones that may host tier {tier} ({}) {} {}{cp}; short by {}",
+                    RESOURCES[k],
+                    amount(k, needed),
+                    amount(k, demand),
+                    percent(ctx.headroom[k]),
+                    nodes_word(allowed_nodes),
+                    zone_list(&ctx.block.allowed_zones),
+                    if allowed_nodes == 1 { "holds" } else { "hold" },
+                    amount(k, hold),
+                    amount(k, needed - hold)
+                ),
+                false,
             ));
         }
         if policy.survive_zone_loss {
@@ -186,14 +229,17 @@ pub fn precheck(ctx: &BlockContext) -> Option<String> {
                 .unwrap_or_default();
             let left = total - largest_amount;
             if !fits_one(demand, ctx.headroom[k], left) {
-                return Some(format!(
-                    "block {key}: survive_zone_loss cannot hold for {}: the namespaces need {} ({} ÷ (1 - {} headroom)), but after losing zone {largest} (the largest, {}) the other zones hold at most {}",
-                    RESOURCES[k],
-                    amount(k, needed),
-                    amount(k, demand),
-                    percent(ctx.headroom[k]),
-                    amount(k, largest_amount),
-                    amount(k, left)
+                return Some((
+                    format!(
+                        "block {key}: survive_zone_loss cannot hold for {}: the namespaces need {} ({} ÷ (1 - {} headroom)), but after losing zone {largest} (the largest, {}) the other zones hold at most {}",
+                        RESOURCES[k],
+                        amount(k, needed),
+                        amount(k, demand),
+                        percent(ctx.headroom[k]),
+                        amount(k, largest_amount),
+                        amount(k, left)
+                    ),
+                    false,
                 ));
             }
         }
@@ -203,20 +249,27 @@ pub fn precheck(ctx: &BlockContext) -> Option<String> {
     if let Some(homeless) = data.placement.homeless.first() {
         let more = data.placement.homeless.len() - 1;
         let more = if more > 0 { format!(" (and {more} more workloads)") } else { String::new() };
-        return Some(format!("block {key}: {homeless}{more}"));
+        return Some((format!("block {key}: {homeless}{more}"), false));
     }
     for row in &data.placement.rows {
         let supply: u64 = (0..n_nodes).filter(|&i| data.node_allowed[i]).map(|i| row.node_supply[i]).sum();
         if !row.fits(row.total_need(), supply) {
             let set = &data.placement.sets[row.set];
-            return Some(format!(
-                "block {key}: {} may only run on nodes that are {}; those in zones that may host tier {tier} offer {} {}, but they request {}{}",
-                set.workloads.join(", "),
-                set.nodes,
-                row.resource,
-                row.amount(supply),
-                row.amount(row.total_need()),
-                if row.headroom > 0.0 { format!(" (with {} headroom)", percent(row.headroom)) } else { String::new() }
+            return Some((
+                format!(
+                    "block {key}: {} may only run on nodes that are {}; those in zones that may host tier {tier} offer {} {}, but they request {}{}",
+                    set.workloads.join(", "),
+                    set.nodes,
+                    row.resource,
+                    row.amount(supply),
+                    row.amount(row.total_need()),
+                    if row.headroom > 0.0 {
+                        format!(" (with {} headroom)", percent(row.headroom))
+                    } else {
+                        String::new()
+                    }
+                ),
+                false,
             ));
         }
     }
@@ -240,15 +293,18 @@ pub fn precheck(ctx: &BlockContext) -> Option<String> {
             let row = &data.placement.rows[k];
             let set = &data.placement.sets[row.set];
             let unit = |x: f64| row.amount((x * row.unit).round() as u64);
-            return Some(format!(
-                "block {key}: {} may only run on nodes that are {}; while they move, cluster {} must hold them on its own such nodes and the target too: that needs {} more {} (usable) than cluster {}'s own such nodes can give, and the other clusters' such nodes give {}; keep or add a temporary buffer node of this kind in the target for the migration, or move these workloads a few replicas at a time",
-                set.workloads.join(", "),
-                set.nodes,
-                ctx.source_id(cut.source),
-                unit(cut.rhs),
-                row.resource,
-                ctx.source_id(cut.source),
-                unit(others),
+            return Some((
+                format!(
+                    "block {key}: {} may only run on nodes that are {}; while they move, cluster {} must hold them on its own such nodes and the target too: that needs {} more {} (usable) than cluster {}'s own such nodes can give, and the other clusters' such nodes give {}; keep or add a temporary buffer node of this kind in the target for the migration, or move these workloads a few replicas at a time",
+                    set.workloads.join(", "),
+                    set.nodes,
+                    ctx.source_id(cut.source),
+                    unit(cut.rhs),
+                    row.resource,
+                    ctx.source_id(cut.source),
+                    unit(others),
+                ),
+                true,
             ));
         }
     }
@@ -256,7 +312,7 @@ pub fn precheck(ctx: &BlockContext) -> Option<String> {
     // Sources that already break their headroom.
     for s in 0..ctx.n_sources() {
         if let Some(text) = overloaded_source(ctx, s) {
-            return Some(text);
+            return Some((text, false));
         }
     }
     None

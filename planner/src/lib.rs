@@ -231,19 +231,10 @@ pub fn propose(
             let mut outcome = plan_block(inventory, policy, &blocks[b], &zone_tiers, settings, &validate_block);
             // Before a block is called infeasible: its large namespaces in parts.
             if outcome.stalled
-                && let Some((split, n_split)) = parts::split_large(inventory, &blocks[b], policy)
+                && let Some(rescued) =
+                    rescue_in_parts(inventory, policy, &blocks[b], &zone_tiers, settings, &validate_block)
             {
-                let retry = plan_block(inventory, policy, &split, &zone_tiers, settings, &validate_block);
-                if retry.plan.status == BlockStatus::Planned {
-                    let mut retry = retry;
-                    let note = format!(
-                        "{n_split} large namespace(s) move in parts (more than {}% of their source's workload capacity; in one piece the block cannot be staged)",
-                        policy.parts.large_share * 100.0
-                    );
-                    retry.plan.explanation =
-                        if retry.plan.explanation.is_empty() { note } else { format!("{}\n{note}", retry.plan.explanation) };
-                    outcome = retry;
-                }
+                outcome = rescued;
             }
             if outcome.plan.status == BlockStatus::Infeasible
                 && let Some(note) = relaxation(inventory, policy, &blocks[b], &zone_tiers, settings)
@@ -309,6 +300,64 @@ pub fn propose(
     plan.summary = summarize(&plan.blocks, started.elapsed().as_secs_f64());
     fingerprint(&mut plan, inventory, policy, &settings.solver, options);
     Ok(ProposeOutcome { plan, models })
+}
+
+/// A block that could not be staged, planned again with large namespaces in
+/// parts (`parts::split_large`): the largest one first, then the two largest,
+/// the four largest, ..., as few as let the greedy plan through. Each trial is
+/// a greedy solve (cheap); only the split that passes is solved in full, so a
+/// block the rescue cannot help costs a few greedy solves more, not another
+/// solver run. Deterministic: the order and the steps depend on the inventory
+/// and the policy only.
+fn rescue_in_parts(
+    inventory: &[ClusterSnapshot],
+    policy: &Policy,
+    block: &blocks::Block,
+    zone_tiers: &ZoneTiers,
+    settings: BlockSettings,
+    validate_block: &(dyn Fn(&BlockPlan) -> Vec<String> + Sync),
+) -> Option<context::BlockOutcome> {
+    let greedy = BlockSettings { use_solver: false, write_models: false, ..settings };
+    let mut limit = 1;
+    loop {
+        let parts::LargeSplit { block: split, chosen, n_large } = parts::split_large(inventory, block, policy, limit)?;
+        let trial = plan_block(inventory, policy, &split, zone_tiers, greedy, validate_block);
+        tracing::debug!(block = %block.key, n_split = chosen.len(), n_large, status = ?trial.plan.status, "moves in parts tried");
+        if trial.plan.status == BlockStatus::Planned {
+            let mut rescued = if settings.use_solver {
+                plan_block(inventory, policy, &split, zone_tiers, settings, validate_block)
+            } else {
+                trial
+            };
+            if rescued.plan.status != BlockStatus::Planned {
+                return None;
+            }
+            let named: Vec<String> = chosen
+                .iter()
+                .map(|&(id, share)| {
+                    let cluster = &inventory[id.cluster].cluster_id;
+                    let namespace = &block.namespace(inventory, id).name;
+                    format!("{cluster}/{namespace} ({:.0}% of it)", share * 100.0)
+                })
+                .collect();
+            let note = format!(
+                "in one piece the block cannot be staged; {} in parts of at most {}% of its source's workload capacity (one pod at least): {}",
+                if named.len() == 1 { "its largest namespace moves" } else { "its largest namespaces move" },
+                policy.parts.large_share * 100.0,
+                named.join(", ")
+            );
+            rescued.plan.explanation = if rescued.plan.explanation.is_empty() {
+                note
+            } else {
+                format!("{}\n{note}", rescued.plan.explanation)
+            };
+            return Some(rescued);
+        }
+        if chosen.len() == n_large {
+            return None;
+        }
+        limit *= 2;
+    }
 }
 
 /// The smallest headroom, in steps of 5 points down to 5%, at which the

@@ -13,8 +13,9 @@
 //! - size, only where a block cannot be staged otherwise
 //!   ([`split_large`], tried by `lib.rs` before a block is called infeasible):
 //!   a namespace that asks for more than `policy.parts.large_share` of its
-//!   source cluster's workload allocatable (cpu or memory) moves in parts of at
-//!   most that share (a part holds at least one pod).
+//!   source cluster's workload allocatable (cpu or memory) may move in parts of
+//!   at most that share (a part holds at least one pod). As few as help are
+//!   split: the largest first, then the two largest, the four largest, ...
 //!
 //! A namespace whose pods keep data on node-local volumes, an add-on and a
 //! namespace whose pods the inventory does not describe stay whole. Parts are
@@ -228,10 +229,26 @@ pub fn split_for_budgets(inventory: &[ClusterSnapshot], block: &mut Block, polic
     apply(inventory, block, |_, namespace| split(namespace, None, policy.parts.max_parts));
 }
 
-/// `block` with its large namespaces in parts too (see the module
-/// documentation), or `None` when it has none to split.
-pub fn split_large(inventory: &[ClusterSnapshot], block: &Block, policy: &Policy) -> Option<(Block, usize)> {
-    if !policy.parts.enabled || policy.parts.large_share <= 0.0 {
+/// What [`split_large`] made of a block.
+#[derive(Debug, Clone)]
+pub struct LargeSplit {
+    /// The block with the chosen namespaces in parts.
+    pub block: Block,
+    /// The namespaces split for their size, each with its share of its source.
+    pub chosen: Vec<(NamespaceId, f64)>,
+    /// How many large namespaces the block has in all.
+    pub n_large: usize,
+}
+
+/// `block` with its `limit` largest large namespaces in parts too (see the
+/// module documentation): those split, each with its share of its source,
+/// and the number of large namespaces there are; `None` when it has none to
+/// split. "Largest" is the
+/// larger of a namespace's cpu and memory shares of its source's workload
+/// allocatable; ties go to the first in block order, so the choice is
+/// deterministic.
+pub fn split_large(inventory: &[ClusterSnapshot], block: &Block, policy: &Policy, limit: usize) -> Option<LargeSplit> {
+    if !policy.parts.enabled || policy.parts.large_share <= 0.0 || limit == 0 {
         return None;
     }
     let share = policy.parts.large_share;
@@ -244,29 +261,54 @@ pub fn split_large(inventory: &[ClusterSnapshot], block: &Block, policy: &Policy
             (c, total)
         })
         .collect();
-    let mut split_block = block.clone();
-    // Budget splits are kept; a namespace split for them is split again
-    // with the cap from scratch.
-    let mut whole = split_block.namespaces.clone();
-    whole.dedup_by_key(|id| (id.cluster, id.namespace));
-    split_block.namespaces = whole.into_iter().map(|id| NamespaceId { part: 0, ..id }).collect();
-    split_block.parts.clear();
-    let mut n_large = 0;
-    apply(inventory, &mut split_block, |id, namespace| {
-        let allocatable = workers.get(&id.cluster).copied().unwrap_or(Resources::ZERO);
-        let cap = Resources {
+    let cap_of = |cluster: usize| -> Option<Resources> {
+        let allocatable = workers.get(&cluster).copied().unwrap_or(Resources::ZERO);
+        // A source without workers of its own here (another block's) is not measured.
+        (allocatable != Resources::ZERO).then_some(Resources {
             cpu_millis: (allocatable.cpu_millis as f64 * share) as u64,
             memory_bytes: (allocatable.memory_bytes as f64 * share) as u64,
             pods: u64::MAX,
+        })
+    };
+    // Budget splits are kept; a namespace split for them is split again
+    // with the cap from scratch.
+    let mut whole = block.namespaces.clone();
+    whole.dedup_by_key(|id| (id.cluster, id.namespace));
+    let whole: Vec<NamespaceId> = whole.into_iter().map(|id| NamespaceId { part: 0, ..id }).collect();
+    // The large namespaces that parts can split, largest share first.
+    let mut large: Vec<(f64, usize, NamespaceId)> = whole
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| block.addon_of(**id).is_none())
+        .filter_map(|(k, &id)| {
+            let cap = cap_of(id.cluster)?;
+            let namespace = block.namespace(inventory, id);
+            let over =
+                namespace.requests.cpu_millis > cap.cpu_millis || namespace.requests.memory_bytes > cap.memory_bytes;
+            let fraction = |used: u64, cap: u64| used as f64 / (cap.max(1) as f64 / share);
+            let size = fraction(namespace.requests.cpu_millis, cap.cpu_millis)
+                .max(fraction(namespace.requests.memory_bytes, cap.memory_bytes));
+            (over && split(namespace, Some(cap), policy.parts.max_parts).is_some()).then_some((size, k, id))
+        })
+        .collect();
+    if large.is_empty() {
+        return None;
+    }
+    let n_large = large.len();
+    large.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let chosen: Vec<(NamespaceId, f64)> = large.iter().take(limit).map(|&(size, _, id)| (id, size)).collect();
+    let mut split_block = block.clone();
+    split_block.namespaces = whole;
+    split_block.parts.clear();
+    apply(inventory, &mut split_block, |id, namespace| {
+        let cap = if chosen.iter().any(|(c, _)| (c.cluster, c.namespace) == (id.cluster, id.namespace)) {
+            cap_of(id.cluster)
+        } else {
+            None
         };
-        // A source without workers of its own here (another block's) is not measured.
-        let large = allocatable != Resources::ZERO
-            && (namespace.requests.cpu_millis > cap.cpu_millis || namespace.requests.memory_bytes > cap.memory_bytes);
-        let split = split(namespace, large.then_some(cap), policy.parts.max_parts);
-        n_large += usize::from(large && split.is_some());
-        split
+        split(namespace, cap, policy.parts.max_parts)
     });
-    (n_large > 0).then_some((split_block, n_large))
+    Some(LargeSplit { block: split_block, chosen, n_large })
 }
 
 #[cfg(test)]

@@ -31,6 +31,10 @@ pub struct PodMoment {
     /// `before`, `during wave N` (the move: both sides), `after wave N`.
     pub when: String,
     pub cluster: String,
+    /// How many of the workload's pods are in `cluster` at that moment (a
+    /// namespace moving in parts has some on each side between its parts;
+    /// during a move, the moving pods count on both sides).
+    pub pods: u64,
     /// Workload nodes of `cluster` that pass the filters for one pod.
     pub nodes: u64,
     /// What those nodes offer, e.g. `3 × 16 cpu 64Gi nvidia.com/gpu=4`.
@@ -86,7 +90,7 @@ pub fn pod_report(
             BTreeSet::new()
         };
         // Every workload of the block's namespaces, where it starts.
-        let mut tracked: Vec<(WorkloadPlacement, Cow<'_, PodGroup>, String)> = Vec::new();
+        let mut tracked: Vec<Tracked<'_>> = Vec::new();
         for source in &block.source_clusters {
             let Some(cluster) = clusters.get(source.as_str()) else { continue };
             for ns in cluster.namespaces.iter().filter(|ns| namespace.is_none_or(|n| n == ns.name)) {
@@ -118,74 +122,105 @@ pub fn pod_report(
                     let group = group.with_data_migrated(|v| {
                         migrated_claims.contains(&(source.as_str(), ns.name.as_str(), v.claim.as_str()))
                     });
-                    tracked.push((placement, group, source.clone()));
+                    let replicas = group.replicas;
+                    tracked.push(Tracked { placement, group, at: vec![(source.clone(), replicas)] });
                 }
             }
         }
-        let moment =
-            |when: String, cluster: &str, nodes: &BTreeMap<String, BTreeSet<(String, String)>>, group: &PodGroup| {
-                let candidates: Vec<&Node> = nodes
-                    .get(cluster)
-                    .into_iter()
-                    .flatten()
-                    // A target's dedicated control-plane nodes run no workloads; in
-                    // their source they still do.
-                    .filter(|key| !(targets.contains(cluster) && dedicated.contains(*key)))
-                    .filter_map(lookup)
-                    .collect();
-                describe(when, cluster, &candidates, group)
-            };
-        for (placement, group, at) in &mut tracked {
-            placement.moments.push(moment("before".to_string(), at, &nodes, group));
+        let moment = |when: String,
+                      (cluster, pods): (&str, u64),
+                      nodes: &BTreeMap<String, BTreeSet<(String, String)>>,
+                      group: &PodGroup| {
+            let candidates: Vec<&Node> = nodes
+                .get(cluster)
+                .into_iter()
+                .flatten()
+                // A target's dedicated control-plane nodes run no workloads; in
+                // their source they still do.
+                .filter(|key| !(targets.contains(cluster) && dedicated.contains(*key)))
+                .filter_map(lookup)
+                .collect();
+            describe(when, (cluster, pods), &candidates, group)
+        };
+        for t in &mut tracked {
+            let here = (t.at[0].0.as_str(), t.at[0].1);
+            t.placement.moments.push(moment("before".to_string(), here, &nodes, &t.group));
         }
         for wave in &block.waves {
             let number = wave.index;
-            // A namespace moving in parts moves a workload with the first
-            // part that holds some of its replicas (the row says when it
-            // starts running in the target).
-            type Moving<'m> = BTreeMap<(&'m str, &'m str), (&'m str, Option<BTreeSet<&'m str>>)>;
+            // A namespace moving in parts moves, per part, a number of each
+            // workload's replicas; they fill the workload's pod groups in
+            // order, as the validator fills them.
+            type Moving<'m> = BTreeMap<(&'m str, &'m str), (&'m str, Option<BTreeMap<&'m str, u64>>)>;
             let moving: Moving<'_> = wave
                 .namespaces
                 .iter()
                 .map(|m| {
-                    let workloads = m.part.as_ref().map(|p| p.workloads.iter().map(|w| w.workload.as_str()).collect());
+                    let workloads = m
+                        .part
+                        .as_ref()
+                        .map(|p| p.workloads.iter().map(|w| (w.workload.as_str(), w.replicas)).collect());
                     ((m.from_cluster.as_str(), m.namespace.as_str()), (m.to_cluster.as_str(), workloads))
                 })
                 .collect();
+            let mut part_left: BTreeMap<(&str, &str, String), u64> = BTreeMap::new();
             let leaving: BTreeSet<(String, String)> =
                 wave.nodes.iter().map(|m| (m.cluster_id.clone(), m.node.clone())).collect();
             let during: BTreeMap<String, BTreeSet<(String, String)>> = nodes
                 .iter()
                 .map(|(cluster, set)| (cluster.clone(), set.difference(&leaving).cloned().collect()))
                 .collect();
-            for (placement, group, at) in &mut tracked {
-                let found = moving.get(&(placement.source_cluster.as_str(), placement.namespace.as_str()));
-                let moves_now = found.filter(|(to, workloads)| {
-                    *at != *to && workloads.as_ref().is_none_or(|w| w.contains(group.workload().as_str()))
-                });
-                if let Some((to, _)) = moves_now {
-                    // Pods with local data travel with their node when it joins their target now.
-                    let joining: Vec<&Node> = wave
-                        .nodes
-                        .iter()
-                        .filter(|m| m.cluster_id == *at && m.action == NodeAction::DrainAndJoin && m.to_cluster == *to)
-                        .filter_map(|m| lookup(&(m.cluster_id.clone(), m.node.clone())))
-                        .collect();
-                    let mut pinned =
-                        group.volumes.iter().filter_map(|v| v.node_affinity.as_ref().filter(|_| v.pins())).peekable();
-                    let travels =
-                        pinned.peek().is_some() && pinned.all(|a| joining.iter().any(|n| a.matches(&n.labels)));
-                    if travels {
-                        let when = format!("during wave {number} (with its node)");
-                        placement.moments.push(describe(when, to, &joining, group));
-                        *at = to.to_string();
-                        continue;
+            for t in &mut tracked {
+                let source = t.placement.source_cluster.as_str();
+                let Some(&(to, ref workloads)) = moving.get(&(source, t.placement.namespace.as_str())) else {
+                    continue;
+                };
+                let Some(k) = t.at.iter().position(|(cluster, _)| cluster != to) else { continue };
+                let (at, in_source) = t.at[k].clone();
+                let workload = t.group.workload();
+                let n = match workloads {
+                    None => in_source,
+                    Some(part) => {
+                        let key = (source, t.placement.namespace.as_str(), workload.clone());
+                        let left =
+                            part_left.entry(key).or_insert_with(|| part.get(workload.as_str()).copied().unwrap_or(0));
+                        let n = (*left).min(in_source);
+                        *left -= n;
+                        n
                     }
-                    let when = format!("during wave {number}");
-                    placement.moments.push(moment(when.clone(), at, &during, group));
-                    placement.moments.push(moment(when, to, &nodes, group));
-                    *at = to.to_string();
+                };
+                if n == 0 {
+                    continue;
                 }
+                let in_target = t.at.iter().find(|(cluster, _)| cluster == to).map_or(0, |(_, pods)| *pods) + n;
+                // Pods with local data travel with their node when it joins their target now.
+                let joining: Vec<&Node> = wave
+                    .nodes
+                    .iter()
+                    .filter(|m| m.cluster_id == at && m.action == NodeAction::DrainAndJoin && m.to_cluster == to)
+                    .filter_map(|m| lookup(&(m.cluster_id.clone(), m.node.clone())))
+                    .collect();
+                let mut pinned =
+                    t.group.volumes.iter().filter_map(|v| v.node_affinity.as_ref().filter(|_| v.pins())).peekable();
+                let travels = pinned.peek().is_some() && pinned.all(|a| joining.iter().any(|n| a.matches(&n.labels)));
+                let part = workloads.as_ref().map_or(String::new(), |_| format!(", {n} of {}", t.placement.replicas));
+                if travels {
+                    let when = format!("during wave {number} (with its node{part})");
+                    t.placement.moments.push(describe(when, (to, in_target), &joining, &t.group));
+                } else {
+                    let when = format!(
+                        "during wave {number}{}",
+                        if part.is_empty() { String::new() } else { format!(" ({})", &part[2..]) }
+                    );
+                    t.placement.moments.push(moment(when.clone(), (&at, in_source), &during, &t.group));
+                    t.placement.moments.push(moment(when, (to, in_target), &nodes, &t.group));
+                }
+                t.at[k].1 -= n;
+                match t.at.iter_mut().find(|(cluster, _)| cluster == to) {
+                    Some(entry) => entry.1 = in_target,
+                    None => t.at.push((to.to_string(), in_target)),
+                }
+                t.at.retain(|(_, pods)| *pods > 0);
             }
             for node_move in &wave.nodes {
                 let key = (node_move.cluster_id.clone(), node_move.node.clone());
@@ -199,19 +234,27 @@ pub fn pod_report(
             // A row when the workload's nodes changed, and always after the
             // last wave: where its pods run once the merge is done.
             let final_wave = block.waves.last().is_some_and(|w| w.index == number);
-            for (placement, group, at) in &mut tracked {
-                let now = moment(format!("after wave {number}"), at, &nodes, group);
-                let last = placement.moments.last();
-                if final_wave
-                    || last.is_none_or(|m| {
-                        (m.cluster.as_str(), m.nodes, &m.shapes) != (now.cluster.as_str(), now.nodes, &now.shapes)
-                    })
-                {
-                    placement.moments.push(now);
+            for t in &mut tracked {
+                let now: Vec<PodMoment> = t
+                    .at
+                    .iter()
+                    .map(|(cluster, pods)| moment(format!("after wave {number}"), (cluster, *pods), &nodes, &t.group))
+                    .collect();
+                // Unchanged: each cluster's newest row says the same.
+                let unchanged = now.iter().all(|m| {
+                    t.placement
+                        .moments
+                        .iter()
+                        .rev()
+                        .find(|last| last.cluster == m.cluster)
+                        .is_some_and(|last| (last.pods, last.nodes, &last.shapes) == (m.pods, m.nodes, &m.shapes))
+                });
+                if final_wave || !unchanged {
+                    t.placement.moments.extend(now);
                 }
             }
         }
-        out.extend(tracked.into_iter().map(|(placement, _, _)| placement));
+        out.extend(tracked.into_iter().map(|t| t.placement));
     }
     out.sort_by(|a, b| {
         (&a.source_cluster, &a.namespace, &a.workload).cmp(&(&b.source_cluster, &b.namespace, &b.workload))
@@ -219,7 +262,15 @@ pub fn pod_report(
     out
 }
 
-fn describe(when: String, cluster: &str, candidates: &[&Node], group: &PodGroup) -> PodMoment {
+/// A workload's pod group through the plan: the clusters its pods are in,
+/// with how many (two between the parts of a namespace moving in parts).
+struct Tracked<'a> {
+    placement: WorkloadPlacement,
+    group: Cow<'a, PodGroup>,
+    at: Vec<(String, u64)>,
+}
+
+fn describe(when: String, (cluster, pods): (&str, u64), candidates: &[&Node], group: &PodGroup) -> PodMoment {
     let mut shapes: BTreeMap<String, u64> = BTreeMap::new();
     let mut refusals: BTreeMap<String, u64> = BTreeMap::new();
     let mut fitting = 0;
@@ -246,6 +297,7 @@ fn describe(when: String, cluster: &str, candidates: &[&Node], group: &PodGroup)
     PodMoment {
         when,
         cluster: cluster.to_string(),
+        pods,
         nodes: fitting,
         shapes: shapes.into_iter().map(|(shape, n)| format!("{n} × {shape}")).collect(),
         problem,

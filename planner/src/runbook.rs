@@ -716,10 +716,17 @@ fn part_scaling(
             }
         };
         up.push(format!("kubectl --context {target} -n {to} scale {resource}/{name} --replicas={have}"));
-        down.push(format!(
-            "kubectl --context {source} -n {from} scale {resource}/{name} --replicas={}",
-            all.saturating_sub(have)
-        ));
+        let left = all.saturating_sub(have);
+        if resource == "statefulset" && left > 0 && part.workloads.iter().any(|w| &w.workload == workload) {
+            // A StatefulSet scales by ordinal: both clusters start from 0.
+            up.push(format!(
+                "# {workload}: until its last part both clusters run pods of the same names ({target}: {name}-0..{name}-{}, {source}: {name}-0..{name}-{}); \
+                 members that find each other by name (replication, quorum) must be handed over by hand, not by this scale",
+                have.saturating_sub(1),
+                left - 1
+            ));
+        }
+        down.push(format!("kubectl --context {source} -n {from} scale {resource}/{name} --replicas={left}"));
     }
     let pods: u64 = moved.values().sum();
     let checks = vec![

@@ -66,8 +66,8 @@ pub fn plan_block(
         plan.solve_seconds = started.elapsed().as_secs_f64();
         plan
     };
-    if let Some(explanation) = explain::precheck(&ctx) {
-        return BlockOutcome { plan: infeasible(explanation, started), models, stalled: false };
+    if let Some(found) = explain::precheck(&ctx) {
+        return BlockOutcome { plan: infeasible(found.explanation, started), models, stalled: found.staging };
     }
 
     let wave_bound = wave_lower_bound(&ctx.data, ctx.budget);

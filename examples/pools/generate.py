@@ -2,12 +2,14 @@
 """Generate the example "pools" estate for kplan: special node pools that pods depend on.
 
 One datacenter (ams, Amsterdam), one security tier (prod), three firewall zones
-(ams-prod-a/b/c), four source clusters. Three of them own a node pool that some pods
+(ams-prod-a/b/c), five source clusters. Four of them own a node pool that some pods
 can only run on:
 
   ams-prod-ml     a GPU pool        (nvidia.com/gpu=4, tainted nvidia.com/gpu=present:NoSchedule)
   ams-prod-risk   a dedicated pool  (tainted dedicated=risk:NoSchedule, labelled dedicated=risk)
   ams-prod-data   a big-memory pool (64 cores / 512 GiB, labelled node.kubernetes.io/memory=high)
+  ams-prod-quant  an AVX-512 pool   (48 cores / 192 GiB, Node Feature Discovery label), whose one
+                  namespace is too big to move in one piece
   ams-prod-web    ordinary workers only
 
 Writes, next to this file:
@@ -81,6 +83,7 @@ SHAPES = {
     "gpu": Shape(32, 256, (("nvidia.com/gpu", 4),)),
     "risk": Shape(32, 128),
     "bigmem": Shape(64, 512),
+    "avx": Shape(48, 192),
 }
 
 
@@ -109,6 +112,9 @@ POOLS = {
                  taints=(("dedicated", "risk", "NoSchedule"),)),
     "bigmem": Pool("bigmem", "mem-{n}", node_pool="highmem",
                    labels=(("node.kubernetes.io/memory", "high"),)),
+    # Node Feature Discovery's label for the CPU flag the Monte Carlo engine is built for
+    "avx": Pool("avx", "cpu-{n}", node_pool="compute",
+                labels=(("feature.node.kubernetes.io/cpu-cpuid.AVX512F", "true"),)),
 }
 
 # ---------------------------------------------------------------------------------
@@ -116,6 +122,7 @@ POOLS = {
 # ---------------------------------------------------------------------------------
 
 REGISTRY = "registry.ams.example.internal"
+AVX512 = {"feature.node.kubernetes.io/cpu-cpuid.AVX512F": "true"}
 GPU_TOLERATION = {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}
 RISK_TOLERATION = {"effect": "NoSchedule", "key": "dedicated", "operator": "Equal", "value": "risk"}
 
@@ -348,6 +355,31 @@ CLUSTERS: list[Cluster] = [
             ]),
         ],
     ),
+    Cluster(
+        id="ams-prod-quant", labels="topology", kubelet="v1.29.4", runtime="containerd://1.7.13",
+        cni_version="v3.27.2",
+        nodes=[("cp", "a"), ("cp", "b"), ("cp", "c"),
+               ("avx", "a"), ("avx", "b"), ("avx", "c"), ("avx", "a"),
+               ("m", "b"), ("m", "c")],
+        created=datetime(2024, 1, 22, tzinfo=timezone.utc), pod_cidr="10.64.0.0/16", node_net="10.20.5",
+        reserved_cpu_m=100, reserved_mem_ki=1_048_576,
+        note="compute pool: 4 × 48 cores / 192 GiB with AVX-512 (Node Feature Discovery label)",
+        namespaces=[
+            Ns("quant-sim", "silver", "quant-research",
+               note="3 pods of 20 cpu / 140 GiB that only the AVX-512 nodes run, one per node: in one piece "
+                    "the target needs three such nodes before they arrive and the source three until they leave",
+               workloads=[
+                Wl("monte-carlo", "Deployment", 3,
+                   [app("engine", img("quant", "monte-carlo", "7.2.0"), 20000, 140 * 1024, limit="equal",
+                        ports=(("grpc", 9000),))],
+                   node_selector=AVX512, note="one pod per node: two do not fit one node with 20 % headroom"),
+            ]),
+            Ns("quant-ui", "bronze", "quant-research", workloads=[
+                Wl("scenario-ui", "Deployment", 2,
+                   [app("ui", img("quant", "scenario-ui", "1.3.5"), 500, 1024, ports=(("http", 8080),))]),
+            ]),
+        ],
+    ),
 ]
 
 # ---------------------------------------------------------------------------------
@@ -443,7 +475,7 @@ def node_object(c: Cluster, g: Gen, r: NodeRec, idx: int) -> dict:
         spec["taints"] = r.taints
 
     eph_cap_ki = {"cp": 102_687_672, "m": 205_375_344, "l": 205_375_344, "gpu": 1_873_559_512,
-                  "risk": 205_375_344, "bigmem": 936_779_756}[r.pool]
+                  "risk": 205_375_344, "bigmem": 936_779_756, "avx": 468_389_878}[r.pool]
     boot = g.between(SNAPSHOT - timedelta(days=70), SNAPSHOT - timedelta(days=3))
     hb = SNAPSHOT - timedelta(seconds=g.rng.randint(5, 50))
     images = [
@@ -825,7 +857,7 @@ def build_cluster(idx: int, c: Cluster) -> tuple[dict, dict]:
         "pools": {},
     }
     for n in nodes:
-        if n.pool in ("gpu", "risk", "bigmem"):
+        if n.pool in ("gpu", "risk", "bigmem", "avx"):
             summary["pools"].setdefault(n.pool, []).append(n)
     return doc, summary
 
@@ -932,6 +964,19 @@ dedicated_control_plane = true
 # node may be freed; a data-migration precondition names the claims, their
 # size and nodes, before the namespace or those nodes move. Default: "keep-node".
 local_volumes = "keep-node"
+
+# Moves in parts: a namespace whose PodDisruptionBudgets forbid taking its
+# pods down at once moves a few replicas per wave, within its budgets (at most
+# max_parts parts; a budget that needs more, or allows none, is named in a
+# disruption-budget precondition). Only when a block cannot be staged
+# otherwise, namespaces larger than large_share of their source's workload
+# capacity (cpu or memory) also move in parts of at most that share: as few
+# as let the block be staged, the largest first.
+# Defaults: enabled = true, large_share = 0.1, max_parts = 6.
+[parts]
+enabled = true
+large_share = 0.1
+max_parts = 6
 
 # Which security tiers each firewall zone may host: a prod namespace never
 # lands on a node in a zone that may not host prod. `tiers = []` hosts nothing
@@ -1069,7 +1114,7 @@ def readme(summaries: dict[str, dict]) -> str:
 def pool_label(pool: str) -> str:
     s = SHAPES[POOLS[pool].shape]
     name = {"cp": "control plane", "m": "standard", "l": "large", "gpu": "GPU", "risk": "dedicated=risk",
-            "bigmem": "big-memory"}[pool]
+            "bigmem": "big-memory", "avx": "AVX-512 compute"}[pool]
     ext = "".join(f" {n}×GPU" for _, n in s.extended)
     return f"{name} ({s.cores}c/{s.gib}Gi{ext})"
 
@@ -1077,11 +1122,12 @@ def pool_label(pool: str) -> str:
 README_TEMPLATE = """\
 # Example estate: node pools that pods depend on
 
-Four production clusters in one datacenter (`ams`, Amsterdam, firewall zones `ams-prod-a/b/c`)
-that kplan merges into one target, `ams-prod`. Three of them own a **node pool** that some pods
+Five production clusters in one datacenter (`ams`, Amsterdam, firewall zones `ams-prod-a/b/c`)
+that kplan merges into one target, `ams-prod`. Four of them own a **node pool** that some pods
 can only run on; the sums of cpu and memory say those pools could be freed, the pods say they
 cannot. It is the worked example for planning by placement class: GPU, tainted, selected and
-big-pod nodes are kept where pods need them, and handed over in stages.
+big-pod nodes are kept where pods need them, and handed over in stages; and for moves in
+parts: one namespace is too big to move in one piece and moves a pod at a time.
 
 ```
 kplan --inventory /tmp/pools-inv import --estate examples/pools/estate.toml
@@ -1127,6 +1173,10 @@ running; the others are completed Job pods and must not count). Calico v3.27.2 a
   `node.kubernetes.io/memory=high`, not tainted. `analytics-cache/cache` (StatefulSet, 2 × 8 cpu /
   144 GiB) selects it; 144 GiB is more than any ordinary node's allocatable (the large workers
   have 32 cores / 128 GiB), so even without its selector a cache pod would fit nowhere else.
+- **AVX-512** (`ams-prod-quant-cpu-1..4`): 48 cores, 192 GiB, labelled
+  `feature.node.kubernetes.io/cpu-cpuid.AVX512F=true` (as Node Feature Discovery labels them),
+  not tainted. `quant-sim/monte-carlo` (Deployment, 3 × 20 cpu / 140 GiB) selects the label; two
+  of its pods do not fit one node with the 20 % headroom, so each needs a node of its own.
 
 Ordinary workers are 16 cores / 64 GiB (`standard`) and 32 cores / 128 GiB (`large`). In the
 source clusters the ordinary pods run on the ordinary workers only.
@@ -1147,9 +1197,9 @@ pool's pods with headroom), so the hand-over can be staged.
 
 ## What kplan plans
 
-With `policy.toml` (20 % headroom), `kplan propose` plans the block `ams/prod` (36 → 10 nodes at
+With `policy.toml` (20 % headroom), `kplan propose` plans the block `ams/prod` (45 → 12 nodes at
 the time of writing): the target `ams-prod` keeps one GPU node, one `dedicated=risk` node,
-two big-memory nodes (untainted, so the ordinary workloads land there too), the three large
+big-memory and AVX-512 nodes (untainted, so the ordinary workloads land there too), the three large
 workers of `ams-prod-data` that hold OpenSearch's data, and three control-plane nodes in three
 zones, taken from the sources' plain workers (never a GPU, dedicated or big-memory node while
 plain ones will do). In the first wave the control plane and one node of each pool are drained
@@ -1167,8 +1217,19 @@ pod mounts a claim `data-opensearch-N` (500 GiB, StorageClass `local-nvme`, no p
 affinity on `kubernetes.io/hostname`, as the local static provisioner makes them. The scheduler
 only places such a pod on that node (its `VolumeBinding` filter), so kplan does too: by default
 the node is kept and joins the target in the wave its namespace moves. With
-`local_volumes = "migrate-data"` the nodes may be freed (36 → 8) and the plan lists a
+`local_volumes = "migrate-data"` the nodes may be freed (45 → 10) and the plan lists a
 `data-migration` precondition: the claims, 1500 GiB, the nodes that hold them, before the wave.
+
+## A namespace too big to move in one piece
+
+`quant-sim` asks for 60 cpu and 420 GiB, 48 % of its cluster's workload allocatable, on nodes
+only its own cluster has. In one piece it cannot be staged: while it moves, the target would
+need three AVX-512 nodes that the source no longer has, and the source would keep three it can
+no longer spare. The greedy first plan says so, and before the block is called infeasible kplan
+plans it again with its largest namespaces in parts (`[parts] large_share = 0.1`: at most 10 %
+of the source's workload capacity per part, one pod at least), as few namespaces as help: here
+`quant-sim` alone, in three parts of one pod, each in its own wave, an AVX-512 node joining the
+target before each. The plan's explanation names the namespace and its share.
 
 ## The namespaces
 

@@ -183,6 +183,33 @@ fn the_pools_example_keeps_every_pool_its_pods_need() {
     for parts in [&web, &checkout] {
         assert!(parts.windows(2).all(|w| w[0].0 < w[1].0), "one part per wave, in order: {parts:?}");
     }
+    // quant-sim (3 pods of 20 cpu / 140 GiB on AVX-512 nodes, 48% of its
+    // source's workload capacity) cannot move in one piece: the block is
+    // planned again with it in parts, one pod per part, and says so.
+    let quant: Vec<(u64, u64)> = block["waves"]
+        .as_array()
+        .expect("waves")
+        .iter()
+        .flat_map(|w| w["namespaces"].as_array().expect("namespaces").iter().map(move |m| (w["index"].clone(), m)))
+        .filter(|(_, m)| m["namespace"] == "quant-sim")
+        .map(|(wave, m)| {
+            let replicas = m["part"]["workloads"]
+                .as_array()
+                .expect("a part")
+                .iter()
+                .map(|w| w["replicas"].as_u64().expect("replicas"))
+                .sum();
+            (wave.as_u64().expect("wave"), replicas)
+        })
+        .collect();
+    assert_eq!(quant.iter().map(|p| p.1).collect::<Vec<_>>(), [1, 1, 1], "quant-sim in parts of one pod: {quant:?}");
+    assert!(quant.windows(2).all(|w| w[0].0 < w[1].0), "one part per wave: {quant:?}");
+    let explanation = block["explanation"].as_str().expect("explanation");
+    assert!(
+        explanation.contains("cannot be staged") && explanation.contains("ams-prod-quant/quant-sim"),
+        "{explanation}"
+    );
+    assert!(kept.iter().any(|n| n.contains("-quant-cpu-")), "no AVX-512 node kept: {kept:?}");
     let budgets: Vec<&str> = block["preconditions"]
         .as_array()
         .expect("preconditions")
@@ -193,7 +220,7 @@ fn the_pools_example_keeps_every_pool_its_pods_need() {
     assert_eq!(budgets, ["search/opensearch"]);
     let report = pod_report(inv, &plan);
     let workloads = report.as_array().expect("workloads");
-    // Every workload of the 31 namespaces (a workload with pods in several namespaces counts once per namespace).
+    // Every workload of the 37 namespaces (a workload with pods in several namespaces counts once per namespace).
     assert!(workloads.len() >= 25, "{} workloads", workloads.len());
     workloads.iter().for_each(assert_a_node_at_every_moment);
     // README.md shows this table.

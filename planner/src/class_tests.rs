@@ -528,3 +528,30 @@ proptest::proptest! {
         proptest::prop_assert!(parts.iter().all(|p| p.1 <= allowed) || named, "{parts:?} allowed {allowed}");
     }
 }
+
+#[test]
+fn a_source_too_full_to_let_a_node_go_is_feasible_with_a_buffer_node_and_a_rerun_proves_it() {
+    // Two 150 GiB engine pods on two 192 GiB nodes: neither node can leave
+    // while both pods are there, at any headroom, and no pod can leave before
+    // a large node is in the target. One more large node breaks the deadlock.
+    let mut inventory = small_and_large(2, 150);
+    let policy = estate_policy();
+    let plan = plan(&inventory, &policy);
+    let prod = block(&plan, "dc1", "prod");
+    assert_eq!(prod.status, BlockStatus::Infeasible, "{}", prod.explanation);
+    assert!(!prod.explanation.contains("feasible if the headroom"), "{}", prod.explanation);
+    let note = prod
+        .explanation
+        .lines()
+        .find(|line| line.contains("feasible with 1 temporary buffer node in large (large-kplan-buffer-1)"))
+        .unwrap_or_else(|| panic!("no buffer relaxation in {}", prod.explanation));
+    assert!(note.contains("like l-w") && note.contains("48 cores, 192 GiB"), "{note}");
+    // The re-run with that node reported plans the block.
+    let large = inventory.iter_mut().find(|c| c.cluster_id == "large").expect("large");
+    let mut buffer = large.nodes.iter().find(|n| n.name.starts_with("l-w")).expect("a large worker").clone();
+    buffer.name = "large-kplan-buffer-1".into();
+    large.nodes.push(buffer);
+    let again = self::plan(&inventory, &policy);
+    let prod = block(&again, "dc1", "prod");
+    assert_eq!(prod.status, BlockStatus::Planned, "{}", prod.explanation);
+}

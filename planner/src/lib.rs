@@ -238,6 +238,7 @@ pub fn propose(
             }
             if outcome.plan.status == BlockStatus::Infeasible
                 && let Some(note) = relaxation(inventory, policy, &blocks[b], &zone_tiers, settings)
+                    .or_else(|| buffer_relaxation(inventory, policy, &blocks[b], settings))
             {
                 outcome.plan.explanation = format!("{}\n{note}", outcome.plan.explanation);
             }
@@ -409,6 +410,107 @@ fn relaxation(
             ));
         }
     }
+}
+
+/// The most temporary buffer nodes a relaxation proposes.
+const MAX_BUFFER_NODES: usize = 3;
+
+/// Where a lower headroom does not help: the fewest temporary buffer nodes
+/// (up to [`MAX_BUFFER_NODES`]) with which the block's greedy plan (its large
+/// namespaces in parts where that helps) passes the validator. Each is a copy
+/// of the shape of the largest untainted worker of the block's fullest source
+/// cluster (by the larger of its cpu and memory use of its workers), added to
+/// that cluster: the slack a source needs to let its first node go. A re-run on
+/// the inventory with those nodes reported plans the block, so the note says
+/// "feasible with ...". Deterministic; it costs a few greedy solves.
+fn buffer_relaxation(
+    inventory: &[ClusterSnapshot],
+    policy: &Policy,
+    block: &blocks::Block,
+    settings: BlockSettings,
+) -> Option<String> {
+    let use_of = |cluster: &ClusterSnapshot| -> f64 {
+        let workers: kplan_model::Resources =
+            cluster.nodes.iter().filter(|n| n.role != kplan_model::NodeRole::ControlPlane).map(|n| n.allocatable).sum();
+        let used = cluster.requested();
+        let share = |used: u64, cap: u64| used as f64 / cap.max(1) as f64;
+        share(used.cpu_millis, workers.cpu_millis).max(share(used.memory_bytes, workers.memory_bytes))
+    };
+    // The fullest source; ties to the first by cluster id (source_clusters is sorted).
+    let fullest = block
+        .source_clusters
+        .iter()
+        .copied()
+        .fold(None::<(usize, f64)>, |best, c| {
+            let u = use_of(&inventory[c]);
+            match best {
+                Some((_, b)) if b >= u => best,
+                _ => Some((c, u)),
+            }
+        })?
+        .0;
+    let cluster = &inventory[fullest];
+    let shape = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.role != kplan_model::NodeRole::ControlPlane && n.taints.is_empty() && !n.unschedulable)
+        .max_by(|a, b| {
+            (a.allocatable.cpu_millis, a.allocatable.memory_bytes)
+                .cmp(&(b.allocatable.cpu_millis, b.allocatable.memory_bytes))
+                .then(b.name.cmp(&a.name))
+        })?;
+    let greedy = BlockSettings { use_solver: false, write_models: false, ..settings };
+    for count in 1..=MAX_BUFFER_NODES {
+        let mut relaxed = inventory.to_vec();
+        let names: Vec<String> = (1..=count).map(|i| format!("{}-kplan-buffer-{i}", cluster.cluster_id)).collect();
+        if names.iter().any(|name| cluster.nodes.iter().any(|n| &n.name == name)) {
+            return None;
+        }
+        for name in &names {
+            let mut node = shape.clone();
+            node.name = name.clone();
+            if let Some(hostname) = node.labels.get_mut("kubernetes.io/hostname") {
+                *hostname = name.clone();
+            }
+            relaxed[fullest].nodes.push(node);
+        }
+        let relaxed_block = partition(&relaxed, policy).into_iter().find(|b| b.key == block.key)?;
+        let zone_tiers = ZoneTiers::from_inventory(&relaxed);
+        let validate_relaxed = |plan: &BlockPlan| -> Vec<String> {
+            let whole = Plan { blocks: vec![plan.clone()], ..Plan::default() };
+            validate::validate(&relaxed, policy, &whole)
+                .into_iter()
+                .filter(|v| v.datacenter == plan.datacenter && v.security_tier == plan.security_tier)
+                .map(|v| v.to_string())
+                .collect()
+        };
+        let mut outcome = plan_block(&relaxed, policy, &relaxed_block, &zone_tiers, greedy, &validate_relaxed);
+        if outcome.stalled
+            && let Some(rescued) =
+                rescue_in_parts(&relaxed, policy, &relaxed_block, &zone_tiers, greedy, &validate_relaxed)
+        {
+            outcome = rescued;
+        }
+        if outcome.plan.status == BlockStatus::Planned {
+            let kept: usize = outcome.plan.target_clusters.iter().map(|t| t.nodes_kept.len()).sum();
+            let gib = shape.allocatable.memory_bytes as f64 / f64::from(1u32 << 30);
+            return Some(format!(
+                "feasible with {count} temporary buffer node{} in {} ({}), each like {} ({:.0} cores, {gib:.0} GiB, zone {}): \
+                 with {} this block is planned, {} → {kept} nodes in {} waves; add {}, let the cluster report, and re-run `kplan propose`",
+                if count == 1 { "" } else { "s" },
+                cluster.cluster_id,
+                names.join(", "),
+                shape.name,
+                shape.allocatable.cpu_millis as f64 / 1000.0,
+                shape.zone,
+                if count == 1 { "it" } else { "them" },
+                outcome.plan.nodes_before,
+                outcome.plan.waves.len(),
+                if count == 1 { "it" } else { "them" },
+            ));
+        }
+    }
+    None
 }
 
 /// Says which source clusters of a planned block have pods the inventory does

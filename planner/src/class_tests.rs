@@ -555,3 +555,32 @@ fn a_source_too_full_to_let_a_node_go_is_feasible_with_a_buffer_node_and_a_rerun
     let prod = block(&again, "dc1", "prod");
     assert_eq!(prod.status, BlockStatus::Planned, "{}", prod.explanation);
 }
+
+#[test]
+fn a_block_whose_allowed_zones_are_too_small_says_which_zone_to_open_and_a_rerun_proves_it() {
+    // The prod cluster's big workers are in zone d, which the policy keeps for
+    // dev: the three small workers of a, b and c cannot hold 30 cores.
+    let mut nodes = workers("small", "dc1", &["a", "b", "c"], 3, 8, 32);
+    nodes.extend(workers("big", "dc1", &["d"], 4, 32, 128));
+    nodes.push(control_plane(node("cp", "dc1", "a", 4, 16)));
+    let inventory = vec![cluster(
+        "one",
+        "prod",
+        "dc1",
+        nodes,
+        vec![with_pods(namespace("web", "prod", SlaTier::Silver, 0, 0, 0), vec![pods("front", 6, 5000, 8)])],
+    )];
+    let policy = estate_policy();
+    let plan = plan(&inventory, &policy);
+    let prod = block(&plan, "dc1", "prod");
+    assert_eq!(prod.status, BlockStatus::Infeasible, "{}", prod.explanation);
+    assert!(
+        prod.explanation.contains("feasible if zone d may host tier prod (policy [zones.d] tiers, now dev)"),
+        "{}",
+        prod.explanation
+    );
+    let mut relaxed = policy.clone();
+    relaxed.zones.get_mut("d").expect("zone d").tiers.push("prod".into());
+    let again = self::plan(&inventory, &relaxed);
+    assert_eq!(block(&again, "dc1", "prod").status, BlockStatus::Planned);
+}

@@ -237,7 +237,8 @@ pub fn propose(
                 outcome = rescued;
             }
             if outcome.plan.status == BlockStatus::Infeasible
-                && let Some(note) = relaxation(inventory, policy, &blocks[b], &zone_tiers, settings)
+                && let Some(note) = relaxation(inventory, policy, &blocks[b], settings)
+                    .or_else(|| zone_relaxation(inventory, policy, &blocks[b], settings))
                     .or_else(|| buffer_relaxation(inventory, policy, &blocks[b], settings))
             {
                 outcome.plan.explanation = format!("{}\n{note}", outcome.plan.explanation);
@@ -361,6 +362,30 @@ fn rescue_in_parts(
     }
 }
 
+/// The greedy plan of block `key` of a relaxed inventory or policy, with its
+/// large namespaces in parts where that helps, when the validator (of that
+/// inventory and policy) accepts it: the proof behind a "feasible if ...".
+fn prove(inventory: &[ClusterSnapshot], policy: &Policy, key: &BlockKey, settings: BlockSettings) -> Option<BlockPlan> {
+    let block = partition(inventory, policy).into_iter().find(|b| &b.key == key)?;
+    let zone_tiers = ZoneTiers::from_inventory(inventory);
+    let validate_block = |plan: &BlockPlan| -> Vec<String> {
+        let whole = Plan { blocks: vec![plan.clone()], ..Plan::default() };
+        validate::validate(inventory, policy, &whole)
+            .into_iter()
+            .filter(|v| v.datacenter == plan.datacenter && v.security_tier == plan.security_tier)
+            .map(|v| v.to_string())
+            .collect()
+    };
+    let greedy = BlockSettings { use_solver: false, write_models: false, ..settings };
+    let mut outcome = plan_block(inventory, policy, &block, &zone_tiers, greedy, &validate_block);
+    if outcome.stalled
+        && let Some(rescued) = rescue_in_parts(inventory, policy, &block, &zone_tiers, greedy, &validate_block)
+    {
+        outcome = rescued;
+    }
+    (outcome.plan.status == BlockStatus::Planned).then_some(outcome.plan)
+}
+
 /// The smallest headroom, in steps of 5 points down to 5%, at which the
 /// greedy plan of an infeasible block passes the validator: "feasible if ...".
 /// The greedy plan is one of the candidates of every run, so a re-run with
@@ -370,7 +395,6 @@ fn relaxation(
     inventory: &[ClusterSnapshot],
     policy: &Policy,
     block: &blocks::Block,
-    zone_tiers: &ZoneTiers,
     settings: BlockSettings,
 ) -> Option<String> {
     let current = [policy.headroom.cpu, policy.headroom.memory, policy.headroom.pods];
@@ -386,18 +410,8 @@ fn relaxation(
         relaxed.headroom.cpu = current[0].min(level);
         relaxed.headroom.memory = current[1].min(level);
         relaxed.headroom.pods = current[2].min(level);
-        let validate_relaxed = |plan: &BlockPlan| -> Vec<String> {
-            let whole = Plan { blocks: vec![plan.clone()], ..Plan::default() };
-            validate::validate(inventory, &relaxed, &whole)
-                .into_iter()
-                .filter(|v| v.datacenter == plan.datacenter && v.security_tier == plan.security_tier)
-                .map(|v| v.to_string())
-                .collect()
-        };
-        let greedy = BlockSettings { use_solver: false, write_models: false, ..settings };
-        let outcome = plan_block(inventory, &relaxed, block, zone_tiers, greedy, &validate_relaxed);
-        if outcome.plan.status == BlockStatus::Planned {
-            let kept: usize = outcome.plan.target_clusters.iter().map(|t| t.nodes_kept.len()).sum();
+        if let Some(planned) = prove(inventory, &relaxed, &block.key, settings) {
+            let kept: usize = planned.target_clusters.iter().map(|t| t.nodes_kept.len()).sum();
             return Some(format!(
                 "feasible if the headroom is at most {}% (policy [headroom] cpu, memory and pods, now {}%, {}% and {}%; it applies to every block): \
                  with it this block is planned, {} → {kept} nodes in {} waves; re-run `kplan propose` with that policy to get the plan",
@@ -405,11 +419,41 @@ fn relaxation(
                 (current[0] * 100.0).round(),
                 (current[1] * 100.0).round(),
                 (current[2] * 100.0).round(),
-                outcome.plan.nodes_before,
-                outcome.plan.waves.len()
+                planned.nodes_before,
+                planned.waves.len()
             ));
         }
     }
+}
+
+/// Where a lower headroom does not help: the first zone (by name) among the
+/// block's zones that the policy lists but does not let host the block's tier,
+/// with which, opened to the tier, the block's greedy plan passes the
+/// validator: "feasible if zone Z may host tier T". Zones the policy does not
+/// list keep what they host today and are not proposed (opening them is a
+/// decision of their own). Deterministic; one greedy solve per zone.
+fn zone_relaxation(
+    inventory: &[ClusterSnapshot],
+    policy: &Policy,
+    block: &blocks::Block,
+    settings: BlockSettings,
+) -> Option<String> {
+    let tier = &block.key.security_tier;
+    for zone in block.forbidden_zones.iter().filter(|z| policy.zones.contains_key(*z)) {
+        let mut relaxed = policy.clone();
+        relaxed.zones.get_mut(zone)?.tiers.push(tier.clone());
+        if let Some(planned) = prove(inventory, &relaxed, &block.key, settings) {
+            let kept: usize = planned.target_clusters.iter().map(|t| t.nodes_kept.len()).sum();
+            return Some(format!(
+                "feasible if zone {zone} may host tier {tier} (policy [zones.{zone}] tiers, now {}): with it this block \
+                 is planned, {} → {kept} nodes in {} waves; re-run `kplan propose` with that policy to get the plan",
+                policy.zones[zone].tiers.join(", "),
+                planned.nodes_before,
+                planned.waves.len()
+            ));
+        }
+    }
+    None
 }
 
 /// The most temporary buffer nodes a relaxation proposes.
@@ -459,7 +503,6 @@ fn buffer_relaxation(
                 .cmp(&(b.allocatable.cpu_millis, b.allocatable.memory_bytes))
                 .then(b.name.cmp(&a.name))
         })?;
-    let greedy = BlockSettings { use_solver: false, write_models: false, ..settings };
     for count in 1..=MAX_BUFFER_NODES {
         let mut relaxed = inventory.to_vec();
         let names: Vec<String> = (1..=count).map(|i| format!("{}-kplan-buffer-{i}", cluster.cluster_id)).collect();
@@ -474,25 +517,8 @@ fn buffer_relaxation(
             }
             relaxed[fullest].nodes.push(node);
         }
-        let relaxed_block = partition(&relaxed, policy).into_iter().find(|b| b.key == block.key)?;
-        let zone_tiers = ZoneTiers::from_inventory(&relaxed);
-        let validate_relaxed = |plan: &BlockPlan| -> Vec<String> {
-            let whole = Plan { blocks: vec![plan.clone()], ..Plan::default() };
-            validate::validate(&relaxed, policy, &whole)
-                .into_iter()
-                .filter(|v| v.datacenter == plan.datacenter && v.security_tier == plan.security_tier)
-                .map(|v| v.to_string())
-                .collect()
-        };
-        let mut outcome = plan_block(&relaxed, policy, &relaxed_block, &zone_tiers, greedy, &validate_relaxed);
-        if outcome.stalled
-            && let Some(rescued) =
-                rescue_in_parts(&relaxed, policy, &relaxed_block, &zone_tiers, greedy, &validate_relaxed)
-        {
-            outcome = rescued;
-        }
-        if outcome.plan.status == BlockStatus::Planned {
-            let kept: usize = outcome.plan.target_clusters.iter().map(|t| t.nodes_kept.len()).sum();
+        if let Some(planned) = prove(&relaxed, policy, &block.key, settings) {
+            let kept: usize = planned.target_clusters.iter().map(|t| t.nodes_kept.len()).sum();
             let gib = shape.allocatable.memory_bytes as f64 / f64::from(1u32 << 30);
             return Some(format!(
                 "feasible with {count} temporary buffer node{} in {} ({}), each like {} ({:.0} cores, {gib:.0} GiB, zone {}): \
@@ -504,8 +530,8 @@ fn buffer_relaxation(
                 shape.allocatable.cpu_millis as f64 / 1000.0,
                 shape.zone,
                 if count == 1 { "it" } else { "them" },
-                outcome.plan.nodes_before,
-                outcome.plan.waves.len(),
+                planned.nodes_before,
+                planned.waves.len(),
                 if count == 1 { "it" } else { "them" },
             ));
         }

@@ -272,3 +272,40 @@ fn the_readme_shows_what_the_main_job_prints() {
         "README.md's example output is not what the main job prints: update it from ./scripts/run-example.sh"
     );
 }
+
+/// README.md's isolation output for the example's plan: every line of the
+/// block (rows left out are marked `…`) is a line `kplan plans isolation`
+/// prints, in the same order, and the summary is the last line of both.
+#[test]
+fn the_readme_shows_the_example_plans_isolation_report() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let section =
+        &readme[readme.find("The example estate itself (`examples/bank/`)").expect("the example's isolation")..];
+    let block = section.split("```\n").nth(1).expect("the output block");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = dir.path().join("inventory");
+    let inv = inventory.to_str().expect("utf-8");
+    kplan_ok(&["--inventory", inv, "import", "--estate", &example("estate.toml")]);
+    let plan: Value = serde_json::from_str(&kplan_ok(&[
+        "--inventory",
+        inv,
+        "propose",
+        "--policy",
+        &example("policy.toml"),
+        "-o",
+        "json",
+    ]))
+    .expect("plan json");
+    let id = plan["id"].as_str().expect("id");
+    let printed = kplan_ok(&["--inventory", inv, "plans", "isolation", id]);
+    let mut printed_lines = printed.lines();
+    for line in block.lines().filter(|line| *line != "…") {
+        assert!(
+            printed_lines.any(|p| p == line),
+            "README.md's isolation output has a line `kplan plans isolation` does not print (or not in this order): \
+             {line:?}\n{printed}"
+        );
+    }
+    assert_eq!(block.lines().last(), printed.lines().last(), "the summary line");
+    assert!(block.lines().count() >= 10, "the block shows rows");
+}

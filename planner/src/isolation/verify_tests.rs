@@ -50,7 +50,9 @@ fn a_report_without_an_rbac_finding_is_refused_naming_the_subject_and_the_namesp
     assert_eq!(
         text,
         "fra/prod: isolation: target fra-prod-1: ClusterRoleBinding team-a-edit of a gives Group team-a \
-         ClusterRole edit over namespaces pay, web of other sources, and no finding says so"
+         ClusterRole edit over namespaces pay, web of other sources, and no finding says so\n\
+         fra/prod: isolation: target fra-prod-1: the Gatekeeper Constraint names Group team-a, \
+         subject of no RBAC finding"
     );
     // A finding that lists fewer namespaces than are reached is refused too.
     let (mut report, _) = honest(&plan, &inventory);
@@ -135,4 +137,31 @@ fn a_network_path_left_out_or_claimed_closed_while_open_is_refused() {
     }
     let text = refused(&plan, &inventory, &report, &targets);
     assert!(text.contains("but flannel does not enforce NetworkPolicy"), "{text}");
+}
+
+#[test]
+fn a_gatekeeper_constraint_that_leaves_out_or_adds_a_tenant_is_refused() {
+    let (plan, inventory) = (plan("calico"), inventory());
+    let (report, mut targets) = honest(&plan, &inventory);
+    let subjects = &mut targets[0].constraints[0].spec.parameters.subjects;
+    assert!(subjects.iter().any(|s| s.kind == "Group" && s.name == "team-a"));
+    subjects.retain(|s| s.name != "team-a");
+    assert_eq!(
+        refused(&plan, &inventory, &report, &targets),
+        "fra/prod: isolation: target fra-prod-1: the Gatekeeper Constraint leaves out Group team-a, \
+         subject of an RBAC finding"
+    );
+    let (_, mut targets) = honest(&plan, &inventory);
+    let subjects = &mut targets[0].constraints[0].spec.parameters.subjects;
+    let mut extra = subjects[0].clone();
+    extra.name = "team-z".into();
+    subjects.push(extra.clone());
+    assert!(
+        refused(&plan, &inventory, &report, &targets)
+            .contains(&format!("the Gatekeeper Constraint names {} team-z, subject of no RBAC finding", extra.kind))
+    );
+    // Without a Constraint at all, every tenant subject is missing.
+    let (_, mut targets) = honest(&plan, &inventory);
+    targets[0].constraints.clear();
+    assert!(refused(&plan, &inventory, &report, &targets).contains("leaves out Group team-a, Group team-b"));
 }

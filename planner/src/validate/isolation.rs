@@ -37,6 +37,11 @@
 //! a `namespaceSelector` admits the namespaces it matches; a `podSelector`
 //! alone only the namespace's own pods).
 //!
+//! - **The Gatekeeper Constraint names exactly the tenants**: its subjects are
+//!   the subjects of the target's RBAC findings (a service account as the user
+//!   `system:serviceaccount:NS:NAME`, NS its namespace's name in the target),
+//!   no more and no fewer.
+//!
 //! Not checked: runtime-class findings, Pod Security labels and the
 //! Gatekeeper objects (they add refusals; they cannot widen), and egress.
 
@@ -70,6 +75,10 @@ pub struct Emitted<'a> {
     pub namespaces: &'a [K8sNamespace],
     pub role_bindings: &'a [k8s_rbac::RoleBinding],
     pub network_policies: &'a [k8s_net::NetworkPolicy],
+    /// The subjects of the emitted Gatekeeper Constraint as `KIND NAME` (a
+    /// service account as the user `system:serviceaccount:NS:NAME`); empty
+    /// without a Constraint.
+    pub gatekeeper_subjects: &'a [String],
 }
 
 /// The label the API server sets on every namespace (Kubernetes 1.21+).
@@ -173,9 +182,53 @@ pub fn validate_isolation(
             continue;
         }
         check_rbac_claims(&target, &clusters, policy, &claims, &mut out);
+        check_gatekeeper(&target, &claims, objects, &mut out);
         check_network(&target, &clusters, &claims, objects, &mut out);
     }
     out
+}
+
+fn check_gatekeeper(
+    target: &Target<'_>,
+    claims: &[&Claim<'_>],
+    objects: Option<&Emitted<'_>>,
+    out: &mut Vec<Violation>,
+) {
+    let mut claimed: BTreeSet<String> = BTreeSet::new();
+    for claim in claims.iter().filter(|c| c.kind == "rbac-widening") {
+        let Some((kind, name)) = claim.subject.split_once(' ') else { continue };
+        let subject = match (kind, name.split_once('/')) {
+            ("ServiceAccount", Some((namespace, account))) => {
+                let there = target.names.get(&(claim.source_cluster, namespace)).copied().unwrap_or(namespace);
+                format!("User system:serviceaccount:{there}:{account}")
+            }
+            _ => claim.subject.to_string(),
+        };
+        claimed.insert(subject);
+    }
+    let emitted: BTreeSet<String> = objects.into_iter().flat_map(|o| o.gatekeeper_subjects).cloned().collect();
+    let missing: Vec<&str> = claimed.difference(&emitted).map(String::as_str).collect();
+    let extra: Vec<&str> = emitted.difference(&claimed).map(String::as_str).collect();
+    if !missing.is_empty() {
+        out.push(violation(
+            target.block,
+            format!(
+                "target {}: the Gatekeeper Constraint leaves out {}, subject of an RBAC finding",
+                target.name,
+                missing.join(", ")
+            ),
+        ));
+    }
+    if !extra.is_empty() {
+        out.push(violation(
+            target.block,
+            format!(
+                "target {}: the Gatekeeper Constraint names {}, subject of no RBAC finding",
+                target.name,
+                extra.join(", ")
+            ),
+        ));
+    }
 }
 
 fn check_closed_by(

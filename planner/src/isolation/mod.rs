@@ -621,6 +621,7 @@ pub fn verify(
             role_bindings: &t.role_bindings,
             network_policies: &t.network_policies,
             gatekeeper_subjects,
+            runtime_classes: &t.runtime_classes,
         })
         .collect();
     validate_isolation(inventory, &plan.policy.clone().unwrap_or_default(), plan, &claims, &emitted)

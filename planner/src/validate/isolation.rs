@@ -42,8 +42,20 @@
 //!   `system:serviceaccount:NS:NAME`, NS its namespace's name in the target),
 //!   no more and no fewer.
 //!
-//! Not checked: runtime-class findings, Pod Security labels and the
-//! Gatekeeper objects (they add refusals; they cannot widen), and egress.
+//! - **Pod Security is kept**: an emitted namespace label patch that sets
+//!   `pod-security.kubernetes.io/enforce` sets a known level at least as strict
+//!   as the one the namespace enforced in its source (its label; Kubernetes'
+//!   default, `privileged`, without one), and names a namespace moving into
+//!   the target.
+//! - **RuntimeClasses are there for the pods that need them**: a pod group
+//!   moving into the target that asks for a `runtimeClassName` finds an
+//!   emitted RuntimeClass of that name with the handler its source defines, or
+//!   an open runtime-class finding names it for that namespace; every emitted
+//!   RuntimeClass is asked for by some pod moving into the target.
+//!
+//! Not checked: the other claims of runtime-class findings, the Gatekeeper
+//! template and the Constraint's namespaces (they add refusals; they cannot
+//! widen), and egress.
 
 use k8s_openapi::api::core::v1::Namespace as K8sNamespace;
 use k8s_openapi::api::networking::v1 as k8s_net;
@@ -79,6 +91,7 @@ pub struct Emitted<'a> {
     /// service account as the user `system:serviceaccount:NS:NAME`); empty
     /// without a Constraint.
     pub gatekeeper_subjects: &'a [String],
+    pub runtime_classes: &'a [k8s_openapi::api::node::v1::RuntimeClass],
 }
 
 /// The label the API server sets on every namespace (Kubernetes 1.21+).
@@ -178,6 +191,8 @@ pub fn validate_isolation(
         }
         check_closed_by(&target, &claims, objects, &mut out);
         check_role_bindings(&target, &clusters, objects, &mut out);
+        check_pod_security(&target, &clusters, objects, &mut out);
+        check_runtime_classes(&target, &clusters, &claims, objects, &mut out);
         if target.sources().len() < 2 {
             continue;
         }
@@ -228,6 +243,110 @@ fn check_gatekeeper(
                 extra.join(", ")
             ),
         ));
+    }
+}
+
+fn check_runtime_classes(
+    target: &Target<'_>,
+    clusters: &BTreeMap<&str, &ClusterSnapshot>,
+    claims: &[&Claim<'_>],
+    objects: Option<&Emitted<'_>>,
+    out: &mut Vec<Violation>,
+) {
+    let emitted: BTreeMap<&str, &str> = objects
+        .into_iter()
+        .flat_map(|o| o.runtime_classes)
+        .map(|c| (c.metadata.name.as_deref().unwrap_or_default(), c.handler.as_str()))
+        .collect();
+    let mut asked: BTreeSet<&str> = BTreeSet::new();
+    for ((source, namespace), new_name) in &target.names {
+        let Some(cluster) = clusters.get(source) else { continue };
+        let groups = cluster.namespaces.iter().filter(|n| n.name == *namespace).flat_map(|n| &n.pod_groups);
+        for class in groups.map(|g| g.runtime_class.as_str()).filter(|c| !c.is_empty()) {
+            asked.insert(class);
+            let handler =
+                cluster.isolation.runtime_classes.iter().find(|c| c.name == class).map(|c| c.handler.as_str());
+            let claimed = claims.iter().any(|c| {
+                c.kind == "runtime-class"
+                    && c.open
+                    && c.object == format!("RuntimeClass {class}")
+                    && c.namespaces.iter().any(|n| n == new_name)
+            });
+            match (emitted.get(class), handler) {
+                (Some(there), Some(handler)) if *there == handler => {}
+                _ if claimed => {}
+                (Some(there), _) => out.push(violation(
+                    target.block,
+                    format!(
+                        "target {}: pods of {new_name} (from {source}) need RuntimeClass {class} with handler {}, \
+                         the emitted one has handler {there}, and no open finding says so",
+                        target.name,
+                        handler.unwrap_or("(none defined)")
+                    ),
+                )),
+                (None, _) => out.push(violation(
+                    target.block,
+                    format!(
+                        "target {}: pods of {new_name} (from {source}) need RuntimeClass {class}, which is not \
+                         emitted, and no open finding says so",
+                        target.name
+                    ),
+                )),
+            }
+        }
+    }
+    for class in emitted.keys().filter(|c| !asked.contains(*c)) {
+        out.push(violation(
+            target.block,
+            format!("target {}: emitted RuntimeClass {class} is asked for by no pod moving into it", target.name),
+        ));
+    }
+}
+
+fn check_pod_security(
+    target: &Target<'_>,
+    clusters: &BTreeMap<&str, &ClusterSnapshot>,
+    objects: Option<&Emitted<'_>>,
+    out: &mut Vec<Violation>,
+) {
+    use kplan_model::isolation::{POD_SECURITY_ENFORCE_LABEL, PodSecurityLevel};
+    for patch in objects.into_iter().flat_map(|o| o.namespaces) {
+        let name = patch.metadata.name.as_deref().unwrap_or_default();
+        let Some((source, old_name)) = target.origin(name) else {
+            out.push(violation(
+                target.block,
+                format!("target {}: emitted namespace patch {name} names no namespace moving into it", target.name),
+            ));
+            continue;
+        };
+        let Some(value) = patch.metadata.labels.as_ref().and_then(|l| l.get(POD_SECURITY_ENFORCE_LABEL)) else {
+            continue;
+        };
+        let before = clusters
+            .get(source)
+            .and_then(|c| c.namespaces.iter().find(|n| n.name == old_name))
+            .map(|n| PodSecurityLevel::of_labels(&n.labels))
+            .unwrap_or_default();
+        match PodSecurityLevel::parse(value) {
+            Some(level) if level >= before => {}
+            Some(level) => out.push(violation(
+                target.block,
+                format!(
+                    "target {}: emitted namespace patch {name} sets Pod Security {} where {source}/{old_name} \
+                     enforced {}",
+                    target.name,
+                    level.as_str(),
+                    before.as_str()
+                ),
+            )),
+            None => out.push(violation(
+                target.block,
+                format!(
+                    "target {}: emitted namespace patch {name} sets Pod Security {value:?}, which is no level",
+                    target.name
+                ),
+            )),
+        }
     }
 }
 

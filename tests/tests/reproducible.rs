@@ -240,8 +240,10 @@ fn propose_check_says_identical_and_names_a_changed_node_after_a_reimport() {
 }
 
 /// A plan's table without what belongs to the run: the time in the plan id
-/// (`plan-20261204t063824z-…`) and the solve time.
+/// (`plan-20261204t063824z-…`, also in the tenant isolation line) and the
+/// solve time.
 fn without_run_text(table: &str) -> String {
+    const ISOLATION: &str = "(kplan plans isolation plan-";
     table
         .lines()
         .map(|line| match line.strip_prefix("plan plan-") {
@@ -249,7 +251,12 @@ fn without_run_text(table: &str) -> String {
                 let solved = rest.find(", solved in ").map_or(rest.len(), |i| i);
                 format!("plan plan-TIME{}, solved in (time)", &rest[16..solved])
             }
-            _ => line.to_string(),
+            _ => match line.find(ISOLATION) {
+                Some(i) if line.len() > i + ISOLATION.len() + 16 => {
+                    format!("{}{ISOLATION}TIME{}", &line[..i], &line[i + ISOLATION.len() + 16..])
+                }
+                _ => line.to_string(),
+            },
         })
         .collect::<Vec<_>>()
         .join("\n")

@@ -30,7 +30,8 @@ fn resources(r: Resources) -> String {
 
 /// The ISOLATION cell of a block: its shared targets' findings and how many
 /// stay open (`45 (2 open)`); `-` when no target of the block has two
-/// sources or nothing is known of its sources' RBAC and NetworkPolicies.
+/// sources, or when there is no finding and nothing is known of its sources'
+/// RBAC and NetworkPolicies (RuntimeClass findings need neither).
 fn isolation_cell(block: &BlockPlan, report: &IsolationReport) -> String {
     let targets: Vec<_> = report
         .targets
@@ -38,10 +39,10 @@ fn isolation_cell(block: &BlockPlan, report: &IsolationReport) -> String {
         .filter(|t| t.source_clusters.len() >= 2 && block.target_clusters.iter().any(|b| b.name == t.target_cluster))
         .collect();
     let unknown = |c: &String| report.clusters_without_isolation_inventory.contains(c);
-    if targets.is_empty() || block.source_clusters.iter().all(unknown) {
+    let findings = targets.iter().map(|t| t.findings.len()).sum::<usize>();
+    if targets.is_empty() || (findings == 0 && block.source_clusters.iter().all(unknown)) {
         return "-".into();
     }
-    let findings = targets.iter().map(|t| t.findings.len()).sum::<usize>();
     let open = targets.iter().flat_map(|t| &t.findings).filter(|f| f.open).count();
     format!("{findings} ({open} open)")
 }
@@ -516,10 +517,14 @@ mod tests {
         assert!(table.lines().next().is_some_and(|h| h.trim_end().ends_with("ISOLATION")), "{table}");
         assert!(table.contains("3 (1 open)"), "{table}");
         assert!(table.contains("tenant isolation: 3 findings, 1 open (kplan plans isolation plan-x)"), "{table}");
-        // Nothing known of any source, or a target fed by one source: no count.
+        // Nothing known of any source: the findings there are still counted; none, and no count.
         report.clusters_without_isolation_inventory.push("a\"b".into());
+        assert_eq!(isolation_cell(&plan.blocks[0], &report), "3 (1 open)");
+        let findings = std::mem::take(&mut report.targets[0].findings);
         assert_eq!(isolation_cell(&plan.blocks[0], &report), "-");
         report.clusters_without_isolation_inventory.clear();
+        assert_eq!(isolation_cell(&plan.blocks[0], &report), "0 (0 open)");
+        report.targets[0].findings = findings;
         report.targets[0].source_clusters.pop();
         assert_eq!(isolation_cell(&plan.blocks[0], &report), "-");
         // Without a report, the table is what it was.

@@ -843,7 +843,7 @@ fn show_cluster_table(summary: &kplan_model::ClusterSummary, snapshot: &kplan_mo
 
 fn render_plan(plan: &kplan_model::Plan, format: PlanFormat) -> anyhow::Result<String> {
     Ok(match format {
-        PlanFormat::Table => render::plan_table(plan),
+        PlanFormat::Table => render::plan_table(plan, None),
         PlanFormat::Json => output::json(plan)?,
         PlanFormat::Yaml => output::yaml(plan)?,
         PlanFormat::Markdown => render::plan_markdown(plan),
@@ -903,7 +903,20 @@ async fn cmd_propose(backend: &mut Backend, args: ProposeArgs) -> anyhow::Result
         }
         tracing::info!(n_models = models.len(), dir = %dir.display(), "models written");
     }
-    print!("{}", render_plan(&plan, args.output)?);
+    if args.output == PlanFormat::Table {
+        // The isolation report is computed beside the plan from its snapshots, not stored in it;
+        // without the snapshots the table is shown without it.
+        let report = match backend.plan_inventory(&plan).await {
+            Ok(inventory) => Some(kplan_planner::isolation::analyse(&plan, &inventory)),
+            Err(error) => {
+                eprintln!("note: no tenant isolation column: {error:#}");
+                None
+            }
+        };
+        print!("{}", render::plan_table(&plan, report.as_ref()));
+    } else {
+        print!("{}", render_plan(&plan, args.output)?);
+    }
     if args.fail_on_widening {
         let inventory = backend.plan_inventory(&plan).await?;
         let (report, _) = isolation::verified(&plan, &inventory)?;

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use kplan_model::quantity::{format_bytes, format_cpu};
 use kplan_model::{AddonInstall, BlockPlan, BlockStatus, NodeAction, Plan, Resources};
+use kplan_planner::isolation::IsolationReport;
 
 use crate::output::table;
 
@@ -27,14 +28,35 @@ fn resources(r: Resources) -> String {
     format!("{} cpu, {} memory, {} pods", format_cpu(r.cpu_millis), format_bytes(r.memory_bytes), r.pods)
 }
 
+/// The ISOLATION cell of a block: its shared targets' findings and how many
+/// stay open (`45 (2 open)`); `-` when no target of the block has two
+/// sources, or when there is no finding and nothing is known of its sources'
+/// RBAC and NetworkPolicies (RuntimeClass findings need neither).
+fn isolation_cell(block: &BlockPlan, report: &IsolationReport) -> String {
+    let targets: Vec<_> = report
+        .targets
+        .iter()
+        .filter(|t| t.source_clusters.len() >= 2 && block.target_clusters.iter().any(|b| b.name == t.target_cluster))
+        .collect();
+    let unknown = |c: &String| report.clusters_without_isolation_inventory.contains(c);
+    let findings = targets.iter().map(|t| t.findings.len()).sum::<usize>();
+    if targets.is_empty() || (findings == 0 && block.source_clusters.iter().all(unknown)) {
+        return "-".into();
+    }
+    let open = targets.iter().flat_map(|t| &t.findings).filter(|f| f.open).count();
+    format!("{findings} ({open} open)")
+}
+
 /// The default view of `kplan propose`: one row per block, then the notes.
-pub fn plan_table(plan: &Plan) -> String {
+/// With the plan's isolation report (computed beside the plan, from its
+/// snapshots), an ISOLATION column and a summary line.
+pub fn plan_table(plan: &Plan, isolation: Option<&IsolationReport>) -> String {
     let rows: Vec<Vec<String>> = plan
         .blocks
         .iter()
         .map(|b| {
             let planned = b.status == BlockStatus::Planned;
-            vec![
+            let mut row = vec![
                 format!("{}/{}", b.datacenter, b.security_tier),
                 if planned { "planned".into() } else { "INFEASIBLE".into() },
                 if planned {
@@ -55,26 +77,31 @@ pub fn plan_table(plan: &Plan) -> String {
                 if planned { b.namespace_renames.len().to_string() } else { "-".into() },
                 if planned { b.preconditions.len().to_string() } else { "-".into() },
                 if planned { percent(b.gap) } else { "-".into() },
-            ]
+            ];
+            if let Some(report) = isolation {
+                row.push(if planned { isolation_cell(b, report) } else { "-".into() });
+            }
+            row
         })
         .collect();
-    let mut out = table(
-        &[
-            "BLOCK",
-            "STATUS",
-            "TARGET",
-            "CONTROL PLANE",
-            "NODES",
-            "SOURCES",
-            "FLOWS",
-            "WAVES",
-            "ADD-ONS",
-            "RENAMES",
-            "PRECONDITIONS",
-            "GAP",
-        ],
-        &rows,
-    );
+    let mut headers = vec![
+        "BLOCK",
+        "STATUS",
+        "TARGET",
+        "CONTROL PLANE",
+        "NODES",
+        "SOURCES",
+        "FLOWS",
+        "WAVES",
+        "ADD-ONS",
+        "RENAMES",
+        "PRECONDITIONS",
+        "GAP",
+    ];
+    if isolation.is_some() {
+        headers.push("ISOLATION");
+    }
+    let mut out = table(&headers, &rows);
     let s = &plan.summary;
     let _ = writeln!(
         out,
@@ -92,6 +119,16 @@ pub fn plan_table(plan: &Plan) -> String {
     let f = &plan.fingerprint;
     if !f.content_digest.is_empty() {
         let _ = writeln!(out, "inputs sha256 {}, content sha256 {}", f.input_digest, f.content_digest);
+    }
+    if let Some(report) = isolation {
+        let n = report.findings().count();
+        let _ = writeln!(
+            out,
+            "tenant isolation: {n} finding{}, {} open (kplan plans isolation {})",
+            if n == 1 { "" } else { "s" },
+            report.n_open(),
+            if plan.id.is_empty() { "PLAN_ID" } else { &plan.id }
+        );
     }
     for block in &plan.blocks {
         // The explanation's lines, then the targets' notes, each once.
@@ -440,6 +477,59 @@ mod tests {
         let md = plan_markdown(&plan());
         assert!(md.contains("a\"b/payments → payments-ab"), "{md}");
         assert!(md.contains("## fra / prod"), "{md}");
+    }
+
+    #[test]
+    fn the_isolation_column_counts_findings_of_shared_targets_and_the_summary_names_the_plan() {
+        use kplan_planner::isolation::{Finding, FindingKind, Severity, TargetIsolation};
+        let mut plan = plan();
+        plan.blocks[0].status = BlockStatus::Planned;
+        plan.blocks[0].source_clusters.push("c".into());
+        let finding = |open| Finding {
+            kind: FindingKind::RbacWidening,
+            severity: Severity::High,
+            target_cluster: "fra-prod".into(),
+            source_cluster: "c".into(),
+            object: "ClusterRoleBinding x".into(),
+            subject: "Group team".into(),
+            role: "ClusterRole edit".into(),
+            namespaces: vec!["payments-ab".into()],
+            detail: String::new(),
+            closed_by: Vec::new(),
+            open,
+        };
+        let mut report = IsolationReport {
+            plan_id: "plan-x".into(),
+            targets: vec![TargetIsolation {
+                datacenter: "fra".into(),
+                security_tier: "prod".into(),
+                target_cluster: "fra-prod".into(),
+                cni: "calico".into(),
+                source_clusters: vec!["a\"b".into(), "c".into()],
+                network_policy_enforced: true,
+                namespaces: Vec::new(),
+                findings: vec![finding(false), finding(true), finding(false)],
+            }],
+            clusters_without_isolation_inventory: vec!["c".into()],
+        };
+        assert_eq!(isolation_cell(&plan.blocks[0], &report), "3 (1 open)");
+        let table = plan_table(&plan, Some(&report));
+        assert!(table.lines().next().is_some_and(|h| h.trim_end().ends_with("ISOLATION")), "{table}");
+        assert!(table.contains("3 (1 open)"), "{table}");
+        assert!(table.contains("tenant isolation: 3 findings, 1 open (kplan plans isolation plan-x)"), "{table}");
+        // Nothing known of any source: the findings there are still counted; none, and no count.
+        report.clusters_without_isolation_inventory.push("a\"b".into());
+        assert_eq!(isolation_cell(&plan.blocks[0], &report), "3 (1 open)");
+        let findings = std::mem::take(&mut report.targets[0].findings);
+        assert_eq!(isolation_cell(&plan.blocks[0], &report), "-");
+        report.clusters_without_isolation_inventory.clear();
+        assert_eq!(isolation_cell(&plan.blocks[0], &report), "0 (0 open)");
+        report.targets[0].findings = findings;
+        report.targets[0].source_clusters.pop();
+        assert_eq!(isolation_cell(&plan.blocks[0], &report), "-");
+        // Without a report, the table is what it was.
+        let plain = plan_table(&plan, None);
+        assert!(!plain.contains("ISOLATION") && !plain.contains("tenant isolation"), "{plain}");
     }
 }
 

@@ -78,7 +78,9 @@ def check_cluster(entry: dict, rv_ranges: list, uids: set, node_names: set) -> d
             problem(f"{cid}: {f} is not a kubectl List")
         items += doc["items"]
 
-    order = {"Node": 0, "Namespace": 1, "Pod": 2, "DaemonSet": 3}
+    # the `<id>-access.json` export follows: RBAC and NetworkPolicies
+    order = {"Node": 0, "Namespace": 1, "Pod": 2, "DaemonSet": 3, "ClusterRole": 4, "ClusterRoleBinding": 5,
+             "RoleBinding": 6, "NetworkPolicy": 7}
     last_rv, last_kind = 0, 0
     first_rv = None
     for it in items:
@@ -106,6 +108,10 @@ def check_cluster(entry: dict, rv_ranges: list, uids: set, node_names: set) -> d
     namespaces = {n["metadata"]["name"]: n for n in items if n["kind"] == "Namespace"}
     pods = [p for p in items if p["kind"] == "Pod"]
     daemonsets = [d for d in items if d["kind"] == "DaemonSet"]
+    for it in items:
+        ns = it["metadata"].get("namespace")
+        if it["kind"] in ("RoleBinding", "NetworkPolicy") and ns not in namespaces:
+            problem(f"{cid}: {it['kind']} {it['metadata']['name']} in unknown namespace {ns}")
     for name in nodes:
         if name in node_names:
             problem(f"{cid}: node name {name} also used by another cluster")

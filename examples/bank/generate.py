@@ -4,6 +4,9 @@
 Writes, next to this file:
   clusters/<cluster-id>.json   what `kubectl get nodes,namespaces,pods,daemonsets -A -o json`
                                prints for each source cluster
+  clusters/<cluster-id>-access.json
+                               what `kubectl get clusterroles,clusterrolebindings,rolebindings,
+                               networkpolicies -A -o json` prints (issue 14: tenant isolation)
   estate.toml                  the import manifest (`kplan import --estate estate.toml`)
   README.md                    what the estate is, one row per cluster
 
@@ -1424,6 +1427,128 @@ def kubectl_list(g: Gen, items: list[dict], first_rv: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------
+# RBAC, NetworkPolicies and Pod Security (issue 14: a merge keeps tenants isolated)
+# ---------------------------------------------------------------------------------
+
+RBAC_API = "rbac.authorization.k8s.io"
+# clusters whose namespaces carry Pod Security labels (not fra-prod-payments, whose export the
+# agent tests read, nor the fra/dev clusters tests/tests/isolation.rs gives its own RBAC)
+POD_SECURITY_CLUSTERS = {"fra-prod-core", "fra-prod-trading", "fra-prod-retail", "lon-prod-banking",
+                         "lon-prod-markets"}
+# the one team group bound to cluster-admin (its platform team runs the cluster)
+CLUSTER_ADMIN_TEAM = ("fra-prod-trading", "markets")
+# the one namespace whose policy admits every namespace (its scrapers come from anywhere)
+ADMIT_ALL_NAMESPACES = ("lon-prod-markets", "market-data")
+
+
+def _subject(kind: str, name: str, namespace: str | None = None) -> dict:
+    if kind == "ServiceAccount":
+        return {"kind": kind, "name": name, "namespace": namespace}
+    return {"apiGroup": RBAC_API, "kind": kind, "name": name}
+
+
+def _binding(kind: str, name: str, role: str, subjects: list, g: Gen, created: datetime,
+             namespace: str | None = None) -> dict:
+    meta = {"creationTimestamp": ts(created), "name": name, "resourceVersion": None, "uid": g.uid()}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    if name.startswith("system:") or name == "cluster-admin":
+        meta["annotations"] = {"rbac.authorization.kubernetes.io/autoupdate": "true"}
+        meta["labels"] = {"kubernetes.io/bootstrapping": "rbac-defaults"}
+    return {"apiVersion": f"{RBAC_API}/v1", "kind": kind, "metadata": meta,
+            "roleRef": {"apiGroup": RBAC_API, "kind": "ClusterRole", "name": role}, "subjects": subjects}
+
+
+# the bootstrap ClusterRoleBindings every cluster has (left alone by the analysis)
+SYSTEM_BINDINGS = [
+    ("cluster-admin", "cluster-admin", [("Group", "system:masters")]),
+    ("system:basic-user", "system:basic-user", [("Group", "system:authenticated")]),
+    ("system:discovery", "system:discovery", [("Group", "system:authenticated")]),
+    ("system:public-info-viewer", "system:public-info-viewer",
+     [("Group", "system:authenticated"), ("Group", "system:unauthenticated")]),
+    ("system:kube-controller-manager", "system:kube-controller-manager", [("User", "system:kube-controller-manager")]),
+    ("system:kube-scheduler", "system:kube-scheduler", [("User", "system:kube-scheduler")]),
+    ("system:node-proxier", "system:node-proxier", [("User", "system:kube-proxy")]),
+]
+
+
+def access_objects(c: Cluster, g: Gen, snapshot: datetime = SNAPSHOT) -> list[dict]:
+    """What `kubectl get clusterroles,clusterrolebindings,rolebindings,networkpolicies -A -o json`
+    prints, trimmed to the bank's own objects and the bootstrap bindings: per team namespace a
+    RoleBinding of its team's group to `edit` and of the support group to `view`; some teams'
+    groups bound cluster-wide to `edit`; the cluster's CI service account bound cluster-wide to
+    the custom `deployer` ClusterRole; NetworkPolicies (default deny plus same-namespace allow) in
+    about half the team namespaces. Drawn from its own generator: the nodes, namespaces and pods
+    do not change."""
+    created = lambda: g.between(c.created + timedelta(days=7), snapshot - timedelta(days=30))
+    objs = []
+    deployer_meta = {"creationTimestamp": ts(created()), "labels": {"bank.internal/owner": "platform"},
+                     "name": "deployer", "resourceVersion": None, "uid": g.uid()}
+    objs.append({"apiVersion": f"{RBAC_API}/v1", "kind": "ClusterRole", "metadata": deployer_meta, "rules": [
+        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"],
+         "verbs": ["get", "list", "watch", "create", "update", "patch"]},
+        {"apiGroups": [""], "resources": ["services", "configmaps"],
+         "verbs": ["get", "list", "watch", "create", "update", "patch"]},
+        {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": ["get", "list", "create", "delete"]},
+    ]})
+    for name, role, subjects in SYSTEM_BINDINGS:
+        objs.append(_binding("ClusterRoleBinding", name, role, [_subject(k, n) for k, n in subjects], g,
+                             c.created + timedelta(minutes=1)))
+    teams = sorted({n.team or "apps" for n in c.namespaces})
+    # the CI service account lives in the cluster's first team namespace
+    ci_ns = c.namespaces[0].name
+    objs.append(_binding("ClusterRoleBinding", "ci-deployer", "deployer",
+                         [_subject("ServiceAccount", "ci-deployer", ci_ns)], g, created()))
+    for team in teams:
+        if g.rng.random() < 0.4:
+            objs.append(_binding("ClusterRoleBinding", f"team-{team}-edit", "edit",
+                                 [_subject("Group", f"team-{team}")], g, created()))
+    if c.id == CLUSTER_ADMIN_TEAM[0]:
+        team = CLUSTER_ADMIN_TEAM[1]
+        objs.append(_binding("ClusterRoleBinding", f"team-{team}-admin", "cluster-admin",
+                             [_subject("Group", f"team-{team}")], g, created()))
+    for n in c.namespaces:
+        team = n.team or "apps"
+        objs.append(_binding("RoleBinding", f"team-{team}-edit", "edit", [_subject("Group", f"team-{team}")], g,
+                             created(), n.name))
+        objs.append(_binding("RoleBinding", "support-view", "view", [_subject("Group", "it-support")], g,
+                             created(), n.name))
+    for n in c.namespaces:
+        if (c.id, n.name) == ADMIT_ALL_NAMESPACES:
+            objs.append(network_policy(g, created(), n.name, "allow-from-all-namespaces", [{"namespaceSelector": {}}]))
+        elif g.rng.random() < 0.5:
+            objs.append(network_policy(g, created(), n.name, "default-deny-ingress", None))
+            objs.append(network_policy(g, created(), n.name, "allow-same-namespace", [{"podSelector": {}}]))
+    kinds = ["ClusterRole", "ClusterRoleBinding", "RoleBinding", "NetworkPolicy"]
+    objs.sort(key=lambda o: (kinds.index(o["kind"]), o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+    return objs
+
+
+def network_policy(g: Gen, created: datetime, namespace: str, name: str, sources: list | None) -> dict:
+    """An ingress policy over the namespace's pods: `sources` None denies everything."""
+    spec = {"podSelector": {}, "policyTypes": ["Ingress"]}
+    if sources is not None:
+        spec["ingress"] = [{"from": sources}]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"creationTimestamp": ts(created), "generation": 1, "name": name, "namespace": namespace,
+                         "resourceVersion": None, "uid": g.uid()}, "spec": spec}
+
+
+def pod_security_labels(c: Cluster, g: Gen, ns_objs: list[dict]) -> None:
+    """Pod Security levels on some team namespaces of the clusters that adopted them."""
+    if c.id not in POD_SECURITY_CLUSTERS:
+        return
+    team = {n.name for n in c.namespaces}
+    for o in ns_objs:
+        if o["metadata"]["name"] not in team:
+            continue
+        level = g.rng.choice(["restricted", "baseline", "baseline", None])
+        if level is not None:
+            o["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = level
+            o["metadata"]["labels"]["pod-security.kubernetes.io/enforce-version"] = "latest"
+
+
+# ---------------------------------------------------------------------------------
 # A cluster
 # ---------------------------------------------------------------------------------
 
@@ -1453,6 +1578,7 @@ def build_cluster(idx: int, c: Cluster) -> tuple[dict, dict]:
     pod_objs = pod_objects(c, g, pods, nodes)
     ns_objs = namespace_objects(c, g) + addon_namespace_objects(c, Gen(f"{SEED}/{c.id}/addons/namespaces"))
     ns_objs.sort(key=lambda o: o["metadata"]["name"])
+    pod_security_labels(c, Gen(f"{SEED}/{c.id}/pod-security"), ns_objs)
     node_objs.sort(key=lambda o: o["metadata"]["name"])
     ds_objs.sort(key=lambda o: o["metadata"]["name"])
 
@@ -1491,11 +1617,12 @@ def write_text(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8", newline="\n")
 
 
-def clusters_dir(here: Path, clusters: list) -> Path:
-    """`clusters/` next to a generator, without the exports of clusters it no longer writes."""
+def clusters_dir(here: Path, clusters: list, access: bool = False) -> Path:
+    """`clusters/` next to a generator, without the exports of clusters it no longer writes
+    (`access`: each cluster also has its `<id>-access.json`)."""
     out_dir = here / "clusters"
     out_dir.mkdir(exist_ok=True)
-    wanted = {f"{c.id}.json" for c in clusters}
+    wanted = {f"{c.id}.json" for c in clusters} | ({f"{c.id}-access.json" for c in clusters} if access else set())
     for stale in out_dir.glob("*.json"):
         if stale.name not in wanted:
             stale.unlink()
@@ -1503,7 +1630,7 @@ def clusters_dir(here: Path, clusters: list) -> Path:
 
 
 def estate_toml(clusters: list | None = None, title: str = "The example bank estate: one entry per source cluster.",
-                path: str = "examples/bank/estate.toml") -> str:
+                path: str = "examples/bank/estate.toml", access: bool = False) -> str:
     """The import manifest; each cluster gives its id, dc, tier and default_zone."""
     out = [
         f"# {title}",
@@ -1521,7 +1648,8 @@ def estate_toml(clusters: list | None = None, title: str = "The example bank est
             f'datacenter = "{c.dc}"',
             f'security_tier = "{c.tier}"',
             f'zone = "{c.default_zone}"',
-            f'files = ["clusters/{c.id}.json"]',
+            f'files = ["clusters/{c.id}.json", "clusters/{c.id}-access.json"]' if access
+            else f'files = ["clusters/{c.id}.json"]',
             "",
         ]
     return "\n".join(out)
@@ -1570,8 +1698,10 @@ README_TEMPLATE = """\
 
 A fictional bank that adopted Kubernetes team by team and now runs {n_clusters} clusters in
 three datacenters. It is kplan's worked example: every file here is what
-`kubectl get nodes,namespaces,pods,daemonsets -A -o json` prints, one per cluster, plus the
-import manifest and the policy.
+`kubectl get nodes,namespaces,pods,daemonsets -A -o json` prints, one per cluster, and what
+`kubectl get clusterroles,clusterrolebindings,rolebindings,networkpolicies -A -o json` prints
+(the bank's own roles and bindings and the bootstrap `system:` bindings), plus the import
+manifest and the policy.
 
 ```
 kplan import --estate examples/bank/estate.toml     # reads clusters/*.json
@@ -1581,6 +1711,7 @@ kplan propose --policy examples/bank/policy.toml    # the staged plan
 | file | what it is |
 |---|---|
 | `clusters/<id>.json` | a `kind: List` of Nodes, Namespaces, Pods and DaemonSets, exactly as kubectl prints it |
+| `clusters/<id>-access.json` | a `kind: List` of the cluster's RBAC and NetworkPolicies: team groups bound to `edit` and `it-support` to `view` per namespace, some team groups and the CI service account (custom `deployer` role) bound cluster-wide, `team-markets` bound to `cluster-admin` in `fra-prod-trading`, default deny plus same-namespace allow in about half the team namespaces, one policy admitting all namespaces (`lon-prod-markets/market-data`); drawn from its own seed, so the nodes, namespaces and pods (and the plan) are unchanged |
 | `estate.toml` | the import manifest: per cluster its datacenter, security tier, default zone and files |
 | `policy.toml` | the consolidation policy (zones → tiers, open flows, headroom, budgets) |
 | `generate.py` | writes `clusters/`, `estate.toml` and this README, deterministically (fixed seeds) |
@@ -1664,7 +1795,7 @@ cluster reports it.
 
 
 def main() -> None:
-    out_dir = clusters_dir(HERE, CLUSTERS)
+    out_dir = clusters_dir(HERE, CLUSTERS, access=True)
     ids = [c.id for c in CLUSTERS]
     assert len(ids) == len(set(ids)), "duplicate cluster id"
     summaries = {}
@@ -1674,10 +1805,13 @@ def main() -> None:
         assert letters <= set(ZONES[c.dc][c.tier]), f"{c.id}: zone outside its tier"
         doc, summary = build_cluster(idx, c)
         write_text(out_dir / f"{c.id}.json", dump(doc))
+        ga = Gen(f"{SEED}/{c.id}/access")
+        write_text(out_dir / f"{c.id}-access.json",
+                   dump(kubectl_list(ga, access_objects(c, ga), 4_000_000 + idx * 9_000_000 + 8_000_000)))
         summaries[c.id] = summary
         print(f"{c.id:24} {summary['nodes']:3} nodes {summary['namespaces']:3} ns {summary['pods']:4} pods "
               f"cpu {summary['u_cpu']:.0%} mem {summary['u_mem']:.0%}")
-    write_text(HERE / "estate.toml", estate_toml())
+    write_text(HERE / "estate.toml", estate_toml(access=True))
     write_text(HERE / "README.md", readme(summaries))
 
 

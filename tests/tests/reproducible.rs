@@ -240,8 +240,10 @@ fn propose_check_says_identical_and_names_a_changed_node_after_a_reimport() {
 }
 
 /// A plan's table without what belongs to the run: the time in the plan id
-/// (`plan-20261204t063824z-…`) and the solve time.
+/// (`plan-20261204t063824z-…`, also in the tenant isolation line) and the
+/// solve time.
 fn without_run_text(table: &str) -> String {
+    const ISOLATION: &str = "(kplan plans isolation plan-";
     table
         .lines()
         .map(|line| match line.strip_prefix("plan plan-") {
@@ -249,7 +251,12 @@ fn without_run_text(table: &str) -> String {
                 let solved = rest.find(", solved in ").map_or(rest.len(), |i| i);
                 format!("plan plan-TIME{}, solved in (time)", &rest[16..solved])
             }
-            _ => line.to_string(),
+            _ => match line.find(ISOLATION) {
+                Some(i) if line.len() > i + ISOLATION.len() + 16 => {
+                    format!("{}{ISOLATION}TIME{}", &line[..i], &line[i + ISOLATION.len() + 16..])
+                }
+                _ => line.to_string(),
+            },
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -271,4 +278,41 @@ fn the_readme_shows_what_the_main_job_prints() {
         without_run_text(&printed),
         "README.md's example output is not what the main job prints: update it from ./scripts/run-example.sh"
     );
+}
+
+/// README.md's isolation output for the example's plan: every line of the
+/// block (rows left out are marked `…`) is a line `kplan plans isolation`
+/// prints, in the same order, and the summary is the last line of both.
+#[test]
+fn the_readme_shows_the_example_plans_isolation_report() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let section =
+        &readme[readme.find("The example estate itself (`examples/bank/`)").expect("the example's isolation")..];
+    let block = section.split("```\n").nth(1).expect("the output block");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = dir.path().join("inventory");
+    let inv = inventory.to_str().expect("utf-8");
+    kplan_ok(&["--inventory", inv, "import", "--estate", &example("estate.toml")]);
+    let plan: Value = serde_json::from_str(&kplan_ok(&[
+        "--inventory",
+        inv,
+        "propose",
+        "--policy",
+        &example("policy.toml"),
+        "-o",
+        "json",
+    ]))
+    .expect("plan json");
+    let id = plan["id"].as_str().expect("id");
+    let printed = kplan_ok(&["--inventory", inv, "plans", "isolation", id]);
+    let mut printed_lines = printed.lines();
+    for line in block.lines().filter(|line| *line != "…") {
+        assert!(
+            printed_lines.any(|p| p == line),
+            "README.md's isolation output has a line `kplan plans isolation` does not print (or not in this order): \
+             {line:?}\n{printed}"
+        );
+    }
+    assert_eq!(block.lines().last(), printed.lines().last(), "the summary line");
+    assert!(block.lines().count() >= 10, "the block shows rows");
 }

@@ -605,13 +605,23 @@ pub fn verify(
             open: f.open,
         })
         .collect();
+    let gatekeeper_subjects: Vec<Vec<String>> = targets
+        .iter()
+        .map(|t| {
+            let subjects = t.constraints.iter().flat_map(|c| &c.spec.parameters.subjects);
+            subjects.map(|s| format!("{} {}", s.kind, s.name)).collect()
+        })
+        .collect();
     let emitted: Vec<Emitted<'_>> = targets
         .iter()
-        .map(|t| Emitted {
+        .zip(&gatekeeper_subjects)
+        .map(|(t, gatekeeper_subjects)| Emitted {
             target_cluster: &t.target_cluster,
             namespaces: &t.namespaces,
             role_bindings: &t.role_bindings,
             network_policies: &t.network_policies,
+            gatekeeper_subjects,
+            runtime_classes: &t.runtime_classes,
         })
         .collect();
     validate_isolation(inventory, &plan.policy.clone().unwrap_or_default(), plan, &claims, &emitted)

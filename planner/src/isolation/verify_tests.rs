@@ -50,7 +50,9 @@ fn a_report_without_an_rbac_finding_is_refused_naming_the_subject_and_the_namesp
     assert_eq!(
         text,
         "fra/prod: isolation: target fra-prod-1: ClusterRoleBinding team-a-edit of a gives Group team-a \
-         ClusterRole edit over namespaces pay, web of other sources, and no finding says so"
+         ClusterRole edit over namespaces pay, web of other sources, and no finding says so\n\
+         fra/prod: isolation: target fra-prod-1: the Gatekeeper Constraint names Group team-a, \
+         subject of no RBAC finding"
     );
     // A finding that lists fewer namespaces than are reached is refused too.
     let (mut report, _) = honest(&plan, &inventory);
@@ -135,4 +137,101 @@ fn a_network_path_left_out_or_claimed_closed_while_open_is_refused() {
     }
     let text = refused(&plan, &inventory, &report, &targets);
     assert!(text.contains("but flannel does not enforce NetworkPolicy"), "{text}");
+}
+
+#[test]
+fn a_gatekeeper_constraint_that_leaves_out_or_adds_a_tenant_is_refused() {
+    let (plan, inventory) = (plan("calico"), inventory());
+    let (report, mut targets) = honest(&plan, &inventory);
+    let subjects = &mut targets[0].constraints[0].spec.parameters.subjects;
+    assert!(subjects.iter().any(|s| s.kind == "Group" && s.name == "team-a"));
+    subjects.retain(|s| s.name != "team-a");
+    assert_eq!(
+        refused(&plan, &inventory, &report, &targets),
+        "fra/prod: isolation: target fra-prod-1: the Gatekeeper Constraint leaves out Group team-a, \
+         subject of an RBAC finding"
+    );
+    let (_, mut targets) = honest(&plan, &inventory);
+    let subjects = &mut targets[0].constraints[0].spec.parameters.subjects;
+    let mut extra = subjects[0].clone();
+    extra.name = "team-z".into();
+    subjects.push(extra.clone());
+    assert!(
+        refused(&plan, &inventory, &report, &targets)
+            .contains(&format!("the Gatekeeper Constraint names {} team-z, subject of no RBAC finding", extra.kind))
+    );
+    // Without a Constraint at all, every tenant subject is missing.
+    let (_, mut targets) = honest(&plan, &inventory);
+    targets[0].constraints.clear();
+    assert!(refused(&plan, &inventory, &report, &targets).contains("leaves out Group team-a, Group team-b"));
+}
+
+#[test]
+fn a_runtime_class_missing_for_its_pods_or_emitted_for_nobody_is_refused() {
+    use kplan_model::isolation::RuntimeClass;
+    use kplan_model::scheduling::PodGroup;
+    let (plan, mut inventory) = (plan("calico"), inventory());
+    inventory[0].namespaces[0].pod_groups =
+        vec![PodGroup { runtime_class: "gvisor".into(), replicas: 1, ..Default::default() }];
+    inventory[0].isolation.runtime_classes = vec![RuntimeClass { name: "gvisor".into(), handler: "runsc".into() }];
+    let (report, mut targets) = honest(&plan, &inventory);
+    assert_eq!(refused(&plan, &inventory, &report, &targets), "");
+    targets[0].runtime_classes.clear();
+    assert_eq!(
+        refused(&plan, &inventory, &report, &targets),
+        "fra/prod: isolation: target fra-prod-1: pods of shop (from a) need RuntimeClass gvisor, which is not \
+         emitted, and no open finding says so"
+    );
+    let (_, mut targets) = honest(&plan, &inventory);
+    targets[0].runtime_classes[0].handler = "kata".into();
+    assert!(
+        refused(&plan, &inventory, &report, &targets).contains("with handler runsc, the emitted one has handler kata")
+    );
+    // Emitted for no pod: the pods no longer ask for it.
+    let (_, targets) = honest(&plan, &inventory);
+    inventory[0].namespaces[0].pod_groups.clear();
+    let report = analyse(&plan, &inventory);
+    assert_eq!(
+        refused(&plan, &inventory, &report, &targets),
+        "fra/prod: isolation: target fra-prod-1: emitted RuntimeClass gvisor is asked for by no pod moving into it"
+    );
+}
+
+#[test]
+fn a_namespace_patch_that_lowers_pod_security_is_refused() {
+    use kplan_model::isolation::POD_SECURITY_ENFORCE_LABEL;
+    let (plan, inventory) = (plan("calico"), inventory());
+    let (report, mut targets) = honest(&plan, &inventory);
+    // a's web (web-a in the target) enforces restricted; its patch must not say baseline.
+    let web = targets[0].namespaces.iter_mut().find(|n| n.metadata.name.as_deref() == Some("web-a")).unwrap();
+    let labels = web.metadata.labels.get_or_insert_with(Default::default);
+    assert_eq!(labels.get(POD_SECURITY_ENFORCE_LABEL).map(String::as_str), Some("restricted"));
+    labels.insert(POD_SECURITY_ENFORCE_LABEL.into(), "baseline".into());
+    let text = refused(&plan, &inventory, &report, &targets);
+    assert_eq!(
+        text,
+        "fra/prod: isolation: target fra-prod-1: emitted namespace patch web-a sets Pod Security baseline \
+         where a/web enforced restricted"
+    );
+    // A value that is no level is refused; a stricter one is fine.
+    let web = targets[0].namespaces.iter_mut().find(|n| n.metadata.name.as_deref() == Some("web-a")).unwrap();
+    let labels = web.metadata.labels.as_mut().unwrap();
+    labels.insert(POD_SECURITY_ENFORCE_LABEL.into(), "strict".into());
+    assert!(refused(&plan, &inventory, &report, &targets).contains("sets Pod Security \"strict\", which is no level"));
+    let (_, mut targets) = honest(&plan, &inventory);
+    for patch in &mut targets[0].namespaces {
+        patch
+            .metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(POD_SECURITY_ENFORCE_LABEL.into(), "restricted".into());
+    }
+    assert_eq!(refused(&plan, &inventory, &report, &targets), "");
+    // A patch for a namespace that does not move into the target is refused.
+    let mut stray = targets[0].namespaces[0].clone();
+    stray.metadata.name = Some("elsewhere".into());
+    targets[0].namespaces.push(stray);
+    assert!(
+        refused(&plan, &inventory, &report, &targets).contains("patch elsewhere names no namespace moving into it")
+    );
 }

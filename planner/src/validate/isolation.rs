@@ -37,8 +37,25 @@
 //! a `namespaceSelector` admits the namespaces it matches; a `podSelector`
 //! alone only the namespace's own pods).
 //!
-//! Not checked: runtime-class findings, Pod Security labels and the
-//! Gatekeeper objects (they add refusals; they cannot widen), and egress.
+//! - **The Gatekeeper Constraint names exactly the tenants**: its subjects are
+//!   the subjects of the target's RBAC findings (a service account as the user
+//!   `system:serviceaccount:NS:NAME`, NS its namespace's name in the target),
+//!   no more and no fewer.
+//!
+//! - **Pod Security is kept**: an emitted namespace label patch that sets
+//!   `pod-security.kubernetes.io/enforce` sets a known level at least as strict
+//!   as the one the namespace enforced in its source (its label; Kubernetes'
+//!   default, `privileged`, without one), and names a namespace moving into
+//!   the target.
+//! - **RuntimeClasses are there for the pods that need them**: a pod group
+//!   moving into the target that asks for a `runtimeClassName` finds an
+//!   emitted RuntimeClass of that name with the handler its source defines, or
+//!   an open runtime-class finding names it for that namespace; every emitted
+//!   RuntimeClass is asked for by some pod moving into the target.
+//!
+//! Not checked: the other claims of runtime-class findings, the Gatekeeper
+//! template and the Constraint's namespaces (they add refusals; they cannot
+//! widen), and egress.
 
 use k8s_openapi::api::core::v1::Namespace as K8sNamespace;
 use k8s_openapi::api::networking::v1 as k8s_net;
@@ -70,6 +87,11 @@ pub struct Emitted<'a> {
     pub namespaces: &'a [K8sNamespace],
     pub role_bindings: &'a [k8s_rbac::RoleBinding],
     pub network_policies: &'a [k8s_net::NetworkPolicy],
+    /// The subjects of the emitted Gatekeeper Constraint as `KIND NAME` (a
+    /// service account as the user `system:serviceaccount:NS:NAME`); empty
+    /// without a Constraint.
+    pub gatekeeper_subjects: &'a [String],
+    pub runtime_classes: &'a [k8s_openapi::api::node::v1::RuntimeClass],
 }
 
 /// The label the API server sets on every namespace (Kubernetes 1.21+).
@@ -169,13 +191,163 @@ pub fn validate_isolation(
         }
         check_closed_by(&target, &claims, objects, &mut out);
         check_role_bindings(&target, &clusters, objects, &mut out);
+        check_pod_security(&target, &clusters, objects, &mut out);
+        check_runtime_classes(&target, &clusters, &claims, objects, &mut out);
         if target.sources().len() < 2 {
             continue;
         }
         check_rbac_claims(&target, &clusters, policy, &claims, &mut out);
+        check_gatekeeper(&target, &claims, objects, &mut out);
         check_network(&target, &clusters, &claims, objects, &mut out);
     }
     out
+}
+
+fn check_gatekeeper(
+    target: &Target<'_>,
+    claims: &[&Claim<'_>],
+    objects: Option<&Emitted<'_>>,
+    out: &mut Vec<Violation>,
+) {
+    let mut claimed: BTreeSet<String> = BTreeSet::new();
+    for claim in claims.iter().filter(|c| c.kind == "rbac-widening") {
+        let Some((kind, name)) = claim.subject.split_once(' ') else { continue };
+        let subject = match (kind, name.split_once('/')) {
+            ("ServiceAccount", Some((namespace, account))) => {
+                let there = target.names.get(&(claim.source_cluster, namespace)).copied().unwrap_or(namespace);
+                format!("User system:serviceaccount:{there}:{account}")
+            }
+            _ => claim.subject.to_string(),
+        };
+        claimed.insert(subject);
+    }
+    let emitted: BTreeSet<String> = objects.into_iter().flat_map(|o| o.gatekeeper_subjects).cloned().collect();
+    let missing: Vec<&str> = claimed.difference(&emitted).map(String::as_str).collect();
+    let extra: Vec<&str> = emitted.difference(&claimed).map(String::as_str).collect();
+    if !missing.is_empty() {
+        out.push(violation(
+            target.block,
+            format!(
+                "target {}: the Gatekeeper Constraint leaves out {}, subject of an RBAC finding",
+                target.name,
+                missing.join(", ")
+            ),
+        ));
+    }
+    if !extra.is_empty() {
+        out.push(violation(
+            target.block,
+            format!(
+                "target {}: the Gatekeeper Constraint names {}, subject of no RBAC finding",
+                target.name,
+                extra.join(", ")
+            ),
+        ));
+    }
+}
+
+fn check_runtime_classes(
+    target: &Target<'_>,
+    clusters: &BTreeMap<&str, &ClusterSnapshot>,
+    claims: &[&Claim<'_>],
+    objects: Option<&Emitted<'_>>,
+    out: &mut Vec<Violation>,
+) {
+    let emitted: BTreeMap<&str, &str> = objects
+        .into_iter()
+        .flat_map(|o| o.runtime_classes)
+        .map(|c| (c.metadata.name.as_deref().unwrap_or_default(), c.handler.as_str()))
+        .collect();
+    let mut asked: BTreeSet<&str> = BTreeSet::new();
+    for ((source, namespace), new_name) in &target.names {
+        let Some(cluster) = clusters.get(source) else { continue };
+        let groups = cluster.namespaces.iter().filter(|n| n.name == *namespace).flat_map(|n| &n.pod_groups);
+        for class in groups.map(|g| g.runtime_class.as_str()).filter(|c| !c.is_empty()) {
+            asked.insert(class);
+            let handler =
+                cluster.isolation.runtime_classes.iter().find(|c| c.name == class).map(|c| c.handler.as_str());
+            let claimed = claims.iter().any(|c| {
+                c.kind == "runtime-class"
+                    && c.open
+                    && c.object == format!("RuntimeClass {class}")
+                    && c.namespaces.iter().any(|n| n == new_name)
+            });
+            match (emitted.get(class), handler) {
+                (Some(there), Some(handler)) if *there == handler => {}
+                _ if claimed => {}
+                (Some(there), _) => out.push(violation(
+                    target.block,
+                    format!(
+                        "target {}: pods of {new_name} (from {source}) need RuntimeClass {class} with handler {}, \
+                         the emitted one has handler {there}, and no open finding says so",
+                        target.name,
+                        handler.unwrap_or("(none defined)")
+                    ),
+                )),
+                (None, _) => out.push(violation(
+                    target.block,
+                    format!(
+                        "target {}: pods of {new_name} (from {source}) need RuntimeClass {class}, which is not \
+                         emitted, and no open finding says so",
+                        target.name
+                    ),
+                )),
+            }
+        }
+    }
+    for class in emitted.keys().filter(|c| !asked.contains(*c)) {
+        out.push(violation(
+            target.block,
+            format!("target {}: emitted RuntimeClass {class} is asked for by no pod moving into it", target.name),
+        ));
+    }
+}
+
+fn check_pod_security(
+    target: &Target<'_>,
+    clusters: &BTreeMap<&str, &ClusterSnapshot>,
+    objects: Option<&Emitted<'_>>,
+    out: &mut Vec<Violation>,
+) {
+    use kplan_model::isolation::{POD_SECURITY_ENFORCE_LABEL, PodSecurityLevel};
+    for patch in objects.into_iter().flat_map(|o| o.namespaces) {
+        let name = patch.metadata.name.as_deref().unwrap_or_default();
+        let Some((source, old_name)) = target.origin(name) else {
+            out.push(violation(
+                target.block,
+                format!("target {}: emitted namespace patch {name} names no namespace moving into it", target.name),
+            ));
+            continue;
+        };
+        let Some(value) = patch.metadata.labels.as_ref().and_then(|l| l.get(POD_SECURITY_ENFORCE_LABEL)) else {
+            continue;
+        };
+        let before = clusters
+            .get(source)
+            .and_then(|c| c.namespaces.iter().find(|n| n.name == old_name))
+            .map(|n| PodSecurityLevel::of_labels(&n.labels))
+            .unwrap_or_default();
+        match PodSecurityLevel::parse(value) {
+            Some(level) if level >= before => {}
+            Some(level) => out.push(violation(
+                target.block,
+                format!(
+                    "target {}: emitted namespace patch {name} sets Pod Security {} where {source}/{old_name} \
+                     enforced {}",
+                    target.name,
+                    level.as_str(),
+                    before.as_str()
+                ),
+            )),
+            None => out.push(violation(
+                target.block,
+                format!(
+                    "target {}: emitted namespace patch {name} sets Pod Security {value:?}, which is no level",
+                    target.name
+                ),
+            )),
+        }
+    }
 }
 
 fn check_closed_by(

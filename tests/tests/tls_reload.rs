@@ -267,6 +267,8 @@ async fn certificates_and_tokens_are_reloaded_without_a_restart() {
         assert_eq!(metric_value(&page, &sample), Some(1.0), "{sample}");
     }
 
+    tls_alerts_use_exported_metrics(&page);
+
     // An invalid update (a key that is not the certificate's) keeps the current certificate.
     let (_, stray_key) = server_certificate(&ca_dir, 3003);
     let tokens = std::fs::read(secret.path("tokens")).expect("tokens");
@@ -287,6 +289,33 @@ async fn certificates_and_tokens_are_reloaded_without_a_restart() {
          new certificate seen {reload_seconds:.2} s after the swap",
         failures.len()
     );
+}
+
+/// The `kplan-tls` alerts of `deploy/monitoring/prometheusrule.yaml` read only
+/// metrics a TLS server exports (`page`).
+fn tls_alerts_use_exported_metrics(page: &str) {
+    let path = common::repo_root().join("deploy/monitoring/prometheusrule.yaml");
+    let rules: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).expect("reads")).expect("YAML");
+    let group = rules["spec"]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["name"] == "kplan-tls")
+        .expect("the kplan-tls group");
+    let alerts = group["rules"].as_array().expect("rules");
+    let names: Vec<&str> = alerts.iter().map(|a| a["alert"].as_str().expect("name")).collect();
+    assert_eq!(names, ["KplanTLSCertificateExpiresSoon", "KplanTLSReloadFailing"]);
+    let exported: std::collections::BTreeSet<&str> =
+        page.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).collect();
+    for alert in alerts {
+        assert!(alert["for"].is_string() && alert["annotations"]["summary"].is_string(), "{alert}");
+        let text = format!("{} {}", alert["expr"].as_str().expect("expr"), alert["annotations"]["description"]);
+        for (at, _) in text.match_indices("kplan_tls_") {
+            let name: String =
+                text[at..].chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect();
+            assert!(exported.contains(name.as_str()), "{name} is not exported: {exported:?}");
+        }
+    }
 }
 
 fn server_pid_alive(server: &Server) -> bool {

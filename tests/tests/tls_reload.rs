@@ -159,7 +159,9 @@ async fn certificates_and_tokens_are_reloaded_without_a_restart() {
     let certs = pki.path().join("certs");
     let ca_dir_s = ca_dir.display().to_string();
     kplan_certs(&["init", "--out", &ca_dir_s, "--server-host", "localhost", "--server-host", "127.0.0.1"]);
-    kplan_certs(&["issue", "--ca-dir", &ca_dir_s, "--cluster", "cluster-a", "--out", &certs.display().to_string()]);
+    for cluster in ["cluster-a", "cluster-b"] {
+        kplan_certs(&["issue", "--ca-dir", &ca_dir_s, "--cluster", cluster, "--out", &certs.display().to_string()]);
+    }
     let old_token = pki.path().join("old.token");
     let new_token = pki.path().join("new.token");
     let old_line = kplan_certs(&["token", "--reader", "dashboards", "--out", &old_token.display().to_string()]);
@@ -219,6 +221,21 @@ async fn certificates_and_tokens_are_reloaded_without_a_restart() {
     assert!(list_clusters(&addr, &reader_old).await.is_ok(), "the old token works before the swap");
     assert_eq!(list_clusters(&addr, &reader_new).await.expect_err("not yet").code(), tonic::Code::Unauthenticated);
 
+    // A connection made before the update, used after it: open connections keep theirs.
+    let agent_b = ClientSecurity {
+        ca_file: Some(ca_file.clone()),
+        cert_file: Some(certs.join("cluster-b.crt")),
+        key_file: Some(certs.join("cluster-b.key")),
+        ..Default::default()
+    };
+    let mut long_lived = v1::inventory_service_client::InventoryServiceClient::new(
+        agent_b.connect(&format!("https://{addr}")).await.expect("connects"),
+    );
+    long_lived
+        .report_snapshot(v1::ReportSnapshotRequest { snapshot: Some(snapshot("cluster-b", 1).into()) })
+        .await
+        .expect("cluster-b reports");
+
     // The Secret is updated: a new certificate (new serial, new key) and a new token file.
     let (cert2, key2) = server_certificate(&ca_dir, 2002);
     secret.update(&[("tls.crt", cert2.clone()), ("tls.key", key2), ("tokens", new_line.into_bytes())]);
@@ -242,6 +259,10 @@ async fn certificates_and_tokens_are_reloaded_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let at_swap = acknowledged.load(Ordering::SeqCst);
+    long_lived
+        .report_snapshot(v1::ReportSnapshotRequest { snapshot: Some(snapshot("cluster-b", 2).into()) })
+        .await
+        .expect("the connection made before the update still serves");
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::SeqCst);
     let failures = reporter.await.expect("reporter");
@@ -252,7 +273,7 @@ async fn certificates_and_tokens_are_reloaded_without_a_restart() {
     // stale generation is refused, so the stored generation is the last one
     // acknowledged, and every report after a failed one was acknowledged in order.
     let clusters = list_clusters(&addr, &reader_new).await.expect("lists");
-    assert_eq!(clusters, vec![("cluster-a".to_string(), last)], "failures: {failures:?}");
+    assert_eq!(clusters, vec![("cluster-a".to_string(), last), ("cluster-b".to_string(), 2)], "failures: {failures:?}");
     // The same process: no restart.
     assert!(server_pid_alive(&server));
 

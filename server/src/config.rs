@@ -61,6 +61,10 @@ pub struct ServerConfig {
     pub insecure_plaintext: bool,
     /// A TLS handshake not finished within this many seconds is dropped. Default 10.
     pub tls_handshake_timeout_seconds: u64,
+    /// How often the TLS files and the token file are checked for changes (by
+    /// content hash) and reloaded without a restart; new connections use the
+    /// new certificate. Default 5.
+    pub tls_reload_interval_seconds: u64,
     /// HTTP/2 PING interval on every connection (dead peers are noticed). Default 30.
     pub http2_keepalive_interval_seconds: u64,
     /// A PING unanswered this long closes the connection. Default 20.
@@ -106,6 +110,7 @@ impl Default for ServerConfig {
             token_file: None,
             insecure_plaintext: false,
             tls_handshake_timeout_seconds: 10,
+            tls_reload_interval_seconds: 5,
             http2_keepalive_interval_seconds: 30,
             http2_keepalive_timeout_seconds: 20,
             tcp_keepalive_seconds: 60,
@@ -223,6 +228,7 @@ impl ServerConfig {
         }
         for (key, value) in [
             ("tls_handshake_timeout_seconds", self.tls_handshake_timeout_seconds),
+            ("tls_reload_interval_seconds", self.tls_reload_interval_seconds),
             ("http2_keepalive_interval_seconds", self.http2_keepalive_interval_seconds),
             ("http2_keepalive_timeout_seconds", self.http2_keepalive_timeout_seconds),
             ("tcp_keepalive_seconds", self.tcp_keepalive_seconds),
@@ -294,7 +300,15 @@ impl ServerConfig {
             .map_err(|more| problems.extend(more))
             .ok();
         match material {
-            Some(material) if problems.is_empty() => Ok(TransportSecurity::MutualTls { material, tokens }),
+            Some(material) if problems.is_empty() => {
+                let paths = crate::tls_reload::TlsFilePaths {
+                    cert_file: cert_file.to_path_buf(),
+                    key_file: key_file.to_path_buf(),
+                    client_ca_file: client_ca_file.to_path_buf(),
+                    token_file: self.token_file.clone(),
+                };
+                Ok(TransportSecurity::MutualTls { material, tokens, paths })
+            }
             _ => Err(ConfigError { problems }),
         }
     }

@@ -4,6 +4,7 @@
 //! - [`api`]: gRPC services (the only module that sees protobuf types)
 //! - [`metrics`]: Prometheus metrics and the HTTP probe endpoints
 //! - [`tls`]: identities in certificates (the SAN scheme), bearer tokens, TLS files
+//! - [`tls_reload`]: TLS termination with the current certificate, reloading changed TLS and token files
 //! - [`watch`]: the watch over approved plans (lifecycle, re-validation off the ingest path, progress)
 //! - [`config`], [`telemetry`]: the binary's configuration and logging
 
@@ -12,4 +13,5 @@ pub mod config;
 pub mod metrics;
 pub mod telemetry;
 pub mod tls;
+pub mod tls_reload;
 pub mod watch;

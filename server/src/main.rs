@@ -229,6 +229,7 @@ fn serve_options(config: &ServerConfig) -> ServeOptions {
         request_timeout: Duration::from_secs(config.request_timeout_seconds),
         max_concurrent_requests: config.max_concurrent_requests,
         tls_handshake_timeout: Duration::from_secs(config.tls_handshake_timeout_seconds),
+        tls_reload_interval: Duration::from_secs(config.tls_reload_interval_seconds),
         http2_keepalive_interval: Duration::from_secs(config.http2_keepalive_interval_seconds),
         http2_keepalive_timeout: Duration::from_secs(config.http2_keepalive_timeout_seconds),
         tcp_keepalive: Duration::from_secs(config.tcp_keepalive_seconds),
@@ -242,7 +243,7 @@ fn log_security(security: &TransportSecurity, config: &ServerConfig) {
             "insecure plaintext: gRPC is neither encrypted nor authenticated and every caller may report for \
              any cluster, read and plan; use [tls] outside a trusted test network"
         ),
-        TransportSecurity::MutualTls { material, tokens } => {
+        TransportSecurity::MutualTls { material, tokens, .. } => {
             let now = kplan_model::time::now_unix();
             let days_left = (material.not_after_unix - now) / 86_400;
             info!(
@@ -303,6 +304,7 @@ async fn run(config: ServerConfig, default_policy: kplan_model::Policy, grpc: Gr
         TcpListener::bind(config.listen_addr()).await.with_context(|| format!("binding {}", config.listen))?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
     info!(addr = %local_addr, "grpc port bound; NOT_SERVING until the store is verified");
+    let grpc = grpc.with_metrics(metrics.clone());
     let ready = grpc.ready_handle();
     let mut serving = tokio::spawn(grpc.serve(listener, shutdown_signal()));
 

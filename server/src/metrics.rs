@@ -21,6 +21,9 @@
 //! | `kplan_plan_waves_stalled{plan_id}` | gauge | waves in progress longer than `watch_wave_stall_seconds` |
 //! | `kplan_plan_silent_clusters{plan_id}` | gauge | clusters it depends on that stopped reporting (`watch_stale_after_seconds`) |
 //! | `kplan_plan_rechecks_total` | counter | re-checks of approved plans |
+//! | `kplan_tls_certificate_expiry_timestamp_seconds` | gauge | notAfter of the server certificate in use (unix seconds; 0 without TLS) |
+//! | `kplan_tls_reloads_total{file,result}` | counter | reloads of a changed TLS or token file (`file`: `cert`, `key`, `client_ca`, `token`; `result`: `success`, `failure`) |
+//! | `kplan_tls_last_reload_success{file}` | gauge | 1 if the file's last change was loaded (or none since the start), 0 if it was refused and the previous one is in use |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -39,6 +42,17 @@ use kplan_store::{Store, StoreError};
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FileLabel {
+    pub file: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FileResultLabel {
+    pub file: &'static str,
+    pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -115,6 +129,9 @@ pub struct Metrics {
     store_size: Gauge,
     plans: PlanGauges,
     pub plan_rechecks: Counter,
+    tls_certificate_expiry: Gauge,
+    tls_reloads: Family<FileResultLabel, Counter>,
+    tls_last_reload_success: Family<FileLabel, Gauge>,
     ready: AtomicBool,
 }
 
@@ -195,7 +212,24 @@ impl Metrics {
         );
         let plan_rechecks = Counter::default();
         registry.register("plan_rechecks", "Re-checks of approved plans", plan_rechecks.clone());
+        let tls_certificate_expiry = Gauge::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "notAfter of the server certificate in use, unix seconds (0 without TLS)",
+            tls_certificate_expiry.clone(),
+        );
+        let tls_reloads = Family::<FileResultLabel, Counter>::default();
+        registry.register("tls_reloads", "Reloads of changed TLS and token files, by result", tls_reloads.clone());
+        let tls_last_reload_success = Family::<FileLabel, Gauge>::default();
+        registry.register(
+            "tls_last_reload_success",
+            "1 if the file's last change was loaded, 0 if it was refused (the previous one is in use)",
+            tls_last_reload_success.clone(),
+        );
         Metrics {
+            tls_certificate_expiry,
+            tls_reloads,
+            tls_last_reload_success,
             registry,
             plans,
             plan_rechecks,
@@ -280,6 +314,29 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// The notAfter of the server certificate in use.
+    pub fn set_tls_certificate_expiry(&self, not_after_unix: i64) {
+        self.tls_certificate_expiry.set(not_after_unix);
+    }
+
+    /// A reload of `file`: `None` at the start (both results at zero, success 1).
+    pub fn tls_reloaded(&self, file: &'static str, success: Option<bool>) {
+        for result in ["success", "failure"] {
+            let counter = self.tls_reloads.get_or_create(&FileResultLabel { file, result });
+            if success == Some(result == "success") {
+                counter.inc();
+            }
+        }
+        self.tls_last_reload_success.get_or_create(&FileLabel { file }).set(i64::from(success != Some(false)));
+    }
+
+    /// Every metric, without refreshing the store's gauges (tests).
+    pub fn render_registry(&self) -> String {
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
     }
 
     pub fn set_ready(&self, ready: bool) {

@@ -236,10 +236,13 @@ fn server_certificate_facts(pem: &[u8]) -> Result<(i64, Vec<String>), String> {
 }
 
 /// How the gRPC port is protected: chosen explicitly, never by default.
+// Made once at start and never moved in bulk: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum TransportSecurity {
     /// Mutual TLS; bearer tokens (readers and planners) when a token file is set.
-    MutualTls { material: TlsMaterial, tokens: Option<TokenTable> },
+    /// `paths`: where they were read from, watched for changes (`tls_reload`).
+    MutualTls { material: TlsMaterial, tokens: Option<TokenTable>, paths: crate::tls_reload::TlsFilePaths },
     /// No encryption and no authentication: every caller may do everything.
     InsecurePlaintext,
 }

@@ -524,6 +524,74 @@ fn every_pod_meets_the_restricted_profile_in_a_restricted_namespace() {
     assert!(!namespace_problems(&unlabelled).is_empty(), "a namespace without enforce=restricted went unnoticed");
 }
 
+// ---------------------------------------------------------------- TLS Secret mounts
+
+/// The Secret the server's certificate, key and client CA come from.
+const SERVER_TLS_SECRET: &str = "kplan-server-tls";
+
+/// The server's TLS Secret must be mounted as a directory: the kubelet updates
+/// a Secret volume by swapping its `..data` symlink, and a `subPath` mount is a
+/// bind mount of one file that never sees the update, so the server's reload
+/// (`tls_reload_interval_seconds`) would never happen.
+fn tls_secret_mount_problems(workload: &Value) -> Vec<String> {
+    let Some(spec) = pod_spec(workload) else { return Vec::new() };
+    let tls_volumes: BTreeSet<&str> = array(&spec["volumes"])
+        .iter()
+        .filter(|volume| {
+            volume["secret"]["secretName"] == SERVER_TLS_SECRET
+                || array(&volume["projected"]["sources"]).iter().any(|s| s["secret"]["name"] == SERVER_TLS_SECRET)
+        })
+        .filter_map(|volume| volume["name"].as_str())
+        .collect();
+    let mut problems = Vec::new();
+    for container in all_containers(spec) {
+        for mount in array(&container["volumeMounts"]) {
+            let volume = mount["name"].as_str().unwrap_or("");
+            if tls_volumes.contains(volume) && (mount.get("subPath").is_some() || mount.get("subPathExpr").is_some()) {
+                problems.push(format!(
+                    "{}: container {} mounts the Secret {SERVER_TLS_SECRET} (volume {volume}) with subPath: a \
+                     subPath mount never sees a Secret update, so the certificate would not be reloaded; mount \
+                     the volume as a directory",
+                    id(workload),
+                    container["name"].as_str().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_tls_secret_is_mounted_as_a_directory_so_updates_reach_the_server() {
+    let Some(overlays) = overlays() else { return };
+    let mut n_mounts = 0;
+    for overlay in overlays {
+        for workload in workloads(&overlay.objects) {
+            let problems = tls_secret_mount_problems(workload);
+            assert!(problems.is_empty(), "{}:\n{}", overlay.name, problems.join("\n"));
+            if name(workload) == "kplan-server" {
+                n_mounts += 1;
+            }
+        }
+    }
+    assert!(n_mounts >= 2, "the server Deployment is rendered by server-only and example-all-in-one");
+
+    // The check bites: the certificate mounted as a single file.
+    let overlay = overlays.iter().find(|o| o.name == "server-only").expect("server-only");
+    let server = find(&overlay.objects, "Deployment", "kplan-server").expect("server Deployment");
+    let broken = mutate(server, |d| {
+        let mounts = d
+            .pointer_mut("/spec/template/spec/containers/0/volumeMounts")
+            .and_then(Value::as_array_mut)
+            .expect("volumeMounts");
+        let tls = mounts.iter_mut().find(|m| m["name"] == "tls").expect("the tls mount");
+        tls["mountPath"] = json!("/etc/kplan/tls/tls.crt");
+        tls["subPath"] = json!("tls.crt");
+    });
+    let problems = tls_secret_mount_problems(&broken);
+    assert!(problems.len() == 1 && problems[0].contains("subPath"), "{problems:?}");
+}
+
 // ---------------------------------------------------------------- RBAC
 
 fn expected_agent_rules() -> BTreeSet<(String, String, String)> {

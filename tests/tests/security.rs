@@ -133,8 +133,8 @@ fn start_tls_server(pki: &Pki, data_dir: &Path, with_tokens: bool) -> Server {
         .args(["--tls-cert", &pki.path("ca/server.crt"), "--tls-key", &pki.path("ca/server.key")])
         .args(["--client-ca", &pki.path("ca/ca.crt")])
         .env("KPLAN_LOG_FORMAT", "json")
-        // tonic logs refused TLS handshakes (with rustls' reason) at debug.
-        .env("KPLAN_LOG", "info,tonic::transport::server::io_stream=debug");
+        // The server's acceptor (tls_reload.rs) logs refused TLS handshakes (with rustls' reason) at debug.
+        .env("KPLAN_LOG", "info,kplan_server::tls_reload=debug");
     if with_tokens {
         command.args(["--token-file", &pki.path("tokens")]);
     }

@@ -29,7 +29,7 @@ use tonic::{Request, Response, Status};
 use tracing::{debug, warn};
 
 use super::{InventoryApi, QueryApi};
-use crate::tls::{Identity, Role, TokenTable, identity_from_certificate};
+use crate::tls::{Identity, Role, identity_from_certificate};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -67,7 +67,10 @@ impl fmt::Display for Peer {
 #[derive(Debug, Clone)]
 pub enum Authenticator {
     InsecurePlaintext,
-    MutualTls { tokens: Option<TokenTable> },
+    /// The tokens are read at every request: the token file is reloaded when it changes.
+    MutualTls {
+        tokens: Option<crate::tls_reload::SharedTokens>,
+    },
 }
 
 impl Authenticator {
@@ -96,6 +99,7 @@ impl Authenticator {
                 "bearer tokens are not accepted here (no token_file); use a certificate",
             ));
         };
+        let tokens = tokens.current();
         let token = header
             .to_str()
             .ok()
@@ -322,6 +326,7 @@ impl v1::query_service_server::QueryService for AgentScopedQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::TokenTable;
 
     fn cluster(id: &str) -> Peer {
         Peer::Certificate(Identity::Cluster(id.into()))
@@ -433,7 +438,7 @@ mod tests {
     fn tokens_authenticate_readers_and_planners() {
         let hash = crate::tls::token_sha256_hex("t0ken");
         let tokens = TokenTable::parse(&format!("planner bob {hash}\n")).expect("parses");
-        let auth = Authenticator::MutualTls { tokens: Some(tokens) };
+        let auth = Authenticator::MutualTls { tokens: Some(crate::tls_reload::SharedTokens::new(tokens)) };
         assert_eq!(
             auth.authenticate(&request_with(Some("Bearer t0ken"))).ok(),
             Some(Peer::Token(Identity::Planner("bob".into())))

@@ -3,8 +3,9 @@
 //!
 //! A request passes, outermost first:
 //!
-//! 1. tonic: the TLS handshake (with a timeout) and the HTTP/2 connection
-//!    (keepalive PINGs), the per-request timeout;
+//! 1. the TLS handshake (with a timeout) with the current certificate
+//!    ([`crate::tls_reload`]: changed files are reloaded without a restart),
+//!    then tonic: the HTTP/2 connection (keepalive PINGs), the per-request timeout;
 //! 2. [`AuthLayer`]: who the caller is and whether it may call the method;
 //! 3. load shedding over a server-wide concurrency limit: a request beyond
 //!    `max_concurrent_requests` is refused at once with RESOURCE_EXHAUSTED
@@ -23,13 +24,15 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::service::Routes;
+use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tower::ServiceExt;
 
 use super::ApiState;
 use super::auth::{AuthLayer, Authenticator};
+use crate::metrics::Metrics;
 use crate::tls::TransportSecurity;
+use crate::tls_reload::{AcceptOptions, SharedServerConfig, SharedTokens, TlsReloader};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -40,6 +43,8 @@ pub struct ServeOptions {
     /// Server-wide; beyond it, RESOURCE_EXHAUSTED.
     pub max_concurrent_requests: usize,
     pub tls_handshake_timeout: Duration,
+    /// How often the TLS and token files are checked for changes.
+    pub tls_reload_interval: Duration,
     pub http2_keepalive_interval: Duration,
     pub http2_keepalive_timeout: Duration,
     pub tcp_keepalive: Duration,
@@ -48,7 +53,7 @@ pub struct ServeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("tls: the server certificate and key do not make a TLS configuration: {0}")]
-    Tls(#[source] tonic::transport::Error),
+    Tls(String),
     #[error("building the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("serving gRPC: {0}")]
@@ -64,6 +69,9 @@ type KplanSlot = Arc<OnceLock<Routes>>;
 pub struct GrpcServer {
     security: TransportSecurity,
     options: ServeOptions,
+    /// The rustls configuration of the files, built (and so checked) before binding.
+    tls: Option<SharedServerConfig>,
+    metrics: Option<Arc<Metrics>>,
     base: Routes,
     slot: KplanSlot,
     health: tonic_health::server::HealthReporter,
@@ -80,11 +88,20 @@ impl GrpcServer {
     /// Builds everything that does not need the store. Call before binding: a
     /// key that does not match its certificate is a configuration error.
     pub async fn new(security: TransportSecurity, options: ServeOptions) -> Result<GrpcServer, ServeError> {
-        if let TransportSecurity::MutualTls { .. } = &security {
-            Server::builder().tls_config(tls_config(&security, &options)).map_err(ServeError::Tls)?;
-        }
+        let tls = match &security {
+            TransportSecurity::MutualTls { material, tokens, .. } => Some(SharedServerConfig::new(
+                crate::tls_reload::build_server_config(material, tokens.is_some()).map_err(ServeError::Tls)?,
+            )),
+            TransportSecurity::InsecurePlaintext => None,
+        };
         let (health, base) = super::health_and_reflection().await?;
-        Ok(GrpcServer { security, options, base, slot: Arc::new(OnceLock::new()), health })
+        Ok(GrpcServer { security, options, tls, metrics: None, base, slot: Arc::new(OnceLock::new()), health })
+    }
+
+    /// Where the TLS metrics go (certificate expiry, reloads).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> GrpcServer {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn ready_handle(&self) -> ReadyHandle {
@@ -98,29 +115,48 @@ impl GrpcServer {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), ServeError> {
         let options = &self.options;
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(options.tcp_keepalive));
-        let mut builder = Server::builder()
+        let builder = Server::builder()
             .timeout(options.request_timeout)
             .http2_keepalive_interval(Some(options.http2_keepalive_interval))
             .http2_keepalive_timeout(Some(options.http2_keepalive_timeout));
-        let authenticator = match &self.security {
-            TransportSecurity::MutualTls { tokens, .. } => {
-                builder = builder.tls_config(tls_config(&self.security, options)).map_err(ServeError::Tls)?;
-                Authenticator::MutualTls { tokens: tokens.clone() }
-            }
-            TransportSecurity::InsecurePlaintext => Authenticator::InsecurePlaintext,
-        };
         let limit = options.max_concurrent_requests;
-        builder
+        let (tokens, tls) = match (&self.security, self.tls) {
+            (TransportSecurity::MutualTls { material, tokens, paths }, Some(tls)) => {
+                let tokens = tokens.clone().map(SharedTokens::new);
+                let reloader =
+                    TlsReloader::new(paths.clone(), material, tls.clone(), tokens.clone(), self.metrics.clone());
+                (Some(tokens), Some((tls, reloader)))
+            }
+            _ => (None, None),
+        };
+        let authenticator = match tokens {
+            Some(tokens) => Authenticator::MutualTls { tokens },
+            None => Authenticator::InsecurePlaintext,
+        };
+        let router = builder
             .layer(AuthLayer::new(authenticator))
             .layer(tower::util::MapErrLayer::new(move |err: BoxError| overloaded_to_status(err, limit)))
             .layer(tower::load_shed::LoadShedLayer::new())
             .layer(tower::limit::ConcurrencyLimitLayer::new(limit))
             .layer(StoreGateLayer { slot: self.slot.clone() })
-            .add_routes(self.base)
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
-            .map_err(ServeError::Serve)
+            .add_routes(self.base);
+        match tls {
+            Some((tls, reloader)) => {
+                // Stops polling when serving ends (the handle is aborted on drop).
+                let _reloading = AbortOnDrop(reloader.spawn(options.tls_reload_interval));
+                let accept = AcceptOptions {
+                    handshake_timeout: options.tls_handshake_timeout,
+                    tcp_keepalive: options.tcp_keepalive,
+                };
+                let incoming = crate::tls_reload::tls_incoming(listener, tls, accept);
+                router.serve_with_incoming_shutdown(incoming, shutdown).await.map_err(ServeError::Serve)
+            }
+            None => {
+                let incoming =
+                    TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(options.tcp_keepalive));
+                router.serve_with_incoming_shutdown(incoming, shutdown).await.map_err(ServeError::Serve)
+            }
+        }
     }
 }
 
@@ -132,18 +168,13 @@ impl ReadyHandle {
     }
 }
 
-fn tls_config(security: &TransportSecurity, options: &ServeOptions) -> ServerTlsConfig {
-    let TransportSecurity::MutualTls { material, tokens } = security else { return ServerTlsConfig::new() };
-    ServerTlsConfig::new()
-        .identity(Identity::from_pem(&material.cert_pem, &material.key_pem))
-        // Every certificate in the bundle is a trust anchor (old and new CA
-        // during a rotation).
-        .client_ca_root(Certificate::from_pem(&material.client_ca_pem))
-        // With a token file, a client may come without a certificate and show a
-        // token instead; a certificate it does show is still verified in the
-        // handshake. AuthLayer refuses calls with neither.
-        .client_auth_optional(tokens.is_some())
-        .timeout(options.tls_handshake_timeout)
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Load shedding's refusal as a gRPC status.
@@ -245,6 +276,7 @@ mod tests {
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 8,
             tls_handshake_timeout: Duration::from_secs(5),
+            tls_reload_interval: Duration::from_secs(5),
             http2_keepalive_interval: Duration::from_secs(30),
             http2_keepalive_timeout: Duration::from_secs(20),
             tcp_keepalive: Duration::from_secs(60),

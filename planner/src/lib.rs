@@ -213,14 +213,7 @@ pub fn propose(
         write_models: options.write_models,
         use_solver: !options.greedy_only,
     };
-    let validate_block = |block: &BlockPlan| -> Vec<String> {
-        let plan = Plan { blocks: vec![block.clone()], ..Plan::default() };
-        validate::validate(inventory, policy, &plan)
-            .into_iter()
-            .filter(|v| v.datacenter == block.datacenter && v.security_tier == block.security_tier)
-            .map(|v| v.to_string())
-            .collect()
-    };
+    let validate_block = |block: &BlockPlan| block_violations(inventory, policy, block);
 
     // Largest blocks first for load balance; results back in block order.
     let mut order: Vec<usize> = (0..blocks.len()).collect();
@@ -362,20 +355,23 @@ fn rescue_in_parts(
     }
 }
 
+/// What the validator says of `block` planned on its own, in words.
+fn block_violations(inventory: &[ClusterSnapshot], policy: &Policy, block: &BlockPlan) -> Vec<String> {
+    let plan = Plan { blocks: vec![block.clone()], ..Plan::default() };
+    validate::validate(inventory, policy, &plan)
+        .into_iter()
+        .filter(|v| v.datacenter == block.datacenter && v.security_tier == block.security_tier)
+        .map(|v| v.to_string())
+        .collect()
+}
+
 /// The greedy plan of block `key` of a relaxed inventory or policy, with its
 /// large namespaces in parts where that helps, when the validator (of that
 /// inventory and policy) accepts it: the proof behind a "feasible if ...".
 fn prove(inventory: &[ClusterSnapshot], policy: &Policy, key: &BlockKey, settings: BlockSettings) -> Option<BlockPlan> {
     let block = partition(inventory, policy).into_iter().find(|b| &b.key == key)?;
     let zone_tiers = ZoneTiers::from_inventory(inventory);
-    let validate_block = |plan: &BlockPlan| -> Vec<String> {
-        let whole = Plan { blocks: vec![plan.clone()], ..Plan::default() };
-        validate::validate(inventory, policy, &whole)
-            .into_iter()
-            .filter(|v| v.datacenter == plan.datacenter && v.security_tier == plan.security_tier)
-            .map(|v| v.to_string())
-            .collect()
-    };
+    let validate_block = |plan: &BlockPlan| block_violations(inventory, policy, plan);
     let greedy = BlockSettings { use_solver: false, write_models: false, ..settings };
     let mut outcome = plan_block(inventory, policy, &block, &zone_tiers, greedy, &validate_block);
     if outcome.stalled

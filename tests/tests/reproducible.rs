@@ -292,17 +292,7 @@ fn the_readme_shows_the_example_plans_isolation_report() {
     let dir = tempfile::tempdir().expect("tempdir");
     let inventory = dir.path().join("inventory");
     let inv = inventory.to_str().expect("utf-8");
-    kplan_ok(&["--inventory", inv, "import", "--estate", &example("estate.toml")]);
-    let plan: Value = serde_json::from_str(&kplan_ok(&[
-        "--inventory",
-        inv,
-        "propose",
-        "--policy",
-        &example("policy.toml"),
-        "-o",
-        "json",
-    ]))
-    .expect("plan json");
+    let plan: Value = serde_json::from_str(&propose_bank_example(inv)).expect("plan json");
     let id = plan["id"].as_str().expect("id");
     let printed = kplan_ok(&["--inventory", inv, "plans", "isolation", id]);
     let mut printed_lines = printed.lines();

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, bin, http_get, spawn_logged};
-use kplan_model::{ClusterFacts, ClusterSnapshot, Namespace, Node, NodeRole, Resources, SlaTier};
+use common::{Server, bin, http_get, kplan_certs, now_unix, small_snapshot, start_server_with};
+use kplan_model::ClusterSnapshot;
 use kplan_proto::tls::ClientSecurity;
 use kplan_proto::v1;
 use serde_json::Value;
@@ -113,17 +113,6 @@ impl Pki {
     }
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
-/// `kplan certs ARGS`: stdout (asserts success).
-fn kplan_certs(args: &[&str]) -> String {
-    let out = Command::new(bin("kplan")).arg("certs").args(args).output().expect("running kplan certs");
-    assert!(out.status.success(), "kplan certs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
 /// `kplan-server` with mutual TLS (and the token file, if asked), JSON logs.
 fn start_tls_server(pki: &Pki, data_dir: &Path, with_tokens: bool) -> Server {
     let mut command = Command::new(bin("kplan-server"));
@@ -138,67 +127,7 @@ fn start_tls_server(pki: &Pki, data_dir: &Path, with_tokens: bool) -> Server {
     if with_tokens {
         command.args(["--token-file", &pki.path("tokens")]);
     }
-    let (mut child, log) = spawn_logged(&mut command);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    let mut metrics_addr = String::new();
-    while let Ok(line) = log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        if let Ok(value) = serde_json::from_str::<Value>(&line) {
-            if value["message"] == "metrics listening" {
-                metrics_addr = value["addr"].as_str().expect("addr").to_string();
-            }
-            if value["message"] == "listening" {
-                let addr = value["addr"].as_str().expect("addr").to_string();
-                return Server { child, addr, metrics_addr, data_dir: data_dir.to_path_buf(), log };
-            }
-        }
-        seen.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("kplan-server (TLS) did not listen within 30 s; log:\n{}", seen.join("\n"));
-}
-
-fn snapshot(cluster_id: &str, generation: u64) -> ClusterSnapshot {
-    let node = |idx: usize, role: NodeRole| Node {
-        name: format!("{cluster_id}-node-{idx}"),
-        labels: Default::default(),
-        datacenter: "fra".into(),
-        zone: "fra-prod-a".into(),
-        role,
-        allocatable: Resources { cpu_millis: 16_000, memory_bytes: 64 << 30, pods: 110 },
-        kubelet_version: "v1.29.2".into(),
-        container_runtime: "containerd://1.7.13".into(),
-        architecture: "amd64".into(),
-        unschedulable: false,
-        taints: Vec::new(),
-        extended: Default::default(),
-    };
-    ClusterSnapshot {
-        cluster_id: cluster_id.into(),
-        generation,
-        collected_at_unix: now_unix(),
-        facts: ClusterFacts {
-            datacenter: "fra".into(),
-            zone: "fra-prod-a".into(),
-            security_tier: "prod".into(),
-            kubernetes_version: "v1.29.2".into(),
-            cni: "calico".into(),
-            csi_drivers: vec![],
-        },
-        nodes: vec![node(0, NodeRole::ControlPlane), node(1, NodeRole::Worker), node(2, NodeRole::Worker)],
-        namespaces: vec![Namespace {
-            name: "payments".into(),
-            labels: Default::default(),
-            security_tier: "prod".into(),
-            sla_tier: SlaTier::Gold,
-            requests: Resources { cpu_millis: 4_000, memory_bytes: 8 << 30, pods: 20 },
-            pod_groups: Vec::new(),
-            applied_prerelease: Vec::new(),
-            disruption_budgets: Vec::new(),
-        }],
-        isolation: Default::default(),
-    }
+    start_server_with(&mut command, data_dir)
 }
 
 /// What a call came to.
@@ -360,39 +289,44 @@ async fn authentication_matrix_over_mutual_tls() {
     let server = start_tls_server(&pki, data.path(), true);
 
     // Allowed: the agent of cluster-a reports cluster-a.
-    assert_eq!(report(&server, &pki.cert("cluster-a"), snapshot("cluster-a", 1)).await, Outcome::Ok);
+    assert_eq!(report(&server, &pki.cert("cluster-a"), small_snapshot("cluster-a", 1)).await, Outcome::Ok);
 
     // Refused, each trying to write something: every refusal with its status.
     let attempts: Vec<(&str, ClientSecurity, ClusterSnapshot, Outcome)> = vec![
         (
             "no client certificate, no token",
             pki.anonymous(),
-            snapshot("cluster-a", 2),
+            small_snapshot("cluster-a", 2),
             Outcome::Refused(Code::Unauthenticated),
         ),
         (
             "cluster-a's certificate reporting cluster-b",
             pki.cert("cluster-a"),
-            snapshot("cluster-b", 1),
+            small_snapshot("cluster-b", 1),
             Outcome::Refused(Code::PermissionDenied),
         ),
         (
             "a reader reporting",
             pki.cert("reader-alice"),
-            snapshot("cluster-a", 2),
+            small_snapshot("cluster-a", 2),
             Outcome::Refused(Code::PermissionDenied),
         ),
         (
             "a planner reporting",
             pki.cert("planner-bob"),
-            snapshot("cluster-b", 1),
+            small_snapshot("cluster-b", 1),
             Outcome::Refused(Code::PermissionDenied),
         ),
-        ("a wrong token", pki.token("wrong.token"), snapshot("cluster-b", 1), Outcome::Refused(Code::Unauthenticated)),
+        (
+            "a wrong token",
+            pki.token("wrong.token"),
+            small_snapshot("cluster-b", 1),
+            Outcome::Refused(Code::Unauthenticated),
+        ),
         (
             "a valid reader token reporting (tokens are never agents)",
             pki.token("dashboards.token"),
-            snapshot("cluster-b", 1),
+            small_snapshot("cluster-b", 1),
             Outcome::Refused(Code::PermissionDenied),
         ),
     ];
@@ -401,7 +335,7 @@ async fn authentication_matrix_over_mutual_tls() {
     }
     let mut log = Vec::new();
     for (stem, reason) in [("self-signed", "UnknownIssuer"), ("other-ca", "UnknownIssuer"), ("expired", "xpired")] {
-        for snapshot in [snapshot("cluster-a", 2), snapshot("cluster-b", 1)] {
+        for snapshot in [small_snapshot("cluster-a", 2), small_snapshot("cluster-b", 1)] {
             let security = pki.cert(stem);
             let attempt = report(&server, &security, snapshot);
             assert_handshake_refused(stem, attempt, &server, &mut log, reason).await;
@@ -476,11 +410,11 @@ async fn without_a_token_file_a_client_certificate_is_required_in_the_handshake(
     let server = start_tls_server(&pki, data.path(), false);
     let mut log = Vec::new();
     let (anonymous, token) = (pki.anonymous(), pki.token("dashboards.token"));
-    let attempt = report(&server, &anonymous, snapshot("cluster-a", 1));
+    let attempt = report(&server, &anonymous, small_snapshot("cluster-a", 1));
     assert_handshake_refused("no certificate", attempt, &server, &mut log, "no certificates").await;
-    let attempt = report(&server, &token, snapshot("cluster-a", 1));
+    let attempt = report(&server, &token, small_snapshot("cluster-a", 1));
     assert_handshake_refused("a token, no certificate", attempt, &server, &mut log, "no certificates").await;
-    assert_eq!(report(&server, &pki.cert("cluster-a"), snapshot("cluster-a", 1)).await, Outcome::Ok);
+    assert_eq!(report(&server, &pki.cert("cluster-a"), small_snapshot("cluster-a", 1)).await, Outcome::Ok);
     assert_eq!(list_clusters(&server, &pki.cert("reader-alice")).await, Ok(vec![("cluster-a".to_string(), 1)]));
 }
 

@@ -13,21 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, bin, http_get, metric_value, spawn_logged};
-use kplan_model::{ClusterFacts, ClusterSnapshot, Namespace, Node, NodeRole, Resources, SlaTier};
+use common::{Server, bin, http_get, kplan_certs, metric_value, now_unix, small_snapshot, start_server_with};
 use kplan_proto::tls::ClientSecurity;
 use kplan_proto::v1;
 use serde_json::Value;
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
-fn kplan_certs(args: &[&str]) -> String {
-    let out = Command::new(bin("kplan")).arg("certs").args(args).output().expect("running kplan certs");
-    assert!(out.status.success(), "kplan certs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8")
-}
 
 /// A Secret volume as the kubelet writes it: `NAME -> ..data/NAME`, and
 /// `..data` a symlink to a versioned directory, swapped atomically on update.
@@ -123,25 +112,7 @@ fn start_server(data_dir: &Path, secret: &SecretVolume, ca_file: &Path) -> Serve
         .arg(secret.path("tokens"))
         .env("KPLAN_LOG_FORMAT", "json")
         .env("KPLAN_SERVER_TLS_RELOAD_INTERVAL_SECONDS", "1");
-    let (mut child, log) = spawn_logged(&mut command);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    let mut metrics_addr = String::new();
-    while let Ok(line) = log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        if let Ok(value) = serde_json::from_str::<Value>(&line) {
-            if value["message"] == "metrics listening" {
-                metrics_addr = value["addr"].as_str().expect("addr").to_string();
-            }
-            if value["message"] == "listening" {
-                let addr = value["addr"].as_str().expect("addr").to_string();
-                return Server { child, addr, metrics_addr, data_dir: data_dir.to_path_buf(), log };
-            }
-        }
-        seen.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("kplan-server (TLS) did not listen within 30 s; log:\n{}", seen.join("\n"));
+    start_server_with(&mut command, data_dir)
 }
 
 async fn list_clusters(addr: &str, security: &ClientSecurity) -> Result<Vec<(String, u64)>, tonic::Status> {
@@ -198,7 +169,7 @@ async fn certificates_and_tokens_are_reloaded_without_a_restart() {
                     let channel = agent.connect(&format!("https://{addr}")).await.map_err(|e| e.to_string())?;
                     let mut client = v1::inventory_service_client::InventoryServiceClient::new(channel);
                     let request =
-                        v1::ReportSnapshotRequest { snapshot: Some(snapshot("cluster-a", generation).into()) };
+                        v1::ReportSnapshotRequest { snapshot: Some(small_snapshot("cluster-a", generation).into()) };
                     client.report_snapshot(request).await.map_err(|e| e.to_string())
                 }
                 .await;
@@ -232,7 +203,7 @@ async fn certificates_and_tokens_are_reloaded_without_a_restart() {
         agent_b.connect(&format!("https://{addr}")).await.expect("connects"),
     );
     long_lived
-        .report_snapshot(v1::ReportSnapshotRequest { snapshot: Some(snapshot("cluster-b", 1).into()) })
+        .report_snapshot(v1::ReportSnapshotRequest { snapshot: Some(small_snapshot("cluster-b", 1).into()) })
         .await
         .expect("cluster-b reports");
 
@@ -260,7 +231,7 @@ async fn certificates_and_tokens_are_reloaded_without_a_restart() {
     }
     let at_swap = acknowledged.load(Ordering::SeqCst);
     long_lived
-        .report_snapshot(v1::ReportSnapshotRequest { snapshot: Some(snapshot("cluster-b", 2).into()) })
+        .report_snapshot(v1::ReportSnapshotRequest { snapshot: Some(small_snapshot("cluster-b", 2).into()) })
         .await
         .expect("the connection made before the update still serves");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -341,46 +312,4 @@ fn tls_alerts_use_exported_metrics(page: &str) {
 
 fn server_pid_alive(server: &Server) -> bool {
     Path::new(&format!("/proc/{}", server.child.id())).exists()
-}
-
-fn snapshot(cluster_id: &str, generation: u64) -> ClusterSnapshot {
-    let node = |idx: usize, role: NodeRole| Node {
-        name: format!("{cluster_id}-node-{idx}"),
-        labels: Default::default(),
-        datacenter: "fra".into(),
-        zone: "fra-prod-a".into(),
-        role,
-        allocatable: Resources { cpu_millis: 16_000, memory_bytes: 64 << 30, pods: 110 },
-        kubelet_version: "v1.29.2".into(),
-        container_runtime: "containerd://1.7.13".into(),
-        architecture: "amd64".into(),
-        unschedulable: false,
-        taints: Vec::new(),
-        extended: Default::default(),
-    };
-    ClusterSnapshot {
-        cluster_id: cluster_id.into(),
-        generation,
-        collected_at_unix: now_unix(),
-        facts: ClusterFacts {
-            datacenter: "fra".into(),
-            zone: "fra-prod-a".into(),
-            security_tier: "prod".into(),
-            kubernetes_version: "v1.29.2".into(),
-            cni: "calico".into(),
-            csi_drivers: vec![],
-        },
-        nodes: vec![node(0, NodeRole::ControlPlane), node(1, NodeRole::Worker), node(2, NodeRole::Worker)],
-        namespaces: vec![Namespace {
-            name: "payments".into(),
-            labels: Default::default(),
-            security_tier: "prod".into(),
-            sla_tier: SlaTier::Gold,
-            requests: Resources { cpu_millis: 4_000, memory_bytes: 8 << 30, pods: 20 },
-            pod_groups: Vec::new(),
-            applied_prerelease: Vec::new(),
-            disruption_budgets: Vec::new(),
-        }],
-        isolation: Default::default(),
-    }
 }

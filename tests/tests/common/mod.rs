@@ -206,7 +206,13 @@ pub fn start_server_on(data_dir: &Path, addr: &str) -> Server {
         .arg(data_dir)
         .env("KPLAN_LOG_FORMAT", "json")
         .env("KPLAN_LOG", "info");
-    let (mut child, rx) = spawn_logged(&mut command);
+    start_server_with(&mut command, data_dir)
+}
+
+/// Spawns `command` (a `kplan-server` with JSON logs over `data_dir`) and
+/// waits until it listens; panics with its log if it does not within 30 s.
+pub fn start_server_with(command: &mut Command, data_dir: &Path) -> Server {
+    let (mut child, rx) = spawn_logged(command);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = Vec::new();
     let mut metrics_addr = String::new();
@@ -224,7 +230,64 @@ pub fn start_server_on(data_dir: &Path, addr: &str) -> Server {
     }
     let _ = child.kill();
     let _ = child.wait();
-    panic!("kplan-server did not listen on {addr} within 30 s; log:\n{}", seen.join("\n"));
+    panic!("kplan-server did not listen within 30 s; log:\n{}", seen.join("\n"));
+}
+
+/// `kplan certs ARGS`: stdout (asserts success).
+pub fn kplan_certs(args: &[&str]) -> String {
+    let out = Command::new(bin("kplan")).arg("certs").args(args).output().expect("running kplan certs");
+    assert!(out.status.success(), "kplan certs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A small `fra`/`prod` snapshot collected now: one control-plane node, two
+/// workers and a gold namespace `payments`.
+pub fn small_snapshot(cluster_id: &str, generation: u64) -> kplan_model::ClusterSnapshot {
+    use kplan_model::{ClusterFacts, ClusterSnapshot, Namespace, Node, NodeRole, Resources, SlaTier};
+    let node = |idx: usize, role: NodeRole| Node {
+        name: format!("{cluster_id}-node-{idx}"),
+        labels: Default::default(),
+        datacenter: "fra".into(),
+        zone: "fra-prod-a".into(),
+        role,
+        allocatable: Resources { cpu_millis: 16_000, memory_bytes: 64 << 30, pods: 110 },
+        kubelet_version: "v1.29.2".into(),
+        container_runtime: "containerd://1.7.13".into(),
+        architecture: "amd64".into(),
+        unschedulable: false,
+        taints: Vec::new(),
+        extended: Default::default(),
+    };
+    ClusterSnapshot {
+        cluster_id: cluster_id.into(),
+        generation,
+        collected_at_unix: now_unix(),
+        facts: ClusterFacts {
+            datacenter: "fra".into(),
+            zone: "fra-prod-a".into(),
+            security_tier: "prod".into(),
+            kubernetes_version: "v1.29.2".into(),
+            cni: "calico".into(),
+            csi_drivers: vec![],
+        },
+        nodes: vec![node(0, NodeRole::ControlPlane), node(1, NodeRole::Worker), node(2, NodeRole::Worker)],
+        namespaces: vec![Namespace {
+            name: "payments".into(),
+            labels: Default::default(),
+            security_tier: "prod".into(),
+            sla_tier: SlaTier::Gold,
+            requests: Resources { cpu_millis: 4_000, memory_bytes: 8 << 30, pods: 20 },
+            pod_groups: Vec::new(),
+            applied_prerelease: Vec::new(),
+            disruption_budgets: Vec::new(),
+        }],
+        isolation: Default::default(),
+    }
 }
 
 /// A running `kplan-agent` (JSON logs), its log kept as it arrives.

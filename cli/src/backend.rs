@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use kplan_model::watch::{HealthStatus, PlanLifecycle, PlanStatus};
+use kplan_model::watch::{HealthStatus, PlanLifecycle, PlanState, PlanStatus};
 use kplan_model::{ClusterSnapshot, ClusterSummary, Plan, Policy};
 use kplan_planner::{BlockModel, PlanOptions};
 use kplan_proto::tls::ClientSecurity;
@@ -335,6 +335,13 @@ impl Backend {
                     let options = kplan_planner::watch::ProgressOptions { now_unix: now, stale_after_seconds };
                     let progress = kplan_planner::watch::progress(&plan, &fresh, &summaries, &policy, options);
                     let health = kplan_planner::watch::plan_health(&plan, &policy, &planned, &fresh, &progress, now);
+                    let mut record = record;
+                    // Stored as the daemon stores it (an approved plan's health
+                    // and waves in progress), so `plans list` shows what this
+                    // check found and a wave's stall is timed from its first sighting.
+                    if record.lifecycle.state == PlanState::Approved && record.observe(health.clone(), &progress, now) {
+                        store.put_plan_watches(&[(plan_id.clone(), record.clone())])?;
+                    }
                     Ok(PlanStatus { plan_id, lifecycle: record.lifecycle, health, progress })
                 })
                 .await?

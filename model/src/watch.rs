@@ -159,6 +159,21 @@ impl PlanWatch {
         changed
     }
 
+    /// Takes in a re-check: the waves in progress ([`Self::track_progress`])
+    /// and `health` when its status, findings or inventory differ from the
+    /// stored one (a re-check that finds the same keeps the first check's
+    /// time). Whether anything changed, that is whether to store the record.
+    pub fn observe(&mut self, health: PlanHealth, progress: &PlanProgress, now_unix: i64) -> bool {
+        let tracked = self.track_progress(progress, now_unix);
+        let same_health = self.health.status == health.status
+            && self.health.findings == health.findings
+            && self.health.inventory == health.inventory;
+        if !same_health {
+            self.health = health;
+        }
+        tracked || !same_health
+    }
+
     /// When the longest-running wave in progress began (`None`: none is).
     pub fn oldest_in_progress(&self) -> Option<i64> {
         self.in_progress_since.values().copied().min()

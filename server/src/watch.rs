@@ -347,14 +347,7 @@ impl Watcher {
             if record.lifecycle.state != PlanState::Approved {
                 return Ok(());
             }
-            let tracked = record.track_progress(&progress, now);
-            let changed = tracked
-                || record.health.status != health.status
-                || record.health.findings != health.findings
-                || record.health.inventory != health.inventory;
-            if changed {
-                record.health = health;
-            }
+            let changed = record.observe(health, &progress, now);
             // The metrics first: whoever reads the stored health (`plans
             // status`, a `WatchPlan` stream) then finds them at least as new.
             // This thread runs at SCHED_IDLE and may wait long between two

@@ -21,7 +21,7 @@
 
 use std::io::{Read, Write};
 
-use super::envelope::SCHEMA_VERSION;
+use super::envelope::{SCHEMA_VERSION, readable};
 use super::sled_store::RECORD_TREES;
 
 const MAGIC: &[u8; 8] = b"KPBACKUP";
@@ -144,7 +144,7 @@ impl<R: Read> BackupReader<R> {
             ));
         }
         reader.schema_version = reader.take_u32("the header")?;
-        if reader.schema_version != SCHEMA_VERSION {
+        if !readable(reader.schema_version) {
             return Err(reader.invalid(
                 12,
                 format!(

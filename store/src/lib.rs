@@ -52,6 +52,8 @@ pub enum StoreError {
     UnsupportedSchema { found: u32, supported: u32 },
     #[error("store: encoding {what}: {source}")]
     Encode { what: &'static str, source: serde_json::Error },
+    #[error("store: compressing {what}: {source}")]
+    Compress { what: &'static str, source: std::io::Error },
 }
 
 /// Durable inventory and plan storage.

@@ -78,7 +78,12 @@ pub(crate) fn read(dir: &Path) -> Result<Option<Manifest>, String> {
 
 /// Replaces the manifest durably: a temporary file beside it, synced, renamed, the directory synced.
 pub(crate) fn write(dir: &Path, write_seq: u64) -> std::io::Result<()> {
-    let body = body(&Manifest { schema_version: SCHEMA_VERSION, write_seq });
+    write_manifest(dir, &Manifest { schema_version: SCHEMA_VERSION, write_seq })
+}
+
+/// [`write`] of any manifest (the tests write older schemas' with it).
+pub(crate) fn write_manifest(dir: &Path, manifest: &Manifest) -> std::io::Result<()> {
+    let body = body(manifest);
     let text = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
     let temp = dir.join(format!("{MANIFEST_FILE}.tmp"));
     let mut file = File::create(&temp)?;

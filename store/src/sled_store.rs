@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use super::envelope::{SCHEMA_VERSION, decode, encode};
+use super::envelope::{SCHEMA_VERSION, decode, encode, readable};
 use super::manifest::{self, MANIFEST_FILE};
 use super::{GenerationInfo, PlanInfo, PutOutcome, Store, StoreError};
 
@@ -63,6 +63,13 @@ struct ClusterRecord {
 struct StoredSnapshot {
     stored_at_unix: i64,
     snapshot: ClusterSnapshot,
+}
+
+/// [`StoredSnapshot`] as it is written: the same JSON, without a copy of the snapshot.
+#[derive(Serialize)]
+struct StoredSnapshotRef<'a> {
+    stored_at_unix: i64,
+    snapshot: &'a ClusterSnapshot,
 }
 
 #[derive(Debug, Clone)]
@@ -296,8 +303,17 @@ impl SledStore {
                         key: "schema_version".into(),
                         reason: format!("{} bytes where 4 were expected", bytes.len()),
                     })?;
-                if found != SCHEMA_VERSION {
+                if !readable(found) {
                     return Err(StoreError::UnsupportedSchema { found, supported: SCHEMA_VERSION });
+                }
+                if found < SCHEMA_VERSION {
+                    // Its values stay as they are (still read); new ones are
+                    // written in this schema, so an older build must refuse it.
+                    meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+                    db.flush()?;
+                    let seq = read_seq(meta.get(WRITE_SEQ)?.as_deref())?;
+                    store.record_acknowledged(seq)?;
+                    tracing::info!(from = found, to = SCHEMA_VERSION, path = %dir.display(), "store schema upgraded");
                 }
             }
         }
@@ -310,7 +326,7 @@ impl SledStore {
         let refuse = |reason: String| StoreError::Open { path: self.dir.display().to_string(), reason };
         let stored_seq = read_seq(self.meta.get(WRITE_SEQ)?.as_deref())?;
         match manifest::read(&self.dir).map_err(|why| refuse(format!("{why}; {RESTORE_HINT}")))? {
-            Some(manifest) if manifest.schema_version != SCHEMA_VERSION => {
+            Some(manifest) if !readable(manifest.schema_version) => {
                 Err(StoreError::UnsupportedSchema { found: manifest.schema_version, supported: SCHEMA_VERSION })
             }
             Some(manifest) if manifest.write_seq > stored_seq => Err(refuse(format!(
@@ -535,7 +551,7 @@ impl Store for SledStore {
     fn put_snapshot(&self, snapshot: &ClusterSnapshot, now_unix: i64) -> Result<PutOutcome, StoreError> {
         let cluster_id = snapshot.cluster_id.as_str();
         let generation = snapshot.generation;
-        let stored = StoredSnapshot { stored_at_unix: now_unix, snapshot: snapshot.clone() };
+        let stored = StoredSnapshotRef { stored_at_unix: now_unix, snapshot };
         let snapshot_bytes = encode("snapshot", &stored)?;
         let key = snapshot_key(cluster_id, generation);
 
@@ -791,6 +807,54 @@ mod tests {
     }
 
     #[test]
+    fn a_store_of_schema_1_is_read_and_upgraded_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seq = {
+            let store = SledStore::open(dir.path()).expect("opens");
+            store.put_snapshot(&snapshot("a", 5, 40), 10).expect("stores");
+            // Every value rewritten as a schema 1 build wrote it: the JSON after the header.
+            for (is_record, tree) in [(true, &store.clusters), (false, &store.snapshots)] {
+                for entry in tree.iter() {
+                    let (key, value) = entry.expect("reads");
+                    let json = match is_record {
+                        true => serde_json::to_vec(&decode::<ClusterRecord>("t", &key, &value).expect("decodes")),
+                        false => serde_json::to_vec(&decode::<StoredSnapshot>("t", &key, &value).expect("decodes")),
+                    }
+                    .expect("json");
+                    let mut v1 = b"KP".to_vec();
+                    v1.extend_from_slice(&1u32.to_be_bytes());
+                    v1.extend_from_slice(&crc32fast::hash(&json).to_be_bytes());
+                    v1.extend_from_slice(&json);
+                    tree.insert(key, v1).expect("writes");
+                }
+            }
+            store.meta.insert("schema_version", &1u32.to_be_bytes()).expect("writes");
+            store.db.flush().expect("flushes");
+            read_seq(store.meta.get(WRITE_SEQ).expect("reads").as_deref()).expect("seq")
+        };
+        manifest::write_manifest(dir.path(), &manifest::Manifest { schema_version: 1, write_seq: seq })
+            .expect("writes");
+
+        let store = SledStore::open(dir.path()).expect("a schema 1 store opens");
+        assert_eq!(store.get_cluster("a", None).expect("reads").expect("stored").1, snapshot("a", 5, 40));
+        store.put_snapshot(&snapshot("a", 6, 40), 11).expect("stores beside schema 1 values");
+        assert_eq!(store.list_generations("a").expect("lists").len(), 2);
+        let schema = store.meta.get("schema_version").expect("reads").expect("there");
+        assert_eq!(u32::from_be_bytes(schema.as_ref().try_into().expect("4 bytes")), SCHEMA_VERSION);
+        assert_eq!(manifest::read(dir.path()).expect("reads").expect("there").schema_version, SCHEMA_VERSION);
+
+        // A store of a schema newer than this build's is refused, not misread.
+        store.meta.insert("schema_version", &(SCHEMA_VERSION + 1).to_be_bytes()).expect("writes");
+        store.db.flush().expect("flushes");
+        drop(store);
+        let refused = SledStore::open(dir.path()).expect_err("refused");
+        assert!(
+            matches!(refused, StoreError::UnsupportedSchema { found, .. } if found == SCHEMA_VERSION + 1),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn generations_grow_replays_are_idempotent_and_stale_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SledStore::open(dir.path()).expect("opens");
@@ -1003,10 +1067,22 @@ mod corruption_tests {
     fn fill(dir: &Path) -> Vec<(GenerationInfo, ClusterSnapshot)> {
         let store = SledStore::open(dir).expect("opens");
         for generation in 1..=20u64 {
-            // generation 10 is large enough for sled to keep it in blobs/
-            let n_nodes = if generation == 10 { 800 } else { 3 };
+            // generation 10 is large enough for sled to keep it in blobs/, even
+            // compressed: its nodes carry labels that do not compress
+            let n_nodes = if generation == 10 { 2500 } else { 3 };
             let mut snapshot = super::tests::snapshot("a", generation, n_nodes);
             snapshot.nodes[0].name = format!("n{generation}");
+            let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+            for node in snapshot.nodes.iter_mut().filter(|_| generation == 10) {
+                // xorshift: the same labels every run
+                for key in ["serial", "asset", "rack", "lease"] {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    node.labels
+                        .insert(format!("example.com/{key}"), format!("{state:016x}{:016x}", state.rotate_left(29)));
+                }
+            }
             store.put_snapshot(&snapshot, generation as i64).expect("stores");
         }
         store.history("a").expect("reads")

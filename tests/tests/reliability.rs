@@ -1200,6 +1200,9 @@ fn blob_files(dir: &Path) -> Vec<PathBuf> {
     blobs
 }
 
+/// The start of every value this build stores: magic "KP", schema version 2.
+const VALUE_HEADER: &[u8] = b"KP\0\0\0\x02";
+
 /// Writes through sled directly, as a future kplan (another schema) or a bad disk would.
 fn with_raw_sled(dir: &Path, edit: impl FnOnce(&sled::Db)) {
     let db = sled::Config::new().path(dir).open().expect("sled opens");
@@ -1222,7 +1225,20 @@ fn damaged_store_files_are_refused_at_start_and_a_backup_restores() {
                 for generation in 1..=5 {
                     let mut snapshot = crash_report(cluster, generation);
                     if cluster == "lon-dev-2" && generation == 3 {
-                        snapshot.nodes = (0..1500).map(|i| wire_node(&format!("big-{i}"))).collect();
+                        snapshot.nodes = (0..2500).map(|i| wire_node(&format!("big-{i}"))).collect();
+                        // Labels that do not compress: stored values are zstd-compressed.
+                        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+                        for node in &mut snapshot.nodes {
+                            for key in ["serial", "asset", "rack", "lease"] {
+                                state ^= state << 13;
+                                state ^= state >> 7;
+                                state ^= state << 17;
+                                node.labels.insert(
+                                    format!("example.com/{key}"),
+                                    format!("{state:016x}{:016x}", state.rotate_left(29)),
+                                );
+                            }
+                        }
                     }
                     inventory(&channel).report_snapshot(request(snapshot.clone())).await.expect("stored");
                     reported.push(ClusterSnapshot::try_from(snapshot).expect("converts"));
@@ -1247,15 +1263,15 @@ fn damaged_store_files_are_refused_at_start_and_a_backup_restores() {
             std::fs::write(&path, bytes).expect("writes");
         })
     };
-    // sled's log holds values as written: flip a byte inside the first or last copy of `needle`.
-    let flip_in_db = |needle: &'static str, last: bool| -> Damage {
+    // sled's log holds values as written: flip the byte `offset` bytes into the first or last
+    // copy of `needle` (a key, or the header of a stored value: its payload is compressed).
+    let flip_in_db = |needle: &'static [u8], last: bool, offset: usize| -> Damage {
         Box::new(move |dir: &Path| {
             let path = dir.join("db");
             let mut bytes = std::fs::read(&path).expect("reads");
-            let mut at =
-                bytes.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle.as_bytes()).map(|(i, _)| i);
+            let mut at = bytes.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i);
             let idx = if last { at.next_back() } else { at.next() }.expect("the needle is in the log");
-            bytes[idx + 1] ^= 0x01;
+            bytes[idx + offset] ^= 0x01;
             std::fs::write(&path, bytes).expect("writes");
         })
     };
@@ -1284,10 +1300,11 @@ fn damaged_store_files_are_refused_at_start_and_a_backup_restores() {
     let on_blob =
         |edit: fn(&Path)| -> Damage { Box::new(move |dir: &Path| blob_files(dir).iter().for_each(|p| edit(p))) };
     let damages: Vec<(&str, Damage, &str)> = vec![
-        ("db: a byte of the first stored snapshot flipped", flip_in_db("\"fra-prod-1\"", false), "cannot be opened"),
-        ("db: a byte of the last stored snapshot flipped", flip_in_db("\"sin-prod-3\"", true), "cannot be opened"),
-        ("db: a byte of a cluster record flipped", flip_in_db("\"n_generations\"", true), "cannot be opened"),
-        ("db: truncated inside the last stored snapshot", truncate_at_last_in_db("\"sin-prod-3\""), "cannot be opened"),
+        ("db: a byte of the first stored value flipped", flip_in_db(VALUE_HEADER, false, 12), "cannot be opened"),
+        ("db: a byte of the last stored value flipped", flip_in_db(VALUE_HEADER, true, 12), "cannot be opened"),
+        ("db: a byte of the first key of a cluster flipped", flip_in_db(b"fra-prod-1", false, 1), "cannot be opened"),
+        ("db: a byte of the last key of a cluster flipped", flip_in_db(b"sin-prod-3", true, 1), "cannot be opened"),
+        ("db: truncated inside the last stored snapshot", truncate_at_last_in_db("sin-prod-3"), "cannot be opened"),
         ("db: truncated to 100 bytes", truncate("db", |_| 100), "cannot be opened"),
         ("db: emptied", truncate("db", |_| 0), "cannot be opened"),
         (
@@ -1325,21 +1342,21 @@ fn damaged_store_files_are_refused_at_start_and_a_backup_restores() {
             "meta: a schema version from the future",
             Box::new(|dir: &Path| {
                 with_raw_sled(dir, |db| {
-                    db.open_tree("meta").expect("meta").insert("schema_version", &2u32.to_be_bytes()).expect("inserts");
+                    db.open_tree("meta").expect("meta").insert("schema_version", &3u32.to_be_bytes()).expect("inserts");
                 })
             }),
-            "schema version 2 is not supported (this build reads version 1)",
+            "schema version 3 is not supported (this build reads version 2)",
         ),
         (
             "a record of a future schema",
             Box::new(|dir: &Path| {
                 with_raw_sled(dir, |db| {
                     let plans = db.open_tree("plans").expect("plans");
-                    // magic "KP", schema version 2, a CRC-32, the payload
-                    plans.insert("from-the-future", &b"KP\0\0\0\x02\0\0\0\0{}"[..]).expect("inserts");
+                    // magic "KP", schema version 3, a CRC-32, the payload
+                    plans.insert("from-the-future", &b"KP\0\0\0\x03\0\0\0\0{}"[..]).expect("inserts");
                 })
             }),
-            "schema version 2 is not supported",
+            "schema version 3 is not supported",
         ),
         (
             "a record failing its checksum",

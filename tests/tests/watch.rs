@@ -387,6 +387,9 @@ fn carried_out_as_planned_stays_healthy(example: &str, n_waves: u64) {
     let status_args = ["--inventory", inv_arg, "plans", "status", plan.id.as_str(), "-o", "json"];
     let status = status_json(&status_args);
     assert_eq!(status["health"]["status"], "ok", "{status}");
+    // Embedded, the check is stored as the daemon stores it: `plans list` shows it.
+    let list = status_json(&["--inventory", inv_arg, "plans", "list", "-o", "json"]);
+    assert_eq!(list_row(&list, &plan.id)["health"], "ok", "{list}");
     {
         let store = kplan_store::SledStore::open(&inv).expect("opens");
         let mut estate: BTreeMap<String, ClusterSnapshot> = kplan_store::Store::latest_snapshots(&store)

@@ -9,7 +9,7 @@ pub(crate) fn from_store(err: StoreError) -> Status {
         StoreError::StaleGeneration { .. } => Code::FailedPrecondition,
         StoreError::ConflictingReplay { .. } => Code::AlreadyExists,
         StoreError::Corrupt { .. } | StoreError::UnsupportedSchema { .. } => Code::DataLoss,
-        StoreError::Encode { .. } => Code::Internal,
+        StoreError::Encode { .. } | StoreError::Compress { .. } => Code::Internal,
         StoreError::Open { .. } | StoreError::Locked { .. } | StoreError::Sled(_) => Code::Unavailable,
     };
     Status::new(code, err.to_string())

@@ -8,8 +8,11 @@
 //!   insert, never a wait). A background task takes the whole dirty set at
 //!   once (and at most once per `watch_recheck_interval_ms`), so a burst of
 //!   reports makes one re-check per plan, and re-runs the
-//!   validator against the fresh inventory ([`kplan_planner::watch::check_health`])
-//!   on a blocking thread; the health is stored when it changed.
+//!   validator against the fresh inventory ([`kplan_planner::watch::plan_health`]).
+//!   A re-check reads the store (snapshots still encoded) and writes its
+//!   result at normal priority; decoding and checking run on one thread at
+//!   SCHED_IDLE that holds none of the store's locks (see [`Watcher::recheck`]).
+//!   The health is stored when it changed.
 //! - Every re-check and lifecycle change bumps a change counter that the
 //!   `WatchPlan` streams follow, and refreshes the per-plan metrics.
 
@@ -19,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use kplan_model::Policy;
 use kplan_model::watch::{HealthStatus, PlanState, PlanStatus, PlanWatch};
 use kplan_planner::watch::{ProgressOptions, lifecycle, plan_health, progress, touched_clusters};
-use kplan_store::{Store, StoreError};
+use kplan_store::{EncodedSnapshot, Store, StoreError};
 use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
@@ -37,9 +40,6 @@ pub enum WatchError {
     #[error("the re-check worker stopped")]
     WorkerGone,
 }
-
-/// A plan to re-check and where to say how it went.
-type RecheckJob = (String, tokio::sync::oneshot::Sender<Result<(), WatchError>>);
 
 /// Niceness of the re-check thread (it also runs SCHED_IDLE): the scheduler
 /// gives it what the report handlers (nice 0) leave.
@@ -104,6 +104,8 @@ pub struct Watcher {
     changes: watch::Sender<u64>,
     /// One lifecycle change or health write at a time (read-modify-write of the records).
     records: Mutex<()>,
+    /// The approved plans, decoded once (a stored plan never changes).
+    plans: Mutex<BTreeMap<String, Arc<kplan_model::Plan>>>,
 }
 
 impl Watcher {
@@ -123,6 +125,7 @@ impl Watcher {
             wake: Notify::new(),
             changes: watch::channel(0).0,
             records: Mutex::new(()),
+            plans: Mutex::default(),
         })
     }
 
@@ -175,7 +178,7 @@ impl Watcher {
     }
 
     async fn run(self: Arc<Self>) {
-        let worker = self.clone().worker();
+        let worker = low_priority_worker();
         let mut last_run: Option<tokio::time::Instant> = None;
         loop {
             self.wake.notified().await;
@@ -185,48 +188,11 @@ impl Watcher {
             last_run = Some(tokio::time::Instant::now());
             let plans = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(PoisonError::into_inner));
             for plan_id in plans {
-                let outcome = match &worker {
-                    Some(jobs) => {
-                        let (reply, done) = tokio::sync::oneshot::channel();
-                        match jobs.send((plan_id.clone(), reply)) {
-                            Ok(()) => done.await.unwrap_or_else(|_| Err(WatchError::WorkerGone)),
-                            Err(_) => Err(WatchError::WorkerGone),
-                        }
-                    }
-                    None => {
-                        let watcher = self.clone();
-                        let id = plan_id.clone();
-                        tokio::task::spawn_blocking(move || watcher.recheck(&id))
-                            .await
-                            .unwrap_or_else(|_| Err(WatchError::WorkerGone))
-                    }
-                };
-                if let Err(err) = outcome {
+                if let Err(err) = self.clone().recheck(&plan_id, worker.as_ref()).await {
                     error!(plan_id = %plan_id, error = %err, "re-checking the plan failed");
                 }
             }
             self.changed();
-        }
-    }
-
-    /// The thread re-checks run on, at a lower CPU priority than the threads
-    /// that store and acknowledge reports (so a re-check never makes a report
-    /// wait for a core). `None` (re-checks on the blocking pool) when the
-    /// thread cannot be started.
-    fn worker(self: Arc<Self>) -> Option<std::sync::mpsc::Sender<RecheckJob>> {
-        let (jobs, queue) = std::sync::mpsc::channel::<RecheckJob>();
-        let started = std::thread::Builder::new().name("kplan-watch".into()).spawn(move || {
-            lower_thread_priority();
-            for (plan_id, reply) in queue {
-                let _ = reply.send(self.recheck(&plan_id));
-            }
-        });
-        match started {
-            Ok(_) => Some(jobs),
-            Err(err) => {
-                warn!(error = %err, "starting the re-check thread failed; re-checks run on the blocking pool");
-                None
-            }
         }
     }
 
@@ -242,6 +208,7 @@ impl Watcher {
         }
         let n_plans = approved.len();
         *self.index.write().unwrap_or_else(PoisonError::into_inner) = index;
+        self.plans.lock().unwrap_or_else(PoisonError::into_inner).retain(|id, _| approved.contains(id));
         self.metrics.retain_plans(&approved);
         tracing::debug!(n_plans, "watch index rebuilt");
         Ok(approved)
@@ -327,20 +294,55 @@ impl Watcher {
     }
 
     /// Re-checks one approved plan against the newest snapshots and stores its
-    /// health when it changed (blocking).
-    fn recheck(&self, plan_id: &str) -> Result<(), WatchError> {
+    /// health when it changed. Its inputs are read, and its result stored, at
+    /// normal priority on the blocking pool; the work between (decoding the
+    /// snapshots, progress, the validator at every remaining wave) runs on the
+    /// low-priority thread, holding none of the store's locks: sled's readers
+    /// hold a lock every write waits for, so a reader preempted at SCHED_IDLE
+    /// would make every report wait until a core falls idle.
+    async fn recheck(self: Arc<Self>, plan_id: &str, worker: Option<&LowPriorityJobs>) -> Result<(), WatchError> {
         let started = std::time::Instant::now();
-        let Some(plan) = self.store.get_plan(plan_id)? else { return Ok(()) };
+        let (watcher, id) = (self.clone(), plan_id.to_string());
+        let inputs = tokio::task::spawn_blocking(move || watcher.read_inputs(&id))
+            .await
+            .unwrap_or_else(|_| Err(WatchError::WorkerGone))?;
+        let Some(inputs) = inputs else { return Ok(()) };
+        let options = self.progress_options();
+        let computed = at_low_priority(worker, move || check(inputs, options)).await??;
+        let (watcher, id) = (self.clone(), plan_id.to_string());
+        tokio::task::spawn_blocking(move || watcher.store_check(&id, computed, started))
+            .await
+            .unwrap_or_else(|_| Err(WatchError::WorkerGone))
+    }
+
+    /// What a re-check of `plan_id` reads (blocking); `None` when it is not an approved plan.
+    fn read_inputs(&self, plan_id: &str) -> Result<Option<RecheckInputs>, WatchError> {
         if self.store.get_plan_watch(plan_id)?.map(|r| r.lifecycle.state) != Some(PlanState::Approved) {
-            return Ok(());
+            return Ok(None);
         }
-        let fresh = self.store.latest_snapshots()?;
-        let summaries = self.store.list_clusters()?;
-        let planned = self.store.snapshots_at(&plan.inventory)?;
+        let cached = self.plans.lock().unwrap_or_else(PoisonError::into_inner).get(plan_id).cloned();
+        let plan = match cached {
+            Some(plan) => plan,
+            None => {
+                let Some(plan) = self.store.get_plan(plan_id)? else { return Ok(None) };
+                let plan = Arc::new(plan);
+                self.plans.lock().unwrap_or_else(PoisonError::into_inner).insert(plan_id.to_string(), plan.clone());
+                plan
+            }
+        };
         let policy = plan.policy.clone().unwrap_or_else(|| self.default_policy.as_ref().clone());
-        let now = kplan_model::time::now_unix();
-        let progress = progress(&plan, &fresh, &summaries, &policy, self.progress_options());
-        let health = plan_health(&plan, &policy, &planned, &fresh, &progress, now);
+        Ok(Some(RecheckInputs {
+            fresh: self.store.latest_snapshots_encoded()?,
+            summaries: self.store.list_clusters()?,
+            planned: self.store.snapshots_at_encoded(&plan.inventory)?,
+            plan,
+            policy,
+        }))
+    }
+
+    /// Stores a re-check's result when the plan is still approved (blocking).
+    fn store_check(&self, plan_id: &str, checked: Checked, started: std::time::Instant) -> Result<(), WatchError> {
+        let Checked { progress, health, now } = checked;
         let record = {
             let _one_at_a_time = self.records.lock().unwrap_or_else(PoisonError::into_inner);
             let Some(mut record) = self.store.get_plan_watch(plan_id)? else { return Ok(()) };
@@ -350,8 +352,6 @@ impl Watcher {
             let changed = record.observe(health, &progress, now);
             // The metrics first: whoever reads the stored health (`plans
             // status`, a `WatchPlan` stream) then finds them at least as new.
-            // This thread runs at SCHED_IDLE and may wait long between two
-            // steps on a busy machine.
             self.metrics.set_plan(plan_id, &record, &progress, now, self.settings.wave_stall_seconds);
             if changed {
                 self.store.put_plan_watches(&[(plan_id.to_string(), record.clone())])?;
@@ -367,6 +367,74 @@ impl Watcher {
         }
         Ok(())
     }
+}
+
+/// What one re-check reads from the store; the snapshots still encoded.
+struct RecheckInputs {
+    plan: Arc<kplan_model::Plan>,
+    policy: Policy,
+    fresh: Vec<EncodedSnapshot>,
+    summaries: Vec<kplan_model::ClusterSummary>,
+    planned: Vec<EncodedSnapshot>,
+}
+
+/// What one re-check found.
+struct Checked {
+    progress: kplan_model::watch::PlanProgress,
+    health: kplan_model::watch::PlanHealth,
+    now: i64,
+}
+
+/// The re-check itself: pure but for decoding, no store access (runs at low priority).
+fn check(inputs: RecheckInputs, options: ProgressOptions) -> Result<Checked, WatchError> {
+    let decode =
+        |encoded: &[EncodedSnapshot]| encoded.iter().map(EncodedSnapshot::decode).collect::<Result<Vec<_>, _>>();
+    let (fresh, planned) = (decode(&inputs.fresh)?, decode(&inputs.planned)?);
+    let (plan, policy) = (inputs.plan.as_ref(), &inputs.policy);
+    let progress = progress(plan, &fresh, &inputs.summaries, policy, options);
+    let health = plan_health(plan, policy, &planned, &fresh, &progress, options.now_unix);
+    Ok(Checked { progress, health, now: options.now_unix })
+}
+
+/// Work for the low-priority thread.
+type LowPriorityJob = Box<dyn FnOnce() + Send>;
+type LowPriorityJobs = std::sync::mpsc::Sender<LowPriorityJob>;
+
+/// The thread re-checks compute on, at a lower CPU priority than the threads
+/// that store and acknowledge reports (so a re-check never makes a report
+/// wait for a core). `None` (the blocking pool instead) when the thread
+/// cannot be started.
+fn low_priority_worker() -> Option<LowPriorityJobs> {
+    let (jobs, queue) = std::sync::mpsc::channel::<LowPriorityJob>();
+    let started = std::thread::Builder::new().name("kplan-watch".into()).spawn(move || {
+        lower_thread_priority();
+        for job in queue {
+            job();
+        }
+    });
+    match started {
+        Ok(_) => Some(jobs),
+        Err(err) => {
+            warn!(error = %err, "starting the re-check thread failed; re-checks run on the blocking pool");
+            None
+        }
+    }
+}
+
+/// Runs `work` on the low-priority thread (or the blocking pool) and waits for it.
+async fn at_low_priority<T: Send + 'static>(
+    worker: Option<&LowPriorityJobs>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, WatchError> {
+    let (reply, done) = tokio::sync::oneshot::channel();
+    let job: LowPriorityJob = Box::new(move || {
+        let _ = reply.send(work());
+    });
+    match worker {
+        Some(jobs) => jobs.send(job).map_err(|_| WatchError::WorkerGone)?,
+        None => drop(tokio::task::spawn_blocking(job)),
+    }
+    done.await.map_err(|_| WatchError::WorkerGone)
 }
 
 #[cfg(test)]

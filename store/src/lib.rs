@@ -15,7 +15,7 @@ pub mod validation;
 
 pub use envelope::SCHEMA_VERSION;
 pub use history::load_history;
-pub use sled_store::{SledStore, StoreContents};
+pub use sled_store::{EncodedSnapshot, SledStore, StoreContents};
 
 use kplan_model::watch::PlanWatch;
 use kplan_model::{ClusterSnapshot, ClusterSummary, Plan};
@@ -80,6 +80,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Every cluster's newest snapshot, sorted by cluster id: the planner's input.
     fn latest_snapshots(&self) -> Result<Vec<ClusterSnapshot>, StoreError>;
+
+    /// [`Store::latest_snapshots`], each still encoded: reading is then only
+    /// copying bytes out, under the store's locks, and the decoding happens
+    /// wherever the caller likes. The daemon's re-checks run at a low CPU
+    /// priority: a reader preempted while it holds sled's lock would make
+    /// every write (every report) wait for it, so they read at normal
+    /// priority and decode at the low one.
+    fn latest_snapshots_encoded(&self) -> Result<Vec<EncodedSnapshot>, StoreError>;
+
+    /// [`Store::snapshots_at`], each still encoded.
+    fn snapshots_at_encoded(&self, refs: &[kplan_model::InventoryRef]) -> Result<Vec<EncodedSnapshot>, StoreError>;
 
     /// Every stored snapshot of a cluster, oldest first (for capacity trends).
     fn history(&self, cluster_id: &str) -> Result<Vec<(GenerationInfo, ClusterSnapshot)>, StoreError>;

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use super::envelope::{SCHEMA_VERSION, decode, encode, readable};
+use super::envelope::{SCHEMA_VERSION, decode, display_key, encode, readable};
 use super::manifest::{self, MANIFEST_FILE};
 use super::{GenerationInfo, PlanInfo, PutOutcome, Store, StoreError};
 
@@ -545,6 +545,32 @@ impl SledStore {
         let key = snapshot_key(cluster_id, generation);
         self.snapshots.get(&key)?.map(|bytes| decode("snapshots", &key, &bytes)).transpose()
     }
+
+    fn encoded_snapshot(&self, cluster_id: &str, generation: u64) -> Result<Option<EncodedSnapshot>, StoreError> {
+        let key = snapshot_key(cluster_id, generation);
+        Ok(self.snapshots.get(&key)?.map(|bytes| EncodedSnapshot { bytes: bytes.to_vec(), key }))
+    }
+}
+
+/// A stored snapshot as it is on disk, not yet decoded
+/// ([`Store::latest_snapshots_encoded`]): decoding (decompression, JSON) is
+/// most of the cost of a read, and needs none of the store's locks.
+#[derive(Clone)]
+pub struct EncodedSnapshot {
+    key: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+impl EncodedSnapshot {
+    pub fn decode(&self) -> Result<ClusterSnapshot, StoreError> {
+        decode::<StoredSnapshot>("snapshots", &self.key, &self.bytes).map(|stored| stored.snapshot)
+    }
+}
+
+impl std::fmt::Debug for EncodedSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EncodedSnapshot({}, {} bytes)", display_key(&self.key), self.bytes.len())
+    }
 }
 
 impl Store for SledStore {
@@ -647,18 +673,30 @@ impl Store for SledStore {
     }
 
     fn latest_snapshots(&self) -> Result<Vec<ClusterSnapshot>, StoreError> {
+        self.latest_snapshots_encoded()?.iter().map(EncodedSnapshot::decode).collect()
+    }
+
+    fn latest_snapshots_encoded(&self) -> Result<Vec<EncodedSnapshot>, StoreError> {
         let mut out = Vec::new();
         for entry in self.clusters.iter() {
             let (key, value) = entry?;
             let record: ClusterRecord = decode("clusters", &key, &value)?;
             let cluster_id = String::from_utf8_lossy(&key).into_owned();
             let stored =
-                self.stored_snapshot(&cluster_id, record.latest_generation)?.ok_or_else(|| StoreError::Corrupt {
+                self.encoded_snapshot(&cluster_id, record.latest_generation)?.ok_or_else(|| StoreError::Corrupt {
                     tree: "snapshots",
                     key: format!("{cluster_id}/{}", record.latest_generation),
                     reason: "the cluster record names a generation that is not stored".into(),
                 })?;
-            out.push(stored.snapshot);
+            out.push(stored);
+        }
+        Ok(out)
+    }
+
+    fn snapshots_at_encoded(&self, refs: &[kplan_model::InventoryRef]) -> Result<Vec<EncodedSnapshot>, StoreError> {
+        let mut out = Vec::with_capacity(refs.len());
+        for input in refs {
+            out.extend(self.encoded_snapshot(&input.cluster_id, input.generation)?);
         }
         Ok(out)
     }

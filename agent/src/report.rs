@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kplan_model::ClusterSnapshot;
+use kplan_proto::tls::{ClientSecurity, ClientSecurityError, SecurityFiles};
 use kplan_proto::v1;
 use tokio::sync::watch;
 use tonic::Code;
@@ -227,8 +228,22 @@ pub trait SnapshotSink {
 }
 
 /// kplan-server over gRPC (`kplan.v1.InventoryService/ReportSnapshot`, gzip).
+///
+/// Certificate rotation: before every call the CA, certificate, key and token
+/// files are read again; when they changed (a Kubernetes Secret updated in
+/// place, as cert-manager does), the call and those after it go over a new
+/// channel built from them, so the new certificate or token is presented at
+/// once, without a restart. When the changed files are not usable (a key that
+/// does not match, a half-written file), the channel in use stays and the
+/// problem is logged once per change.
 #[derive(Debug, Clone)]
 pub struct GrpcSink {
+    url: String,
+    timeout: Duration,
+    security: ClientSecurity,
+    /// The files as last read, and the problem they had (logged once).
+    files: SecurityFiles,
+    files_problem: Option<String>,
     channel: kplan_proto::tls::AuthChannel,
 }
 
@@ -236,19 +251,51 @@ impl GrpcSink {
     /// Does not connect: the first report does, and every failed call
     /// reconnects at the next. TLS, timeouts and keepalives come from the
     /// shared client helper (`kplan_proto::tls`), as in the CLI.
-    pub fn new(
+    pub fn new(url: &str, timeout: Duration, security: &ClientSecurity) -> Result<Self, ClientSecurityError> {
+        let files = security.read_files()?;
+        let channel = Self::channel(url, timeout, security)?;
+        Ok(GrpcSink { url: url.to_string(), timeout, security: security.clone(), files, files_problem: None, channel })
+    }
+
+    fn channel(
         url: &str,
         timeout: Duration,
-        security: &kplan_proto::tls::ClientSecurity,
-    ) -> Result<Self, kplan_proto::tls::ClientSecurityError> {
+        security: &ClientSecurity,
+    ) -> Result<kplan_proto::tls::AuthChannel, ClientSecurityError> {
         let endpoint = security.endpoint(url)?.connect_timeout(timeout).timeout(timeout);
-        Ok(GrpcSink { channel: security.channel(endpoint.connect_lazy())? })
+        security.channel(endpoint.connect_lazy())
+    }
+
+    /// The channel of the files on disk now (see the type's documentation).
+    fn current_channel(&mut self) -> kplan_proto::tls::AuthChannel {
+        let read = self.security.read_files();
+        let problem = match read {
+            Ok(files) if files == self.files => None,
+            Ok(files) => match Self::channel(&self.url, self.timeout, &self.security) {
+                Ok(channel) => {
+                    self.channel = channel;
+                    self.files = files;
+                    info!(server = %self.url, "the TLS or token files changed: reporting with the new ones");
+                    None
+                }
+                Err(err) => Some(err.to_string()),
+            },
+            Err(err) => Some(err.to_string()),
+        };
+        if let Some(problem) = &problem
+            && self.files_problem.as_ref() != Some(problem)
+        {
+            error!(server = %self.url, error = %problem, "the changed TLS or token files are not usable; the previous ones stay in use");
+        }
+        self.files_problem = problem;
+        self.channel.clone()
     }
 }
 
 impl SnapshotSink for GrpcSink {
     async fn report(&mut self, snapshot: ClusterSnapshot) -> Result<bool, ReportError> {
-        let mut client = v1::inventory_service_client::InventoryServiceClient::new(self.channel.clone())
+        let channel = self.current_channel();
+        let mut client = v1::inventory_service_client::InventoryServiceClient::new(channel)
             .send_compressed(CompressionEncoding::Gzip)
             .max_encoding_message_size(usize::MAX);
         let request = v1::ReportSnapshotRequest { snapshot: Some(snapshot.into()) };
@@ -256,7 +303,7 @@ impl SnapshotSink for GrpcSink {
     }
 
     async fn newest_generation(&mut self, cluster_id: &str) -> Result<Option<u64>, ReportError> {
-        let mut client = v1::query_service_client::QueryServiceClient::new(self.channel.clone())
+        let mut client = v1::query_service_client::QueryServiceClient::new(self.current_channel())
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(usize::MAX);
         let request = v1::GetClusterRequest { cluster_id: cluster_id.to_string(), generation: 0 };

@@ -69,6 +69,18 @@ pub struct ClientSecurity {
     pub insecure_plaintext: bool,
 }
 
+/// What [`ClientSecurity::read_files`] read; compares equal when no file changed.
+/// Its `Debug` shows sizes only (it holds a private key and a token).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecurityFiles(Vec<Vec<u8>>);
+
+impl std::fmt::Debug for SecurityFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sizes: Vec<usize> = self.0.iter().map(Vec::len).collect();
+        f.debug_tuple("SecurityFiles").field(&sizes).finish()
+    }
+}
+
 /// A channel that adds the bearer token (if any) to every call. Generated
 /// clients take it like a [`Channel`]: `QueryServiceClient::new(channel)`.
 pub type AuthChannel = InterceptedService<Channel, BearerToken>;
@@ -201,6 +213,27 @@ impl ClientSecurity {
     /// carries the bearer token, if one is configured.
     pub fn channel(&self, channel: Channel) -> Result<AuthChannel, ClientSecurityError> {
         Ok(InterceptedService::new(channel, self.bearer_token()?))
+    }
+
+    /// The contents of the configured CA, certificate, key and token files,
+    /// to notice when they change on disk (a rotated Kubernetes Secret):
+    /// long-running clients compare two readings and build a new channel when
+    /// they differ. Empty without any file (plaintext).
+    pub fn read_files(&self) -> Result<SecurityFiles, ClientSecurityError> {
+        let named = [
+            ("CA file", &self.ca_file),
+            ("certificate file", &self.cert_file),
+            ("key file", &self.key_file),
+            ("token file", &self.token_file),
+        ];
+        let mut contents = Vec::new();
+        for (what, path) in named {
+            let Some(path) = path else { continue };
+            let bytes =
+                std::fs::read(path).map_err(|source| ClientSecurityError::Read { what, path: path.clone(), source })?;
+            contents.push(bytes);
+        }
+        Ok(SecurityFiles(contents))
     }
 
     /// [`ClientSecurity::endpoint`], connected now.

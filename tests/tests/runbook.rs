@@ -14,13 +14,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::*;
 use serde_json::Value;
 
-const PHASES: [&str; 8] = [
+const PHASES: [&str; 9] = [
     "precondition",
     "firewall",
     "backup-namespace",
     "drain-node",
     "join-node",
     "install-addon",
+    "apply-isolation",
     "restore-namespace",
     "retire-cluster",
 ];
@@ -171,6 +172,29 @@ fn the_first_wave_of_the_example_is_walked_step_by_step() {
         assert!(!blocked, "{key}: no step is blocked by a missing control plane");
         if joins_target {
             assert!(initialises, "{key}: a target that takes nodes in wave 1 is initialised in it");
+        }
+
+        // The isolation objects: each directory once, before any namespace is
+        // restored; a target's cluster-scoped `wave-0` before its `wave-1`.
+        let applies: Vec<&str> = steps
+            .iter()
+            .filter(|s| s["phase"] == "apply-isolation")
+            .map(|s| s["commands"][0].as_str().expect("a command"))
+            .collect();
+        let unique: BTreeSet<&&str> = applies.iter().collect();
+        assert_eq!(unique.len(), applies.len(), "{key}: each isolation directory once: {applies:?}");
+        for (i, command) in applies.iter().enumerate() {
+            let dir = command.split_whitespace().nth(5).expect("apply -k DIR");
+            assert!(
+                dir.starts_with("isolation/") && (dir.ends_with("/wave-0") || dir.ends_with("/wave-1")),
+                "{command}"
+            );
+            if let Some(target) = dir.strip_suffix("/wave-0") {
+                let first = format!("{target}/wave-1");
+                let later = applies[i..].iter().any(|c| c.contains(&first));
+                let sooner = applies[..i].iter().any(|c| c.contains(&first));
+                assert!(later || !sooner, "{key}: {target}'s wave-0 before its wave-1");
+            }
         }
 
         // The firewall request: every flow of the block, once, before any node moves.

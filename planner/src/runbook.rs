@@ -682,11 +682,20 @@ fn isolation_step(target: &str, wave: u64) -> Step {
             ),
         )
     };
+    let mut commands =
+        vec![format!("kubectl --context {target} apply -k {dir}   # from kplan plans export --format manifests")];
+    if wave != crate::isolation::manifests::CLUSTER_SCOPED_WAVE {
+        // The label patches create the arriving namespaces; a Velero restore
+        // leaves a namespace that exists as it is.
+        commands.push(format!(
+            "# this creates the namespaces arriving in wave {wave} with kplan's labels; Velero restores into them without the source namespace's own labels: add by hand those a policy selects"
+        ));
+    }
     let mut apply = step(
         Phase::ApplyIsolation,
         Subject::Isolation { cluster: target.to_string(), wave },
         title,
-        vec![format!("kubectl --context {target} apply -k {dir}   # from kplan plans export --format manifests")],
+        commands,
         vec![rollback],
     );
     apply.checks = vec![format!("kubectl --context {target} get -k {dir}")];

@@ -225,6 +225,39 @@ mod tests {
     }
 
     #[test]
+    fn the_objects_are_written_one_directory_per_wave_with_a_kustomization_each_and_one_listing_the_waves() {
+        use kplan_planner::isolation::manifests::{TargetManifests, WaveManifests};
+        // The k8s-openapi objects, read from their JSON (the CLI does not name their types).
+        fn object<T: serde::de::DeserializeOwned>(name: &str) -> T {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap()
+        }
+        let target = TargetManifests {
+            target_cluster: "fra-dev".into(),
+            waves: vec![
+                WaveManifests { wave: 0, cluster_roles: vec![object("deployer")], ..Default::default() },
+                WaveManifests { wave: 2, namespaces: vec![object("web")], ..Default::default() },
+            ],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let written = super::write_manifests(&[target], dir.path()).unwrap();
+        let relative: Vec<String> =
+            written.iter().map(|p| p.strip_prefix(dir.path()).unwrap().to_string_lossy().replace('\\', "/")).collect();
+        assert_eq!(
+            relative,
+            [
+                "isolation/fra-dev/wave-0/clusterroles.yaml",
+                "isolation/fra-dev/wave-0/kustomization.yaml",
+                "isolation/fra-dev/wave-2/namespaces.yaml",
+                "isolation/fra-dev/wave-2/kustomization.yaml",
+                "isolation/fra-dev/kustomization.yaml",
+            ]
+        );
+        let read = |path: &str| std::fs::read_to_string(dir.path().join(path)).unwrap();
+        assert!(read("isolation/fra-dev/kustomization.yaml").contains("resources:\n- wave-0\n- wave-2\n"));
+        assert!(read("isolation/fra-dev/wave-2/kustomization.yaml").contains("resources:\n- namespaces.yaml\n"));
+    }
+
+    #[test]
     fn the_table_and_the_markdown_count_findings_and_name_what_is_unknown() {
         let table = super::table(&report());
         assert!(table.contains("1 finding in 1 target cluster, 0 open"), "{table}");

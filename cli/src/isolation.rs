@@ -1,7 +1,7 @@
 //! `kplan plans isolation` and the isolation part of `kplan plans export
 //! --format manifests`: the planner's [`IsolationReport`] as a table, and the
-//! objects that close its findings as YAML, one file per kind and a
-//! kustomization.yaml per target cluster.
+//! objects that close its findings as YAML, one file per kind and wave, a
+//! kustomization.yaml per wave and one per target cluster.
 
 use std::path::{Path, PathBuf};
 
@@ -86,7 +86,7 @@ pub fn markdown(report: &IsolationReport) -> String {
     }
     md.push_str(&format!(
         "\n## Tenant isolation\n\n{n_findings} finding{}, {} open; the objects that close them: \
-         `kplan plans export {} --format manifests --out DIR` (`DIR/isolation/<target>/`).\n",
+         `kplan plans export {} --format manifests --out DIR` (`DIR/isolation/<target>/wave-N/`).\n",
         if n_findings == 1 { "" } else { "s" },
         report.n_open(),
         report.plan_id
@@ -132,48 +132,63 @@ fn yaml_stream<T: Serialize>(objects: &[T]) -> anyhow::Result<String> {
 }
 
 #[derive(Serialize)]
-struct Kustomization<'a> {
+struct Kustomization {
     #[serde(rename = "apiVersion")]
     api_version: &'static str,
     kind: &'static str,
-    resources: Vec<&'a str>,
+    resources: Vec<String>,
 }
 
-/// Writes every target's objects under `dir/isolation/<target>/` (`namespaces.yaml`,
-/// `clusterroles.yaml`, `rolebindings.yaml`, `networkpolicies.yaml`,
-/// `runtimeclasses.yaml`, Gatekeeper's `constrainttemplates.yaml` and
-/// `constraints.yaml`, `kustomization.yaml`), and returns the files written.
+/// Writes every target's objects under `dir/isolation/<target>/wave-<N>/`
+/// (`namespaces.yaml`, `clusterroles.yaml`, `rolebindings.yaml`,
+/// `networkpolicies.yaml`, `runtimeclasses.yaml`, Gatekeeper's
+/// `constrainttemplates.yaml` and `constraints.yaml`, those with objects, and
+/// a `kustomization.yaml`); `wave-0` holds the cluster-scoped prerequisites,
+/// `wave-N` what must exist from the plan's wave N on. The target's own
+/// `kustomization.yaml` lists its wave directories: the whole final state.
+/// Returns the files written.
 pub fn write_manifests(targets: &[TargetManifests], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for target in targets {
         let target_dir = dir.join("isolation").join(&target.target_cluster);
-        std::fs::create_dir_all(&target_dir).with_context(|| format!("creating {}", target_dir.display()))?;
-        let files = [
-            ("namespaces.yaml", yaml_stream(&target.namespaces)?, target.namespaces.len()),
-            ("clusterroles.yaml", yaml_stream(&target.cluster_roles)?, target.cluster_roles.len()),
-            ("rolebindings.yaml", yaml_stream(&target.role_bindings)?, target.role_bindings.len()),
-            ("networkpolicies.yaml", yaml_stream(&target.network_policies)?, target.network_policies.len()),
-            ("runtimeclasses.yaml", yaml_stream(&target.runtime_classes)?, target.runtime_classes.len()),
-            ("constrainttemplates.yaml", yaml_stream(&target.constraint_templates)?, target.constraint_templates.len()),
-            ("constraints.yaml", yaml_stream(&target.constraints)?, target.constraints.len()),
-        ];
-        let mut resources = Vec::new();
-        for (name, text, n_objects) in &files {
-            if *n_objects == 0 {
-                continue;
+        let mut wave_dirs = Vec::new();
+        for wave in &target.waves {
+            let name = format!("wave-{}", wave.wave);
+            let wave_dir = target_dir.join(&name);
+            std::fs::create_dir_all(&wave_dir).with_context(|| format!("creating {}", wave_dir.display()))?;
+            let files = [
+                ("namespaces.yaml", yaml_stream(&wave.namespaces)?, wave.namespaces.len()),
+                ("clusterroles.yaml", yaml_stream(&wave.cluster_roles)?, wave.cluster_roles.len()),
+                ("rolebindings.yaml", yaml_stream(&wave.role_bindings)?, wave.role_bindings.len()),
+                ("networkpolicies.yaml", yaml_stream(&wave.network_policies)?, wave.network_policies.len()),
+                ("runtimeclasses.yaml", yaml_stream(&wave.runtime_classes)?, wave.runtime_classes.len()),
+                ("constrainttemplates.yaml", yaml_stream(&wave.constraint_templates)?, wave.constraint_templates.len()),
+                ("constraints.yaml", yaml_stream(&wave.constraints)?, wave.constraints.len()),
+            ];
+            let mut resources = Vec::new();
+            for (name, text, n_objects) in files {
+                if n_objects == 0 {
+                    continue;
+                }
+                let path = wave_dir.join(name);
+                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                resources.push(name.to_string());
+                written.push(path);
             }
-            let path = target_dir.join(name);
-            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            resources.push(*name);
-            written.push(path);
+            written.push(write_kustomization(&wave_dir, resources)?);
+            wave_dirs.push(name);
         }
-        let kustomization =
-            Kustomization { api_version: "kustomize.config.k8s.io/v1beta1", kind: "Kustomization", resources };
-        let path = target_dir.join("kustomization.yaml");
-        std::fs::write(&path, output::yaml(&kustomization)?).with_context(|| format!("writing {}", path.display()))?;
-        written.push(path);
+        written.push(write_kustomization(&target_dir, wave_dirs)?);
     }
     Ok(written)
+}
+
+fn write_kustomization(dir: &Path, resources: Vec<String>) -> anyhow::Result<PathBuf> {
+    let kustomization =
+        Kustomization { api_version: "kustomize.config.k8s.io/v1beta1", kind: "Kustomization", resources };
+    let path = dir.join("kustomization.yaml");
+    std::fs::write(&path, output::yaml(&kustomization)?).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -207,6 +222,39 @@ mod tests {
             }],
             clusters_without_isolation_inventory: vec!["old".into()],
         }
+    }
+
+    #[test]
+    fn the_objects_are_written_one_directory_per_wave_with_a_kustomization_each_and_one_listing_the_waves() {
+        use kplan_planner::isolation::manifests::{TargetManifests, WaveManifests};
+        // The k8s-openapi objects, read from their JSON (the CLI does not name their types).
+        fn object<T: serde::de::DeserializeOwned>(name: &str) -> T {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap()
+        }
+        let target = TargetManifests {
+            target_cluster: "fra-dev".into(),
+            waves: vec![
+                WaveManifests { wave: 0, cluster_roles: vec![object("deployer")], ..Default::default() },
+                WaveManifests { wave: 2, namespaces: vec![object("web")], ..Default::default() },
+            ],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let written = super::write_manifests(&[target], dir.path()).unwrap();
+        let relative: Vec<String> =
+            written.iter().map(|p| p.strip_prefix(dir.path()).unwrap().to_string_lossy().replace('\\', "/")).collect();
+        assert_eq!(
+            relative,
+            [
+                "isolation/fra-dev/wave-0/clusterroles.yaml",
+                "isolation/fra-dev/wave-0/kustomization.yaml",
+                "isolation/fra-dev/wave-2/namespaces.yaml",
+                "isolation/fra-dev/wave-2/kustomization.yaml",
+                "isolation/fra-dev/kustomization.yaml",
+            ]
+        );
+        let read = |path: &str| std::fs::read_to_string(dir.path().join(path)).unwrap();
+        assert!(read("isolation/fra-dev/kustomization.yaml").contains("resources:\n- wave-0\n- wave-2\n"));
+        assert!(read("isolation/fra-dev/wave-2/kustomization.yaml").contains("resources:\n- namespaces.yaml\n"));
     }
 
     #[test]

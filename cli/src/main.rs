@@ -217,7 +217,7 @@ enum ExportFormat {
     Html,
     /// The Velero Backup and Restore objects of every namespace move, as YAML,
     /// one directory per block and wave under `--out DIR`, and the objects that
-    /// keep tenants isolated in each target under `DIR/isolation/<target>/`.
+    /// keep tenants isolated in each target under `DIR/isolation/<target>/wave-N/`.
     Manifests,
 }
 

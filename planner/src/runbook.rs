@@ -21,14 +21,21 @@
 //! 4. **Add-ons**: each platform add-on a target lists for this wave is
 //!    installed on it once (not moved, not renamed), after the joins and
 //!    before any namespace is restored into it.
-//! 5. **Namespaces**: a Velero `Backup` in the source and a `Restore` in the
+//! 5. **Isolation objects** (`kplan plans export --format manifests`,
+//!    [`crate::isolation::manifests`]): per target, in the wave its first
+//!    namespace arrives, `kubectl apply -k isolation/<target>/wave-0` (the
+//!    cluster-scoped prerequisites) once; then, in every wave that has them,
+//!    `isolation/<target>/wave-N` (the label patches, RoleBindings,
+//!    NetworkPolicies and Gatekeeper Constraint of the namespaces arriving in
+//!    it), before they are restored.
+//! 6. **Namespaces**: a Velero `Backup` in the source and a `Restore` in the
 //!    target (`namespaceMapping` when the namespace is renamed,
 //!    `existingResourcePolicy: none`, node-local data through file-system
 //!    backup; Velero's `change-storage-class` ConfigMap in the target when the
 //!    namespace's claims use a class the policy's `storage_class_changes`
 //!    replaces), then the post-checks (every pod ready, as many pods as in the
 //!    source) and the cut-over (the source's namespace deleted).
-//! 6. **Source clusters retired** at the end of the wave.
+//! 7. **Source clusters retired** at the end of the wave.
 //!
 //! Every step says how to roll it back. Every node and every namespace of a
 //! wave is the subject of exactly one step (tested).
@@ -71,6 +78,7 @@ pub enum Phase {
     DrainNode,
     JoinNode,
     InstallAddon,
+    ApplyIsolation,
     RestoreNamespace,
     RetireCluster,
 }
@@ -84,6 +92,7 @@ impl Phase {
             Phase::DrainNode => "Drain the nodes out of their sources (source control planes last)",
             Phase::JoinNode => "Join the nodes to their targets (control plane first)",
             Phase::InstallAddon => "Install the platform add-ons on their targets (once, before namespaces move in)",
+            Phase::ApplyIsolation => "Apply the isolation objects (before namespaces move in)",
             Phase::RestoreNamespace => "Restore the namespaces in their targets, check, cut over",
             Phase::RetireCluster => "Retire the source clusters",
         }
@@ -116,6 +125,11 @@ pub enum Subject {
     },
     Cluster {
         cluster: String,
+    },
+    /// The isolation objects of target `cluster` for wave `wave` (0: its cluster-scoped ones).
+    Isolation {
+        cluster: String,
+        wave: u64,
     },
 }
 
@@ -150,6 +164,11 @@ pub const FIREWALL_COLUMNS: [&str; 6] =
 /// volumes; without it they say less.
 pub fn runbook(plan: &Plan, inventory: &[ClusterSnapshot], only_wave: Option<u64>) -> Runbook {
     let clusters: BTreeMap<&str, &ClusterSnapshot> = inventory.iter().map(|c| (c.cluster_id.as_str(), c)).collect();
+    // Per target, the waves with isolation objects.
+    let isolation: BTreeMap<String, BTreeSet<u64>> = crate::isolation::manifests::manifests(plan, inventory)
+        .into_iter()
+        .map(|t| (t.target_cluster, t.waves.iter().map(|w| w.wave).collect()))
+        .collect();
     let blocks = plan
         .blocks
         .iter()
@@ -161,7 +180,7 @@ pub fn runbook(plan: &Plan, inventory: &[ClusterSnapshot], only_wave: Option<u64
                 .waves
                 .iter()
                 .filter(|w| only_wave.is_none_or(|n| n == w.index))
-                .map(|w| wave_runbook(plan, block, w.index, &clusters))
+                .map(|w| wave_runbook(plan, block, w.index, &clusters, &isolation))
                 .collect(),
         })
         .filter(|b| !b.waves.is_empty())
@@ -174,6 +193,7 @@ fn wave_runbook(
     block: &BlockPlan,
     index: u64,
     clusters: &BTreeMap<&str, &ClusterSnapshot>,
+    isolation: &BTreeMap<String, BTreeSet<u64>>,
 ) -> WaveRunbook {
     let Some(wave) = block.waves.iter().find(|w| w.index == index) else {
         return WaveRunbook { wave: index, steps: Vec::new() };
@@ -605,10 +625,28 @@ fn wave_runbook(
         }
     }
 
-    // 7. Restores, checks and cut-over.
+    // 7. The isolation objects of the namespaces arriving in this wave (and,
+    // in a target's first wave with namespaces, its cluster-scoped ones).
+    for target in &block.target_clusters {
+        let Some(waves) = isolation.get(&target.name) else { continue };
+        let first_arrival =
+            block.waves.iter().find(|w| w.namespaces.iter().any(|m| m.to_cluster == target.name)).map(|w| w.index);
+        let mut due = Vec::new();
+        if first_arrival == Some(index) && waves.contains(&crate::isolation::manifests::CLUSTER_SCOPED_WAVE) {
+            due.push(crate::isolation::manifests::CLUSTER_SCOPED_WAVE);
+        }
+        if waves.contains(&index) {
+            due.push(index);
+        }
+        for wave in due {
+            steps.push(isolation_step(&target.name, wave));
+        }
+    }
+
+    // 8. Restores, checks and cut-over.
     steps.extend(restores);
 
-    // 8. Sources with nothing left retire.
+    // 9. Sources with nothing left retire.
     for cluster in &wave.clusters_retired {
         steps.push(step(
             Phase::RetireCluster,
@@ -626,6 +664,42 @@ fn wave_runbook(
         step.number = i + 1;
     }
     WaveRunbook { wave: index, steps }
+}
+
+/// The step that applies the isolation objects of `target` for `wave`.
+fn isolation_step(target: &str, wave: u64) -> Step {
+    let dir = format!("isolation/{target}/wave-{wave}");
+    let (title, rollback) = if wave == crate::isolation::manifests::CLUSTER_SCOPED_WAVE {
+        (
+            format!("apply the cluster-scoped isolation objects to {target}: `kubectl apply -k {dir}`"),
+            format!("kubectl --context {target} delete -k {dir}   # only once no later wave's objects are applied"),
+        )
+    } else {
+        (
+            format!("apply the isolation objects of wave {wave} to {target}: `kubectl apply -k {dir}`"),
+            format!(
+                "kubectl --context {target} delete -k {dir}   # before the restores only: it deletes the namespaces it labels"
+            ),
+        )
+    };
+    let mut commands =
+        vec![format!("kubectl --context {target} apply -k {dir}   # from kplan plans export --format manifests")];
+    if wave != crate::isolation::manifests::CLUSTER_SCOPED_WAVE {
+        // The label patches create the arriving namespaces; a Velero restore
+        // leaves a namespace that exists as it is.
+        commands.push(format!(
+            "# this creates the namespaces arriving in wave {wave} with kplan's labels; Velero restores into them without the source namespace's own labels: add by hand those a policy selects"
+        ));
+    }
+    let mut apply = step(
+        Phase::ApplyIsolation,
+        Subject::Isolation { cluster: target.to_string(), wave },
+        title,
+        commands,
+        vec![rollback],
+    );
+    apply.checks = vec![format!("kubectl --context {target} get -k {dir}")];
+    apply
 }
 
 /// The step that installs `addon` on `target`.

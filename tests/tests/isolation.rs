@@ -3,7 +3,9 @@
 //! Three clusters of the example estate (fra/dev) are exported with RBAC and
 //! NetworkPolicies beside their nodes and pods, imported, planned and
 //! exported with the real `kplan` binary; then the objects it writes under
-//! `isolation/<target>/` are applied to the tests' real kube-apiserver, and
+//! `isolation/<target>/wave-N/` are applied to the tests' real kube-apiserver
+//! wave by wave in order with `kubectl apply -k`, then the target's own
+//! kustomization (every wave together: no object twice), and
 //! the API server's own authorizer (SubjectAccessReview) says who may do what
 //! where: a tenant's group and a CI service account act in their own source
 //! cluster's namespaces (renamed ones by their new names), and in no other
@@ -14,6 +16,9 @@
 //! validation: each Gatekeeper object by a server-side dry-run create (the
 //! server must keep every field: nothing pruned), and the whole
 //! kustomization by `kubectl apply --dry-run=server -k`.
+//!
+//! (Gatekeeper's CRDs are installed before the waves are applied: in a real
+//! target Gatekeeper makes the Constraint kind from `wave-0`'s template.)
 
 mod common;
 mod kube_harness;
@@ -191,34 +196,76 @@ fn the_emitted_rbac_keeps_tenant_subjects_in_their_own_namespaces_on_the_real_ap
         out_dir.to_str().unwrap(),
     ]);
     let target_dir = out_dir.join("isolation").join(target_name);
+    // The target's kustomization lists its wave directories, wave-0 (cluster-scoped) first.
     let kustomization = yaml_documents(&target_dir.join("kustomization.yaml"));
-    assert_eq!(
-        kustomization[0]["resources"],
-        json!([
-            "namespaces.yaml",
-            "clusterroles.yaml",
-            "rolebindings.yaml",
-            "networkpolicies.yaml",
-            "constrainttemplates.yaml",
-            "constraints.yaml"
-        ])
+    let waves: Vec<String> = kustomization[0]["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| r.as_str().expect("a directory").to_string())
+        .collect();
+    assert_eq!(waves.first().map(String::as_str), Some("wave-0"), "{waves:?}");
+    assert!(waves.len() >= 2, "wave-0 and a wave with namespaces: {waves:?}");
+    let wave_dirs: Vec<std::path::PathBuf> = waves.iter().map(|w| target_dir.join(w)).collect();
+    // Every kind of the old layout, each in the waves that have it; wave-0 cluster-scoped only.
+    let mut kinds = BTreeSet::new();
+    for dir in &wave_dirs {
+        let resources = yaml_documents(&dir.join("kustomization.yaml"))[0]["resources"].clone();
+        for file in resources.as_array().expect("resources") {
+            kinds.insert(file.as_str().expect("a file").to_string());
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "namespaces.yaml",
+        "clusterroles.yaml",
+        "rolebindings.yaml",
+        "networkpolicies.yaml",
+        "constrainttemplates.yaml",
+        "constraints.yaml",
+    ]
+    .iter()
+    .map(|f| f.to_string())
+    .collect();
+    assert_eq!(kinds, expected);
+    for document in wave_dirs[0].read_dir().expect("wave-0").map(|f| f.expect("a file").path()) {
+        for object in yaml_documents(&document) {
+            assert!(object["metadata"].get("namespace").is_none(), "wave-0 is cluster-scoped: {object}");
+        }
+    }
+    // Each kind's documents over every wave.
+    let documents = |file: &str| -> Vec<Value> {
+        wave_dirs.iter().map(|d| d.join(file)).filter(|p| p.is_file()).flat_map(|p| yaml_documents(&p)).collect()
+    };
+    assert!(documents("namespaces.yaml").iter().all(|n| serde_json::from_value::<Namespace>(n.clone()).is_ok()));
+    assert!(documents("rolebindings.yaml").iter().all(|b| serde_json::from_value::<RoleBinding>(b.clone()).is_ok()));
+    assert!(
+        documents("networkpolicies.yaml").iter().all(|p| serde_json::from_value::<NetworkPolicy>(p.clone()).is_ok())
     );
 
     let Some(server) = Apiserver::start() else { return };
+    let kubeconfig = server.admin_kubeconfig.to_str().expect("utf-8").to_string();
+    let kubectl = |args: &[&str], dir: &Path| {
+        let out = std::process::Command::new("kubectl")
+            .args(["--kubeconfig", &kubeconfig])
+            .args(args)
+            .arg(dir)
+            .output()
+            .expect("kubectl (scripts/setup.sh installs it)");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} {}: {stdout}{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
     let kube = Kube::connect(&server.admin_kubeconfig);
     let client = kube.client.clone();
     kube.block_on(async {
-        let create = PostParams::default();
-        for namespace in yaml_documents(&target_dir.join("namespaces.yaml")) {
-            let namespace: Namespace = serde_json::from_value(namespace).expect("a Namespace");
-            Api::<Namespace>::all(client.clone()).create(&create, &namespace).await.expect("creates the namespace");
-        }
-        for role in yaml_documents(&target_dir.join("clusterroles.yaml")) {
-            let role: ClusterRole = serde_json::from_value(role).expect("a ClusterRole");
-            Api::<ClusterRole>::all(client.clone()).create(&create, &role).await.expect("creates the cluster role");
-        }
         // No kube-controller-manager runs here to aggregate `edit`'s rules:
         // give it the deployments rule it aggregates from the built-in roles.
+        let create = PostParams::default();
         let roles = Api::<ClusterRole>::all(client.clone());
         let mut edit = roles.get("edit").await.expect("the built-in edit role");
         edit.rules = Some(vec![PolicyRule {
@@ -230,24 +277,14 @@ fn the_emitted_rbac_keeps_tenant_subjects_in_their_own_namespaces_on_the_real_ap
         roles.replace("edit", &create, &edit).await.expect("aggregates edit");
         // Nobody holds anything before the RoleBindings.
         assert!(!allowed(&client, "alice", &["team-apps"], "create", &apps[0]).await);
-        let bindings = yaml_documents(&target_dir.join("rolebindings.yaml"));
-        for binding in &bindings {
-            let binding: RoleBinding = serde_json::from_value(binding.clone()).expect("a RoleBinding");
-            let namespace = binding.metadata.namespace.clone().expect("namespaced");
-            Api::<RoleBinding>::namespaced(client.clone(), &namespace)
-                .create(&create, &binding)
-                .await
-                .unwrap_or_else(|e| panic!("creates RoleBinding {namespace}/{:?}: {e}", binding.metadata.name));
-        }
-        for policy in yaml_documents(&target_dir.join("networkpolicies.yaml")) {
-            let policy: NetworkPolicy = serde_json::from_value(policy).expect("a NetworkPolicy");
-            let namespace = policy.metadata.namespace.clone().expect("namespaced");
-            Api::<NetworkPolicy>::namespaced(client.clone(), &namespace)
-                .create(&create, &policy)
-                .await
-                .expect("creates the network policy");
-        }
+        gatekeeper_objects_pass_the_api_server(&client, &documents).await;
+    });
 
+    // The waves in order, as the runbook applies them.
+    for dir in &wave_dirs {
+        kubectl(&["apply", "-k"], dir);
+    }
+    kube.block_on(async {
         // team-apps edits its own namespaces, no other tenant's, not kube-system.
         for namespace in &apps {
             assert!(allowed(&client, "alice", &["team-apps"], "create", namespace).await, "team-apps in {namespace}");
@@ -264,23 +301,14 @@ fn the_emitted_rbac_keeps_tenant_subjects_in_their_own_namespaces_on_the_real_ap
         for namespace in apps.iter().chain(std::iter::once(&"kube-system".to_string())) {
             assert!(!allowed(&client, &runner, &runner_groups, "patch", namespace).await, "runner in {namespace}");
         }
-
-        gatekeeper_objects_pass_the_api_server(&client, &target_dir).await;
     });
-    // The whole kustomization, every kind, as an operator would apply it.
-    let out = std::process::Command::new("kubectl")
-        .args(["--kubeconfig", server.admin_kubeconfig.to_str().expect("utf-8"), "apply", "--dry-run=server", "-k"])
-        .arg(&target_dir)
-        .output()
-        .expect("kubectl (scripts/setup.sh installs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The whole target at once, as an operator would apply it: every wave
+    // together, no object twice (kustomize refuses duplicate ids), all there already.
+    let stdout = kubectl(&["apply", "-k"], &target_dir);
+    assert!(!stdout.contains("created"), "every object was applied by its wave: {stdout}");
+    let stdout = kubectl(&["apply", "--dry-run=server", "-k"], &target_dir);
     assert!(
-        out.status.success(),
-        "kubectl apply --dry-run=server -k: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains(&format!("{GATEKEEPER_KIND_LOWER}.constraints.gatekeeper.sh/kplan-tenant-namespaces")),
+        stdout.contains(&format!("{GATEKEEPER_KIND_LOWER}.constraints.gatekeeper.sh/kplan-tenant-namespaces-wave-")),
         "{stdout}"
     );
 }
@@ -323,7 +351,7 @@ async fn dry_run_create(client: &kube::Client, resource: &ApiResource, object: &
 /// Gatekeeper's template CRD from the fixture, the emitted template, the
 /// Constraint CRD as Gatekeeper makes it from the template, the emitted
 /// Constraint; and a malformed template refused (the schema is enforced).
-async fn gatekeeper_objects_pass_the_api_server(client: &kube::Client, target_dir: &Path) {
+async fn gatekeeper_objects_pass_the_api_server(client: &kube::Client, documents: &dyn Fn(&str) -> Vec<Value>) {
     let crd_path = repo_root().join("fixtures/k8s/gatekeeper/constrainttemplate-crd.yaml");
     let crd = yaml_documents(&crd_path).remove(0);
     install_crd(client, serde_json::from_value(crd).expect("a CRD")).await;
@@ -331,7 +359,7 @@ async fn gatekeeper_objects_pass_the_api_server(client: &kube::Client, target_di
         &GroupVersionKind::gvk("templates.gatekeeper.sh", "v1", "ConstraintTemplate"),
         "constrainttemplates",
     );
-    let template_docs = yaml_documents(&target_dir.join("constrainttemplates.yaml"));
+    let template_docs = documents("constrainttemplates.yaml");
     assert_eq!(template_docs.len(), 1, "one template per target");
     let template = &template_docs[0];
     dry_run_create(client, &templates, template).await.expect("the template passes");
@@ -376,11 +404,13 @@ async fn gatekeeper_objects_pass_the_api_server(client: &kube::Client, target_di
         &GroupVersionKind::gvk("constraints.gatekeeper.sh", "v1beta1", kind),
         &plural,
     );
-    let constraint_docs = yaml_documents(&target_dir.join("constraints.yaml"));
-    assert_eq!(constraint_docs.len(), 1, "one constraint per target");
+    let constraint_docs = documents("constraints.yaml");
+    assert!(!constraint_docs.is_empty(), "one constraint per wave with namespaces");
+    for constraint in &constraint_docs {
+        assert!(!constraint["spec"]["parameters"]["subjects"].as_array().expect("subjects").is_empty());
+        dry_run_create(client, &constraints, constraint).await.expect("the constraint passes");
+    }
     let constraint = &constraint_docs[0];
-    assert!(!constraint["spec"]["parameters"]["subjects"].as_array().expect("subjects").is_empty());
-    dry_run_create(client, &constraints, constraint).await.expect("the constraint passes");
     let mut malformed = constraint.clone();
     malformed["spec"]["parameters"]["subjects"][0]["namespaces"] = json!("not-a-list");
     assert!(dry_run_create(client, &constraints, &malformed).await.is_err(), "parameters off the schema are refused");

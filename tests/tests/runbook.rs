@@ -14,13 +14,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::*;
 use serde_json::Value;
 
-const PHASES: [&str; 8] = [
+const PHASES: [&str; 9] = [
     "precondition",
     "firewall",
     "backup-namespace",
     "drain-node",
     "join-node",
     "install-addon",
+    "apply-isolation",
     "restore-namespace",
     "retire-cluster",
 ];
@@ -173,6 +174,29 @@ fn the_first_wave_of_the_example_is_walked_step_by_step() {
             assert!(initialises, "{key}: a target that takes nodes in wave 1 is initialised in it");
         }
 
+        // The isolation objects: each directory once, before any namespace is
+        // restored; a target's cluster-scoped `wave-0` before its `wave-1`.
+        let applies: Vec<&str> = steps
+            .iter()
+            .filter(|s| s["phase"] == "apply-isolation")
+            .map(|s| s["commands"][0].as_str().expect("a command"))
+            .collect();
+        let unique: BTreeSet<&&str> = applies.iter().collect();
+        assert_eq!(unique.len(), applies.len(), "{key}: each isolation directory once: {applies:?}");
+        for (i, command) in applies.iter().enumerate() {
+            let dir = command.split_whitespace().nth(5).expect("apply -k DIR");
+            assert!(
+                dir.starts_with("isolation/") && (dir.ends_with("/wave-0") || dir.ends_with("/wave-1")),
+                "{command}"
+            );
+            if let Some(target) = dir.strip_suffix("/wave-0") {
+                let first = format!("{target}/wave-1");
+                let later = applies[i..].iter().any(|c| c.contains(&first));
+                let sooner = applies[..i].iter().any(|c| c.contains(&first));
+                assert!(later || !sooner, "{key}: {target}'s wave-0 before its wave-1");
+            }
+        }
+
         // The firewall request: every flow of the block, once, before any node moves.
         let flows = block["firewall_flows"].as_array().expect("flows");
         let requests: Vec<&Value> = steps.iter().filter(|s| s["phase"] == "firewall").collect();
@@ -314,4 +338,56 @@ fn every_addon_of_the_example_is_installed_once_before_its_target_takes_namespac
     let once: BTreeSet<_> = installed.iter().cloned().collect();
     assert_eq!(once.len(), installed.len(), "one install step per add-on");
     assert_eq!(once, planned, "the runbook installs what the plan lists, in its wave");
+}
+
+/// Every isolation directory the export writes (`isolation/<target>/wave-N`)
+/// is applied by exactly one step of the whole runbook: `wave-N` in wave N,
+/// `wave-0` in the target's first wave with one, before it; always before
+/// the wave's restores.
+#[test]
+fn every_isolation_directory_is_applied_once_in_its_wave_before_the_restores() {
+    let (dir, plan, runbook) = example_runbook(&[]);
+    let inventory = dir.path().join("inventory");
+    let out = dir.path().join("manifests");
+    let id = plan["id"].as_str().expect("id");
+    let (inv, out_arg) = (inventory.to_str().expect("utf-8"), out.to_str().expect("utf-8"));
+    kplan_ok(&["--inventory", inv, "plans", "export", id, "--format", "manifests", "--out", out_arg]);
+    let mut exported = BTreeSet::new();
+    for target in std::fs::read_dir(out.join("isolation")).expect("isolation") {
+        let target = target.expect("target").path();
+        for wave in std::fs::read_dir(&target).expect("waves").map(|w| w.expect("wave").path()) {
+            if wave.is_dir() {
+                let target = target.file_name().and_then(|n| n.to_str()).expect("utf-8");
+                let wave = wave.file_name().and_then(|n| n.to_str()).expect("utf-8");
+                exported.insert(format!("isolation/{target}/{wave}"));
+            }
+        }
+    }
+    assert!(!exported.is_empty(), "the example's merges have isolation objects");
+    // Every apply step: (its directory, the wave it is in).
+    let mut applied: BTreeMap<String, u64> = BTreeMap::new();
+    for block in runbook["blocks"].as_array().expect("blocks") {
+        for wave in block["waves"].as_array().expect("waves") {
+            let index = wave["wave"].as_u64().expect("wave");
+            let steps = wave["steps"].as_array().expect("steps");
+            let first_restore = steps.iter().position(|s| s["phase"] == "restore-namespace").unwrap_or(steps.len());
+            for (i, step) in steps.iter().enumerate().filter(|(_, s)| s["phase"] == "apply-isolation") {
+                assert!(i < first_restore, "wave {index}: {} before the restores", step["title"]);
+                let command = step["commands"][0].as_str().expect("a command");
+                let dir = command.split_whitespace().nth(5).expect("apply -k DIR").to_string();
+                assert!(applied.insert(dir.clone(), index).is_none(), "{dir} applied twice");
+            }
+        }
+    }
+    assert_eq!(applied.keys().cloned().collect::<BTreeSet<_>>(), exported, "each exported directory, once");
+    for (dir, wave) in &applied {
+        let (target, named) = dir.rsplit_once("/wave-").expect("a wave directory");
+        let named: u64 = named.parse().expect("a number");
+        if named == 0 {
+            let first = applied.iter().filter(|(d, _)| d.starts_with(&format!("{target}/"))).map(|(_, w)| *w).min();
+            assert_eq!(Some(*wave), first, "{dir} in the target's first wave with isolation objects");
+        } else {
+            assert_eq!(*wave, named, "{dir} in its own wave");
+        }
+    }
 }

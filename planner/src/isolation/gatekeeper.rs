@@ -26,7 +26,7 @@ use super::TargetView;
 pub const TEMPLATE_NAME: &str = "kplantenantnamespaces";
 /// The Constraint kind the template defines.
 pub const CONSTRAINT_KIND: &str = "KplanTenantNamespaces";
-/// The one Constraint of a target.
+/// The Constraint of a target; each wave's is named `<this>-wave-N` ([`per_wave`]).
 pub const CONSTRAINT_NAME: &str = "kplan-tenant-namespaces";
 /// The Rego the template carries (Rego v0 syntax, Gatekeeper's `rego` field).
 pub const REGO: &str = include_str!("tenant_namespaces.rego");
@@ -223,4 +223,47 @@ pub(crate) fn constraint(
             },
         },
     })
+}
+
+/// The target's Constraint cut into one Constraint per wave that moves
+/// namespaces in (`arrival_of`: a namespace's name in the target → the wave it
+/// first arrives in), named `kplan-tenant-namespaces-wave-N`, so that applying
+/// every wave's directory together never gives two objects the same id.
+///
+/// Wave N's Constraint guards the platform's namespaces and the tenant
+/// namespaces that arrive in wave N; it names every tenant subject, each
+/// allowed in its own namespaces among those. Why this is sound: the Rego
+/// refuses a listed subject in a namespace only if the namespace is guarded
+/// and not among the subject's allowed ones, and Gatekeeper refuses a request
+/// that any Constraint refuses. So with the Constraints of waves 1..=N
+/// applied, a subject is refused in the platform's namespaces (every
+/// Constraint guards them) and in exactly the arrived tenant namespaces
+/// outside its own: a namespace arrived in wave K ≤ N is guarded by wave K's
+/// Constraint alone, which allows the subject there exactly when the whole
+/// target's Constraint would. Namespaces still to arrive are guarded by no
+/// Constraint yet, and do not exist in the target. After the last wave, the
+/// union is the target's one Constraint, namespace for namespace.
+pub(crate) fn per_wave(
+    constraint: &TenantConstraint,
+    arrival_of: &BTreeMap<String, u64>,
+) -> Vec<(u64, TenantConstraint)> {
+    let mut by_wave: BTreeMap<u64, BTreeSet<&str>> = BTreeMap::new();
+    for namespace in &constraint.spec.parameters.tenant_namespaces {
+        if let Some(wave) = arrival_of.get(namespace) {
+            by_wave.entry(*wave).or_default().insert(namespace);
+        }
+    }
+    by_wave
+        .into_iter()
+        .map(|(wave, arrived)| {
+            let mut part = constraint.clone();
+            part.metadata.name = Some(format!("{CONSTRAINT_NAME}-wave-{wave}"));
+            let parameters = &mut part.spec.parameters;
+            parameters.tenant_namespaces.retain(|n| arrived.contains(n.as_str()));
+            for subject in &mut parameters.subjects {
+                subject.namespaces.retain(|n| arrived.contains(n.as_str()));
+            }
+            (wave, part)
+        })
+        .collect()
 }

@@ -12,8 +12,20 @@
 //!   its own source cluster (by the `kplan.io/source-cluster` label);
 //! - the RuntimeClasses the moved pods ask for, as their source defines them;
 //! - where RBAC widens, an OPA Gatekeeper ConstraintTemplate and its
-//!   Constraint that keep the tenant subjects of the findings out of the
+//!   Constraints that keep the tenant subjects of the findings out of the
 //!   platform's and the other tenants' namespaces ([`super::gatekeeper`]).
+//!
+//! Grouped by the wave in which they must exist ([`WaveManifests`]): the
+//! objects of a moved namespace (its label patch, the RoleBindings into it,
+//! its NetworkPolicies) in the wave in which it first arrives in the target
+//! (its first part's, for a namespace that moves in parts); the
+//! cluster-scoped prerequisites (ClusterRoles, RuntimeClasses, the
+//! ConstraintTemplate) in [`CLUSTER_SCOPED_WAVE`], wave 0, which the runbook
+//! applies once, in the wave the target's first namespace arrives, after its
+//! control plane and add-ons and before that wave's own objects; and one
+//! Gatekeeper Constraint per wave that moves namespaces in
+//! ([`gatekeeper::per_wave`] says why that is sound). No object is in two
+//! waves, so a target's kustomization of all its waves has no duplicate id.
 //!
 //! Not emitted: ValidatingAdmissionPolicy objects, egress policies, and
 //! allowances for shared platform services (an ingress controller or a
@@ -40,21 +52,61 @@ pub const ALLOW_SAME_SOURCE: &str = "kplan-allow-same-source";
 /// ClusterRoles every Kubernetes cluster defines (not emitted).
 const BUILT_IN_CLUSTER_ROLES: [&str; 4] = ["cluster-admin", "admin", "edit", "view"];
 
-/// The objects of one target cluster, one list per kind, each sorted by namespace and name.
+/// The wave of the cluster-scoped prerequisites of a target (`wave-0` on disk):
+/// applied before any namespace arrives in it.
+pub const CLUSTER_SCOPED_WAVE: u64 = 0;
+
+/// The objects of one target cluster, by wave (sorted; waves without objects left out).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TargetManifests {
     pub target_cluster: String,
+    pub waves: Vec<WaveManifests>,
+}
+
+impl TargetManifests {
+    pub fn n_objects(&self) -> usize {
+        self.waves.iter().map(WaveManifests::n_objects).sum()
+    }
+
+    /// The objects of wave `wave`, if it has any.
+    pub fn wave(&self, wave: u64) -> Option<&WaveManifests> {
+        self.waves.iter().find(|w| w.wave == wave)
+    }
+
+    /// Every wave's objects in one list per kind (the target's final state;
+    /// `wave` is the last wave's).
+    pub fn all(&self) -> WaveManifests {
+        let mut all = WaveManifests { wave: self.waves.last().map_or(0, |w| w.wave), ..Default::default() };
+        for wave in &self.waves {
+            all.namespaces.extend(wave.namespaces.iter().cloned());
+            all.cluster_roles.extend(wave.cluster_roles.iter().cloned());
+            all.role_bindings.extend(wave.role_bindings.iter().cloned());
+            all.network_policies.extend(wave.network_policies.iter().cloned());
+            all.runtime_classes.extend(wave.runtime_classes.iter().cloned());
+            all.constraint_templates.extend(wave.constraint_templates.iter().cloned());
+            all.constraints.extend(wave.constraints.iter().cloned());
+        }
+        all
+    }
+}
+
+/// The objects of one target that must exist from wave `wave` on, one list
+/// per kind, each sorted by namespace and name.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WaveManifests {
+    /// [`CLUSTER_SCOPED_WAVE`] for the cluster-scoped prerequisites, else the plan's (1-based) wave.
+    pub wave: u64,
     pub namespaces: Vec<Namespace>,
     pub cluster_roles: Vec<k8s_rbac::ClusterRole>,
     pub role_bindings: Vec<k8s_rbac::RoleBinding>,
     pub network_policies: Vec<k8s_net::NetworkPolicy>,
     pub runtime_classes: Vec<RuntimeClass>,
-    /// Gatekeeper's template and the Constraint of its kind: none, or one each.
+    /// Gatekeeper's template (wave 0) and the Constraint of the wave: none, or one.
     pub constraint_templates: Vec<ConstraintTemplate>,
     pub constraints: Vec<TenantConstraint>,
 }
 
-impl TargetManifests {
+impl WaveManifests {
     pub fn n_objects(&self) -> usize {
         self.namespaces.len()
             + self.cluster_roles.len()
@@ -145,15 +197,37 @@ fn network_policy_object(policy: &NetworkPolicy) -> k8s_net::NetworkPolicy {
     }
 }
 
-/// Every target's objects; targets without any are left out.
+/// The wave in which each (source, namespace) first arrives in `target`: the
+/// lowest wave that moves it (or a part of it) there.
+pub fn arrival_waves<'a>(plan: &'a Plan, target: &str) -> BTreeMap<(&'a str, &'a str), u64> {
+    let mut waves: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for wave in plan.blocks.iter().flat_map(|b| &b.waves) {
+        for moved in wave.namespaces.iter().filter(|m| m.to_cluster == target) {
+            let first = waves.entry((&moved.from_cluster, &moved.namespace)).or_insert(wave.index);
+            *first = (*first).min(wave.index);
+        }
+    }
+    waves
+}
+
+/// Every target's objects, by wave; targets without any are left out.
 pub fn manifests(plan: &Plan, inventory: &[ClusterSnapshot]) -> Vec<TargetManifests> {
     let report = super::analyse(plan, inventory);
     let policy = plan.policy.clone().unwrap_or_default();
     let mut out = Vec::new();
     for view in super::target_views(plan, inventory) {
         let Some(target) = report.targets.iter().find(|t| t.target_cluster == view.name) else { continue };
-        let mut objects = TargetManifests { target_cluster: view.name.to_string(), ..Default::default() };
+        let arrivals = arrival_waves(plan, view.name);
+        // A namespace's name in the target → the wave it first arrives in.
+        let arrival_of: BTreeMap<String, u64> = view
+            .new_names
+            .iter()
+            .filter_map(|(key, new_name)| Some((new_name.to_string(), *arrivals.get(key)?)))
+            .collect();
+        let mut waves: BTreeMap<u64, WaveManifests> = BTreeMap::new();
         for moved in &target.namespaces {
+            let wave = arrival_of.get(&moved.new_name).copied().unwrap_or(CLUSTER_SCOPED_WAVE);
+            let objects = wave_of(&mut waves, wave);
             let mut labels = managed();
             labels.insert(SOURCE_CLUSTER_LABEL.to_string(), moved.source_cluster.clone());
             labels.insert(POD_SECURITY_ENFORCE_LABEL.to_string(), moved.pod_security.as_str().to_string());
@@ -221,7 +295,8 @@ pub fn manifests(plan: &Plan, inventory: &[ClusterSnapshot]) -> Vec<TargetManife
             for namespace in view.namespaces_of(source) {
                 let mut labels = managed();
                 labels.insert(SOURCE_CLUSTER_LABEL.to_string(), source.to_string());
-                objects.role_bindings.push(k8s_rbac::RoleBinding {
+                let wave = arrival_of.get(namespace).copied().unwrap_or(CLUSTER_SCOPED_WAVE);
+                wave_of(&mut waves, wave).role_bindings.push(k8s_rbac::RoleBinding {
                     metadata: meta(Some(namespace), &replacement_name(&binding.name), labels),
                     role_ref: k8s_rbac::RoleRef {
                         api_group: "rbac.authorization.k8s.io".to_string(),
@@ -232,23 +307,34 @@ pub fn manifests(plan: &Plan, inventory: &[ClusterSnapshot]) -> Vec<TargetManife
                 });
             }
         }
-        objects.cluster_roles = cluster_roles.into_values().collect();
-        objects.runtime_classes = runtime_classes(&view);
-        if let Some(constraint) = gatekeeper::constraint(&view, &policy, &tenant_subjects) {
-            objects.constraint_templates.push(gatekeeper::template());
-            objects.constraints.push(constraint);
+        let runtime_classes = runtime_classes(&view);
+        if !cluster_roles.is_empty() || !runtime_classes.is_empty() {
+            let first = wave_of(&mut waves, CLUSTER_SCOPED_WAVE);
+            first.cluster_roles = cluster_roles.into_values().collect();
+            first.runtime_classes = runtime_classes;
         }
-        objects
-            .role_bindings
-            .sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
-        objects
-            .network_policies
-            .sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
+        if let Some(constraint) = gatekeeper::constraint(&view, &policy, &tenant_subjects) {
+            wave_of(&mut waves, CLUSTER_SCOPED_WAVE).constraint_templates.push(gatekeeper::template());
+            for (wave, constraint) in gatekeeper::per_wave(&constraint, &arrival_of) {
+                wave_of(&mut waves, wave).constraints.push(constraint);
+            }
+        }
+        let mut objects = TargetManifests { target_cluster: view.name.to_string(), waves: Vec::new() };
+        for mut wave in waves.into_values().filter(|w| w.n_objects() > 0) {
+            let key = |meta: &ObjectMeta| (meta.namespace.clone(), meta.name.clone());
+            wave.role_bindings.sort_by_key(|b| key(&b.metadata));
+            wave.network_policies.sort_by_key(|p| key(&p.metadata));
+            objects.waves.push(wave);
+        }
         if objects.n_objects() > 0 {
             out.push(objects);
         }
     }
     out
+}
+
+fn wave_of(waves: &mut BTreeMap<u64, WaveManifests>, wave: u64) -> &mut WaveManifests {
+    waves.entry(wave).or_insert_with(|| WaveManifests { wave, ..Default::default() })
 }
 
 fn cluster_role_object(role: &isolation::Role) -> k8s_rbac::ClusterRole {

@@ -591,7 +591,7 @@ pub fn verify(
     report: &IsolationReport,
     targets: &[manifests::TargetManifests],
 ) -> Vec<crate::validate::Violation> {
-    use crate::validate::isolation::{Claim, Emitted, validate_isolation};
+    use crate::validate::isolation::{Claim, Emitted, Placed, validate_isolation};
     let claims: Vec<Claim<'_>> = report
         .findings()
         .map(|f| Claim {
@@ -605,24 +605,57 @@ pub fn verify(
             open: f.open,
         })
         .collect();
-    let gatekeeper_subjects: Vec<Vec<String>> = targets
+    let all: Vec<manifests::WaveManifests> = targets.iter().map(manifests::TargetManifests::all).collect();
+    let gatekeeper_subjects: Vec<Vec<Vec<String>>> = all
         .iter()
         .map(|t| {
-            let subjects = t.constraints.iter().flat_map(|c| &c.spec.parameters.subjects);
-            subjects.map(|s| format!("{} {}", s.kind, s.name)).collect()
+            let subjects = |c: &gatekeeper::TenantConstraint| {
+                c.spec.parameters.subjects.iter().map(|s| format!("{} {}", s.kind, s.name)).collect()
+            };
+            t.constraints.iter().map(subjects).collect()
         })
         .collect();
+    let placed: Vec<Vec<Placed>> = targets.iter().map(placed_objects).collect();
     let emitted: Vec<Emitted<'_>> = targets
         .iter()
-        .zip(&gatekeeper_subjects)
-        .map(|(t, gatekeeper_subjects)| Emitted {
+        .zip(&all)
+        .zip(gatekeeper_subjects.iter().zip(&placed))
+        .map(|((t, all), (gatekeeper_subjects, placed))| Emitted {
             target_cluster: &t.target_cluster,
-            namespaces: &t.namespaces,
-            role_bindings: &t.role_bindings,
-            network_policies: &t.network_policies,
+            namespaces: &all.namespaces,
+            role_bindings: &all.role_bindings,
+            network_policies: &all.network_policies,
             gatekeeper_subjects,
-            runtime_classes: &t.runtime_classes,
+            runtime_classes: &all.runtime_classes,
+            placed,
         })
         .collect();
     validate_isolation(inventory, &plan.policy.clone().unwrap_or_default(), plan, &claims, &emitted)
+}
+
+/// Every object of `target` with the wave it is applied in, as the validator reads them.
+fn placed_objects(target: &manifests::TargetManifests) -> Vec<crate::validate::isolation::Placed> {
+    use crate::validate::isolation::Placed;
+    let mut placed = Vec::new();
+    for wave in &target.waves {
+        let mut add = |kind: &str, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, guards| {
+            placed.push(Placed {
+                wave: wave.wave,
+                kind: kind.to_string(),
+                namespace: meta.namespace.clone().unwrap_or_default(),
+                name: meta.name.clone().unwrap_or_default(),
+                guards,
+            });
+        };
+        wave.namespaces.iter().for_each(|o| add("Namespace", &o.metadata, Vec::new()));
+        wave.cluster_roles.iter().for_each(|o| add("ClusterRole", &o.metadata, Vec::new()));
+        wave.role_bindings.iter().for_each(|o| add("RoleBinding", &o.metadata, Vec::new()));
+        wave.network_policies.iter().for_each(|o| add("NetworkPolicy", &o.metadata, Vec::new()));
+        wave.runtime_classes.iter().for_each(|o| add("RuntimeClass", &o.metadata, Vec::new()));
+        wave.constraint_templates.iter().for_each(|o| add("ConstraintTemplate", &o.metadata, Vec::new()));
+        for constraint in &wave.constraints {
+            add(&constraint.kind, &constraint.metadata, constraint.spec.parameters.tenant_namespaces.clone());
+        }
+    }
+    placed
 }

@@ -15,7 +15,7 @@ use kplan_model::{
 };
 use serde_json::Value;
 
-use super::manifests::{TargetManifests, manifests};
+use super::manifests::{TargetManifests, WaveManifests, manifests};
 use super::{FindingKind, analyse};
 
 pub(super) const TARGET: &str = "fra-prod-1";
@@ -141,7 +141,12 @@ pub(super) fn plan(cni: &str) -> Plan {
     }
 }
 
-pub(super) fn objects(plan: &Plan, inventory: &[ClusterSnapshot]) -> TargetManifests {
+/// The target's objects, every wave's together.
+pub(super) fn objects(plan: &Plan, inventory: &[ClusterSnapshot]) -> WaveManifests {
+    by_wave(plan, inventory).all()
+}
+
+pub(super) fn by_wave(plan: &Plan, inventory: &[ClusterSnapshot]) -> TargetManifests {
     let mut all = manifests(plan, inventory);
     assert_eq!(all.len(), 1);
     all.remove(0)
@@ -487,4 +492,108 @@ fn a_planned_merge_onto_flannel_lists_the_precondition_and_its_renamed_namespace
         objects(&plan, &clusters).role_bindings.iter().map(|b| serde_json::to_value(b).unwrap()).collect();
     let a_shop = if renamed.from_cluster == "a" { renamed.new_name.as_str() } else { "shop" };
     assert_eq!(namespaces_granted(&bindings, "Group", "team-a", "edit"), set(&[a_shop, "only-a"]));
+}
+
+// ------------------------------------------------------------------ waves
+
+/// Per wave, the `KIND NAMESPACE/NAME` (or `KIND NAME`) of its objects.
+fn ids_by_wave(objects: &TargetManifests) -> BTreeMap<u64, BTreeSet<String>> {
+    let id = |kind: &str, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| match &meta.namespace {
+        Some(namespace) => format!("{kind} {namespace}/{}", meta.name.clone().unwrap_or_default()),
+        None => format!("{kind} {}", meta.name.clone().unwrap_or_default()),
+    };
+    objects
+        .waves
+        .iter()
+        .map(|w| {
+            let mut ids = BTreeSet::new();
+            ids.extend(w.namespaces.iter().map(|o| id("Namespace", &o.metadata)));
+            ids.extend(w.cluster_roles.iter().map(|o| id("ClusterRole", &o.metadata)));
+            ids.extend(w.role_bindings.iter().map(|o| id("RoleBinding", &o.metadata)));
+            ids.extend(w.network_policies.iter().map(|o| id("NetworkPolicy", &o.metadata)));
+            ids.extend(w.runtime_classes.iter().map(|o| id("RuntimeClass", &o.metadata)));
+            ids.extend(w.constraint_templates.iter().map(|o| id("ConstraintTemplate", &o.metadata)));
+            ids.extend(w.constraints.iter().map(|o| id("Constraint", &o.metadata)));
+            (w.wave, ids)
+        })
+        .collect()
+}
+
+#[test]
+fn a_namespace_moving_in_wave_2_has_its_objects_in_wave_2_and_the_cluster_scoped_ones_come_first() {
+    let (plan, inventory) = (plan("calico"), inventory());
+    let objects = by_wave(&plan, &inventory);
+    let ids = ids_by_wave(&objects);
+    assert_eq!(ids.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
+    // b's pay and web arrive in wave 2: their label patch, RoleBindings and policies are there, not in wave 1.
+    for namespace in ["pay", "web"] {
+        assert!(ids[&2].contains(&format!("Namespace {namespace}")), "{:?}", ids[&2]);
+        assert!(ids[&2].contains(&format!("NetworkPolicy {namespace}/kplan-default-deny")), "{:?}", ids[&2]);
+        assert!(ids[&2].iter().any(|i| i.starts_with(&format!("RoleBinding {namespace}/"))), "{:?}", ids[&2]);
+        assert!(
+            !ids[&1].iter().any(|i| i.contains(&format!(" {namespace}/")) || i.ends_with(&format!(" {namespace}")))
+        );
+    }
+    for namespace in ["shop", "web-a", "ci"] {
+        assert!(ids[&1].contains(&format!("Namespace {namespace}")), "{:?}", ids[&1]);
+        assert!(ids[&1].contains(&format!("NetworkPolicy {namespace}/kplan-default-deny")), "{:?}", ids[&1]);
+    }
+    // Wave 0: cluster-scoped only; one Constraint per wave with namespaces, guarding that wave's.
+    assert!(ids[&0].iter().all(|i| !i.contains('/')), "{:?}", ids[&0]);
+    assert!(ids[&0].contains("ConstraintTemplate kplantenantnamespaces"), "{:?}", ids[&0]);
+    for wave in [1, 2] {
+        let constraint = &objects.wave(wave).unwrap().constraints;
+        assert_eq!(constraint.len(), 1);
+        assert_eq!(
+            constraint[0].metadata.name.as_deref(),
+            Some(format!("kplan-tenant-namespaces-wave-{wave}").as_str())
+        );
+    }
+    assert_eq!(objects.wave(2).unwrap().constraints[0].spec.parameters.tenant_namespaces, ["pay", "web"]);
+    // No id twice across the waves.
+    let n: usize = ids.values().map(BTreeSet::len).sum();
+    assert_eq!(n, ids.values().flatten().collect::<BTreeSet<_>>().len());
+    assert_eq!(n, objects.n_objects());
+}
+
+#[test]
+fn a_namespace_moving_in_parts_gets_its_objects_at_its_first_parts_wave() {
+    let mut plan = plan("calico");
+    // b's pay moves in two parts, waves 2 and 3: its objects belong to wave 2.
+    let mut first = plan.blocks[0].waves[1].namespaces.iter().find(|m| m.namespace == "pay").unwrap().clone();
+    first.part = Some(kplan_model::MovePart { index: 1, of: 2, workloads: Vec::new() });
+    let mut second = first.clone();
+    second.part = Some(kplan_model::MovePart { index: 2, of: 2, workloads: Vec::new() });
+    plan.blocks[0].waves[1].namespaces.retain(|m| m.namespace != "pay");
+    plan.blocks[0].waves[1].namespaces.push(first);
+    plan.blocks[0].waves.push(Wave { index: 3, namespaces: vec![second], ..Default::default() });
+    let objects = by_wave(&plan, &inventory());
+    let ids = ids_by_wave(&objects);
+    assert!(!ids.contains_key(&3), "nothing arrives first in wave 3: {ids:?}");
+    assert!(ids[&2].contains("Namespace pay") && ids[&2].contains("NetworkPolicy pay/kplan-default-deny"));
+    assert_eq!(crate::isolation::verify(&plan, &inventory(), &analyse(&plan, &inventory()), &[objects]), []);
+}
+
+#[test]
+fn the_runbook_applies_each_waves_isolation_objects_before_its_namespaces_move_in() {
+    use crate::runbook::{Phase, runbook};
+    let (plan, inventory) = (plan("calico"), inventory());
+    let book = runbook(&plan, &inventory, None);
+    let waves = &book.blocks[0].waves;
+    let applied = |wave: usize| -> Vec<String> {
+        let steps = &waves[wave].steps;
+        let first_restore = steps.iter().position(|s| s.phase == Phase::RestoreNamespace).unwrap();
+        let applies: Vec<(usize, &crate::runbook::Step)> =
+            steps.iter().enumerate().filter(|(_, s)| s.phase == Phase::ApplyIsolation).collect();
+        assert!(applies.iter().all(|(i, _)| *i < first_restore), "before the namespaces move in");
+        applies.iter().map(|(_, s)| s.commands[0].split("   #").next().unwrap().to_string()).collect()
+    };
+    assert_eq!(
+        applied(0),
+        [
+            "kubectl --context fra-prod-1 apply -k isolation/fra-prod-1/wave-0",
+            "kubectl --context fra-prod-1 apply -k isolation/fra-prod-1/wave-1",
+        ]
+    );
+    assert_eq!(applied(1), ["kubectl --context fra-prod-1 apply -k isolation/fra-prod-1/wave-2"]);
 }

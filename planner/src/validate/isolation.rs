@@ -53,6 +53,17 @@
 //!   an open runtime-class finding names it for that namespace; every emitted
 //!   RuntimeClass is asked for by some pod moving into the target.
 //!
+//! - **Every object is applied in time, once**: the emitted objects come in
+//!   waves (0: before any namespace arrives). An object of namespace N (its
+//!   label patch, a RoleBinding or NetworkPolicy in it) is in a wave no later
+//!   than the first wave that moves N (or a part of it) into the target; a
+//!   cluster-scoped object (ClusterRole, RuntimeClass, ConstraintTemplate) no
+//!   later than the first wave that moves any namespace there, the template
+//!   no later than the first Constraint; where there are Gatekeeper
+//!   Constraints, every namespace arriving in wave W is guarded by one of a
+//!   wave no later than W; and no kind/namespace/name is in two waves (the
+//!   target's kustomization of all its waves would be refused).
+//!
 //! Not checked: the other claims of runtime-class findings, the Gatekeeper
 //! template and the Constraint's namespaces (they add refusals; they cannot
 //! widen), and egress.
@@ -87,11 +98,26 @@ pub struct Emitted<'a> {
     pub namespaces: &'a [K8sNamespace],
     pub role_bindings: &'a [k8s_rbac::RoleBinding],
     pub network_policies: &'a [k8s_net::NetworkPolicy],
-    /// The subjects of the emitted Gatekeeper Constraint as `KIND NAME` (a
-    /// service account as the user `system:serviceaccount:NS:NAME`); empty
-    /// without a Constraint.
-    pub gatekeeper_subjects: &'a [String],
+    /// The subjects of each emitted Gatekeeper Constraint (one per wave) as
+    /// `KIND NAME` (a service account as the user
+    /// `system:serviceaccount:NS:NAME`); empty without a Constraint.
+    pub gatekeeper_subjects: &'a [Vec<String>],
     pub runtime_classes: &'a [k8s_openapi::api::node::v1::RuntimeClass],
+    /// Every emitted object with the wave it is applied in.
+    pub placed: &'a [Placed],
+}
+
+/// An emitted object and the wave its directory is applied in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// 0: before the target's first namespace arrives; else the plan's wave.
+    pub wave: u64,
+    pub kind: String,
+    /// Empty for cluster-scoped objects.
+    pub namespace: String,
+    pub name: String,
+    /// A Gatekeeper Constraint's `tenantNamespaces`; empty for other kinds.
+    pub guards: Vec<String>,
 }
 
 /// The label the API server sets on every namespace (Kubernetes 1.21+).
@@ -190,6 +216,7 @@ pub fn validate_isolation(
             continue;
         }
         check_closed_by(&target, &claims, objects, &mut out);
+        check_waves(&target, objects, &mut out);
         check_role_bindings(&target, &clusters, objects, &mut out);
         check_pod_security(&target, &clusters, objects, &mut out);
         check_runtime_classes(&target, &clusters, &claims, objects, &mut out);
@@ -201,6 +228,78 @@ pub fn validate_isolation(
         check_network(&target, &clusters, &claims, objects, &mut out);
     }
     out
+}
+
+/// Kinds the validator knows to be cluster-scoped (besides Namespace and Gatekeeper's Constraints).
+const CLUSTER_SCOPED: [&str; 3] = ["ClusterRole", "RuntimeClass", "ConstraintTemplate"];
+
+fn check_waves(target: &Target<'_>, objects: Option<&Emitted<'_>>, out: &mut Vec<Violation>) {
+    let Some(objects) = objects else { return };
+    // A namespace's name in the target → the first wave that moves it (or a part of it) there.
+    let mut arrives: BTreeMap<&str, u64> = BTreeMap::new();
+    for wave in &target.block.waves {
+        for moved in wave.namespaces.iter().filter(|m| m.to_cluster == target.name) {
+            let name = if moved.new_name.is_empty() { &moved.namespace } else { &moved.new_name };
+            let first = arrives.entry(name.as_str()).or_insert(wave.index);
+            *first = (*first).min(wave.index);
+        }
+    }
+    let Some(&first) = arrives.values().min() else { return };
+    let mut seen: BTreeMap<(&str, &str, &str), u64> = BTreeMap::new();
+    for placed in objects.placed {
+        let id = format!(
+            "{} {}{}",
+            placed.kind,
+            if placed.namespace.is_empty() { String::new() } else { format!("{}/", placed.namespace) },
+            placed.name
+        );
+        if let Some(earlier) = seen.insert((&placed.kind, &placed.namespace, &placed.name), placed.wave) {
+            out.push(violation(
+                target.block,
+                format!("target {}: {id} is emitted in wave {earlier} and again in wave {}", target.name, placed.wave),
+            ));
+        }
+        let namespace = if placed.kind == "Namespace" { placed.name.as_str() } else { placed.namespace.as_str() };
+        let due = if !namespace.is_empty() {
+            arrives.get(namespace).copied().map(|w| (w, format!("{namespace} arrives")))
+        } else if CLUSTER_SCOPED.contains(&placed.kind.as_str()) {
+            Some((first, "the first namespace arrives".to_string()))
+        } else {
+            None
+        };
+        if let Some((due, what)) = due.filter(|(due, _)| placed.wave > *due) {
+            out.push(violation(
+                target.block,
+                format!("target {}: {id} is applied in wave {}, after {what} in wave {due}", target.name, placed.wave),
+            ));
+        }
+    }
+    let constraints: Vec<&Placed> = objects.placed.iter().filter(|p| !p.guards.is_empty()).collect();
+    if constraints.is_empty() {
+        return;
+    }
+    let first_constraint = constraints.iter().map(|p| p.wave).min().unwrap_or(first);
+    for template in objects.placed.iter().filter(|p| p.kind == "ConstraintTemplate" && p.wave > first_constraint) {
+        out.push(violation(
+            target.block,
+            format!(
+                "target {}: ConstraintTemplate {} is applied in wave {}, after a Constraint of its kind in wave {first_constraint}",
+                target.name, template.name, template.wave
+            ),
+        ));
+    }
+    for (namespace, arrival) in &arrives {
+        let guarded = constraints.iter().any(|c| c.wave <= *arrival && c.guards.iter().any(|g| g == namespace));
+        if !guarded {
+            out.push(violation(
+                target.block,
+                format!(
+                    "target {}: {namespace} arrives in wave {arrival} and no Gatekeeper Constraint applied by then guards it",
+                    target.name
+                ),
+            ));
+        }
+    }
 }
 
 fn check_gatekeeper(
@@ -221,29 +320,34 @@ fn check_gatekeeper(
         };
         claimed.insert(subject);
     }
-    let emitted: BTreeSet<String> = objects.into_iter().flat_map(|o| o.gatekeeper_subjects).cloned().collect();
-    let missing: Vec<&str> = claimed.difference(&emitted).map(String::as_str).collect();
-    let extra: Vec<&str> = emitted.difference(&claimed).map(String::as_str).collect();
-    if !missing.is_empty() {
-        out.push(violation(
-            target.block,
-            format!(
+    // Every Constraint (one per wave) names them all; without any, none does.
+    let no_constraint = [Vec::new()];
+    let constraints = match objects.map(|o| o.gatekeeper_subjects) {
+        Some(lists) if !lists.is_empty() => lists,
+        _ => &no_constraint[..],
+    };
+    // Each distinct fault once, however many Constraints share it.
+    let mut faults: BTreeSet<String> = BTreeSet::new();
+    for emitted in constraints {
+        let emitted: BTreeSet<String> = emitted.iter().cloned().collect();
+        let missing: Vec<&str> = claimed.difference(&emitted).map(String::as_str).collect();
+        let extra: Vec<&str> = emitted.difference(&claimed).map(String::as_str).collect();
+        if !missing.is_empty() {
+            faults.insert(format!(
                 "target {}: the Gatekeeper Constraint leaves out {}, subject of an RBAC finding",
                 target.name,
                 missing.join(", ")
-            ),
-        ));
-    }
-    if !extra.is_empty() {
-        out.push(violation(
-            target.block,
-            format!(
+            ));
+        }
+        if !extra.is_empty() {
+            faults.insert(format!(
                 "target {}: the Gatekeeper Constraint names {}, subject of no RBAC finding",
                 target.name,
                 extra.join(", ")
-            ),
-        ));
+            ));
+        }
     }
+    out.extend(faults.into_iter().map(|fault| violation(target.block, fault)));
 }
 
 fn check_runtime_classes(

@@ -17,9 +17,12 @@
 //!   metadata (`managedFields` above all). Pods' claims are resolved through
 //!   them at every snapshot.
 //! - ClusterRoles, ClusterRoleBindings, Roles, RoleBindings (all namespaces),
-//!   NetworkPolicies and RuntimeClasses: whole objects, each converted at
-//!   once to what a snapshot carries (the tenant isolation analysis, issue
-//!   14). Secrets are never watched.
+//!   NetworkPolicies, RuntimeClasses, ValidatingAdmissionPolicies and their
+//!   bindings: whole objects, each converted at once to what a snapshot
+//!   carries (the tenant isolation analysis, issue 14). Secrets are never
+//!   watched.
+//! - Gatekeeper constraints: listed, not watched ([`GATEKEEPER_POLL`]), their
+//!   kinds read from the ConstraintTemplates through the dynamic API.
 //! - PodDisruptionBudgets (`policy/v1`, all namespaces): their spec; what
 //!   they select is matched against the pods' template labels at every
 //!   snapshot (moves in parts, issue 17).
@@ -39,8 +42,9 @@
 //! A refused volume or isolation kind: an agent upgraded before its
 //! ClusterRole (the ClusterRole of an older release grants no
 //! PersistentVolumeClaims, PersistentVolumes, StorageClasses, RBAC objects,
-//! NetworkPolicies or RuntimeClasses) gets 403 Forbidden on their lists
-//! forever, and an API server without one of their API groups answers 404.
+//! NetworkPolicies, RuntimeClasses or admission policies) gets 403 Forbidden
+//! on their lists forever, and an API server without one of their API groups
+//! (ValidatingAdmissionPolicy v1 before Kubernetes 1.30) answers 404.
 //! Waiting for them, as for the other kinds, would stop all reporting (and
 //! readiness) over data that only refines the snapshot, so for these
 //! [optional](Kind::is_optional) kinds a 403 or 404 on a list marks the kind
@@ -508,12 +512,22 @@ async fn watch_kind<K>(
                 {
                     // See the module documentation: report without this kind, keep retrying.
                     if mark_refused(&handle, kind) {
-                        warn!(
-                            kind = %kind, code, error = %error,
-                            "the kubernetes api refuses to list this kind: reporting snapshots without it (pods' \
-                             volumes unresolved, or tenant isolation unknown) until it allows it; grant get, list \
-                             and watch on it (deploy/kubernetes/agent/clusterrole.yaml); retrying with backoff"
-                        );
+                        if code == Some(404) {
+                            // ValidatingAdmissionPolicies before Kubernetes 1.30, an API group turned off.
+                            warn!(
+                                kind = %kind, code, error = %error,
+                                "the kubernetes api does not serve this kind: reporting snapshots without it until \
+                                 it does; retrying with backoff"
+                            );
+                        } else {
+                            warn!(
+                                kind = %kind, code, error = %error,
+                                "the kubernetes api refuses to list this kind: reporting snapshots without it (pods' \
+                                 volumes unresolved, or tenant isolation unknown) until it allows it; grant get, \
+                                 list and watch on it (deploy/kubernetes/agent/clusterrole.yaml); retrying with \
+                                 backoff"
+                            );
+                        }
                     } else {
                         debug!(kind = %kind, code, n_errors, "list still refused; retrying with backoff");
                     }

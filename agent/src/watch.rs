@@ -387,7 +387,9 @@ async fn poll_gatekeeper(client: Client, handle: ViewHandle, page_size: u32, int
 }
 
 /// Every Gatekeeper constraint of the cluster; none when Gatekeeper's
-/// templates are not served (404), and a kind whose CRD is not served yet is skipped.
+/// templates are not served (404). A kind whose CRD is not served yet is
+/// skipped, and so, with a warning, is one whose list fails otherwise; a 403
+/// fails the whole list (the kind is then refused).
 async fn list_constraints(
     client: &Client,
     page_size: u32,
@@ -415,7 +417,12 @@ async fn list_constraints(
         let list = match list_all(client, &resource, page_size).await {
             Ok(items) => items,
             Err(kube::Error::Api(status)) if status.code == 404 => continue,
-            Err(error) => return Err(error),
+            Err(kube::Error::Api(status)) if status.code == 403 => return Err(kube::Error::Api(status)),
+            Err(error) => {
+                // One broken constraint kind does not hide the others (nor hold up reporting).
+                warn!(kind, error = %error, "cannot list this gatekeeper constraint kind; left out until the next list");
+                continue;
+            }
         };
         for object in list {
             let read = serde_json::to_value(&object)

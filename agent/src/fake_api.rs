@@ -64,10 +64,12 @@ pub enum ApiResource {
     NetworkPolicies,
     RuntimeClasses,
     DisruptionBudgets,
+    ValidatingAdmissionPolicies,
+    ValidatingAdmissionPolicyBindings,
 }
 
 impl ApiResource {
-    pub const ALL: [ApiResource; 14] = [
+    pub const ALL: [ApiResource; 16] = [
         ApiResource::Nodes,
         ApiResource::Namespaces,
         ApiResource::Pods,
@@ -82,6 +84,8 @@ impl ApiResource {
         ApiResource::NetworkPolicies,
         ApiResource::RuntimeClasses,
         ApiResource::DisruptionBudgets,
+        ApiResource::ValidatingAdmissionPolicies,
+        ApiResource::ValidatingAdmissionPolicyBindings,
     ];
 
     /// The cluster-wide collection path.
@@ -101,6 +105,12 @@ impl ApiResource {
             ApiResource::NetworkPolicies => "/apis/networking.k8s.io/v1/networkpolicies",
             ApiResource::RuntimeClasses => "/apis/node.k8s.io/v1/runtimeclasses",
             ApiResource::DisruptionBudgets => "/apis/policy/v1/poddisruptionbudgets",
+            ApiResource::ValidatingAdmissionPolicies => {
+                "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies"
+            }
+            ApiResource::ValidatingAdmissionPolicyBindings => {
+                "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings"
+            }
         }
     }
 
@@ -120,6 +130,8 @@ impl ApiResource {
             ApiResource::NetworkPolicies => "NetworkPolicy",
             ApiResource::RuntimeClasses => "RuntimeClass",
             ApiResource::DisruptionBudgets => "PodDisruptionBudget",
+            ApiResource::ValidatingAdmissionPolicies => "ValidatingAdmissionPolicy",
+            ApiResource::ValidatingAdmissionPolicyBindings => "ValidatingAdmissionPolicyBinding",
         }
     }
 
@@ -134,6 +146,9 @@ impl ApiResource {
             ApiResource::NetworkPolicies => "networking.k8s.io/v1",
             ApiResource::RuntimeClasses => "node.k8s.io/v1",
             ApiResource::DisruptionBudgets => "policy/v1",
+            ApiResource::ValidatingAdmissionPolicies | ApiResource::ValidatingAdmissionPolicyBindings => {
+                "admissionregistration.k8s.io/v1"
+            }
             _ => "v1",
         }
     }

@@ -495,6 +495,7 @@ mod tests {
             unschedulable: false,
             taints: Vec::new(),
             extended: Default::default(),
+            runtime_handlers: Vec::new(),
         };
         let nodes = (0..n_nodes).map(|idx| kplan_model::Node { name: format!("n{idx}"), ..node.clone() }).collect();
         Arc::new(ClusterSnapshot { cluster_id: "c1".into(), nodes, ..ClusterSnapshot::default() })

@@ -75,9 +75,14 @@ pub enum Kind {
     NetworkPolicies,
     RuntimeClasses,
     DisruptionBudgets,
+    ValidatingAdmissionPolicies,
+    ValidatingAdmissionPolicyBindings,
+    /// Gatekeeper's constraints, every kind its ConstraintTemplates define
+    /// (listed together by [`crate::watch`]'s poll, not watched).
+    GatekeeperConstraints,
 }
 
-const N_KINDS: usize = 14;
+const N_KINDS: usize = 17;
 
 impl Kind {
     pub const ALL: [Kind; N_KINDS] = [
@@ -95,6 +100,9 @@ impl Kind {
         Kind::NetworkPolicies,
         Kind::RuntimeClasses,
         Kind::DisruptionBudgets,
+        Kind::ValidatingAdmissionPolicies,
+        Kind::ValidatingAdmissionPolicyBindings,
+        Kind::GatekeeperConstraints,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,6 +121,9 @@ impl Kind {
             Kind::NetworkPolicies => "networkpolicies",
             Kind::RuntimeClasses => "runtimeclasses",
             Kind::DisruptionBudgets => "poddisruptionbudgets",
+            Kind::ValidatingAdmissionPolicies => "validatingadmissionpolicies",
+            Kind::ValidatingAdmissionPolicyBindings => "validatingadmissionpolicybindings",
+            Kind::GatekeeperConstraints => "constraints.gatekeeper.sh",
         }
     }
 
@@ -138,10 +149,13 @@ impl Kind {
             IsolationObject::RoleBinding(_) => Kind::RoleBindings,
             IsolationObject::NetworkPolicy(_) => Kind::NetworkPolicies,
             IsolationObject::RuntimeClass(_) => Kind::RuntimeClasses,
+            IsolationObject::ValidatingAdmissionPolicy(_) => Kind::ValidatingAdmissionPolicies,
+            IsolationObject::ValidatingAdmissionPolicyBinding(_) => Kind::ValidatingAdmissionPolicyBindings,
+            IsolationObject::GatekeeperConstraint(_) => Kind::GatekeeperConstraints,
         }
     }
 
-    /// RBAC, NetworkPolicies and RuntimeClasses (issue 14).
+    /// RBAC, NetworkPolicies, RuntimeClasses and admission policies (issue 14).
     pub fn is_isolation(self) -> bool {
         matches!(
             self,
@@ -151,6 +165,9 @@ impl Kind {
                 | Kind::RoleBindings
                 | Kind::NetworkPolicies
                 | Kind::RuntimeClasses
+                | Kind::ValidatingAdmissionPolicies
+                | Kind::ValidatingAdmissionPolicyBindings
+                | Kind::GatekeeperConstraints
         )
     }
 
@@ -761,12 +778,19 @@ impl ClusterView {
         budgets
     }
 
-    /// An RBAC object, NetworkPolicy or RuntimeClass was added or modified (or listed).
+    /// An RBAC object, NetworkPolicy, RuntimeClass or admission policy was
+    /// added or modified (or listed). A Gatekeeper constraint is keyed by its
+    /// kind in place of a namespace (constraints are cluster-scoped; names are
+    /// unique per kind).
     pub fn apply_isolation(&mut self, object: IsolationObject) -> bool {
         let kind = Kind::of_isolation(&object);
         let metadata = object.metadata();
         let Some(name) = metadata.name.clone().filter(|name| !name.is_empty()) else { return false };
-        let key = (kind, metadata.namespace.clone().unwrap_or_default(), name);
+        let scope = match &object {
+            IsolationObject::GatekeeperConstraint(constraint) => constraint.kind.clone(),
+            _ => metadata.namespace.clone().unwrap_or_default(),
+        };
+        let key = (kind, scope, name);
         let mut value = IsolationInventory::default();
         add_object(&mut value, object);
         let changed = self.isolation.get(&key).is_none_or(|entry| entry.value != value);

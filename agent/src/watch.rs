@@ -17,9 +17,12 @@
 //!   metadata (`managedFields` above all). Pods' claims are resolved through
 //!   them at every snapshot.
 //! - ClusterRoles, ClusterRoleBindings, Roles, RoleBindings (all namespaces),
-//!   NetworkPolicies and RuntimeClasses: whole objects, each converted at
-//!   once to what a snapshot carries (the tenant isolation analysis, issue
-//!   14). Secrets are never watched.
+//!   NetworkPolicies, RuntimeClasses, ValidatingAdmissionPolicies and their
+//!   bindings: whole objects, each converted at once to what a snapshot
+//!   carries (the tenant isolation analysis, issue 14). Secrets are never
+//!   watched.
+//! - Gatekeeper constraints: listed, not watched ([`GATEKEEPER_POLL`]), their
+//!   kinds read from the ConstraintTemplates through the dynamic API.
 //! - PodDisruptionBudgets (`policy/v1`, all namespaces): their spec; what
 //!   they select is matched against the pods' template labels at every
 //!   snapshot (moves in parts, issue 17).
@@ -39,8 +42,9 @@
 //! A refused volume or isolation kind: an agent upgraded before its
 //! ClusterRole (the ClusterRole of an older release grants no
 //! PersistentVolumeClaims, PersistentVolumes, StorageClasses, RBAC objects,
-//! NetworkPolicies or RuntimeClasses) gets 403 Forbidden on their lists
-//! forever, and an API server without one of their API groups answers 404.
+//! NetworkPolicies, RuntimeClasses or admission policies) gets 403 Forbidden
+//! on their lists forever, and an API server without one of their API groups
+//! (ValidatingAdmissionPolicy v1 before Kubernetes 1.30) answers 404.
 //! Waiting for them, as for the other kinds, would stop all reporting (and
 //! readiness) over data that only refines the snapshot, so for these
 //! [optional](Kind::is_optional) kinds a 403 or 404 on a list marks the kind
@@ -55,9 +59,10 @@
 
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -65,7 +70,7 @@ use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource};
@@ -254,6 +259,23 @@ pub fn spawn_watchers(client: Client, handle: &ViewHandle, options: &WatchOption
     ));
     tasks.spawn(watch_budgets(client.clone(), config.clone(), handle.clone()));
     tasks.spawn(watch_kind(
+        Kind::ValidatingAdmissionPolicies,
+        Api::<ValidatingAdmissionPolicy>::all(client.clone()),
+        config.clone(),
+        handle.clone(),
+        |view, policy| view.apply_isolation(IsolationObject::ValidatingAdmissionPolicy(policy)),
+        |view, policy| view.delete_isolation(Kind::ValidatingAdmissionPolicies, &policy.metadata),
+    ));
+    tasks.spawn(watch_kind(
+        Kind::ValidatingAdmissionPolicyBindings,
+        Api::<ValidatingAdmissionPolicyBinding>::all(client.clone()),
+        config.clone(),
+        handle.clone(),
+        |view, binding| view.apply_isolation(IsolationObject::ValidatingAdmissionPolicyBinding(binding)),
+        |view, binding| view.delete_isolation(Kind::ValidatingAdmissionPolicyBindings, &binding.metadata),
+    ));
+    tasks.spawn(poll_gatekeeper(client.clone(), handle.clone(), options.page_size, GATEKEEPER_POLL));
+    tasks.spawn(watch_kind(
         Kind::RuntimeClasses,
         Api::<RuntimeClass>::all(client),
         config,
@@ -311,6 +333,124 @@ async fn watch_budgets(client: Client, config: watcher::Config, handle: ViewHand
             |view, object| view.delete_budget(&object.metadata),
         )
         .await;
+    }
+}
+
+/// How often the Gatekeeper constraints are listed again.
+pub const GATEKEEPER_POLL: Duration = Duration::from_secs(60);
+
+/// Gatekeeper constraints: their kinds are defined at run time by
+/// ConstraintTemplates (`templates.gatekeeper.sh/v1`), so they are listed,
+/// not watched: every `interval`, the templates, then each kind they define
+/// (`constraints.gatekeeper.sh/v1beta1`, plural the lower-cased kind), as one
+/// list of [`Kind::GatekeeperConstraints`]. A cluster without Gatekeeper
+/// (404 on the templates) has none; a 403 marks the kind refused, as for a
+/// watched optional kind.
+async fn poll_gatekeeper(client: Client, handle: ViewHandle, page_size: u32, interval: Duration) {
+    let kind = Kind::GatekeeperConstraints;
+    let mut n_lists = 0u64;
+    loop {
+        match list_constraints(&client, page_size).await {
+            Ok(constraints) => {
+                let n_objects = constraints.len();
+                handle.update(|view| {
+                    view.begin_list(kind);
+                    false
+                });
+                handle.update(|view| {
+                    for constraint in constraints {
+                        view.apply_isolation(IsolationObject::GatekeeperConstraint(constraint));
+                    }
+                    false
+                });
+                let (was_refused, changed) = handle_end_list(&handle, kind);
+                n_lists += 1;
+                if was_refused || n_lists == 1 {
+                    info!(kind = %kind, n_objects, "constraints listed");
+                } else {
+                    debug!(kind = %kind, n_objects, changed, n_lists, "constraints listed again");
+                }
+            }
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                if mark_refused(&handle, kind) {
+                    warn!(
+                        kind = %kind, code = 403u16, message = %status.message,
+                        "the kubernetes api refuses to list gatekeeper constraint templates or constraints: reporting \
+                         snapshots without them; grant list on them (deploy/kubernetes/agent/clusterrole.yaml)"
+                    );
+                }
+            }
+            Err(error) => warn!(kind = %kind, error = %error, "listing gatekeeper constraints failed; retrying"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Every Gatekeeper constraint of the cluster; none when Gatekeeper's
+/// templates are not served (404). A kind whose CRD is not served yet is
+/// skipped, and so, with a warning, is one whose list fails otherwise; a 403
+/// fails the whole list (the kind is then refused).
+async fn list_constraints(
+    client: &Client,
+    page_size: u32,
+) -> Result<Vec<crate::collect::rbac::GatekeeperConstraint>, kube::Error> {
+    let templates = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("templates.gatekeeper.sh", "v1", "ConstraintTemplate"),
+        "constrainttemplates",
+    );
+    let templates = match list_all(client, &templates, page_size).await {
+        Ok(items) => items,
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut kinds: Vec<String> = templates
+        .iter()
+        .filter_map(|t| t.data.pointer("/spec/crd/spec/names/kind").and_then(|k| k.as_str()))
+        .map(str::to_string)
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut constraints = Vec::new();
+    for kind in kinds {
+        let gvk = GroupVersionKind::gvk(crate::collect::rbac::GATEKEEPER_CONSTRAINTS_GROUP, "v1beta1", &kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &kind.to_ascii_lowercase());
+        let list = match list_all(client, &resource, page_size).await {
+            Ok(items) => items,
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+            Err(kube::Error::Api(status)) if status.code == 403 => return Err(kube::Error::Api(status)),
+            Err(error) => {
+                // One broken constraint kind does not hide the others (nor hold up reporting).
+                warn!(kind, error = %error, "cannot list this gatekeeper constraint kind; left out until the next list");
+                continue;
+            }
+        };
+        for object in list {
+            let read = serde_json::to_value(&object)
+                .and_then(serde_json::from_value::<crate::collect::rbac::GatekeeperConstraint>);
+            match read {
+                Ok(mut constraint) => {
+                    constraint.kind = kind.clone();
+                    constraints.push(constraint);
+                }
+                Err(error) => warn!(kind, error = %error, "cannot read a gatekeeper constraint"),
+            }
+        }
+    }
+    Ok(constraints)
+}
+
+/// Every object of a dynamic resource, page by page.
+async fn list_all(client: &Client, resource: &ApiResource, page_size: u32) -> Result<Vec<DynamicObject>, kube::Error> {
+    let api = Api::<DynamicObject>::all_with(client.clone(), resource);
+    let mut items = Vec::new();
+    let mut params = ListParams::default().limit(page_size);
+    loop {
+        let page = api.list(&params).await?;
+        items.extend(page.items);
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(items),
+        }
     }
 }
 
@@ -378,18 +518,23 @@ async fn watch_kind<K>(
                     && matches!(code, Some(403 | 404))
                 {
                     // See the module documentation: report without this kind, keep retrying.
-                    let mut newly = false;
-                    handle.update(|view| {
-                        newly = !view.is_refused(kind);
-                        view.list_refused(kind)
-                    });
-                    if newly {
-                        warn!(
-                            kind = %kind, code, error = %error,
-                            "the kubernetes api refuses to list this kind: reporting snapshots without it (pods' \
-                             volumes unresolved, or tenant isolation unknown) until it allows it; grant get, list \
-                             and watch on it (deploy/kubernetes/agent/clusterrole.yaml); retrying with backoff"
-                        );
+                    if mark_refused(&handle, kind) {
+                        if code == Some(404) {
+                            // ValidatingAdmissionPolicies before Kubernetes 1.30, an API group turned off.
+                            warn!(
+                                kind = %kind, code, error = %error,
+                                "the kubernetes api does not serve this kind: reporting snapshots without it until \
+                                 it does; retrying with backoff"
+                            );
+                        } else {
+                            warn!(
+                                kind = %kind, code, error = %error,
+                                "the kubernetes api refuses to list this kind: reporting snapshots without it (pods' \
+                                 volumes unresolved, or tenant isolation unknown) until it allows it; grant get, \
+                                 list and watch on it (deploy/kubernetes/agent/clusterrole.yaml); retrying with \
+                                 backoff"
+                            );
+                        }
                     } else {
                         debug!(kind = %kind, code, n_errors, "list still refused; retrying with backoff");
                     }
@@ -399,6 +544,16 @@ async fn watch_kind<K>(
             }
         }
     }
+}
+
+/// Marks `kind` refused in the view: whether it was not refused before.
+fn mark_refused(handle: &ViewHandle, kind: Kind) -> bool {
+    let mut newly = false;
+    handle.update(|view| {
+        newly = !view.is_refused(kind);
+        view.list_refused(kind)
+    });
+    newly
 }
 
 /// Ends a list of `kind`: whether the kind was refused before it, and

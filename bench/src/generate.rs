@@ -429,6 +429,7 @@ fn cluster(rng: &mut Rng, block: &BlockSpec, zones: &[String], cluster_idx: usiz
             unschedulable: false,
             taints: Vec::new(),
             extended: Default::default(),
+            runtime_handlers: Vec::new(),
         }
     };
     for idx in 0..n_control_plane {

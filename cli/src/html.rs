@@ -659,6 +659,7 @@ mod tests {
             object: "ClusterRoleBinding <edit>".into(),
             subject: "Group team".into(),
             role: "ClusterRole edit".into(),
+            rules: Vec::new(),
             namespaces: vec!["ci".into(), "data".into()],
             detail: String::new(),
             closed_by: vec!["RoleBinding web/kplan-edit".into()],

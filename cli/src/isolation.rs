@@ -214,6 +214,7 @@ mod tests {
                     object: "ClusterRoleBinding a|b".into(),
                     subject: "Group team".into(),
                     role: "ClusterRole edit".into(),
+                    rules: Vec::new(),
                     namespaces: vec!["ci".into()],
                     detail: String::new(),
                     closed_by: vec!["RoleBinding web/kplan-a|b".into()],

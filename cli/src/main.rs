@@ -260,7 +260,9 @@ struct ProposeArgs {
     latest: bool,
     /// Exit 3 when the plan leaves a tenant isolation widening open (one the
     /// objects of `kplan plans export --format manifests` do not close; see
-    /// `kplan plans isolation`). The plan is stored and printed first.
+    /// `kplan plans isolation`). Pod-security findings (pods their namespace's
+    /// level refuses) are open but not widenings: they do not count. The plan
+    /// is stored and printed first.
     #[arg(long, conflicts_with = "check")]
     fail_on_widening: bool,
     /// Re-plan a stored plan's blocks on the newest snapshots of its source
@@ -920,11 +922,12 @@ async fn cmd_propose(backend: &mut Backend, args: ProposeArgs) -> anyhow::Result
     if args.fail_on_widening {
         let inventory = backend.plan_inventory(&plan).await?;
         let (report, _) = isolation::verified(&plan, &inventory)?;
-        let n_open = report.n_open();
+        let n_open = report.n_open_widenings();
         eprintln!(
-            "isolation: {} finding{}, {n_open} open (kplan plans isolation {})",
+            "isolation: {} finding{}, {} open, {n_open} of them widenings (kplan plans isolation {})",
             report.findings().count(),
             if report.findings().count() == 1 { "" } else { "s" },
+            report.n_open(),
             plan.id
         );
         if !report.clusters_without_isolation_inventory.is_empty() {

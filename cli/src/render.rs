@@ -28,15 +28,17 @@ fn resources(r: Resources) -> String {
     format!("{} cpu, {} memory, {} pods", format_cpu(r.cpu_millis), format_bytes(r.memory_bytes), r.pods)
 }
 
-/// The ISOLATION cell of a block: its shared targets' findings and how many
-/// stay open (`45 (2 open)`); `-` when no target of the block has two
-/// sources, or when there is no finding and nothing is known of its sources'
-/// RBAC and NetworkPolicies (RuntimeClass findings need neither).
+/// The ISOLATION cell of a block: the findings of its targets that are shared
+/// or have findings (pod-security, admission-policy and runtime-class findings
+/// concern single-source targets too) and how many stay open (`45 (2 open)`);
+/// `-` when no such target, or when there is no finding and nothing is known
+/// of its sources' RBAC and NetworkPolicies (RuntimeClass findings need neither).
 fn isolation_cell(block: &BlockPlan, report: &IsolationReport) -> String {
     let targets: Vec<_> = report
         .targets
         .iter()
-        .filter(|t| t.source_clusters.len() >= 2 && block.target_clusters.iter().any(|b| b.name == t.target_cluster))
+        .filter(|t| t.source_clusters.len() >= 2 || !t.findings.is_empty())
+        .filter(|t| block.target_clusters.iter().any(|b| b.name == t.target_cluster))
         .collect();
     let unknown = |c: &String| report.clusters_without_isolation_inventory.contains(c);
     let findings = targets.iter().map(|t| t.findings.len()).sum::<usize>();
@@ -480,7 +482,7 @@ mod tests {
     }
 
     #[test]
-    fn the_isolation_column_counts_findings_of_shared_targets_and_the_summary_names_the_plan() {
+    fn the_isolation_column_counts_findings_of_shared_or_flagged_targets_and_the_summary_names_the_plan() {
         use kplan_planner::isolation::{Finding, FindingKind, Severity, TargetIsolation};
         let mut plan = plan();
         plan.blocks[0].status = BlockStatus::Planned;
@@ -493,6 +495,7 @@ mod tests {
             object: "ClusterRoleBinding x".into(),
             subject: "Group team".into(),
             role: "ClusterRole edit".into(),
+            rules: Vec::new(),
             namespaces: vec!["payments-ab".into()],
             detail: String::new(),
             closed_by: Vec::new(),
@@ -524,8 +527,12 @@ mod tests {
         assert_eq!(isolation_cell(&plan.blocks[0], &report), "-");
         report.clusters_without_isolation_inventory.clear();
         assert_eq!(isolation_cell(&plan.blocks[0], &report), "0 (0 open)");
+        // A target of one source: its own findings (pod-security, admission-policy,
+        // runtime-class) are counted; without any, no count.
         report.targets[0].findings = findings;
         report.targets[0].source_clusters.pop();
+        assert_eq!(isolation_cell(&plan.blocks[0], &report), "3 (1 open)");
+        report.targets[0].findings.clear();
         assert_eq!(isolation_cell(&plan.blocks[0], &report), "-");
         // Without a report, the table is what it was.
         let plain = plan_table(&plan, None);

@@ -127,7 +127,37 @@ pub fn node_from_k8s(node: &Node, options: &CollectOptions) -> Result<kplan_mode
         unschedulable: node.spec.as_ref().and_then(|spec| spec.unschedulable).unwrap_or(false),
         taints,
         extended,
+        runtime_handlers: runtime_handlers(status.and_then(|status| status.runtime_handlers.as_deref())),
     })
+}
+
+/// `status.runtimeHandlers` (Kubernetes 1.30+): each handler with the
+/// features it supports, sorted by name.
+fn runtime_handlers(
+    handlers: Option<&[k8s_openapi::api::core::v1::NodeRuntimeHandler]>,
+) -> Vec<kplan_model::RuntimeHandler> {
+    let mut out: Vec<kplan_model::RuntimeHandler> = handlers
+        .unwrap_or_default()
+        .iter()
+        .map(|handler| {
+            let features = handler.features.as_ref();
+            let supported = [
+                ("recursiveReadOnlyMounts", features.and_then(|f| f.recursive_read_only_mounts)),
+                ("userNamespaces", features.and_then(|f| f.user_namespaces)),
+            ];
+            kplan_model::RuntimeHandler {
+                name: handler.name.clone().unwrap_or_default(),
+                features: supported
+                    .into_iter()
+                    .filter(|(_, on)| *on == Some(true))
+                    .map(|(name, _)| name.to_string())
+                    .collect(),
+            }
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// A Kubernetes Namespace as an inventory namespace, with zero requests (the

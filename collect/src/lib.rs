@@ -28,6 +28,7 @@ mod convert;
 mod error;
 mod facts;
 mod parse;
+pub mod pod_security;
 pub mod rbac;
 pub mod scheduling;
 pub mod volumes;

@@ -384,6 +384,10 @@ fn read_item(
     let rbac = matches!(api_version.as_deref(), None | Some("rbac.authorization.k8s.io/v1"));
     let networking = matches!(api_version.as_deref(), None | Some("networking.k8s.io/v1"));
     let node = matches!(api_version.as_deref(), None | Some("node.k8s.io/v1"));
+    let admission = api_version.as_deref() == Some("admissionregistration.k8s.io/v1");
+    let gatekeeper = api_version.as_deref().is_some_and(|v| {
+        v.split_once('/').is_some_and(|(group, _)| group == crate::rbac::GATEKEEPER_CONSTRAINTS_GROUP)
+    });
     let policy = matches!(api_version.as_deref(), None | Some("policy/v1") | Some("policy/v1beta1"));
     let apps = match api_version.as_deref() {
         None => true,
@@ -463,6 +467,20 @@ fn read_item(
         }
         "RuntimeClass" if node => {
             isolation(IsolationObject::RuntimeClass(typed(map, &origin, object_ref("runtimeclass"))?))
+        }
+        "ValidatingAdmissionPolicy" if admission => {
+            let object = object_ref("validatingadmissionpolicy");
+            isolation(IsolationObject::ValidatingAdmissionPolicy(typed(map, &origin, object)?))
+        }
+        "ValidatingAdmissionPolicyBinding" if admission => {
+            let object = object_ref("validatingadmissionpolicybinding");
+            isolation(IsolationObject::ValidatingAdmissionPolicyBinding(typed(map, &origin, object)?))
+        }
+        _ if gatekeeper => {
+            let mut constraint: crate::rbac::GatekeeperConstraint =
+                typed(map, &origin, object_ref(&kind.to_ascii_lowercase()))?;
+            constraint.kind = kind.clone();
+            isolation(IsolationObject::GatekeeperConstraint(constraint))
         }
         _ => {
             let resource_version = map

@@ -1,18 +1,21 @@
-//! RBAC, NetworkPolicies and RuntimeClasses (k8s-openapi types) into the
-//! snapshot's [`IsolationInventory`]. Shared by `kplan import` (through
+//! RBAC, NetworkPolicies, RuntimeClasses and admission policies
+//! (ValidatingAdmissionPolicies and their bindings, k8s-openapi types;
+//! Gatekeeper constraints, [`GatekeeperConstraint`]) into the snapshot's
+//! [`IsolationInventory`]. Shared by `kplan import` (through
 //! [`crate::collect`]) and the agent (one conversion per object as it is
 //! watched). Secrets are never read: no kind here holds one.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::admissionregistration::v1 as k8s_admission;
 use k8s_openapi::api::networking::v1 as k8s_net;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1 as k8s_rbac;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as k8s_meta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kplan_model::isolation::{
-    IpBlock, IsolationInventory, LabelSelector, LabelSelectorRequirement, NetworkPolicy, NetworkPolicyPeer,
-    NetworkPolicyRule, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+    AdmissionPolicy, IpBlock, IsolationInventory, LabelSelector, LabelSelectorRequirement, NetworkPolicy,
+    NetworkPolicyPeer, NetworkPolicyRule, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 
 use crate::{CollectError, Origin};
@@ -26,6 +29,41 @@ pub enum IsolationObject {
     RoleBinding(k8s_rbac::RoleBinding),
     NetworkPolicy(k8s_net::NetworkPolicy),
     RuntimeClass(RuntimeClass),
+    ValidatingAdmissionPolicy(k8s_admission::ValidatingAdmissionPolicy),
+    ValidatingAdmissionPolicyBinding(k8s_admission::ValidatingAdmissionPolicyBinding),
+    GatekeeperConstraint(GatekeeperConstraint),
+}
+
+/// The group of Gatekeeper's constraints (their kinds come from ConstraintTemplates).
+pub const GATEKEEPER_CONSTRAINTS_GROUP: &str = "constraints.gatekeeper.sh";
+/// The group of ValidatingAdmissionPolicies and their bindings.
+pub const ADMISSION_GROUP: &str = "admissionregistration.k8s.io";
+
+/// A Gatekeeper constraint (group `constraints.gatekeeper.sh`, any version):
+/// its kind, name and what it applies to; the rest of its spec is not read.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct GatekeeperConstraint {
+    /// Set by the reader from the object's `kind` (`K8sRequiredLabels`).
+    #[serde(skip)]
+    pub kind: String,
+    pub metadata: k8s_meta::ObjectMeta,
+    pub spec: ConstraintSpec,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ConstraintSpec {
+    pub enforcement_action: Option<String>,
+    #[serde(rename = "match")]
+    pub match_: ConstraintMatch,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ConstraintMatch {
+    pub namespaces: Option<Vec<String>>,
+    pub namespace_selector: Option<k8s_meta::LabelSelector>,
 }
 
 impl IsolationObject {
@@ -38,6 +76,9 @@ impl IsolationObject {
             IsolationObject::RoleBinding(_) => "RoleBinding",
             IsolationObject::NetworkPolicy(_) => "NetworkPolicy",
             IsolationObject::RuntimeClass(_) => "RuntimeClass",
+            IsolationObject::ValidatingAdmissionPolicy(_) => "ValidatingAdmissionPolicy",
+            IsolationObject::ValidatingAdmissionPolicyBinding(_) => "ValidatingAdmissionPolicyBinding",
+            IsolationObject::GatekeeperConstraint(_) => "GatekeeperConstraint",
         }
     }
 
@@ -49,13 +90,20 @@ impl IsolationObject {
             IsolationObject::RoleBinding(o) => &o.metadata,
             IsolationObject::NetworkPolicy(o) => &o.metadata,
             IsolationObject::RuntimeClass(o) => &o.metadata,
+            IsolationObject::ValidatingAdmissionPolicy(o) => &o.metadata,
+            IsolationObject::ValidatingAdmissionPolicyBinding(o) => &o.metadata,
+            IsolationObject::GatekeeperConstraint(o) => &o.metadata,
         }
     }
 
-    /// `namespace/name` for namespaced kinds, else the name.
+    /// `namespace/name` for namespaced kinds, else the name (`KIND/name` for
+    /// a Gatekeeper constraint: names are unique per constraint kind).
     fn key(&self) -> String {
         let metadata = self.metadata();
         let name = metadata.name.as_deref().unwrap_or_default();
+        if let IsolationObject::GatekeeperConstraint(constraint) = self {
+            return format!("{}/{name}", constraint.kind);
+        }
         match metadata.namespace.as_deref().filter(|n| !n.is_empty()) {
             Some(namespace) => format!("{namespace}/{name}"),
             None => name.to_string(),
@@ -107,6 +155,43 @@ pub fn add_object(inventory: &mut IsolationInventory, object: IsolationObject) {
             name: o.metadata.name.unwrap_or_default(),
             handler: o.handler,
         }),
+        IsolationObject::ValidatingAdmissionPolicy(o) => {
+            let selector = o.spec.and_then(|spec| spec.match_constraints).and_then(|m| m.namespace_selector);
+            inventory.admission_policies.push(AdmissionPolicy {
+                group: ADMISSION_GROUP.to_string(),
+                kind: "ValidatingAdmissionPolicy".to_string(),
+                name: o.metadata.name.unwrap_or_default(),
+                namespace_selector: selector.map(self::selector).filter(|s| !s.is_empty()),
+                ..AdmissionPolicy::default()
+            })
+        }
+        IsolationObject::ValidatingAdmissionPolicyBinding(o) => {
+            let spec = o.spec.unwrap_or_default();
+            let selector = spec.match_resources.and_then(|m| m.namespace_selector);
+            inventory.admission_policies.push(AdmissionPolicy {
+                group: ADMISSION_GROUP.to_string(),
+                kind: "ValidatingAdmissionPolicyBinding".to_string(),
+                name: o.metadata.name.unwrap_or_default(),
+                policy: spec.policy_name.unwrap_or_default(),
+                namespace_selector: selector.map(self::selector).filter(|s| !s.is_empty()),
+                actions: spec.validation_actions.unwrap_or_default(),
+                ..AdmissionPolicy::default()
+            })
+        }
+        IsolationObject::GatekeeperConstraint(o) => {
+            let mut namespaces = o.spec.match_.namespaces.unwrap_or_default();
+            namespaces.sort();
+            inventory.admission_policies.push(AdmissionPolicy {
+                group: GATEKEEPER_CONSTRAINTS_GROUP.to_string(),
+                kind: o.kind,
+                name: o.metadata.name.unwrap_or_default(),
+                namespaces,
+                namespace_selector: o.spec.match_.namespace_selector.map(self::selector).filter(|s| !s.is_empty()),
+                // Gatekeeper's default.
+                actions: vec![o.spec.enforcement_action.unwrap_or_else(|| "deny".to_string())],
+                ..AdmissionPolicy::default()
+            })
+        }
     }
 }
 
@@ -120,6 +205,7 @@ pub fn sorted(mut inventory: IsolationInventory) -> IsolationInventory {
     inventory.role_bindings.sort_by(bindings);
     inventory.network_policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     inventory.runtime_classes.sort_by(|a, b| a.name.cmp(&b.name));
+    inventory.admission_policies.sort_by(|a, b| (&a.group, &a.kind, &a.name).cmp(&(&b.group, &b.kind, &b.name)));
     inventory
 }
 

@@ -138,6 +138,7 @@ pub fn pod_group(pod: &Pod, requests: Resources, object: &str) -> Result<Option<
         tolerations,
         runtime_class: spec.runtime_class_name.clone().unwrap_or_default(),
         volumes: crate::volumes::pod_claims(pod),
+        pod_security: crate::pod_security::violations(spec),
     }))
 }
 
@@ -247,6 +248,27 @@ mod tests {
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].replicas, 3);
         assert_eq!(groups[0].workload(), "StatefulSet/db");
+    }
+
+    #[test]
+    fn pods_of_one_workload_that_break_different_rules_are_different_groups() {
+        let pod_of = |name: &str, spec: serde_json::Value| {
+            pod(json!({"metadata": {"name": name, "namespace": "shop",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "u", "controller": true}]},
+                "spec": spec}))
+        };
+        let plain = json!({"containers": [{"name": "c"}]});
+        let host = json!({"hostNetwork": true, "containers": [{"name": "c"}]});
+        let mut counts = std::collections::HashMap::new();
+        for (name, spec) in [("db-0", &plain), ("db-1", &plain), ("db-2", &host)] {
+            let group = pod_group(&pod_of(name, spec.clone()), Resources::new(500, 1, 1), "pod").unwrap().unwrap();
+            *counts.entry(group).or_insert(0) += 1;
+        }
+        let groups = counted_groups(counts.iter().map(|(group, n)| (group, *n)));
+        let seen: Vec<(u64, Vec<String>)> =
+            groups.iter().map(|g| (g.replicas, g.pod_security.baseline.clone())).collect();
+        assert_eq!(seen.len(), 2, "{groups:#?}");
+        assert!(seen.contains(&(2, Vec::new())) && seen.contains(&(1, vec!["hostNamespaces".to_string()])));
     }
 
     #[test]

@@ -84,8 +84,9 @@ fn every_fixture_parses_with_the_right_counts() {
     for file in files {
         let relative = file.strip_prefix(FIXTURES).unwrap().to_string_lossy().replace('\\', "/");
         // Gatekeeper's CRD is installed in the tests' API server
-        // (tests/tests/isolation.rs), not a cluster export to collect.
-        if relative.ends_with(".md") || relative.starts_with("gatekeeper/") {
+        // (tests/tests/isolation.rs), not a cluster export to collect; the
+        // admission policies have their own test below.
+        if relative.ends_with(".md") || relative.starts_with("gatekeeper/") || relative.starts_with("admission/") {
             continue;
         }
         let Some(&(kind, count)) = expected.get(relative.as_str()) else {
@@ -216,6 +217,11 @@ fn minikube_yaml_lists_nodes_and_namespaces() {
     assert_eq!(node.allocatable, Resources::new(14_000, 8_024_304 * KI, 110));
     assert_eq!(node.kubelet_version, "v1.35.0");
     assert_eq!(node.container_runtime, "containerd://2.2.1");
+    // status.runtimeHandlers (1.30+): the default handler (no name) and runc.
+    let handlers: Vec<(&str, &[String])> =
+        node.runtime_handlers.iter().map(|h| (h.name.as_str(), h.features.as_slice())).collect();
+    let both = ["recursiveReadOnlyMounts".to_string(), "userNamespaces".to_string()];
+    assert_eq!(handlers, [("", &both[..]), ("runc", &both[..])]);
     let names: Vec<&str> = snapshot.namespaces.iter().map(|ns| ns.name.as_str()).collect();
     assert_eq!(names, ["default", "kube-node-lease", "kube-public", "kube-system", "nri-test-namespace", "scraper"]);
     assert!(snapshot.namespaces.iter().all(|ns| ns.security_tier == "dev" && ns.sla_tier == SlaTier::Bronze));
@@ -224,6 +230,7 @@ fn minikube_yaml_lists_nodes_and_namespaces() {
     let old = collect_fixtures(&["minikube-1.22-arm64-nodes.yaml"], &options).unwrap();
     assert_eq!(old.nodes[0].allocatable, Resources::new(5000, 8_039_936 * KI, 110));
     assert_eq!(old.nodes[0].container_runtime, "containerd://1.6.15");
+    assert!(old.nodes[0].runtime_handlers.is_empty(), "a 1.22 node reports no handlers");
     let docker = collect_fixtures(&["minikube-1.15-docker-node.json"], &options).unwrap();
     assert_eq!(docker.nodes[0].container_runtime, "docker://18.9.8");
     assert_eq!(docker.nodes[0].role, NodeRole::ControlPlane);
@@ -640,4 +647,66 @@ fn objects_last_applied_with_a_prerelease_api_are_named_per_namespace() {
             ("policy/v1beta1", "PodDisruptionBudget", "api"),
         ]
     );
+}
+
+/// A ValidatingAdmissionPolicy with its binding (multi-document YAML) and a
+/// Gatekeeper constraint, as published upstream (`fixtures/k8s/admission/`),
+/// collected beside a real node and namespaces.
+#[test]
+fn admission_policies_and_gatekeeper_constraints_are_collected_by_kind_and_name() {
+    use kplan_model::isolation::{AdmissionPolicy, LabelSelector, LabelSelectorRequirement};
+    let options = CollectOptions { datacenter: Some("laptop".into()), zone: Some("desk".into()), ..options() };
+    let snapshot = collect_fixtures(
+        &[
+            "minikube-1.35-nodes.yaml",
+            "minikube-1.35-namespaces.yaml",
+            "admission/deny-privileged-policy.yaml",
+            "admission/gatekeeper-constraint-scoped.yaml",
+        ],
+        &options,
+    )
+    .unwrap();
+    let policies = &snapshot.isolation.admission_policies;
+    assert_eq!(
+        policies,
+        &[
+            AdmissionPolicy {
+                group: "admissionregistration.k8s.io".into(),
+                kind: "ValidatingAdmissionPolicy".into(),
+                name: "example-deny-privileged.static.k8s.io".into(),
+                ..Default::default()
+            },
+            AdmissionPolicy {
+                group: "admissionregistration.k8s.io".into(),
+                kind: "ValidatingAdmissionPolicyBinding".into(),
+                name: "example-deny-privileged-binding.static.k8s.io".into(),
+                policy: "example-deny-privileged.static.k8s.io".into(),
+                namespace_selector: Some(LabelSelector {
+                    match_expressions: vec![LabelSelectorRequirement {
+                        key: "kubernetes.io/metadata.name".into(),
+                        operator: "NotIn".into(),
+                        values: vec!["kube-system".into()],
+                    }],
+                    ..Default::default()
+                }),
+                actions: vec!["Deny".into()],
+                ..Default::default()
+            },
+            AdmissionPolicy {
+                group: "constraints.gatekeeper.sh".into(),
+                kind: "K8sRequiredLabels".into(),
+                name: "cm-must-have-gk-scoped".into(),
+                namespaces: vec!["gatekeeper-test-playground-scoped".into()],
+                actions: vec!["scoped".into()],
+                ..Default::default()
+            },
+        ]
+    );
+    // The same constraint twice is a duplicate, named as such.
+    let twice = collect_fixtures(
+        &["admission/gatekeeper-constraint-scoped.yaml", "admission/gatekeeper-constraint-scoped.yaml"],
+        &options,
+    )
+    .unwrap_err();
+    assert!(twice.to_string().contains("K8sRequiredLabels/cm-must-have-gk-scoped"), "{twice}");
 }

@@ -160,6 +160,23 @@ pub struct Node {
     /// `hugepages-2Mi`, `ephemeral-storage`, ...), in the resource's own unit.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extended: BTreeMap<String, u64>,
+    /// `status.runtimeHandlers` (Kubernetes 1.30+): the CRI handlers the node
+    /// offers, by name (the default handler's name is empty). Empty when the
+    /// node does not report them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime_handlers: Vec<RuntimeHandler>,
+}
+
+/// A CRI runtime handler a node offers (`status.runtimeHandlers[]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeHandler {
+    /// `runc`, `runsc`, `kata`; empty for the default handler.
+    #[serde(default)]
+    pub name: String,
+    /// The features it supports (`recursiveReadOnlyMounts`, `userNamespaces`), sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
 }
 
 /// One namespace of a source cluster, with its demand summed from its pods.

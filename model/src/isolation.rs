@@ -28,6 +28,10 @@ pub struct IsolationInventory {
     pub network_policies: Vec<NetworkPolicy>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub runtime_classes: Vec<RuntimeClass>,
+    /// ValidatingAdmissionPolicies, their bindings and Gatekeeper constraints:
+    /// the cluster's own admission rules, which do not follow its namespaces.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub admission_policies: Vec<AdmissionPolicy>,
 }
 
 impl IsolationInventory {
@@ -44,6 +48,7 @@ impl IsolationInventory {
             + self.role_bindings.len()
             + self.network_policies.len()
             + self.runtime_classes.len()
+            + self.admission_policies.len()
     }
 
     /// Appends every object of `other`.
@@ -54,6 +59,7 @@ impl IsolationInventory {
         self.role_bindings.extend(other.role_bindings);
         self.network_policies.extend(other.network_policies);
         self.runtime_classes.extend(other.runtime_classes);
+        self.admission_policies.extend(other.admission_policies);
     }
 
     /// The ClusterRole of this name.
@@ -234,6 +240,43 @@ pub struct RuntimeClass {
     pub handler: String,
 }
 
+/// An admission policy object of a cluster: a `ValidatingAdmissionPolicy`,
+/// a `ValidatingAdmissionPolicyBinding` (`admissionregistration.k8s.io/v1`)
+/// or a Gatekeeper constraint (group `constraints.gatekeeper.sh`, its kind
+/// defined by a ConstraintTemplate). All cluster-scoped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdmissionPolicy {
+    /// `admissionregistration.k8s.io` or `constraints.gatekeeper.sh`.
+    pub group: String,
+    /// `ValidatingAdmissionPolicy`, `ValidatingAdmissionPolicyBinding`, or the
+    /// constraint's kind (`K8sRequiredLabels`).
+    pub kind: String,
+    pub name: String,
+    /// A binding's `spec.policyName`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub policy: String,
+    /// The namespaces it is limited to (a constraint's `spec.match.namespaces`);
+    /// empty: not limited by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// The namespaces it is limited to by label (`matchResources.namespaceSelector`,
+    /// a constraint's `spec.match.namespaceSelector`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// What a refusal does: a binding's `validationActions` (`Deny`, `Warn`,
+    /// `Audit`), a constraint's `enforcementAction` (`deny`, `dryrun`, `warn`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+}
+
+impl AdmissionPolicy {
+    /// `ValidatingAdmissionPolicy require-labels`, `K8sRequiredLabels must-have-team`.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.kind, self.name)
+    }
+}
+
 /// The Pod Security admission label that a namespace's level is read from.
 pub const POD_SECURITY_ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
 
@@ -274,6 +317,35 @@ impl PodSecurityLevel {
     }
 }
 
+/// The Pod Security Standards rules a pod breaks, by the check ids of
+/// Kubernetes' `pod-security-admission` (`hostNamespaces`, `privileged`,
+/// `capabilities_baseline`, `runAsNonRoot`, `seccompProfile_restricted`, ...).
+/// Sorted; each level's list holds only the rules that level adds (the
+/// restricted level enforces both lists).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PodSecurityViolations {
+    /// Rules of the baseline level.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub baseline: Vec<String>,
+    /// Rules the restricted level adds to baseline.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restricted: Vec<String>,
+}
+
+impl PodSecurityViolations {
+    pub fn is_empty(&self) -> bool {
+        self.baseline.is_empty() && self.restricted.is_empty()
+    }
+
+    /// The rules a namespace enforcing `level` refuses the pod for (none at `privileged`).
+    pub fn at(&self, level: PodSecurityLevel) -> Vec<&str> {
+        let restricted = if level == PodSecurityLevel::Restricted { self.restricted.as_slice() } else { &[] };
+        let baseline = if level == PodSecurityLevel::Privileged { &[] } else { self.baseline.as_slice() };
+        baseline.iter().chain(restricted).map(String::as_str).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +380,14 @@ mod tests {
         assert!(inventory.is_empty());
         assert_eq!(serde_json::to_string(&inventory).unwrap(), "{}");
         assert_eq!(PodSecurityLevel::of_labels(&BTreeMap::new()), PodSecurityLevel::Privileged);
+    }
+
+    #[test]
+    fn the_restricted_level_enforces_the_baseline_rules_too() {
+        let violations =
+            PodSecurityViolations { baseline: vec!["hostNamespaces".into()], restricted: vec!["runAsNonRoot".into()] };
+        assert!(violations.at(PodSecurityLevel::Privileged).is_empty());
+        assert_eq!(violations.at(PodSecurityLevel::Baseline), ["hostNamespaces"]);
+        assert_eq!(violations.at(PodSecurityLevel::Restricted), ["hostNamespaces", "runAsNonRoot"]);
     }
 }

@@ -18,7 +18,7 @@ pub mod watch;
 
 pub use inventory::{
     AppliedObject, ClusterFacts, ClusterSnapshot, ClusterSummary, GenerationInfo, Namespace, Node, NodeRole, Resources,
-    SlaTier,
+    RuntimeHandler, SlaTier,
 };
 pub use plan::*;
 pub use policy::Policy;

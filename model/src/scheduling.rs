@@ -158,6 +158,11 @@ pub struct PodGroup {
     /// a StatefulSet mount one claim each, so they are groups of one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<PodVolume>,
+    /// The Pod Security Standards rules its pods break (issue 14). Part of the
+    /// group's identity: pods of one workload with different violations are
+    /// different groups.
+    #[serde(default, skip_serializing_if = "crate::isolation::PodSecurityViolations::is_empty")]
+    pub pod_security: crate::isolation::PodSecurityViolations,
 }
 
 impl PodGroup {

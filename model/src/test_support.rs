@@ -20,6 +20,7 @@ pub fn worker(name: &str) -> Node {
         unschedulable: false,
         taints: Vec::new(),
         extended: Default::default(),
+        runtime_handlers: Vec::new(),
     }
 }
 

@@ -294,6 +294,7 @@ mod tests {
                     unschedulable: false,
                     taints: Vec::new(),
                     extended: Default::default(),
+                    runtime_handlers: Vec::new(),
                 })
                 .collect(),
             namespaces: vec![Namespace {

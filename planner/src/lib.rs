@@ -41,6 +41,7 @@
 //!     unschedulable: false,
 //!     taints: vec![],
 //!     extended: Default::default(),
+//!     runtime_handlers: Vec::new(),
 //! };
 //! let cluster = |id: &str| ClusterSnapshot {
 //!     cluster_id: id.into(),

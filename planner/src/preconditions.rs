@@ -430,6 +430,7 @@ mod tests {
             unschedulable: false,
             taints: Vec::new(),
             extended: Default::default(),
+            runtime_handlers: Vec::new(),
         }
     }
 

@@ -28,6 +28,7 @@ pub(crate) fn node(name: &str, datacenter: &str, zone: &str, cores: u64, memory_
         unschedulable: false,
         taints: Vec::new(),
         extended: Default::default(),
+        runtime_handlers: Vec::new(),
     }
 }
 

@@ -32,6 +32,7 @@ fn node(name: &str, zone: &str, cores: u64, memory_gib: u64, role: NodeRole) -> 
         unschedulable: false,
         taints: Vec::new(),
         extended: Default::default(),
+        runtime_handlers: Vec::new(),
     }
 }
 

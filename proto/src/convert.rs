@@ -110,6 +110,7 @@ impl From<model::Node> for v1::Node {
             unschedulable: n.unschedulable,
             taints: vec_into(n.taints),
             extended: n.extended.into_iter().collect(),
+            runtime_handlers: vec_into(n.runtime_handlers),
         }
     }
 }
@@ -133,6 +134,7 @@ impl From<v1::Node> for model::Node {
             unschedulable: n.unschedulable,
             taints: vec_into(n.taints),
             extended: n.extended.into_iter().collect(),
+            runtime_handlers: vec_into(n.runtime_handlers),
         }
     }
 }
@@ -224,6 +226,7 @@ impl From<model::scheduling::PodGroup> for v1::PodGroup {
             tolerations: vec_into(g.tolerations),
             runtime_class: g.runtime_class,
             volumes: vec_into(g.volumes),
+            pod_security: Some(g.pod_security.into()),
         }
     }
 }
@@ -283,6 +286,7 @@ impl From<v1::PodGroup> for model::scheduling::PodGroup {
             tolerations: vec_into(g.tolerations),
             runtime_class: g.runtime_class,
             volumes: vec_into(g.volumes),
+            pod_security: g.pod_security.map(Into::into).unwrap_or_default(),
         }
     }
 }
@@ -395,11 +399,15 @@ fn vec_into<A, B: From<A>>(items: Vec<A>) -> Vec<B> {
 
 macro_rules! both_ways {
     ($domain:ty, $wire:ty, { $($field:ident),* $(,)? }) => {
+        both_ways!($domain, $wire, { $($field),* }, mapped {});
+    };
+    // `mapped`: optional message fields, converted inside their `Option`.
+    ($domain:ty, $wire:ty, { $($field:ident),* $(,)? }, mapped { $($mapped:ident),* $(,)? }) => {
         impl From<$domain> for $wire {
-            fn from(x: $domain) -> Self { Self { $($field: x.$field),* } }
+            fn from(x: $domain) -> Self { Self { $($field: x.$field,)* $($mapped: x.$mapped.map(Into::into),)* } }
         }
         impl From<$wire> for $domain {
-            fn from(x: $wire) -> Self { Self { $($field: x.$field),* } }
+            fn from(x: $wire) -> Self { Self { $($field: x.$field,)* $($mapped: x.$mapped.map(Into::into),)* } }
         }
     };
 }
@@ -431,6 +439,12 @@ both_ways!(model::isolation::Subject, v1::RbacSubject, { kind, name, namespace }
 both_ways!(model::isolation::LabelSelectorRequirement, v1::LabelSelectorRequirement, { key, operator, values });
 both_ways!(model::isolation::IpBlock, v1::IpBlock, { cidr, except });
 both_ways!(model::isolation::RuntimeClass, v1::RuntimeClass, { name, handler });
+both_ways!(model::isolation::PodSecurityViolations, v1::PodSecurityViolations, { baseline, restricted });
+both_ways!(model::RuntimeHandler, v1::RuntimeHandler, { name, features });
+
+both_ways!(model::isolation::AdmissionPolicy, v1::AdmissionPolicy, {
+    group, kind, name, policy, namespaces, actions
+}, mapped { namespace_selector });
 
 impl From<model::isolation::IsolationInventory> for v1::IsolationInventory {
     fn from(i: model::isolation::IsolationInventory) -> Self {
@@ -441,6 +455,7 @@ impl From<model::isolation::IsolationInventory> for v1::IsolationInventory {
             role_bindings: vec_into(i.role_bindings),
             network_policies: vec_into(i.network_policies),
             runtime_classes: vec_into(i.runtime_classes),
+            admission_policies: vec_into(i.admission_policies),
         }
     }
 }
@@ -454,6 +469,7 @@ impl From<v1::IsolationInventory> for model::isolation::IsolationInventory {
             role_bindings: vec_into(i.role_bindings),
             network_policies: vec_into(i.network_policies),
             runtime_classes: vec_into(i.runtime_classes),
+            admission_policies: vec_into(i.admission_policies),
         }
     }
 }
@@ -1115,6 +1131,10 @@ mod tests {
                 unschedulable: true,
                 taints: Vec::new(),
                 extended: Default::default(),
+                runtime_handlers: vec![
+                    model::RuntimeHandler { name: String::new(), features: vec!["recursiveReadOnlyMounts".into()] },
+                    model::RuntimeHandler { name: "runsc".into(), features: Vec::new() },
+                ],
             }],
             namespaces: vec![model::Namespace {
                 name: "payments".into(),
@@ -1122,7 +1142,16 @@ mod tests {
                 security_tier: "prod".into(),
                 sla_tier: model::SlaTier::Gold,
                 requests: model::Resources::new(250, 1 << 29, 3),
-                pod_groups: Vec::new(),
+                pod_groups: vec![model::scheduling::PodGroup {
+                    owner_kind: "Deployment".into(),
+                    owner_name: "agent".into(),
+                    replicas: 2,
+                    pod_security: model::isolation::PodSecurityViolations {
+                        baseline: vec!["hostNamespaces".into()],
+                        restricted: vec!["runAsNonRoot".into()],
+                    },
+                    ..Default::default()
+                }],
                 applied_prerelease: vec![model::AppliedObject {
                     api_version: "batch/v1beta1".into(),
                     kind: "CronJob".into(),
@@ -1184,6 +1213,15 @@ mod tests {
                 egress: vec![NetworkPolicyRule { peers: Vec::new(), ports: vec!["UDP/53".into()] }],
             }],
             runtime_classes: vec![RuntimeClass { name: "gvisor".into(), handler: "runsc".into() }],
+            admission_policies: vec![model::isolation::AdmissionPolicy {
+                group: "constraints.gatekeeper.sh".into(),
+                kind: "K8sRequiredLabels".into(),
+                name: "must-have-team".into(),
+                namespaces: vec!["payments".into()],
+                namespace_selector: Some(LabelSelector::default()),
+                actions: vec!["deny".into()],
+                ..Default::default()
+            }],
         }
     }
 

@@ -14,7 +14,7 @@
 //! - quantities: nothing absurd (more than [`MAX_CPU_MILLIS`], [`MAX_MEMORY_BYTES`]
 //!   or [`MAX_PODS`] on one node or in one namespace);
 //! - counts: nodes, namespaces, labels per object and isolation objects
-//!   (RBAC, NetworkPolicies, RuntimeClasses) within [`ValidationLimits`];
+//!   (RBAC, NetworkPolicies, RuntimeClasses, admission policies) within [`ValidationLimits`];
 //! - isolation objects: names present, text bounded and free of control characters;
 //! - the generation is at least 1, the collection time is a plausible Unix time.
 //!
@@ -484,6 +484,19 @@ fn check_isolation(
     for (idx, class) in isolation.runtime_classes.iter().enumerate() {
         check(format!("isolation.runtime_classes[{idx}].name"), &class.name, true);
         check(format!("isolation.runtime_classes[{idx}].handler"), &class.handler, true);
+    }
+    for (idx, policy) in isolation.admission_policies.iter().enumerate() {
+        let field = format!("isolation.admission_policies[{idx}]");
+        check(format!("{field}.group"), &policy.group, true);
+        check(format!("{field}.kind"), &policy.kind, true);
+        check(format!("{field}.name"), &policy.name, true);
+        check(format!("{field}.policy"), &policy.policy, false);
+        for (n, namespace) in policy.namespaces.iter().enumerate() {
+            check(format!("{field}.namespaces[{n}]"), namespace, true);
+        }
+        for (n, action) in policy.actions.iter().enumerate() {
+            check(format!("{field}.actions[{n}]"), action, true);
+        }
     }
 }
 

@@ -8,6 +8,12 @@
 //! serves every test of this binary (started on first use, stopped when the
 //! test process exits).
 //!
+//! Gatekeeper runs nowhere here; its ConstraintTemplate CRD (the vendored
+//! fixture), a template, the CRD Gatekeeper would make of it and an upstream
+//! constraint (`fixtures/k8s/admission/`) are created by hand, and the agent
+//! must report the constraint by kind and name. This API server predates
+//! ValidatingAdmissionPolicy v1 (1.30): the agent reports without it.
+//!
 //! In CI (`CI` set) a missing API server fails the tests with the build's
 //! reason; elsewhere they are skipped with a notice (`kube_harness`).
 
@@ -60,6 +66,75 @@ impl Kube {
                 .create(&PostParams::default(), &binding)
                 .await
                 .expect("binding");
+        });
+    }
+
+    /// A Gatekeeper constraint as Gatekeeper would leave it: the template CRD,
+    /// a ConstraintTemplate defining `K8sRequiredLabels`, that kind's CRD and
+    /// one constraint (the upstream fixture).
+    fn create_gatekeeper_constraint(&self) {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let yaml = |path: &str| -> Vec<Value> {
+            let text = std::fs::read_to_string(repo_root().join(path)).expect(path);
+            serde_saphyr::from_multiple::<Value>(&text).expect(path)
+        };
+        let constraint_crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "k8srequiredlabels.constraints.gatekeeper.sh"},
+            "spec": {
+                "group": "constraints.gatekeeper.sh",
+                "scope": "Cluster",
+                "names": {"kind": "K8sRequiredLabels", "plural": "k8srequiredlabels", "listKind": "K8sRequiredLabelsList",
+                          "singular": "k8srequiredlabels", "categories": ["constraint", "constraints"]},
+                "versions": [{"name": "v1beta1", "served": true, "storage": true,
+                              "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+            }
+        });
+        let template = json!({
+            "apiVersion": "templates.gatekeeper.sh/v1",
+            "kind": "ConstraintTemplate",
+            "metadata": {"name": "k8srequiredlabels"},
+            "spec": {
+                "crd": {"spec": {"names": {"kind": "K8sRequiredLabels"}}},
+                "targets": [{"target": "admission.k8s.gatekeeper.sh", "rego": "package k8srequiredlabels\nviolation[{\"msg\": \"x\"}] { false }\n"}]
+            }
+        });
+        let dynamic = |group: &str, version: &str, kind: &str, plural: &str| {
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+        };
+        self.block_on(async {
+            let crds = Api::<CustomResourceDefinition>::all(self.client.clone());
+            for crd in [yaml("fixtures/k8s/gatekeeper/constrainttemplate-crd.yaml").remove(0), constraint_crd] {
+                let crd: CustomResourceDefinition = serde_json::from_value(crd).expect("a CRD");
+                let name = crd.metadata.name.clone().expect("named");
+                crds.create(&PostParams::default(), &crd).await.expect("creates the CRD");
+                let established = |crd: CustomResourceDefinition| {
+                    let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+                    conditions.iter().any(|c| c.type_ == "Established" && c.status == "True")
+                };
+                let mut tries = 0;
+                while !established(crds.get(&name).await.expect("the CRD")) {
+                    tries += 1;
+                    assert!(tries < 100, "CRD {name} never established");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            // Discovery may lag a moment behind the condition.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let templates = dynamic("templates.gatekeeper.sh", "v1", "ConstraintTemplate", "constrainttemplates");
+            let object: DynamicObject = serde_json::from_value(template).expect("a template");
+            Api::<DynamicObject>::all_with(self.client.clone(), &templates)
+                .create(&PostParams::default(), &object)
+                .await
+                .expect("creates the template");
+            let constraints = dynamic("constraints.gatekeeper.sh", "v1beta1", "K8sRequiredLabels", "k8srequiredlabels");
+            let constraint = yaml("fixtures/k8s/admission/gatekeeper-constraint-scoped.yaml").remove(0);
+            let object: DynamicObject = serde_json::from_value(constraint).expect("a constraint");
+            Api::<DynamicObject>::all_with(self.client.clone(), &constraints)
+                .create(&PostParams::default(), &object)
+                .await
+                .expect("creates the constraint");
         });
     }
 
@@ -222,6 +297,7 @@ fn budgets_v1beta1() -> ApiResource {
 }
 
 fn load_cluster(kube: &Kube) {
+    kube.create_gatekeeper_constraint();
     kube.create_namespace("payments", json!({"kplan.io/security-tier": "prod", "kplan.io/sla-tier": "gold"}));
     kube.create_namespace("web", json!({"kplan.io/security-tier": "prod", "kplan.io/sla-tier": "silver"}));
     kube.create_namespace("batch", json!({"team": "data"}));
@@ -401,6 +477,13 @@ fn the_agent_reports_a_real_cluster_follows_changes_and_survives_an_outage() {
 
     // Labels, zones, capacities and demand arrived.
     let snapshot = show(&url).expect("the agent's report is stored");
+    // The Gatekeeper constraint, by kind and name, with the namespaces it is limited to.
+    assert_eq!(
+        snapshot["isolation"]["admission_policies"],
+        json!([{"group": "constraints.gatekeeper.sh", "kind": "K8sRequiredLabels", "name": "cm-must-have-gk-scoped",
+                "namespaces": ["gatekeeper-test-playground-scoped"], "actions": ["scoped"]}]),
+        "{snapshot:#}"
+    );
     assert_eq!(snapshot["nodes"].as_array().expect("nodes").len(), 5, "{snapshot:#}");
     // What the scheduler reads: the GPU node's taint and devices, the training
     // pods as one group of their Deployment with their needs.

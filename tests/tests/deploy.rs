@@ -611,17 +611,25 @@ fn expected_agent_rules() -> BTreeSet<(String, String, String)> {
         ("networking.k8s.io", "networkpolicies"),
         ("node.k8s.io", "runtimeclasses"),
         ("policy", "poddisruptionbudgets"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
     ] {
         for verb in ["get", "list", "watch"] {
             rules.insert((group.to_string(), resource.to_string(), verb.to_string()));
         }
     }
+    // Gatekeeper's templates and constraints are listed, not watched.
+    for (group, resource) in [("templates.gatekeeper.sh", "constrainttemplates"), ("constraints.gatekeeper.sh", "*")] {
+        rules.insert((group.to_string(), resource.to_string(), "list".to_string()));
+    }
     rules
 }
 
-/// The agent's ClusterRole must grant exactly get/list/watch on the fourteen kinds
+/// The agent's ClusterRole must grant exactly get/list/watch on the sixteen kinds
 /// it watches (nodes, namespaces, pods, DaemonSets, claims, volumes, storage classes,
-/// the four RBAC kinds, NetworkPolicies, RuntimeClasses, PodDisruptionBudgets).
+/// the four RBAC kinds, NetworkPolicies, RuntimeClasses, PodDisruptionBudgets,
+/// ValidatingAdmissionPolicies and their bindings), and list on Gatekeeper's
+/// ConstraintTemplates and constraints.
 fn cluster_role_problems(role: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let mut granted = BTreeSet::new();

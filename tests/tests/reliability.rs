@@ -234,6 +234,7 @@ fn wire_node(name: &str) -> v1::Node {
         unschedulable: false,
         taints: Vec::new(),
         extended: Default::default(),
+        runtime_handlers: Vec::new(),
     }
 }
 

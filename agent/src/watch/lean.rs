@@ -11,11 +11,13 @@
 //! and `spec.initContainers[*]` `resources` and `restartPolicy`,
 //! `spec.overhead`, `spec.resources` (pod-level requests), what the scheduler
 //! reads (`spec.nodeSelector`, the required part of `spec.affinity.nodeAffinity`,
-//! `spec.tolerations`, `spec.runtimeClassName`), the claims it mounts (of
-//! `spec.volumes[*]` only the name and `persistentVolumeClaim.claimName`;
-//! other volumes, generic ephemeral ones included, are dropped), and `status.phase`. A node's
+//! `spec.tolerations`, `spec.runtimeClassName`), its volumes (the claims it
+//! mounts, and every volume's source for the Pod Security Standards), what
+//! the Pod Security Standards read (`spec.securityContext`, `hostNetwork`,
+//! `hostPID`, `hostIPC`, `spec.os`, each container's, init and ephemeral
+//! container's `securityContext` and `ports`), and `status.phase`. A node's
 //! on: name, labels, `spec.unschedulable`, `spec.taints`, `status.allocatable`,
-//! `status.nodeInfo`.
+//! `status.nodeInfo`, `status.runtimeHandlers`.
 //! A unit test checks that the lean path gives the same inventory as the
 //! full objects for every pod and node of the bank example.
 
@@ -23,8 +25,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, Node, NodeAffinity, NodeSpec, NodeStatus, NodeSystemInfo, PersistentVolumeClaimVolumeSource,
-    Pod, PodSpec, PodStatus, ResourceRequirements, Toleration, Volume,
+    Affinity, Container, ContainerPort, EphemeralContainer, Node, NodeAffinity, NodeRuntimeHandler, NodeSpec,
+    NodeStatus, NodeSystemInfo, Pod, PodOS, PodSecurityContext, PodSpec, PodStatus, ResourceRequirements,
+    SecurityContext, Toleration, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -147,40 +150,16 @@ struct LeanPodSpec {
     affinity: Option<LeanAffinity>,
     tolerations: Option<Vec<Toleration>>,
     runtime_class_name: Option<String>,
-    volumes: Option<Vec<LeanVolume>>,
-}
-
-/// A pod volume: what names a claim (issue 17); the rest is skipped.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LeanVolume {
-    #[serde(default)]
-    name: String,
-    persistent_volume_claim: Option<LeanClaimSource>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LeanClaimSource {
-    #[serde(default)]
-    claim_name: String,
-}
-
-impl LeanVolume {
-    /// The volume as a k8s-openapi one, or `None` when it names no claim.
-    fn into_volume(self) -> Option<Volume> {
-        // Generic ephemeral claims die with their pod: the inventory does not
-        // record them (collect::volumes::pod_claims).
-        let claim = self.persistent_volume_claim?;
-        Some(Volume {
-            name: self.name,
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: claim.claim_name,
-                read_only: None,
-            }),
-            ..Volume::default()
-        })
-    }
+    volumes: Option<Vec<Volume>>,
+    security_context: Option<PodSecurityContext>,
+    #[serde(rename = "hostNetwork")]
+    host_network: Option<bool>,
+    #[serde(rename = "hostPID")]
+    host_pid: Option<bool>,
+    #[serde(rename = "hostIPC")]
+    host_ipc: Option<bool>,
+    os: Option<PodOS>,
+    ephemeral_containers: Option<Vec<LeanContainer>>,
 }
 
 /// Only the node affinity of `spec.affinity` (pod affinity is not read).
@@ -195,6 +174,8 @@ struct LeanAffinity {
 struct LeanContainer {
     resources: Option<LeanResources>,
     restart_policy: Option<String>,
+    security_context: Option<SecurityContext>,
+    ports: Option<Vec<ContainerPort>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -220,7 +201,18 @@ impl LeanContainer {
         Container {
             resources: self.resources.map(LeanResources::into_requirements),
             restart_policy: self.restart_policy,
+            security_context: self.security_context,
+            ports: self.ports,
             ..Container::default()
+        }
+    }
+
+    /// An ephemeral container: what the Pod Security Standards read of it.
+    fn into_ephemeral(self) -> EphemeralContainer {
+        EphemeralContainer {
+            security_context: self.security_context,
+            ports: self.ports,
+            ..EphemeralContainer::default()
         }
     }
 }
@@ -243,10 +235,15 @@ impl LeanPod {
                     .map(|affinity| Affinity { node_affinity: affinity.node_affinity, ..Affinity::default() }),
                 tolerations: spec.tolerations,
                 runtime_class_name: spec.runtime_class_name,
-                volumes: spec
-                    .volumes
-                    .map(|volumes| volumes.into_iter().filter_map(LeanVolume::into_volume).collect::<Vec<_>>())
-                    .filter(|volumes| !volumes.is_empty()),
+                volumes: spec.volumes,
+                security_context: spec.security_context,
+                host_network: spec.host_network,
+                host_pid: spec.host_pid,
+                host_ipc: spec.host_ipc,
+                os: spec.os,
+                ephemeral_containers: spec
+                    .ephemeral_containers
+                    .map(|containers| containers.into_iter().map(LeanContainer::into_ephemeral).collect()),
                 ..PodSpec::default()
             }),
             status: self.status.map(|status| PodStatus { phase: status.phase, ..PodStatus::default() }),
@@ -279,6 +276,7 @@ struct LeanNodeSpec {
 struct LeanNodeStatus {
     allocatable: Option<BTreeMap<String, Quantity>>,
     node_info: Option<LeanNodeInfo>,
+    runtime_handlers: Option<Vec<NodeRuntimeHandler>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -310,6 +308,7 @@ impl LeanNode {
                     architecture: info.architecture,
                     ..NodeSystemInfo::default()
                 }),
+                runtime_handlers: status.runtime_handlers,
                 ..NodeStatus::default()
             }),
         }
@@ -406,7 +405,7 @@ mod tests {
     }
 
     #[test]
-    fn claims_survive_the_lean_path_and_other_volumes_do_not() {
+    fn claims_and_every_volume_source_survive_the_lean_path() {
         let item = serde_json::json!({
             "metadata": {"name": "db-0", "namespace": "payments"},
             "spec": {
@@ -427,7 +426,12 @@ mod tests {
         assert_eq!(Some(group.clone()), pod_group(&full, requests, "p").expect("reads"));
         let claims: Vec<&str> = group.volumes.iter().map(|v| v.claim.as_str()).collect();
         assert_eq!(claims, ["data-db-0"], "ephemeral claims die with their pod");
-        assert_eq!(lean.spec.expect("spec").volumes.expect("volumes").len(), 1, "only the claims are kept");
+        // Every volume is kept: the Pod Security Standards read their sources.
+        assert_eq!(lean.spec.expect("spec").volumes.expect("volumes").len(), 4);
+        assert_eq!(
+            group.pod_security.restricted,
+            ["allowPrivilegeEscalation", "capabilities_restricted", "runAsNonRoot", "seccompProfile_restricted"]
+        );
     }
 
     #[test]

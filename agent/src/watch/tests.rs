@@ -429,3 +429,41 @@ async fn a_forbidden_volume_kind_is_reported_without_and_picked_up_once_allowed(
     assert!(!agent.handle.is_synced());
     agent.handle.wait_synced().await;
 }
+
+/// A ValidatingAdmissionPolicy and its binding are watched like the other
+/// isolation kinds and reach the snapshot; a cluster without Gatekeeper (its
+/// templates answer 404) has no constraints and is synced.
+#[tokio::test(start_paused = true)]
+async fn admission_policies_reach_the_snapshot_and_gatekeeper_absent_is_synced() {
+    let fake = bank_fake();
+    fake.apply(serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "no-privileged", "resourceVersion": "7"},
+        "spec": {"validations": [{"expression": "true"}]}
+    }));
+    fake.apply(serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "no-privileged-everywhere", "resourceVersion": "8"},
+        "spec": {"policyName": "no-privileged", "validationActions": ["Deny"]}
+    }));
+    let mut agent = Agent::start(&fake, 500);
+    agent.handle.wait_synced().await;
+    agent.converges("initial list").await;
+    assert!(agent.handle.read(|view| view.refused_kinds().is_empty()));
+    let snapshot = agent.snapshot().expect("snapshot");
+    let policies: Vec<(&str, &str, &str)> = snapshot
+        .isolation
+        .admission_policies
+        .iter()
+        .map(|p| (p.kind.as_str(), p.name.as_str(), p.policy.as_str()))
+        .collect();
+    assert_eq!(
+        policies,
+        [
+            ("ValidatingAdmissionPolicy", "no-privileged", ""),
+            ("ValidatingAdmissionPolicyBinding", "no-privileged-everywhere", "no-privileged")
+        ]
+    );
+}

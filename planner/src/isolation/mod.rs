@@ -27,19 +27,40 @@
 //!   one per pair of namespaces. A target whose CNI does not enforce
 //!   NetworkPolicy (flannel) gets a `cni-migration` precondition
 //!   ([`crate::preconditions::block_preconditions`]).
-//! - **Admission**: each moved namespace keeps its Pod Security level
+//! - **Pod Security**: each moved namespace keeps its Pod Security level
 //!   (`pod-security.kubernetes.io/enforce`; `privileged`, Kubernetes' default,
-//!   without the label): [`manifests`] writes the label explicitly. Whether
-//!   its pods would violate a level is not known: the inventory holds no pod
-//!   security context (privileged, hostNetwork, capabilities).
+//!   without the label; a cluster-wide admission configuration default is not
+//!   in the inventory): [`manifests`] writes the label explicitly. Its pods
+//!   that break that level (the rules the collector recorded per pod group,
+//!   `PodGroup::pod_security`) are a `pod-security` finding per (namespace,
+//!   workload), naming the rules: Pod Security admission refuses them when
+//!   they are recreated in the target. High when they break baseline rules,
+//!   medium when only restricted ones. Always open (nothing kplan emits
+//!   changes a pod spec), but not a widening: it is a refusal, not wider
+//!   reach, so [`IsolationReport::n_open_widenings`] (what `propose
+//!   --fail-on-widening` counts) leaves it out. The policy holds no minimum
+//!   level per tier: the level compared is the namespace's own.
+//! - **Admission policies**: a source's ValidatingAdmissionPolicies, their
+//!   bindings and its Gatekeeper constraints are cluster objects that do not
+//!   follow its namespaces. Each one whose scope (namespace names or selector,
+//!   read on the source's labels) takes in a namespace moving into the target
+//!   is an `admission-policy` finding: it must be installed in the target,
+//!   else the tenants it constrained escape it (a widening, open). When the
+//!   same kind and name exist in every source of the target, it is the
+//!   platform's (installed with it): the finding is closed.
 //! - **Runtime**: pods with a `runtimeClassName` need that RuntimeClass (and
 //!   nodes offering its handler) in the target: a finding when no source of the
-//!   target defines it, or two define it with different handlers.
+//!   target defines it, or two define it with different handlers, or, where
+//!   some node the target keeps reports its runtime handlers
+//!   (`status.runtimeHandlers`, Kubernetes 1.30+), no such node offers the
+//!   class's handler. Where no node reports them (older clusters) handlers
+//!   are not checked.
 //!
 //! A finding is *open* when the emitted objects do not close it: an existing
 //! NetworkPolicy that still admits other sources' namespaces once the emitted
-//! ones are applied, a RuntimeClass conflict, a target without NetworkPolicy
-//! enforcement.
+//! ones are applied, a RuntimeClass conflict or missing handler, a target
+//! without NetworkPolicy enforcement, a pod that breaks its namespace's level,
+//! an admission policy not already in every source.
 
 pub mod gatekeeper;
 #[cfg(test)]
@@ -52,8 +73,8 @@ mod verify_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kplan_model::isolation::{NetworkPolicy, PodSecurityLevel, RoleBinding, Subject};
-use kplan_model::{ClusterSnapshot, Plan, Policy};
+use kplan_model::isolation::{AdmissionPolicy, NetworkPolicy, PodSecurityLevel, RoleBinding, Subject};
+use kplan_model::{ClusterSnapshot, Node, Plan, Policy};
 use serde::{Deserialize, Serialize};
 
 use crate::namespaces::is_platform_namespace;
@@ -79,8 +100,14 @@ pub enum FindingKind {
     RbacWidening,
     /// Namespaces of one source would be reachable from another source's pods.
     NetworkWidening,
-    /// Pods need a RuntimeClass the target would not define (or defines twice).
+    /// Pods need a RuntimeClass the target would not define (or defines
+    /// twice), or whose handler no node of the target offers.
     RuntimeClass,
+    /// Pods break the Pod Security level their namespace keeps in the target.
+    PodSecurity,
+    /// A source's admission policy (ValidatingAdmissionPolicy, binding,
+    /// Gatekeeper constraint) does not follow its namespaces into the target.
+    AdmissionPolicy,
 }
 
 impl FindingKind {
@@ -89,7 +116,16 @@ impl FindingKind {
             FindingKind::RbacWidening => "rbac-widening",
             FindingKind::NetworkWidening => "network-widening",
             FindingKind::RuntimeClass => "runtime-class",
+            FindingKind::PodSecurity => "pod-security",
+            FindingKind::AdmissionPolicy => "admission-policy",
         }
+    }
+
+    /// Whether an open finding of this kind leaves something wider than in
+    /// its source: every kind but `pod-security` (pods refused, see the module
+    /// documentation).
+    pub fn widens(self) -> bool {
+        self != FindingKind::PodSecurity
     }
 }
 
@@ -122,9 +158,14 @@ pub struct Finding {
     /// `Group team-payments`, `ServiceAccount ci/deployer`; empty for network and runtime findings.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub subject: String,
-    /// `ClusterRole edit`; empty for network and runtime findings.
+    /// `ClusterRole edit`; `Pod Security restricted` (the level kept) for a
+    /// pod-security finding; empty for the others.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
+    /// A pod-security finding's broken rules (pod-security-admission check
+    /// ids, sorted); empty for the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
     /// Namespaces (their names in the target) newly reached (RBAC), newly
     /// reachable (network) or running the pods (runtime).
     pub namespaces: Vec<String>,
@@ -189,6 +230,12 @@ impl IsolationReport {
     pub fn n_open(&self) -> usize {
         self.findings().filter(|f| f.open).count()
     }
+
+    /// Open findings that widen ([`FindingKind::widens`]): what `propose
+    /// --fail-on-widening` fails on.
+    pub fn n_open_widenings(&self) -> usize {
+        self.findings().filter(|f| f.open && f.kind.widens()).count()
+    }
 }
 
 /// Reads the plan and its snapshots into per-target facts shared by the
@@ -202,6 +249,8 @@ pub(crate) struct TargetView<'a> {
     pub sources: BTreeMap<&'a str, &'a ClusterSnapshot>,
     /// (source, namespace) → the name in the target.
     pub new_names: BTreeMap<(&'a str, &'a str), &'a str>,
+    /// The nodes the target keeps (and its control plane's), as inventoried.
+    pub nodes: Vec<&'a Node>,
 }
 
 impl<'a> TargetView<'a> {
@@ -241,7 +290,14 @@ pub(crate) fn target_views<'a>(plan: &'a Plan, inventory: &'a [ClusterSnapshot])
                 cni: &target.cni,
                 sources: BTreeMap::new(),
                 new_names: BTreeMap::new(),
+                nodes: Vec::new(),
             };
+            let kept = target.nodes_kept.iter().map(|n| (&n.cluster_id, &n.node));
+            let control_plane = target.control_plane.iter().map(|n| (&n.cluster_id, &n.node));
+            for (cluster, node) in kept.chain(control_plane) {
+                let found = by_id.get(cluster.as_str()).and_then(|c| c.nodes.iter().find(|n| &n.name == node));
+                view.nodes.extend(found);
+            }
             for moved in block.waves.iter().flat_map(|w| &w.namespaces).filter(|m| m.to_cluster == target.name) {
                 let Some(cluster) = by_id.get(moved.from_cluster.as_str()) else { continue };
                 view.sources.insert(&moved.from_cluster, cluster);
@@ -293,6 +349,8 @@ pub fn analyse(plan: &Plan, inventory: &[ClusterSnapshot]) -> IsolationReport {
             findings.extend(network_findings(&view, enforced));
         }
         findings.extend(runtime_findings(&view));
+        findings.extend(pod_security_findings(&view));
+        findings.extend(admission_findings(&view));
         findings.sort_by(|a, b| {
             (a.kind, &a.source_cluster, &a.object, &a.subject).cmp(&(b.kind, &b.source_cluster, &b.object, &b.subject))
         });
@@ -398,6 +456,7 @@ fn rbac_findings(view: &TargetView<'_>, policy: &Policy) -> Vec<Finding> {
                     object: format!("ClusterRoleBinding {}", binding.name),
                     subject: describe_subject(subject),
                     role: format!("ClusterRole {}", binding.role_ref.name),
+                    rules: Vec::new(),
                     detail: format!(
                         "{} holds ClusterRole {} over every namespace of {source} through ClusterRoleBinding {}; \
                          recreated in {}, it would reach {} namespace{} of other source clusters: \
@@ -520,6 +579,7 @@ fn network_findings(view: &TargetView<'_>, enforced: bool) -> Vec<Finding> {
                 object: format!("pods of {sender}"),
                 subject: String::new(),
                 role: String::new(),
+                rules: Vec::new(),
                 namespaces: open_now.into_iter().map(str::to_string).collect(),
                 detail,
                 closed_by,
@@ -549,6 +609,12 @@ fn runtime_findings(view: &TargetView<'_>) -> Vec<Finding> {
             used.entry((source, &group.runtime_class)).or_default().insert(new_name);
         }
     }
+    // Handlers the target's nodes offer, when some node reports them.
+    let reported: Option<BTreeSet<&str>> = view
+        .nodes
+        .iter()
+        .any(|n| !n.runtime_handlers.is_empty())
+        .then(|| view.nodes.iter().flat_map(|n| &n.runtime_handlers).map(|h| h.name.as_str()).collect());
     let mut findings = Vec::new();
     for ((source, class), namespaces) in used {
         let handlers = defined.get(class);
@@ -559,7 +625,14 @@ fn runtime_findings(view: &TargetView<'_>) -> Vec<Finding> {
                 view.name,
                 handlers.iter().map(|(h, s)| format!("{h} in {}", s.join(", "))).collect::<Vec<_>>().join("; ")
             ),
-            Some(_) => continue,
+            Some(handlers) => match (handlers.keys().next(), &reported) {
+                (Some(handler), Some(offered)) if !offered.contains(handler) => format!(
+                    "no node of {} offers its handler {handler} (the nodes report {})",
+                    view.name,
+                    offered.iter().map(|h| if h.is_empty() { "(default)" } else { h }).collect::<Vec<_>>().join(", ")
+                ),
+                _ => continue,
+            },
         };
         findings.push(Finding {
             kind: FindingKind::RuntimeClass,
@@ -569,6 +642,7 @@ fn runtime_findings(view: &TargetView<'_>) -> Vec<Finding> {
             object: format!("RuntimeClass {class}"),
             subject: String::new(),
             role: String::new(),
+            rules: Vec::new(),
             namespaces: namespaces.into_iter().map(str::to_string).collect(),
             detail: format!(
                 "pods ask for runtimeClassName {class}, and {problem}: define it in the target, with nodes that offer its handler"
@@ -576,6 +650,145 @@ fn runtime_findings(view: &TargetView<'_>) -> Vec<Finding> {
             closed_by: Vec::new(),
             open: true,
         });
+    }
+    findings
+}
+
+// ------------------------------------------------------------------ Pod Security
+
+/// The level a moved namespace enforced in its source, which it keeps.
+fn level_kept(view: &TargetView<'_>, source: &str, namespace: &str) -> PodSecurityLevel {
+    view.sources
+        .get(source)
+        .and_then(|c| c.namespaces.iter().find(|n| n.name == namespace))
+        .map(|n| PodSecurityLevel::of_labels(&n.labels))
+        .unwrap_or_default()
+}
+
+fn pod_security_findings(view: &TargetView<'_>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (&(source, namespace), &new_name) in &view.new_names {
+        let level = level_kept(view, source, namespace);
+        // Workload → (pods, rules broken, whether a baseline rule is among them).
+        let mut broken: BTreeMap<String, (u64, BTreeSet<&str>, bool)> = BTreeMap::new();
+        let groups = view.sources[source].namespaces.iter().filter(|n| n.name == namespace).flat_map(|n| &n.pod_groups);
+        for group in groups {
+            let rules = group.pod_security.at(level);
+            if rules.is_empty() {
+                continue;
+            }
+            let entry = broken.entry(group.workload()).or_default();
+            entry.0 += group.replicas;
+            entry.1.extend(rules);
+            entry.2 |= !group.pod_security.baseline.is_empty();
+        }
+        for (workload, (pods, rules, breaks_baseline)) in broken {
+            let rules: Vec<String> = rules.into_iter().map(str::to_string).collect();
+            findings.push(Finding {
+                kind: FindingKind::PodSecurity,
+                severity: if breaks_baseline { Severity::High } else { Severity::Medium },
+                target_cluster: view.name.to_string(),
+                source_cluster: source.to_string(),
+                object: workload.clone(),
+                subject: String::new(),
+                role: format!("Pod Security {}", level.as_str()),
+                detail: format!(
+                    "{pods} pod{} of {workload} in {new_name} (from {source}) break{} the Pod Security level {} that \
+                     {new_name} keeps in {} ({}): admission refuses {} when recreated there; fix the securityContext \
+                     before the move (nothing kplan emits changes a pod spec)",
+                    if pods == 1 { "" } else { "s" },
+                    if pods == 1 { "s" } else { "" },
+                    level.as_str(),
+                    view.name,
+                    rules.join(", "),
+                    if pods == 1 { "it" } else { "them" },
+                ),
+                rules,
+                namespaces: vec![new_name.to_string()],
+                closed_by: Vec::new(),
+                open: true,
+            });
+        }
+    }
+    findings
+}
+
+// ------------------------------------------------------------------ admission policies
+
+/// The namespaces of `source` moving into the target (their new names) that
+/// `policy` applies to: those its namespace names and its selector (on the
+/// namespace's labels in the source) take in; all of them without either.
+fn policy_scope<'a>(view: &TargetView<'a>, source: &str, policy: &AdmissionPolicy) -> Vec<&'a str> {
+    let cluster = view.sources[source];
+    let mut names: Vec<&str> = view
+        .new_names
+        .iter()
+        .filter(|((s, _), _)| *s == source)
+        .filter(|((_, namespace), _)| policy.namespaces.is_empty() || policy.namespaces.iter().any(|n| n == namespace))
+        .filter(|((_, namespace), _)| {
+            policy.namespace_selector.as_ref().is_none_or(|selector| {
+                let labels = cluster.namespaces.iter().find(|n| n.name == *namespace).map(|n| &n.labels);
+                labels.is_some_and(|labels| selector.matches(labels))
+            })
+        })
+        .map(|(_, new_name)| *new_name)
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+fn admission_findings(view: &TargetView<'_>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (&source, cluster) in &view.sources {
+        for policy in &cluster.isolation.admission_policies {
+            let namespaces = policy_scope(view, source, policy);
+            if namespaces.is_empty() {
+                continue;
+            }
+            let everywhere = view.sources.values().all(|other| {
+                other
+                    .isolation
+                    .admission_policies
+                    .iter()
+                    .any(|p| (&p.group, &p.kind, &p.name) == (&policy.group, &policy.kind, &policy.name))
+            });
+            let denies = policy.actions.is_empty() || policy.actions.iter().any(|a| a.eq_ignore_ascii_case("deny"));
+            let what = if policy.policy.is_empty() { String::new() } else { format!(" (of policy {})", policy.policy) };
+            let detail = if everywhere {
+                format!(
+                    "{}{what} exists with this kind and name in every source cluster of {}: installed there with \
+                     the platform, it keeps applying to {} namespace{} of {source}",
+                    policy.describe(),
+                    view.name,
+                    namespaces.len(),
+                    if namespaces.len() == 1 { "" } else { "s" },
+                )
+            } else {
+                format!(
+                    "{}{what} of {source} applies to {} of its namespace{} moving into {}; it does not follow them: \
+                     install it in {} or they escape it",
+                    policy.describe(),
+                    namespaces.len(),
+                    if namespaces.len() == 1 { "" } else { "s" },
+                    view.name,
+                    view.name,
+                )
+            };
+            findings.push(Finding {
+                kind: FindingKind::AdmissionPolicy,
+                severity: if denies { Severity::High } else { Severity::Medium },
+                target_cluster: view.name.to_string(),
+                source_cluster: source.to_string(),
+                object: policy.describe(),
+                subject: String::new(),
+                role: String::new(),
+                rules: Vec::new(),
+                namespaces: namespaces.into_iter().map(str::to_string).collect(),
+                detail,
+                closed_by: Vec::new(),
+                open: !everywhere,
+            });
+        }
     }
     findings
 }
@@ -600,6 +813,7 @@ pub fn verify(
             source_cluster: &f.source_cluster,
             object: &f.object,
             subject: &f.subject,
+            rules: &f.rules,
             namespaces: &f.namespaces,
             closed_by: &f.closed_by,
             open: f.open,

@@ -433,6 +433,118 @@ fn pods_asking_for_a_runtime_class_nobody_defines_are_an_open_finding() {
     assert_eq!(objects.runtime_classes[0].handler, "runsc");
 }
 
+/// A pod group of `workload` (`Deployment/name`) breaking the given rules.
+pub(super) fn violating(workload: &str, baseline: &[&str], restricted: &[&str]) -> PodGroup {
+    let (kind, name) = workload.split_once('/').unwrap();
+    PodGroup {
+        owner_kind: kind.into(),
+        owner_name: name.into(),
+        replicas: 2,
+        pod_security: kplan_model::isolation::PodSecurityViolations {
+            baseline: baseline.iter().map(|r| r.to_string()).collect(),
+            restricted: restricted.iter().map(|r| r.to_string()).collect(),
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_restricted_namespace_with_a_violating_pod_gets_a_finding_naming_the_pod_and_the_rule() {
+    let mut inventory = inventory();
+    // a/web (web-a in the target) enforces restricted; a/shop is privileged.
+    inventory[0].namespaces[1].pod_groups = vec![
+        violating("Deployment/api", &[], &["runAsNonRoot"]),
+        violating("Deployment/agent", &["hostNamespaces"], &["runAsNonRoot"]),
+        violating("Deployment/fine", &[], &[]),
+    ];
+    inventory[0].namespaces[0].pod_groups = vec![violating("Deployment/shop", &["privileged"], &[])];
+    let report = analyse(&plan("calico"), &inventory);
+    let found: Vec<_> = report.findings().filter(|f| f.kind == FindingKind::PodSecurity).collect();
+    assert_eq!(found.len(), 2, "{found:#?}");
+    let api = found.iter().find(|f| f.object == "Deployment/api").unwrap();
+    assert_eq!(
+        (api.namespaces.as_slice(), api.rules.as_slice()),
+        (&["web-a".to_string()][..], &["runAsNonRoot".to_string()][..])
+    );
+    assert_eq!((api.severity, api.open, api.role.as_str()), (super::Severity::Medium, true, "Pod Security restricted"));
+    assert!(api.detail.contains("2 pods of Deployment/api in web-a (from a)"), "{}", api.detail);
+    let agent = found.iter().find(|f| f.object == "Deployment/agent").unwrap();
+    assert_eq!(agent.rules, ["hostNamespaces", "runAsNonRoot"]);
+    assert_eq!(agent.severity, super::Severity::High);
+    // Open, but not widenings: --fail-on-widening does not count them.
+    assert_eq!(report.n_open(), report.n_open_widenings() + 2);
+    // The privileged namespace's privileged pod is no finding.
+    assert!(found.iter().all(|f| f.namespaces != ["shop"]));
+}
+
+#[test]
+fn an_admission_policy_of_one_source_is_an_open_finding_in_its_target_and_closed_when_every_source_has_it() {
+    use kplan_model::isolation::AdmissionPolicy;
+    let mut inventory = inventory();
+    let vap = |name: &str| AdmissionPolicy {
+        group: "admissionregistration.k8s.io".into(),
+        kind: "ValidatingAdmissionPolicyBinding".into(),
+        name: name.into(),
+        policy: "require-team".into(),
+        actions: vec!["Deny".into()],
+        ..Default::default()
+    };
+    let constraint = AdmissionPolicy {
+        group: "constraints.gatekeeper.sh".into(),
+        kind: "K8sRequiredLabels".into(),
+        name: "ci-only".into(),
+        namespaces: vec!["ci".into()],
+        actions: vec!["dryrun".into()],
+        ..Default::default()
+    };
+    let elsewhere =
+        AdmissionPolicy { name: "not-moving".into(), namespaces: vec!["kube-system".into()], ..constraint.clone() };
+    inventory[0].isolation.admission_policies = vec![vap("require-team"), constraint, elsewhere];
+    let report = analyse(&plan("calico"), &inventory);
+    let found: Vec<_> = report.findings().filter(|f| f.kind == FindingKind::AdmissionPolicy).collect();
+    assert_eq!(found.len(), 2, "the constraint on kube-system applies to nothing moving: {found:#?}");
+    let binding = found.iter().find(|f| f.object == "ValidatingAdmissionPolicyBinding require-team").unwrap();
+    assert_eq!((binding.source_cluster.as_str(), binding.open, binding.severity), ("a", true, super::Severity::High));
+    assert_eq!(binding.namespaces, ["ci", "shop", "web-a"]);
+    assert!(binding.detail.contains("install it in fra-prod-1"), "{}", binding.detail);
+    let gatekeeper = found.iter().find(|f| f.object == "K8sRequiredLabels ci-only").unwrap();
+    assert_eq!(
+        (gatekeeper.namespaces.as_slice(), gatekeeper.severity),
+        (&["ci".to_string()][..], super::Severity::Medium)
+    );
+
+    // The same binding in b too: the platform's, closed in both.
+    inventory[1].isolation.admission_policies = vec![vap("require-team")];
+    let report = analyse(&plan("calico"), &inventory);
+    let bindings: Vec<_> =
+        report.findings().filter(|f| f.object == "ValidatingAdmissionPolicyBinding require-team").collect();
+    assert_eq!(bindings.len(), 2);
+    assert!(bindings.iter().all(|f| !f.open && f.detail.contains("in every source cluster")));
+}
+
+#[test]
+fn a_runtime_class_whose_handler_no_node_of_the_target_offers_is_an_open_finding_where_handlers_are_known() {
+    use kplan_model::{NodeRef, RuntimeHandler};
+    let mut inventory = inventory();
+    inventory[0].namespaces[0].pod_groups =
+        vec![PodGroup { runtime_class: "gvisor".into(), replicas: 1, ..Default::default() }];
+    inventory[0].isolation.runtime_classes = vec![RuntimeClass { name: "gvisor".into(), handler: "runsc".into() }];
+    let mut plan = plan("calico");
+    plan.blocks[0].target_clusters[0].nodes_kept =
+        vec![NodeRef { cluster_id: "a".into(), node: "a-w1".into(), ..Default::default() }];
+    // No node reports its handlers (before 1.30): not checked, as before.
+    assert!(analyse(&plan, &inventory).findings().all(|f| f.kind != FindingKind::RuntimeClass));
+    let handler = |name: &str| RuntimeHandler { name: name.into(), features: Vec::new() };
+    inventory[0].nodes[0].runtime_handlers = vec![handler(""), handler("runc")];
+    let report = analyse(&plan, &inventory);
+    let finding = report.findings().find(|f| f.kind == FindingKind::RuntimeClass).expect("runsc is offered by no node");
+    assert!(finding.open);
+    assert!(finding.detail.contains("no node of fra-prod-1 offers its handler runsc"), "{}", finding.detail);
+    assert!(super::verify(&plan, &inventory, &report, &manifests(&plan, &inventory)).is_empty());
+    inventory[0].nodes[0].runtime_handlers.push(handler("runsc"));
+    assert!(analyse(&plan, &inventory).findings().all(|f| f.kind != FindingKind::RuntimeClass));
+}
+
 #[test]
 fn the_report_is_deterministic_and_names_clusters_without_isolation_inventory() {
     let mut inventory = inventory();

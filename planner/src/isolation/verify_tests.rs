@@ -299,3 +299,46 @@ fn a_late_cluster_scoped_object_a_duplicate_and_an_unguarded_namespace_are_refus
     let text = refused(&plan, &inventory, &report, &unguarded);
     assert!(text.contains("pay arrives in wave 2 and no Gatekeeper Constraint applied by then guards it"), "{text}");
 }
+
+#[test]
+fn a_pod_security_finding_left_out_or_closed_or_an_admission_policy_left_out_is_refused() {
+    use super::tests::violating;
+    use kplan_model::isolation::AdmissionPolicy;
+    let (plan, mut inventory) = (plan("calico"), inventory());
+    inventory[0].namespaces[1].pod_groups = vec![violating("Deployment/api", &["hostPorts"], &["runAsNonRoot"])];
+    inventory[1].isolation.admission_policies = vec![AdmissionPolicy {
+        group: "admissionregistration.k8s.io".into(),
+        kind: "ValidatingAdmissionPolicy".into(),
+        name: "no-latest".into(),
+        ..Default::default()
+    }];
+    let (report, targets) = honest(&plan, &inventory);
+    assert_eq!(refused(&plan, &inventory, &report, &targets), "");
+
+    let mut tampered = report.clone();
+    for target in &mut tampered.targets {
+        target.findings.retain(|f| f.kind != FindingKind::PodSecurity && f.kind != FindingKind::AdmissionPolicy);
+    }
+    let text = refused(&plan, &inventory, &tampered, &targets);
+    assert!(
+        text.contains(
+            "pods of Deployment/api in web-a break Pod Security rules hostPorts, runAsNonRoot of the level it keeps"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "ValidatingAdmissionPolicy no-latest of b applies to namespaces moving into it and no \
+             admission-policy finding names it"
+        ),
+        "{text}"
+    );
+
+    let mut tampered = report.clone();
+    for finding in tampered.targets.iter_mut().flat_map(|t| &mut t.findings) {
+        finding.open = false;
+    }
+    let text = refused(&plan, &inventory, &tampered, &targets);
+    assert!(text.contains("is closed, but nothing emitted changes a pod spec"), "{text}");
+    assert!(text.contains("its finding is closed, but not every source has it"), "{text}");
+}

@@ -53,6 +53,23 @@
 //!   an open runtime-class finding names it for that namespace; every emitted
 //!   RuntimeClass is asked for by some pod moving into the target.
 //!
+//! - **Handlers are offered**: where some node the target keeps reports its
+//!   runtime handlers, a pod group asking for a RuntimeClass whose handler
+//!   (as its source defines it) none of them offers must be named by an open
+//!   runtime-class finding for its namespace.
+//! - **Pods that break their namespace's level are claimed**: per moved
+//!   namespace, the level it enforced in its source (its label) against the
+//!   rules each of its pod groups breaks (recorded per level by the
+//!   collector; restricted enforces baseline's rules too), re-derived here:
+//!   every breaking workload must have an open pod-security finding for that
+//!   namespace listing at least those rules; a pod-security finding must be
+//!   open (nothing emitted changes a pod spec) and name rules its workload
+//!   breaks there.
+//! - **Admission policies are claimed**: every admission policy (binding,
+//!   constraint) of a source whose scope (namespace names, selector on the
+//!   source's labels) takes in a namespace moving into the target has an
+//!   admission-policy finding of that source naming it; it is open unless the
+//!   same group, kind and name exist in every source of the target.
 //! - **Every object is applied in time, once**: the emitted objects come in
 //!   waves (0: before any namespace arrives). An object of namespace N (its
 //!   label patch, a RoleBinding or NetworkPolicy in it) is in a wave no later
@@ -86,6 +103,8 @@ pub struct Claim<'a> {
     pub object: &'a str,
     /// `Group NAME`, `User NAME`, `ServiceAccount NS/NAME`; empty for network findings.
     pub subject: &'a str,
+    /// A pod-security finding's rules.
+    pub rules: &'a [String],
     pub namespaces: &'a [String],
     pub closed_by: &'a [String],
     pub open: bool,
@@ -132,6 +151,8 @@ struct Target<'a> {
     cni: &'a str,
     /// (source, namespace) -> its name in the target.
     names: BTreeMap<(&'a str, &'a str), &'a str>,
+    /// (cluster, node) of the nodes it keeps and of its control plane.
+    nodes: Vec<(&'a str, &'a str)>,
 }
 
 impl<'a> Target<'a> {
@@ -154,7 +175,13 @@ fn targets(plan: &Plan) -> Vec<Target<'_>> {
                 let new_name = if moved.new_name.is_empty() { &moved.namespace } else { &moved.new_name };
                 names.insert((moved.from_cluster.as_str(), moved.namespace.as_str()), new_name.as_str());
             }
-            out.push(Target { block, name: &target.name, cni: &target.cni, names });
+            let nodes = target
+                .nodes_kept
+                .iter()
+                .map(|n| (n.cluster_id.as_str(), n.node.as_str()))
+                .chain(target.control_plane.iter().map(|n| (n.cluster_id.as_str(), n.node.as_str())))
+                .collect();
+            out.push(Target { block, name: &target.name, cni: &target.cni, names, nodes });
         }
     }
     out
@@ -220,6 +247,8 @@ pub fn validate_isolation(
         check_role_bindings(&target, &clusters, objects, &mut out);
         check_pod_security(&target, &clusters, objects, &mut out);
         check_runtime_classes(&target, &clusters, &claims, objects, &mut out);
+        check_pod_violations(&target, &clusters, &claims, &mut out);
+        check_admission_policies(&target, &clusters, &claims, &mut out);
         if target.sources().len() < 2 {
             continue;
         }
@@ -362,6 +391,16 @@ fn check_runtime_classes(
         .flat_map(|o| o.runtime_classes)
         .map(|c| (c.metadata.name.as_deref().unwrap_or_default(), c.handler.as_str()))
         .collect();
+    // The handlers the target's nodes report; None when none reports any.
+    let nodes: Vec<&kplan_model::Node> = target
+        .nodes
+        .iter()
+        .filter_map(|(cluster, node)| clusters.get(cluster)?.nodes.iter().find(|n| n.name == *node))
+        .collect();
+    let offered: Option<BTreeSet<&str>> = nodes
+        .iter()
+        .any(|n| !n.runtime_handlers.is_empty())
+        .then(|| nodes.iter().flat_map(|n| n.runtime_handlers.iter().map(|h| h.name.as_str())).collect());
     let mut asked: BTreeSet<&str> = BTreeSet::new();
     for ((source, namespace), new_name) in &target.names {
         let Some(cluster) = clusters.get(source) else { continue };
@@ -376,6 +415,20 @@ fn check_runtime_classes(
                     && c.object == format!("RuntimeClass {class}")
                     && c.namespaces.iter().any(|n| n == new_name)
             });
+            if let (Some(handler), Some(offered)) = (handler, &offered)
+                && !offered.contains(handler)
+                && !claimed
+            {
+                out.push(violation(
+                    target.block,
+                    format!(
+                        "target {}: pods of {new_name} (from {source}) need RuntimeClass {class}, whose handler \
+                         {handler} no node of the target offers, and no open finding says so",
+                        target.name
+                    ),
+                ));
+                continue;
+            }
             match (emitted.get(class), handler) {
                 (Some(there), Some(handler)) if *there == handler => {}
                 _ if claimed => {}
@@ -404,6 +457,135 @@ fn check_runtime_classes(
             target.block,
             format!("target {}: emitted RuntimeClass {class} is asked for by no pod moving into it", target.name),
         ));
+    }
+}
+
+/// The rules a namespace enforcing `level` refuses a pod group for, from the
+/// collector's per-level lists (restricted enforces baseline's too).
+fn refused_rules(
+    level: kplan_model::isolation::PodSecurityLevel,
+    group: &kplan_model::scheduling::PodGroup,
+) -> BTreeSet<&str> {
+    use kplan_model::isolation::PodSecurityLevel;
+    let mut rules: BTreeSet<&str> = BTreeSet::new();
+    if level >= PodSecurityLevel::Baseline {
+        rules.extend(group.pod_security.baseline.iter().map(String::as_str));
+    }
+    if level >= PodSecurityLevel::Restricted {
+        rules.extend(group.pod_security.restricted.iter().map(String::as_str));
+    }
+    rules
+}
+
+fn check_pod_violations(
+    target: &Target<'_>,
+    clusters: &BTreeMap<&str, &ClusterSnapshot>,
+    claims: &[&Claim<'_>],
+    out: &mut Vec<Violation>,
+) {
+    use kplan_model::isolation::PodSecurityLevel;
+    // (new name, workload) -> rules broken.
+    let mut broken: BTreeMap<(&str, String), BTreeSet<&str>> = BTreeMap::new();
+    for ((source, namespace), new_name) in &target.names {
+        let Some(found) = clusters.get(source).and_then(|c| c.namespaces.iter().find(|n| n.name == *namespace)) else {
+            continue;
+        };
+        let level = PodSecurityLevel::of_labels(&found.labels);
+        for group in &found.pod_groups {
+            let rules = refused_rules(level, group);
+            if !rules.is_empty() {
+                let workload = format!("{}/{}", group.owner_kind, group.owner_name);
+                broken.entry((new_name, workload)).or_default().extend(rules);
+            }
+        }
+    }
+    for ((namespace, workload), rules) in &broken {
+        let claimed: BTreeSet<&str> = claims
+            .iter()
+            .filter(|c| c.kind == "pod-security" && c.object == workload && c.namespaces.iter().any(|n| n == namespace))
+            .filter(|c| c.open)
+            .flat_map(|c| c.rules.iter().map(String::as_str))
+            .collect();
+        let missing: Vec<&str> = rules.difference(&claimed).copied().collect();
+        if !missing.is_empty() {
+            out.push(violation(
+                target.block,
+                format!(
+                    "target {}: pods of {workload} in {namespace} break Pod Security rules {} of the level it \
+                     keeps, and no open pod-security finding names them",
+                    target.name,
+                    missing.join(", ")
+                ),
+            ));
+        }
+    }
+    for claim in claims.iter().filter(|c| c.kind == "pod-security") {
+        let real = claim.namespaces.iter().any(|n| {
+            broken
+                .get(&(n.as_str(), claim.object.to_string()))
+                .is_some_and(|rules| claim.rules.iter().all(|r| rules.contains(r.as_str())))
+        });
+        if !claim.open || !real {
+            out.push(violation(
+                target.block,
+                format!(
+                    "target {}: the pod-security finding of {} in {} ({}) is {}",
+                    target.name,
+                    claim.object,
+                    claim.namespaces.join(", "),
+                    claim.rules.join(", "),
+                    if claim.open {
+                        "not what its pods break"
+                    } else {
+                        "closed, but nothing emitted changes a pod spec"
+                    }
+                ),
+            ));
+        }
+    }
+}
+
+fn check_admission_policies(
+    target: &Target<'_>,
+    clusters: &BTreeMap<&str, &ClusterSnapshot>,
+    claims: &[&Claim<'_>],
+    out: &mut Vec<Violation>,
+) {
+    let sources: Vec<&ClusterSnapshot> = target.sources().iter().filter_map(|s| clusters.get(s).copied()).collect();
+    for source in target.sources() {
+        let Some(cluster) = clusters.get(source) else { continue };
+        for policy in &cluster.isolation.admission_policies {
+            let applies = target.names.keys().filter(|(s, _)| *s == source).any(|(_, namespace)| {
+                let labels = cluster.namespaces.iter().find(|n| n.name == *namespace).map(|n| &n.labels);
+                (policy.namespaces.is_empty() || policy.namespaces.iter().any(|n| n == namespace))
+                    && policy.namespace_selector.as_ref().is_none_or(|s| labels.is_some_and(|l| s.matches(l)))
+            });
+            if !applies {
+                continue;
+            }
+            let everywhere = sources.iter().all(|c| {
+                c.isolation
+                    .admission_policies
+                    .iter()
+                    .any(|p| p.group == policy.group && p.kind == policy.kind && p.name == policy.name)
+            });
+            let object = format!("{} {}", policy.kind, policy.name);
+            let claim = claims
+                .iter()
+                .find(|c| c.kind == "admission-policy" && c.source_cluster == source && c.object == object);
+            let problem = match claim {
+                None => "no admission-policy finding names it",
+                Some(claim) if !claim.open && !everywhere => "its finding is closed, but not every source has it",
+                Some(_) => continue,
+            };
+            out.push(violation(
+                target.block,
+                format!(
+                    "target {}: {object} of {source} applies to namespaces moving into it and {problem}",
+                    target.name
+                ),
+            ));
+        }
     }
 }
 

@@ -23,6 +23,7 @@ fn node(name: &str, zone: &str, role: NodeRole) -> Node {
         unschedulable: false,
         taints: Vec::new(),
         extended: Default::default(),
+        runtime_handlers: Vec::new(),
     }
 }
 

@@ -262,6 +262,7 @@ pub fn small_snapshot(cluster_id: &str, generation: u64) -> kplan_model::Cluster
         unschedulable: false,
         taints: Vec::new(),
         extended: Default::default(),
+        runtime_handlers: Vec::new(),
     };
     ClusterSnapshot {
         cluster_id: cluster_id.into(),

@@ -226,3 +226,118 @@ fn a_bad_config_is_reported_whole_and_exits_64_before_binding() {
     assert_eq!(output.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&output.stderr).contains("bogus_key"));
 }
+
+/// `kplan-server` over mutual TLS on a fixed address, trusting client
+/// certificates of `client_ca` only.
+fn start_tls_server_on(data_dir: &Path, addr: &str, server_ca_dir: &Path, client_ca: &Path) -> Server {
+    let mut command = std::process::Command::new(bin("kplan-server"));
+    command
+        .args(["--listen", addr, "--metrics-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .arg("--tls-cert")
+        .arg(server_ca_dir.join("server.crt"))
+        .arg("--tls-key")
+        .arg(server_ca_dir.join("server.key"))
+        .arg("--client-ca")
+        .arg(client_ca)
+        .env("KPLAN_LOG_FORMAT", "json");
+    start_server_with(&mut command, data_dir)
+}
+
+/// Replaces `path` whole, as a Secret update or cert-manager's renewal does.
+fn replace_file(path: &Path, from: &Path) {
+    let tmp = path.with_extension("tmp");
+    std::fs::copy(from, &tmp).expect("copies");
+    std::fs::rename(&tmp, path).expect("replaces");
+}
+
+/// Issue 16 item 6, the agent's side of rotation: its client certificate and
+/// key are replaced on disk by ones of a new CA while it runs, and the server
+/// now trusts only that CA. Without a restart, the agent's next report must
+/// be signed by the new certificate and stored (the old one is refused).
+#[test]
+fn the_agent_reports_with_a_rotated_client_certificate_without_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |rel: &str| dir.path().join(rel).display().to_string();
+    for ca in ["ca-old", "ca-new"] {
+        kplan_certs(&["init", "--out", &path(ca), "--server-host", "localhost", "--server-host", "127.0.0.1"]);
+        kplan_certs(&["issue", "--ca-dir", &path(ca), "--cluster", CLUSTER, "--out", &path(&format!("{ca}-certs"))]);
+    }
+    let issued = |ca: &str, ext: &str| dir.path().join(format!("{ca}-certs/{CLUSTER}.{ext}"));
+    // The agent's mounted Secret: the old CA's certificate for now.
+    std::fs::create_dir(dir.path().join("agent-tls")).expect("dir");
+    let (agent_cert, agent_key) = (dir.path().join("agent-tls/tls.crt"), dir.path().join("agent-tls/tls.key"));
+    replace_file(&agent_cert, &issued("ca-old", "crt"));
+    replace_file(&agent_key, &issued("ca-old", "key"));
+
+    let cluster = FakeCluster::start(dir.path());
+    let data = dir.path().join("data");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = start_tls_server_on(&data, &addr, &dir.path().join("ca-old"), &dir.path().join("ca-old/ca.crt"));
+    let url = format!("https://{addr}");
+    let mut agent = AgentProcess::start(
+        &["--kubeconfig", cluster.kubeconfig(), "--cluster-id", CLUSTER, "--server", &url],
+        &[
+            ("KPLAN_AGENT_INSECURE_PLAINTEXT", "false"),
+            ("KPLAN_AGENT_TLS__CA_FILE", &path("ca-old/ca.crt")),
+            ("KPLAN_AGENT_TLS__CERT_FILE", &agent_cert.display().to_string()),
+            ("KPLAN_AGENT_TLS__KEY_FILE", &agent_key.display().to_string()),
+            ("KPLAN_AGENT_DATACENTER", "fra"),
+            ("KPLAN_AGENT_ZONE", "fra-prod-a"),
+            ("KPLAN_AGENT_SECURITY_TIER", "prod"),
+            ("KPLAN_AGENT_DEBOUNCE_SECONDS", "0.2"),
+            ("KPLAN_AGENT_RETRY_INITIAL_SECONDS", "0.2"),
+            ("KPLAN_AGENT_RETRY_MAX_SECONDS", "1"),
+            ("KPLAN_AGENT_HEALTH_LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    let first = agent.wait_for("snapshot reported", Duration::from_secs(30));
+    let first_generation = first["generation"].as_u64().expect("generation");
+
+    // Rotation: the new CA's certificate and key in the agent's files, and a
+    // server (restarted on the same address, so no old connection survives)
+    // that trusts the new CA only.
+    server.kill9();
+    replace_file(&agent_cert, &issued("ca-new", "crt"));
+    replace_file(&agent_key, &issued("ca-new", "key"));
+    let server = start_tls_server_on(&data, &addr, &dir.path().join("ca-old"), &dir.path().join("ca-new/ca.crt"));
+
+    // The old certificate is refused now: only the rotated one can get a report in.
+    let old = kplan_proto::tls::ClientSecurity {
+        ca_file: Some(dir.path().join("ca-old/ca.crt")),
+        cert_file: Some(issued("ca-old", "crt")),
+        key_file: Some(issued("ca-old", "key")),
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let refused = runtime.block_on(async {
+        let channel = old.connect(&url).await.map_err(|err| err.to_string())?;
+        let mut client = kplan_proto::v1::query_service_client::QueryServiceClient::new(channel);
+        client.list_clusters(kplan_proto::v1::ListClustersRequest::default()).await.map_err(|err| err.to_string())
+    });
+    assert!(refused.is_err(), "the server trusts only the new CA");
+
+    let mut node = cluster.fake.objects(kplan_agent::fake_api::ApiResource::Nodes)[0].clone();
+    node["metadata"]["labels"]["kplan.io/firewall-zone"] = json!("fra-rotated");
+    cluster.fake.apply(node);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let reported = loop {
+        let newer = agent
+            .messages("snapshot reported")
+            .into_iter()
+            .find(|line| line["generation"].as_u64().is_some_and(|g| g > first_generation));
+        if let Some(line) = newer {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "no report after the rotation; agent log:\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(agent.messages("the TLS or token files changed: reporting with the new ones").len(), 1);
+    drop(agent);
+    server.kill9();
+    let stored: Value =
+        serde_json::from_str(&kplan_ok(&["--inventory", &path("data"), "clusters", "show", CLUSTER, "-o", "json"]))
+            .expect("json");
+    assert_eq!(stored["generation"], reported["generation"], "the report after the rotation is stored");
+    assert!(stored["nodes"].as_array().expect("nodes").iter().any(|n| n["zone"] == "fra-rotated"), "{stored}");
+}

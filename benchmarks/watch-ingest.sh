@@ -11,7 +11,8 @@
 # plans of disjoint blocks are all approved at once (`/prod,/dev`: two plans).
 # Environment: ROUNDS (default 3); MEMORY_LIMIT_MIB runs the server in a cgroup (v1
 # memory controller) with that limit, as a pod limit would, and prints its peak usage,
-# how often it hit the limit and whether the OOM killer ran.
+# how often it hit the limit and whether the OOM killer ran; LOG_DIR keeps the servers'
+# logs there (each re-check's read, decode and validate seconds).
 set -euo pipefail
 BIN="${1:?usage: benchmarks/watch-ingest.sh BIN_DIR [ESTATE_DIR [CLIENTS [REPORTS [BLOCKS]]]]}"
 cd "$(dirname "$0")/.."
@@ -60,6 +61,7 @@ limit hit $(cat "$CGROUP/memory.failcnt") times, $(grep -E '^oom_kill ' "$CGROUP
   fi
   echo "$2: $result, re-checks $rechecks, server VmHWM $(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status") MiB$memory"
   kill "$pid"; wait "$pid" || true
+  if [ -n "${LOG_DIR:-}" ]; then mkdir -p "$LOG_DIR"; cp "$WORK/log-$2" "$LOG_DIR/$2.log"; fi
 }
 prep "$WORK/unwatched" no
 prep "$WORK/watched" yes

@@ -107,6 +107,13 @@ pub struct Watcher {
     records: Mutex<()>,
     /// The approved plans, decoded once (a stored plan never changes).
     plans: Mutex<BTreeMap<String, Arc<kplan_model::Plan>>>,
+    /// The snapshots re-checks read, still encoded, by cluster and generation
+    /// (a stored generation never changes): the snapshots the approved plans
+    /// were made from and every cluster's newest. A re-check reads from the
+    /// store only the generations that arrived since the last one; reading
+    /// all of an XL estate's (1,800 values) each time took the CPU and sled's
+    /// page cache from the reports (`benchmarks/watch-ingest.md`).
+    encoded: Mutex<BTreeMap<(String, u64), Arc<EncodedSnapshot>>>,
 }
 
 impl Watcher {
@@ -127,6 +134,7 @@ impl Watcher {
             changes: watch::channel(0).0,
             records: Mutex::new(()),
             plans: Mutex::default(),
+            encoded: Mutex::default(),
         })
     }
 
@@ -334,11 +342,12 @@ impl Watcher {
         };
         let policy = plan.policy.clone().unwrap_or_else(|| self.default_policy.as_ref().clone());
         let started = std::time::Instant::now();
-        let (fresh, summaries, planned) = (
-            self.store.latest_snapshots_encoded()?,
-            self.store.list_clusters()?,
-            self.store.snapshots_at_encoded(&plan.inventory)?,
-        );
+        let summaries = self.store.list_clusters()?;
+        let newest: Vec<(String, u64)> = summaries.iter().map(|s| (s.cluster_id.clone(), s.generation)).collect();
+        let made_from: Vec<(String, u64)> =
+            plan.inventory.iter().map(|input| (input.cluster_id.clone(), input.generation)).collect();
+        let (fresh, planned) = (self.encoded_snapshots(&newest)?, self.encoded_snapshots(&made_from)?);
+        self.prune_encoded(&newest);
         Ok(Some(RecheckInputs {
             fresh,
             summaries,
@@ -347,6 +356,44 @@ impl Watcher {
             policy,
             read_seconds: started.elapsed().as_secs_f64(),
         }))
+    }
+
+    /// These snapshots, encoded: from the cache, and from the store those not
+    /// in it (blocking). A generation no longer stored is left out, as
+    /// [`Store::snapshots_at_encoded`] does.
+    fn encoded_snapshots(&self, keys: &[(String, u64)]) -> Result<Vec<Arc<EncodedSnapshot>>, StoreError> {
+        let mut found: Vec<Option<Arc<EncodedSnapshot>>> = {
+            let cache = self.encoded.lock().unwrap_or_else(PoisonError::into_inner);
+            keys.iter().map(|key| cache.get(key).cloned()).collect()
+        };
+        for (slot, (cluster_id, generation)) in found.iter_mut().zip(keys) {
+            if slot.is_some() {
+                continue;
+            }
+            let input = kplan_model::InventoryRef {
+                cluster_id: cluster_id.clone(),
+                generation: *generation,
+                content_sha256: String::new(),
+            };
+            *slot = self.store.snapshots_at_encoded(std::slice::from_ref(&input))?.pop().map(Arc::new);
+            if let Some(snapshot) = slot {
+                let key = (cluster_id.clone(), *generation);
+                self.encoded.lock().unwrap_or_else(PoisonError::into_inner).insert(key, snapshot.clone());
+            }
+        }
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// Keeps in the cache only what a re-check may read again: `newest`, and
+    /// what the approved plans were made from.
+    fn prune_encoded(&self, newest: &[(String, u64)]) {
+        let mut keep: BTreeSet<(&str, u64)> = newest.iter().map(|(c, g)| (c.as_str(), *g)).collect();
+        let plans = self.plans.lock().unwrap_or_else(PoisonError::into_inner);
+        keep.extend(plans.values().flat_map(|p| p.inventory.iter().map(|i| (i.cluster_id.as_str(), i.generation))));
+        self.encoded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(cluster_id, generation), _| keep.contains(&(cluster_id.as_str(), *generation)));
     }
 
     /// Stores a re-check's result when the plan is still approved (blocking).
@@ -399,9 +446,9 @@ impl Watcher {
 struct RecheckInputs {
     plan: Arc<kplan_model::Plan>,
     policy: Policy,
-    fresh: Vec<EncodedSnapshot>,
+    fresh: Vec<Arc<EncodedSnapshot>>,
     summaries: Vec<kplan_model::ClusterSummary>,
-    planned: Vec<EncodedSnapshot>,
+    planned: Vec<Arc<EncodedSnapshot>>,
     read_seconds: f64,
 }
 
@@ -425,8 +472,9 @@ struct Timings {
 /// The re-check itself: pure but for decoding, no store access (runs at low priority).
 fn check(inputs: RecheckInputs, options: ProgressOptions) -> Result<Checked, WatchError> {
     let started = std::time::Instant::now();
-    let decode =
-        |encoded: &[EncodedSnapshot]| encoded.iter().map(EncodedSnapshot::decode).collect::<Result<Vec<_>, _>>();
+    let decode = |encoded: &[Arc<EncodedSnapshot>]| {
+        encoded.iter().map(|snapshot| snapshot.decode()).collect::<Result<Vec<_>, _>>()
+    };
     let (fresh, planned) = (decode(&inputs.fresh)?, decode(&inputs.planned)?);
     let decoded = std::time::Instant::now();
     let (plan, policy) = (inputs.plan.as_ref(), &inputs.policy);
@@ -537,6 +585,39 @@ mod tests {
         );
         watcher.approve(&plan.id, "planner:test").expect("approves");
         (watcher, metrics, plan.id)
+    }
+
+    /// A re-check reads from the store only generations it has not read
+    /// before, and keeps only what it may read again: each cluster's newest
+    /// and what the plan was made from.
+    #[test]
+    fn re_checks_keep_the_snapshots_they_read_again_and_no_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (watcher, _, plan_id) = approved(dir.path());
+        let cached =
+            |watcher: &Watcher| -> Vec<(String, u64)> { watcher.encoded.lock().unwrap().keys().cloned().collect() };
+        let inputs = watcher.read_inputs(&plan_id).expect("reads").expect("approved");
+        let generation_1 = |c: u32| (format!("fra-prod-{c}"), 1);
+        assert_eq!(cached(&watcher), vec![generation_1(1), generation_1(2), generation_1(3)]);
+        assert!(Arc::ptr_eq(&inputs.fresh[0], &inputs.planned[0]), "the newest is what the plan was made from");
+
+        // Two newer generations of fra-prod-1: the one in between is dropped,
+        // the plan's own is kept.
+        let mut snapshot = three_cluster_block().remove(0);
+        for generation in [2, 3] {
+            snapshot.generation = generation;
+            snapshot.namespaces[0].name = format!("app-{generation}");
+            watcher.store.put_snapshot(&snapshot, 2).expect("stores");
+            watcher.read_inputs(&plan_id).expect("reads").expect("approved");
+        }
+        let inputs = watcher.read_inputs(&plan_id).expect("reads").expect("approved");
+        assert_eq!(
+            cached(&watcher),
+            vec![generation_1(1), ("fra-prod-1".to_string(), 3), generation_1(2), generation_1(3)]
+        );
+        let fresh = inputs.fresh[0].decode().expect("decodes");
+        assert_eq!((fresh.generation, fresh.namespaces[0].name.as_str()), (3, "app-3"));
+        assert_eq!(inputs.planned[0].decode().expect("decodes").generation, 1);
     }
 
     /// A burst of reports before the re-check task runs makes one re-check,

@@ -77,7 +77,7 @@ pub struct WatchSettings {
     /// A wave in progress longer than this has stalled (`kplan_plan_waves_stalled`).
     pub wave_stall_seconds: i64,
     /// At least this long between the starts of two re-check runs, and a
-    /// run that took longer is followed by a pause as long as it took:
+    /// long run is followed by a rest three times as long as it took:
     /// reports arriving meanwhile wait for the next run (a steady stream of
     /// reports costs one run per interval, not one per report).
     pub recheck_interval: std::time::Duration,
@@ -488,17 +488,25 @@ fn check(inputs: RecheckInputs, options: ProgressOptions) -> Result<Checked, Wat
     Ok(Checked { progress, health, now: options.now_unix, timings })
 }
 
+/// A run of re-checks is followed by a rest this many times as long as it took.
+const RECHECK_REST_FACTOR: u32 = 3;
+
 /// When the next run of re-checks may start: `interval` after this one
-/// started, and no sooner after it ended than it lasted. Re-checks of large
-/// plans (seconds each on a 20,000-node estate) under a steady stream of
-/// reports would otherwise run back to back; this way they take at most half
-/// of one core, whatever the estate, while small plans keep `interval`.
+/// started, and no sooner after it ended than [`RECHECK_REST_FACTOR`] times
+/// what it lasted. Re-checks of large plans (2-3 s each on a 20,000-node
+/// estate) under a steady stream of reports would otherwise run back to back;
+/// this way they take at most a quarter of one core, whatever the estate
+/// (two approved XL plans: a re-check about every 20 s), while small plans
+/// keep `interval`. Even at SCHED_IDLE a re-check costs the reports
+/// something (caches, memory bandwidth, its result's write): with a rest as
+/// long as the run, the ingest p99 at 16 clients was 11% above the figure
+/// without plans, with only the start-up re-check 3% (`benchmarks/watch-ingest.md`).
 fn next_recheck(
     started: tokio::time::Instant,
     ended: tokio::time::Instant,
     interval: std::time::Duration,
 ) -> tokio::time::Instant {
-    (started + interval).max(ended + (ended - started))
+    (started + interval).max(ended + (ended - started) * RECHECK_REST_FACTOR)
 }
 
 /// Work for the low-priority thread.
@@ -549,13 +557,13 @@ mod tests {
     use kplan_store::SledStore;
 
     #[test]
-    fn a_long_re_check_is_followed_by_a_pause_as_long_and_a_short_one_by_the_interval() {
+    fn a_long_re_check_is_followed_by_a_rest_three_times_as_long_and_a_short_one_by_the_interval() {
         let start = tokio::time::Instant::now();
         let (ms, second) = (std::time::Duration::from_millis, std::time::Duration::from_secs(1));
         // 70 ms of work: the next run a second after this one started.
         assert_eq!(next_recheck(start, start + ms(70), second), start + second);
-        // 3 s of work: 3 s of rest after it, so at most half of a core.
-        assert_eq!(next_recheck(start, start + ms(3000), second), start + ms(6000));
+        // 3 s of work: 9 s of rest after it, so at most a quarter of a core.
+        assert_eq!(next_recheck(start, start + ms(3000), second), start + ms(12_000));
     }
 
     /// A store with the watch tests' estate and one approved plan of it.

@@ -329,7 +329,6 @@ async fn run(config: ServerConfig, default_policy: kplan_model::Policy, grpc: Gr
 
     let store = Arc::new(store);
     let _ = source.store.set(store.clone());
-    spawn_history_compaction(store.clone(), config.history_keep_all_days);
     let default_policy = Arc::new(default_policy);
     let watcher = kplan_server::watch::Watcher::new(
         store.clone(),
@@ -341,6 +340,7 @@ async fn run(config: ServerConfig, default_policy: kplan_model::Policy, grpc: Gr
             recheck_interval: std::time::Duration::from_millis(config.watch_recheck_interval_ms),
         },
     );
+    spawn_history_compaction(store.clone(), watcher.clone(), config.history_keep_all_days);
     watcher.start();
     let state = ApiState {
         metrics: metrics.clone(),
@@ -361,7 +361,7 @@ async fn run(config: ServerConfig, default_policy: kplan_model::Policy, grpc: Gr
 }
 
 /// Thins old history at start and every six hours, on a blocking thread.
-fn spawn_history_compaction(store: Arc<SledStore>, keep_all_days: u64) {
+fn spawn_history_compaction(store: Arc<SledStore>, watcher: Arc<kplan_server::watch::Watcher>, keep_all_days: u64) {
     use kplan_store::Store;
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(6 * 3600));
@@ -372,7 +372,11 @@ fn spawn_history_compaction(store: Arc<SledStore>, keep_all_days: u64) {
             let keep = (keep_all_days as i64).saturating_mul(86_400);
             match tokio::task::spawn_blocking(move || store.compact_history(now, keep)).await {
                 Ok(Ok(0)) => {}
-                Ok(Ok(n_removed)) => info!(n_removed, "history compacted"),
+                Ok(Ok(n_removed)) => {
+                    // What the watch kept of the generations removed must go too.
+                    watcher.history_compacted();
+                    info!(n_removed, "history compacted");
+                }
                 Ok(Err(err)) => error!(error = %err, "history compaction failed"),
                 Err(err) => error!(error = %err, "history compaction task failed"),
             }

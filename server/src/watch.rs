@@ -37,7 +37,7 @@ pub enum WatchError {
     Lifecycle(#[from] kplan_planner::watch::LifecycleError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the re-check worker stopped")]
+    #[error("the re-check stopped before it finished (it panicked; see the log above)")]
     WorkerGone,
 }
 
@@ -360,7 +360,8 @@ impl Watcher {
 
     /// These snapshots, encoded: from the cache, and from the store those not
     /// in it (blocking). A generation no longer stored is left out, as
-    /// [`Store::snapshots_at_encoded`] does.
+    /// [`Store::snapshots_at_encoded`] does (history compaction removes
+    /// generations: [`Watcher::history_compacted`] empties the cache).
     fn encoded_snapshots(&self, keys: &[(String, u64)]) -> Result<Vec<Arc<EncodedSnapshot>>, StoreError> {
         let mut found: Vec<Option<Arc<EncodedSnapshot>>> = {
             let cache = self.encoded.lock().unwrap_or_else(PoisonError::into_inner);
@@ -382,6 +383,13 @@ impl Watcher {
             }
         }
         Ok(found.into_iter().flatten().collect())
+    }
+
+    /// History compaction removed stored generations: what the re-checks kept
+    /// is dropped, so they read (and leave out) exactly what is stored, as
+    /// after a restart.
+    pub fn history_compacted(&self) {
+        self.encoded.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
     /// Keeps in the cache only what a re-check may read again: `newest`, and
@@ -522,7 +530,10 @@ fn low_priority_worker() -> Option<LowPriorityJobs> {
     let started = std::thread::Builder::new().name("kplan-watch".into()).spawn(move || {
         lower_thread_priority();
         for job in queue {
-            job();
+            // A re-check that panics (a bug the validator met in some
+            // inventory) fails that re-check only (its caller sees the reply
+            // dropped), not every one after it.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
         }
     });
     match started {
@@ -608,6 +619,13 @@ mod tests {
         let generation_1 = |c: u32| (format!("fra-prod-{c}"), 1);
         assert_eq!(cached(&watcher), vec![generation_1(1), generation_1(2), generation_1(3)]);
         assert!(Arc::ptr_eq(&inputs.fresh[0], &inputs.planned[0]), "the newest is what the plan was made from");
+        let again = watcher.read_inputs(&plan_id).expect("reads").expect("approved");
+        assert!(Arc::ptr_eq(&inputs.fresh[2], &again.fresh[2]), "read once, kept");
+        // After a compaction the store is read again.
+        watcher.history_compacted();
+        assert!(cached(&watcher).is_empty());
+        let after = watcher.read_inputs(&plan_id).expect("reads").expect("approved");
+        assert!(!Arc::ptr_eq(&inputs.fresh[2], &after.fresh[2]), "read from the store again");
 
         // Two newer generations of fra-prod-1: the one in between is dropped,
         // the plan's own is kept.

@@ -83,13 +83,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// [`Store::latest_snapshots`], each still encoded: reading is then only
     /// copying bytes out, under the store's locks, and the decoding happens
-    /// wherever the caller likes. The daemon's re-checks run at a low CPU
-    /// priority: a reader preempted while it holds sled's lock would make
-    /// every write (every report) wait for it, so they read at normal
-    /// priority and decode at the low one.
+    /// wherever the caller likes.
     fn latest_snapshots_encoded(&self) -> Result<Vec<EncodedSnapshot>, StoreError>;
 
-    /// [`Store::snapshots_at`], each still encoded.
+    /// [`Store::snapshots_at`], each still encoded. The daemon's re-checks
+    /// read with it (at normal priority: a reader preempted while it holds
+    /// sled's lock would make every write, every report, wait for it) and
+    /// decode at a low one.
     fn snapshots_at_encoded(&self, refs: &[kplan_model::InventoryRef]) -> Result<Vec<EncodedSnapshot>, StoreError>;
 
     /// Every stored snapshot of a cluster, oldest first (for capacity trends).

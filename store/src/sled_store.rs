@@ -305,11 +305,17 @@ impl SledStore {
         without_panics(&path, || {
             let mut check = VerifyProgress::default();
             let mut store = Self::open_sled(dir, cache_bytes)?;
+            let writes = read_seq(store.meta.get(WRITE_SEQ)?.as_deref())?;
             let mut sliced = false;
             while !store.verify_snapshots(&mut check, slice_bytes)? {
                 drop(store);
                 sliced = true;
                 store = Self::reopen_sled(dir, cache_bytes)?;
+                // Another process wrote between two slices (sled's lock is
+                // let go while closed): what was counted is out of date.
+                if read_seq(store.meta.get(WRITE_SEQ)?.as_deref())? != writes {
+                    return Err(StoreError::Locked { path: dir.display().to_string() });
+                }
             }
             store.verify_records(check)?;
             // A store that fits in one slice stays open as it is.
@@ -326,10 +332,12 @@ impl SledStore {
     /// [`SledStore::open_sled`] just after this process closed the store: sled
     /// lets go of its files a moment after the database is dropped (its
     /// background threads hold them), so the lock may still be held by us.
+    /// Unlike [`SledStore::open_sled`] it leaves sled's snapshot files alone:
+    /// while the lock is let go, a `.generating` one may be another process's.
     fn reopen_sled(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            match Self::open_sled(dir, cache_bytes) {
+            match Self::open_sled_as_is(dir, cache_bytes) {
                 Err(StoreError::Sled(sled::Error::Io(io)))
                     if is_lock_error(&io) && std::time::Instant::now() < deadline =>
                 {
@@ -348,6 +356,11 @@ impl SledStore {
 
     fn open_sled(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         remove_interrupted_snapshots(dir)?;
+        Self::open_sled_as_is(dir, cache_bytes)
+    }
+
+    /// [`SledStore::open_sled`] without removing interrupted snapshot files first.
+    fn open_sled_as_is(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open()?;
         let meta = db.open_tree("meta")?;
         let store = SledStore {
@@ -1128,7 +1141,17 @@ mod tests {
         }
         let whole = SledStore::open(dir.path()).expect("opens").verify().expect("verifies");
         assert_eq!((whole.n_clusters, whole.n_snapshots), (3, 12));
-        // One value per slice: twelve opens, and the store opens as before.
+        // Resumed after every value: each counted once.
+        let store = SledStore::open(dir.path()).expect("opens");
+        let (mut check, mut slices) = (VerifyProgress::default(), 1);
+        while !store.verify_snapshots(&mut check, 1).expect("verifies") {
+            slices += 1;
+        }
+        assert_eq!(slices, 13, "twelve values, and an empty slice after the last");
+        let sliced = store.verify_records(check).expect("verifies");
+        assert_eq!((sliced.n_clusters, sliced.n_snapshots), (3, 12));
+        drop(store);
+        // One value per slice: a reopen after each, and the store opens as before.
         let store = SledStore::open_checked_in_slices(dir.path(), DEFAULT_CACHE_BYTES, 1).expect("opens");
         assert_eq!(store.list_generations("c").expect("lists").len(), 4);
 
@@ -1142,20 +1165,20 @@ mod tests {
         let err = SledStore::open_checked_in_slices(dir.path(), DEFAULT_CACHE_BYTES, 1).expect_err("refused");
         assert!(err.to_string().contains("the record counts 3 generations, 4 are stored"), "{err}");
 
-        // A damaged value in the last slice.
+        // A damaged value in a slice in the middle.
         let store = SledStore::open_unverified(dir.path()).expect("opens");
         record.n_generations = 4;
         store.clusters.insert("b", encode("cluster", &record).expect("encodes")).expect("inserts");
         let mut bytes =
-            encode("snapshot", &StoredSnapshot { stored_at_unix: 2, snapshot: snapshot("c", 4, 1) }).expect("encodes");
+            encode("snapshot", &StoredSnapshot { stored_at_unix: 2, snapshot: snapshot("b", 2, 1) }).expect("encodes");
         let last = bytes.len() - 2;
         bytes[last] ^= 0x01;
-        store.snapshots.insert(snapshot_key("c", 4), bytes).expect("inserts");
+        store.snapshots.insert(snapshot_key("b", 2), bytes).expect("inserts");
         store.db.flush().expect("flushes");
         drop(store);
-        let err = SledStore::open_checked_in_slices(dir.path(), DEFAULT_CACHE_BYTES, 5).expect_err("refused");
+        let err = SledStore::open_checked_in_slices(dir.path(), DEFAULT_CACHE_BYTES, 1).expect_err("refused");
         assert!(err.to_string().contains("checksum mismatch"), "{err}");
-        assert!(err.to_string().contains("c/4"), "the damaged value is named: {err}");
+        assert!(err.to_string().contains("b/2"), "the damaged value is named: {err}");
     }
 
     #[test]

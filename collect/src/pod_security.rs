@@ -12,7 +12,7 @@
 //! is exempt from the restricted rules that do not apply to Windows, as in
 //! Kubernetes 1.25+.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EphemeralContainer, PodSpec, SeccompProfile, SecurityContext, Volume,
@@ -96,6 +96,27 @@ fn capabilities(security: Option<&SecurityContext>) -> Option<&Capabilities> {
 
 fn seccomp_type(profile: Option<&SeccompProfile>) -> Option<&str> {
     profile.map(|p| p.type_.as_str())
+}
+
+/// The annotations AppArmor profiles were set with before the
+/// `appArmorProfile` field (Kubernetes 1.30), one per container.
+const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+
+/// The rules of each level a pod breaks, sorted: [`violations`] of its spec,
+/// and baseline's `appArmorProfile` rule for its annotations, which
+/// pod-security-admission reads too: a profile other than `runtime/default`
+/// or `localhost/<name>` (such as `unconfined`) breaks it.
+pub fn pod_violations(spec: &PodSpec, annotations: Option<&BTreeMap<String, String>>) -> PodSecurityViolations {
+    let mut found = violations(spec);
+    let unconfined = annotations.into_iter().flatten().any(|(key, value)| {
+        key.starts_with(APPARMOR_ANNOTATION_PREFIX)
+            && !(value.is_empty() || value == "runtime/default" || value.starts_with("localhost/"))
+    });
+    if unconfined && !found.baseline.iter().any(|rule| rule == "appArmorProfile") {
+        found.baseline.push("appArmorProfile".to_string());
+        found.baseline.sort();
+    }
+    found
 }
 
 /// The rules of each level `spec` breaks, sorted.
@@ -301,6 +322,20 @@ mod tests {
         })));
         assert!(chown.baseline.is_empty());
         assert!(chown.restricted.contains(&"capabilities_restricted".to_string()));
+    }
+
+    #[test]
+    fn an_unconfined_app_armor_annotation_breaks_baseline_and_a_runtime_default_one_does_not() {
+        let pod = spec(serde_json::json!({"containers": [restricted_container()]}));
+        let annotations =
+            |value: &str| BTreeMap::from([(format!("{APPARMOR_ANNOTATION_PREFIX}app"), value.to_string())]);
+        assert_eq!(pod_violations(&pod, Some(&annotations("unconfined"))).baseline, vec!["appArmorProfile"]);
+        for allowed in ["runtime/default", "localhost/k8s-nginx", ""] {
+            assert!(pod_violations(&pod, Some(&annotations(allowed))).baseline.is_empty(), "{allowed}");
+        }
+        // Other annotations are not read.
+        let other = BTreeMap::from([("example.com/apparmor".to_string(), "unconfined".to_string())]);
+        assert!(pod_violations(&pod, Some(&other)).baseline.is_empty());
     }
 
     #[test]

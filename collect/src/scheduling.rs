@@ -138,7 +138,7 @@ pub fn pod_group(pod: &Pod, requests: Resources, object: &str) -> Result<Option<
         tolerations,
         runtime_class: spec.runtime_class_name.clone().unwrap_or_default(),
         volumes: crate::volumes::pod_claims(pod),
-        pod_security: crate::pod_security::violations(spec),
+        pod_security: crate::pod_security::pod_violations(spec, pod.metadata.annotations.as_ref()),
     }))
 }
 

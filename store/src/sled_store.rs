@@ -335,7 +335,13 @@ impl SledStore {
     /// Unlike [`SledStore::open_sled`] it leaves sled's snapshot files alone:
     /// while the lock is let go, a `.generating` one may be another process's.
     fn reopen_sled(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        Self::open_sled_waiting(dir, cache_bytes, std::time::Duration::from_secs(10))
+    }
+
+    /// [`SledStore::open_sled_as_is`], tried again while the files are locked,
+    /// for at most `wait`.
+    fn open_sled_waiting(dir: &Path, cache_bytes: u64, wait: std::time::Duration) -> Result<Self, StoreError> {
+        let deadline = std::time::Instant::now() + wait;
         loop {
             match Self::open_sled_as_is(dir, cache_bytes) {
                 Err(StoreError::Sled(sled::Error::Io(io)))
@@ -354,9 +360,12 @@ impl SledStore {
         without_panics(&path, || Self::open_sled(dir, DEFAULT_CACHE_BYTES)).map_err(|err| open_error(&path, err))
     }
 
+    /// Waits up to a second for the lock: a store this process has just
+    /// closed (a tool that opens, writes, closes and opens again) is let go a
+    /// moment after the drop. Another process's lock is reported after it.
     fn open_sled(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         remove_interrupted_snapshots(dir)?;
-        Self::open_sled_as_is(dir, cache_bytes)
+        Self::open_sled_waiting(dir, cache_bytes, std::time::Duration::from_secs(1))
     }
 
     /// [`SledStore::open_sled`] without removing interrupted snapshot files first.

@@ -81,11 +81,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every cluster's newest snapshot, sorted by cluster id: the planner's input.
     fn latest_snapshots(&self) -> Result<Vec<ClusterSnapshot>, StoreError>;
 
-    /// [`Store::latest_snapshots`], each still encoded: reading is then only
-    /// copying bytes out, under the store's locks, and the decoding happens
-    /// wherever the caller likes.
-    fn latest_snapshots_encoded(&self) -> Result<Vec<EncodedSnapshot>, StoreError>;
-
     /// [`Store::snapshots_at`], each still encoded. The daemon's re-checks
     /// read with it (at normal priority: a reader preempted while it holds
     /// sled's lock would make every write, every report, wait for it) and

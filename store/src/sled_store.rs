@@ -674,7 +674,7 @@ impl SledStore {
 }
 
 /// A stored snapshot as it is on disk, not yet decoded
-/// ([`Store::latest_snapshots_encoded`]): decoding (decompression, JSON) is
+/// ([`Store::snapshots_at_encoded`]): decoding (decompression, JSON) is
 /// most of the cost of a read, and needs none of the store's locks.
 #[derive(Clone)]
 pub struct EncodedSnapshot {
@@ -794,10 +794,6 @@ impl Store for SledStore {
     }
 
     fn latest_snapshots(&self) -> Result<Vec<ClusterSnapshot>, StoreError> {
-        self.latest_snapshots_encoded()?.iter().map(EncodedSnapshot::decode).collect()
-    }
-
-    fn latest_snapshots_encoded(&self) -> Result<Vec<EncodedSnapshot>, StoreError> {
         let mut out = Vec::new();
         for entry in self.clusters.iter() {
             let (key, value) = entry?;
@@ -809,7 +805,7 @@ impl Store for SledStore {
                     key: format!("{cluster_id}/{}", record.latest_generation),
                     reason: "the cluster record names a generation that is not stored".into(),
                 })?;
-            out.push(stored);
+            out.push(stored.decode()?);
         }
         Ok(out)
     }
